@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* Parsers for command-line values. Pure functions; any thread. */
+#ifndef MW_PARSE_H
+#define MW_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_CPUS_MAX 1024
+
+/* A set of CPU numbers, e.g. from "4-7,12". */
+struct mw_cpus {
+	uint16_t n;
+	uint16_t cpu[MW_CPUS_MAX];
+};
+
+/*
+ * "123", "64K", "4M", "1G", "2T" (binary multiples; a trailing "B", "iB"
+ * or "/s" is accepted). Rejects empty, negative, junk and overflow.
+ * Returns 0 or -EINVAL / -ERANGE.
+ */
+int mw_parse_size(const char *s, uint64_t *out);
+/* Decimal unsigned in [min, max]. Returns 0, -EINVAL or -ERANGE. */
+int mw_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* "0-3,8,10-11": ascending or not, duplicates folded; "" is rejected. */
+int mw_parse_cpus(const char *s, struct mw_cpus *out);
+/*
+ * The kernel's isolated CPUs (/sys/devices/system/cpu/isolated), as the
+ * default placement. Returns 0 with out->n == 0 when there are none.
+ */
+int mw_cpus_isolated(struct mw_cpus *out);
+/* "host:port", "[v6]:port"; host may be empty for "any" (":4444").
+ * host is written NUL-terminated into hostbuf. */
+int mw_parse_hostport(const char *s, char *hostbuf, size_t hostcap,
+		      uint16_t *port);
+
+#endif

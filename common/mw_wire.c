@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Encoders and decoders for the frames of docs/protocol.md. Pure functions,
+ * any thread. Decoders reject anything the specification does not allow, so
+ * the callers may trust every field they get back.
+ */
+#include "mw_wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "mw_err.h"
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	while (n--)
+		if (*p++)
+			return 0;
+	return 1;
+}
+
+void mw_frame_hdr_encode(uint8_t *p, const struct mw_frame_hdr *h)
+{
+	mw_put_be16(p, MW_FRAME_MAGIC);
+	p[2] = h->type;
+	p[3] = h->codec;
+	mw_put_be16(p + 4, h->flags);
+	mw_put_be16(p + 6, 0);
+	mw_put_be32(p + 8, h->stream);
+	mw_put_be32(p + 12, h->raw_len);
+	mw_put_be32(p + 16, h->wire_len);
+	mw_put_be32(p + 20, 0);
+	mw_put_be64(p + 24, h->seq);
+	mw_put_be64(p + 32, h->csum);
+}
+
+int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
+			struct mw_frame_hdr *out)
+{
+	if (n < MW_FRAME_HDR_LEN || mw_get_be16(p) != MW_FRAME_MAGIC)
+		return -MW_E_PROTO;
+	if (p[2] == 0 || p[2] >= MW_FT_MAX)
+		return -MW_E_PROTO;
+	if (mw_get_be16(p + 6) || mw_get_be32(p + 20))
+		return -MW_E_PROTO;
+	out->type = p[2];
+	out->codec = p[3];
+	out->flags = mw_get_be16(p + 4);
+	out->stream = mw_get_be32(p + 8);
+	out->raw_len = mw_get_be32(p + 12);
+	out->wire_len = mw_get_be32(p + 16);
+	out->seq = mw_get_be64(p + 24);
+	out->csum = mw_get_be64(p + 32);
+	if (out->wire_len > max_payload)
+		return -MW_E_PROTO;
+	switch (out->type) {
+	case MW_FT_HELLO:
+		return out->wire_len == MW_HELLO_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_HELLO_OK:
+		return out->wire_len == MW_HELLO_OK_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_END:
+		return out->wire_len == MW_END_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_ACK:
+		return out->wire_len == MW_ACK_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_ERROR:
+		return out->wire_len <= MW_ERROR_MAX ? 0 : -MW_E_PROTO;
+	case MW_FT_DATA:
+		if (out->flags & ~MW_F_KNOWN)
+			return -MW_E_PROTO;
+		if (out->raw_len == 0 || out->wire_len == 0)
+			return -MW_E_PROTO;
+		/* a raw payload is the chunk itself */
+		if ((out->flags & MW_F_RAW) && out->wire_len != out->raw_len)
+			return -MW_E_PROTO;
+		if (!(out->flags & MW_F_RAW) && out->wire_len >= out->raw_len)
+			return -MW_E_PROTO;
+		return 0;
+	}
+	return -MW_E_PROTO;
+}
+
+void mw_hello_encode(uint8_t *p, const struct mw_hello *h)
+{
+	memset(p, 0, MW_HELLO_LEN);
+	memcpy(p, MW_HELLO_MAGIC, 8);
+	mw_put_be16(p + 8, h->version);
+	mw_put_be16(p + 10, h->chan_index);
+	mw_put_be16(p + 12, h->chan_count);
+	p[14] = h->codec;
+	p[15] = h->flags;
+	memcpy(p + 16, h->session, MW_SESSION_ID_LEN);
+	mw_put_be32(p + 32, h->chunk_size);
+	mw_put_be32(p + 36, h->window_chunks);
+}
+
+int mw_hello_decode(const uint8_t *p, size_t n, struct mw_hello *out)
+{
+	if (n < MW_HELLO_LEN || memcmp(p, MW_HELLO_MAGIC, 8))
+		return -MW_E_PROTO;
+	out->version = mw_get_be16(p + 8);
+	if (out->version != MW_PROTO_VERSION)
+		return 0; /* the caller rejects it by name */
+	out->chan_index = mw_get_be16(p + 10);
+	out->chan_count = mw_get_be16(p + 12);
+	out->codec = p[14];
+	out->flags = p[15];
+	memcpy(out->session, p + 16, MW_SESSION_ID_LEN);
+	out->chunk_size = mw_get_be32(p + 32);
+	out->window_chunks = mw_get_be32(p + 36);
+	if (!all_zero(p + 40, MW_HELLO_LEN - 40) || out->flags)
+		return -MW_E_PROTO;
+	if (out->chan_count == 0 || out->chan_count > MW_CHANNELS_MAX ||
+	    out->chan_index >= out->chan_count)
+		return -MW_E_PROTO;
+	if (out->chunk_size < MW_CHUNK_MIN || out->chunk_size > MW_CHUNK_MAX)
+		return -MW_E_PROTO;
+	if (out->window_chunks == 0)
+		return -MW_E_PROTO;
+	return 0;
+}
+
+void mw_hello_ok_encode(uint8_t *p, const struct mw_hello_ok *h)
+{
+	memset(p, 0, MW_HELLO_OK_LEN);
+	mw_put_be16(p, h->version);
+	mw_put_be16(p + 2, h->chan_index);
+	memcpy(p + 8, h->session, MW_SESSION_ID_LEN);
+}
+
+int mw_hello_ok_decode(const uint8_t *p, size_t n, struct mw_hello_ok *out)
+{
+	if (n < MW_HELLO_OK_LEN || mw_get_be32(p + 4))
+		return -MW_E_PROTO;
+	out->version = mw_get_be16(p);
+	out->chan_index = mw_get_be16(p + 2);
+	memcpy(out->session, p + 8, MW_SESSION_ID_LEN);
+	return 0;
+}
+
+void mw_end_encode(uint8_t *p, const struct mw_end *e)
+{
+	mw_put_be64(p, e->bytes);
+	mw_put_be64(p + 8, e->chunks);
+}
+
+int mw_end_decode(const uint8_t *p, size_t n, struct mw_end *out)
+{
+	if (n < MW_END_LEN)
+		return -MW_E_PROTO;
+	out->bytes = mw_get_be64(p);
+	out->chunks = mw_get_be64(p + 8);
+	/* a chunk holds at least one byte and at most MW_CHUNK_MAX */
+	if (out->chunks > out->bytes ||
+	    out->bytes / MW_CHUNK_MAX > out->chunks)
+		return -MW_E_PROTO;
+	return 0;
+}
+
+void mw_ack_encode(uint8_t *p, const struct mw_ack *a)
+{
+	mw_put_be64(p, a->bytes);
+	mw_put_be64(p + 8, a->chunks);
+}
+
+int mw_ack_decode(const uint8_t *p, size_t n, struct mw_ack *out)
+{
+	if (n < MW_ACK_LEN)
+		return -MW_E_PROTO;
+	out->bytes = mw_get_be64(p);
+	out->chunks = mw_get_be64(p + 8);
+	return 0;
+}
+
+const char *mw_frame_type_name(unsigned type)
+{
+	static const char *const names[MW_FT_MAX] = {
+		[MW_FT_HELLO] = "HELLO", [MW_FT_HELLO_OK] = "HELLO_OK",
+		[MW_FT_DATA] = "DATA",   [MW_FT_END] = "END",
+		[MW_FT_ACK] = "ACK",     [MW_FT_ERROR] = "ERROR",
+	};
+
+	return type < MW_FT_MAX && names[type] ? names[type] : "UNKNOWN";
+}

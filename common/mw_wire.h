@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wire format of docs/protocol.md: frame header, HELLO, END and ACK
+ * payloads. Everything is big-endian and explicitly encoded; wire bytes are
+ * hostile until a decode function has accepted them, so nothing here ever
+ * casts a buffer to a struct.
+ */
+#ifndef MW_WIRE_H
+#define MW_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MW_PROTO_VERSION 1
+#define MW_FRAME_MAGIC 0x4d57u /* "MW" */
+#define MW_FRAME_HDR_LEN 40
+#define MW_HELLO_MAGIC "MIGWIRE" /* 7 chars + NUL = 8 bytes on the wire */
+#define MW_HELLO_LEN 64
+#define MW_HELLO_OK_LEN 24
+#define MW_END_LEN 16
+#define MW_ACK_LEN 16
+#define MW_ERROR_MAX 1024
+#define MW_SESSION_ID_LEN 16
+
+/* Limits every receiver enforces before allocating anything. */
+#define MW_CHUNK_MIN 4096u
+#define MW_CHUNK_MAX (16u << 20)
+#define MW_CHANNELS_MAX 64u
+
+enum mw_frame_type {
+	MW_FT_HELLO = 1,    /* sender -> receiver, first frame of a channel */
+	MW_FT_HELLO_OK = 2, /* receiver -> sender: channel admitted */
+	MW_FT_DATA = 3,     /* one chunk of a stream */
+	MW_FT_END = 4,      /* a stream direction is complete: totals */
+	MW_FT_ACK = 5,      /* receiver -> sender: output flushed and closed */
+	MW_FT_ERROR = 6,    /* either way: the session failed, text follows */
+	MW_FT_MAX
+};
+
+/* DATA flags */
+#define MW_F_RAW 0x0001u /* payload is the raw bytes (did not shrink) */
+#define MW_F_KNOWN (MW_F_RAW)
+
+/* stream word: bit 31 is the direction, bits 0-30 the stream id */
+#define MW_STREAM_REVERSE 0x80000000u
+#define MW_STREAM_ID_MASK 0x7fffffffu
+
+struct mw_frame_hdr {
+	uint8_t type;
+	uint8_t codec;
+	uint16_t flags;
+	uint32_t stream;
+	uint32_t raw_len;
+	uint32_t wire_len; /* payload bytes that follow the header */
+	uint64_t seq;
+	uint64_t csum; /* XXH3-64 of the raw bytes (DATA) */
+};
+
+struct mw_hello {
+	uint16_t version;
+	uint16_t chan_index;
+	uint16_t chan_count;
+	uint8_t codec;
+	uint8_t flags;
+	uint8_t session[MW_SESSION_ID_LEN];
+	uint32_t chunk_size;
+	uint32_t window_chunks;
+};
+
+struct mw_hello_ok {
+	uint16_t version;
+	uint16_t chan_index;
+	uint8_t session[MW_SESSION_ID_LEN];
+};
+
+struct mw_end {
+	uint64_t bytes;  /* raw bytes in the stream direction */
+	uint64_t chunks; /* DATA frames in the stream direction */
+};
+
+struct mw_ack {
+	uint64_t bytes;  /* raw bytes written to the output */
+	uint64_t chunks; /* chunks written */
+};
+
+void mw_frame_hdr_encode(uint8_t *p, const struct mw_frame_hdr *h);
+/*
+ * Accepts exactly MW_FRAME_HDR_LEN bytes at p. Checks magic, type, that
+ * reserved fields are zero, and that wire_len fits max_payload (the caller's
+ * bound for this session). Returns 0 or -MW_E_PROTO.
+ */
+int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
+			struct mw_frame_hdr *out);
+
+void mw_hello_encode(uint8_t *p, const struct mw_hello *h);
+/* Checks the magic and the ranges of MW_CHUNK_*, MW_CHANNELS_MAX.
+ * A different protocol version decodes (out->version says which) so the
+ * caller can name it in its rejection. Returns 0 or -MW_E_PROTO. */
+int mw_hello_decode(const uint8_t *p, size_t n, struct mw_hello *out);
+
+void mw_hello_ok_encode(uint8_t *p, const struct mw_hello_ok *h);
+int mw_hello_ok_decode(const uint8_t *p, size_t n, struct mw_hello_ok *out);
+
+void mw_end_encode(uint8_t *p, const struct mw_end *e);
+int mw_end_decode(const uint8_t *p, size_t n, struct mw_end *out);
+void mw_ack_encode(uint8_t *p, const struct mw_ack *a);
+int mw_ack_decode(const uint8_t *p, size_t n, struct mw_ack *out);
+
+const char *mw_frame_type_name(unsigned type);
+
+static inline void mw_put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void mw_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void mw_put_be64(uint8_t *p, uint64_t v)
+{
+	mw_put_be32(p, (uint32_t)(v >> 32));
+	mw_put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t mw_get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t mw_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t mw_get_be64(const uint8_t *p)
+{
+	return (uint64_t)mw_get_be32(p) << 32 | mw_get_be32(p + 4);
+}
+
+#endif

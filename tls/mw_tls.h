@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TLS 1.3 through OpenSSL 3 with memory buffers: after the handshake this
+ * module owns no socket. The transport receives ciphertext (io_uring) and
+ * passes it in; it gets ciphertext back in buffers it supplies and sends
+ * them itself.
+ *
+ * Credentials follow QEMU's tls-creds-x509 directory layout (ca-cert.pem,
+ * server-cert.pem, server-key.pem, client-cert.pem, client-key.pem) and
+ * tls-creds-psk's keys.psk ("identity:hexkey" lines).
+ *
+ * Dependencies: common/ only.
+ */
+#ifndef MW_TLS_H
+#define MW_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "mw_err.h"
+
+enum mw_tls_mode { MW_TLS_OFF = 0, MW_TLS_X509, MW_TLS_PSK };
+
+struct mw_tls_cfg {
+	enum mw_tls_mode mode;
+	bool server;		/* recv side: accepts connections */
+	const char *creds_dir;	/* X509: QEMU layout directory */
+	const char *hostname;	/* client: name (or IP) the server cert must match */
+	const char *psk_file;	/* PSK: keys.psk */
+	const char *psk_identity; /* PSK client: identity to use (default "qemu") */
+};
+
+struct mw_tls_ctx; /* shared by all channels of a side; thread-safe */
+struct mw_tls_sess; /* one per channel; used by one thread at a time */
+
+/* Loads credentials and builds the context. On error *err says which file
+ * and why. Returns 0, -ENOENT/-EACCES, or -MW_E_TLS. */
+int mw_tls_ctx_new(struct mw_tls_ctx **out, const struct mw_tls_cfg *cfg,
+		   struct mw_err *err);
+void mw_tls_ctx_free(struct mw_tls_ctx *ctx);
+
+int mw_tls_sess_new(struct mw_tls_sess **out, struct mw_tls_ctx *ctx,
+		    struct mw_err *err);
+void mw_tls_sess_free(struct mw_tls_sess *s);
+
+/*
+ * Handshake step. in/in_len: ciphertext received since the last call (may
+ * be 0 bytes); *consumed is set to what was taken (the rest stays with the
+ * caller, e.g. application data that arrived with the last handshake
+ * message). out/out_cap: the caller's buffer for ciphertext to send; *out_len
+ * is set. Returns 0 when the handshake is complete (out may still hold
+ * bytes to send), -EAGAIN when more input is needed, or -MW_E_TLS /
+ * -MW_E_AUTH with the reason in *err (certificate, host name, PSK, or
+ * "peer is not speaking TLS").
+ */
+int mw_tls_handshake(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
+		     size_t *consumed, uint8_t *out, size_t out_cap,
+		     size_t *out_len, struct mw_err *err);
+
+/* Upper bound of ciphertext for sealing plain_len bytes in one call. */
+size_t mw_tls_seal_bound(size_t plain_len);
+
+/*
+ * Encrypts the iovecs (total at most out_cap - overhead, see seal_bound)
+ * into out. Returns the number of ciphertext bytes written, or -MW_E_TLS.
+ */
+ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
+		    uint8_t *out, size_t out_cap, struct mw_err *err);
+
+/*
+ * Decrypts: takes ciphertext from in (sets *consumed) and writes up to
+ * out_cap plaintext bytes into out. Returns plaintext bytes (>0), -EAGAIN
+ * when a whole record is not there yet (feed more), 0 on a clean TLS
+ * close_notify, or -MW_E_TLS. Ciphertext that was consumed but not yet
+ * returned as plaintext stays buffered inside the session; call again with
+ * in_len 0 to drain it before feeding more.
+ */
+ssize_t mw_tls_open(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
+		    size_t *consumed, uint8_t *out, size_t out_cap,
+		    struct mw_err *err);
+
+/* Bytes of plaintext already decrypted and waiting inside the session. */
+size_t mw_tls_pending(struct mw_tls_sess *s);
+
+/* One-line description of the peer (certificate subject or PSK identity). */
+const char *mw_tls_peer_name(struct mw_tls_sess *s);
+
+/* Parses QEMU keys.psk text: finds `identity` and decodes its hex key into
+ * key (at most key_cap bytes). Exposed for unit tests and fuzzing.
+ * Returns key length, -ENOENT (no such identity) or -EINVAL (bad line N,
+ * text in *err). */
+ssize_t mw_tls_psk_parse(const char *text, size_t len, const char *identity,
+			 uint8_t *key, size_t key_cap, struct mw_err *err);
+
+#endif
