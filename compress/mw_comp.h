@@ -104,8 +104,15 @@ int mw_comp_pool_new(struct mw_comp_pool **out, enum mw_codec c, int level,
  * Context: any thread.
  */
 int mw_comp_pool_submit(struct mw_comp_pool *p, struct mw_comp_job *job);
+/*
+ * Makes every blocked and later submit return -MW_E_CANCEL and tells the
+ * workers to exit after the job in hand; does not wait. Lets a failing
+ * session free a reader stuck in submit before mw_comp_pool_free().
+ * Context: any thread.
+ */
+void mw_comp_pool_stop(struct mw_comp_pool *p);
 /* Wakes and joins the workers; queued jobs not yet started are dropped
- * (their done is not called). */
+ * (their done is not called). No submit may be running or start now. */
 void mw_comp_pool_free(struct mw_comp_pool *p);
 /* CPU seconds all workers used so far (for stats). */
 double mw_comp_pool_cpu_seconds(struct mw_comp_pool *p);
