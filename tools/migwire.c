@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The migwire command line: `migwire send`, `migwire recv`, help, version.
+ * Only option parsing and validation live here; the work is in transport/.
+ * One table lists every option: getopt_long's array, --help and
+ * --print-config are all generated from it. Exit codes: 0 ok, 1 failure,
+ * 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mw_comp.h"
+#include "mw_log.h"
+#include "mw_parse.h"
+#include "mw_wire.h"
+#include "mw_xport.h"
+
+#define SIDE_SEND 1
+#define SIDE_RECV 2
+#define SIDE_BOTH 3
+
+struct opts {
+	struct mw_xp_cfg cfg;
+	const char *to, *listen, *creds, *psk, *psk_id, *hostname;
+	const char *input, *output, *cpus;
+	bool no_tls, print_config, have_level, have_threads;
+	const char *side_name;
+};
+
+typedef int opt_fn(struct opts *o, const char *arg);
+
+struct opt_def {
+	const char *name;
+	int has_arg;
+	int side;
+	opt_fn *fn;
+	const char *arg_name;
+	const char *help;
+};
+
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "migwire: %s (see --help)\n", msg);
+	return -MW_E_USAGE;
+}
+
+static int parse_u32_opt(const char *name, const char *arg, uint32_t min,
+			 uint32_t max, uint32_t *out)
+{
+	char range[64];
+
+	if (mw_parse_u32(arg, min, max, out) == 0)
+		return 0;
+	snprintf(range, sizeof(range), "%u..%u", min, max);
+	fprintf(stderr, "migwire: --%s: '%s' is not a number in %s "
+		"(see --help)\n", name, arg, range);
+	return -MW_E_USAGE;
+}
+
+static int parse_size_opt(const char *name, const char *arg, uint64_t min,
+			  uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+
+	if (mw_parse_size(arg, &v) || v < min || v > max) {
+		fprintf(stderr, "migwire: --%s: '%s' is not a size in "
+			"%llu..%llu bytes (suffixes K, M, G) (see --help)\n",
+			name, arg, (unsigned long long)min,
+			(unsigned long long)max);
+		return -MW_E_USAGE;
+	}
+	*out = v;
+	return 0;
+}
+
+static int o_to(struct opts *o, const char *a) { o->to = a; return 0; }
+static int o_listen(struct opts *o, const char *a) { o->listen = a; return 0; }
+static int o_creds(struct opts *o, const char *a) { o->creds = a; return 0; }
+static int o_psk(struct opts *o, const char *a) { o->psk = a; return 0; }
+static int o_psk_id(struct opts *o, const char *a) { o->psk_id = a; return 0; }
+static int o_host(struct opts *o, const char *a) { o->hostname = a; return 0; }
+static int o_notls(struct opts *o, const char *a) { o->no_tls = true; return 0; }
+static int o_input(struct opts *o, const char *a) { o->input = a; return 0; }
+static int o_output(struct opts *o, const char *a) { o->output = a; return 0; }
+static int o_cpus(struct opts *o, const char *a) { o->cpus = a; return 0; }
+static int o_stats(struct opts *o, const char *a)
+{
+	o->cfg.stats_file = a;
+	return 0;
+}
+static int o_verbose(struct opts *o, const char *a)
+{
+	o->cfg.verbose++;
+	if (mw_log_level < MW_LOG_TRACE)
+		mw_log_level++;
+	return 0;
+}
+static int o_quiet(struct opts *o, const char *a)
+{
+	mw_log_level = MW_LOG_ERR;
+	return 0;
+}
+static int o_printcfg(struct opts *o, const char *a)
+{
+	o->print_config = true;
+	return 0;
+}
+
+static int o_channels(struct opts *o, const char *a)
+{
+	return parse_u32_opt("channels", a, 1, MW_CHANNELS_MAX,
+			     &o->cfg.nr_chans);
+}
+
+static int o_compress(struct opts *o, const char *a)
+{
+	if (mw_codec_parse(a, &o->cfg.codec))
+		return usage_err("--compress: unknown codec '%s'; use none, "
+				 "zlib or zstd", a);
+	return 0;
+}
+
+static int o_level(struct opts *o, const char *a)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(a, &end, 10);
+	if (errno || *end || end == a || v < -1000 || v > 1000)
+		return usage_err("--compress-level: '%s' is not a level", a);
+	o->cfg.level = (int)v;
+	o->have_level = true;
+	return 0;
+}
+
+static int o_threads(struct opts *o, const char *a)
+{
+	o->have_threads = true;
+	return parse_u32_opt("threads", a, 1, 64, &o->cfg.threads);
+}
+
+static int o_chunk(struct opts *o, const char *a)
+{
+	uint64_t v = 0;
+	int ret = parse_size_opt("chunk-size", a, MW_CHUNK_MIN, MW_CHUNK_MAX,
+				 &v);
+
+	if (!ret)
+		o->cfg.chunk_size = (uint32_t)v;
+	return ret;
+}
+
+static int o_window(struct opts *o, const char *a)
+{
+	return parse_size_opt("window", a, 64 << 10, 1ull << 40,
+			      &o->cfg.window);
+}
+
+static int o_maxbw(struct opts *o, const char *a)
+{
+	return parse_size_opt("max-bandwidth", a, 1 << 10, 1ull << 50,
+			      &o->cfg.max_bw);
+}
+
+static int o_timeout(struct opts *o, const char *a)
+{
+	return parse_u32_opt("timeout", a, 1, 86400, &o->cfg.timeout_s);
+}
+
+static int o_wait(struct opts *o, const char *a)
+{
+	return parse_u32_opt("wait", a, 0, 86400 * 7, &o->cfg.wait_s);
+}
+
+static const struct opt_def opt_defs[] = {
+	{ "to", 1, SIDE_SEND, o_to, "HOST:PORT",
+	  "receiver address (required)" },
+	{ "listen", 1, SIDE_RECV, o_listen, "HOST:PORT",
+	  "address to accept the sender's channels on (required)" },
+	{ "channels", 1, SIDE_SEND, o_channels, "N",
+	  "parallel TCP+TLS channels, 1-64 (default 2)" },
+	{ "compress", 1, SIDE_SEND, o_compress, "CODEC",
+	  "none | zlib | zstd (default zstd)" },
+	{ "compress-level", 1, SIDE_SEND, o_level, "L",
+	  "codec level (zstd 1-19, default 1; zlib 1-9, default 1)" },
+	{ "compress-threads", 1, SIDE_SEND, o_threads, "N",
+	  "compression workers (default: online CPUs, at most 8)" },
+	{ "decompress-threads", 1, SIDE_RECV, o_threads, "N",
+	  "decompression workers (default: online CPUs, at most 8)" },
+	{ "chunk-size", 1, SIDE_SEND, o_chunk, "SIZE",
+	  "bytes per chunk, 4K-16M (default 256K)" },
+	{ "window", 1, SIDE_BOTH, o_window, "SIZE",
+	  "memory for chunks in flight on this side (default 32M)" },
+	{ "tls-creds", 1, SIDE_BOTH, o_creds, "DIR",
+	  "QEMU tls-creds-x509 directory: ca-cert.pem and server-cert.pem/"
+	  "server-key.pem (recv) or client-cert.pem/client-key.pem (send)" },
+	{ "tls-hostname", 1, SIDE_SEND, o_host, "NAME",
+	  "name the receiver's certificate must carry (default: host of --to)" },
+	{ "tls-psk", 1, SIDE_BOTH, o_psk, "FILE",
+	  "QEMU tls-creds-psk keys.psk file (identity:hexkey lines)" },
+	{ "tls-psk-identity", 1, SIDE_SEND, o_psk_id, "NAME",
+	  "PSK identity to use (default qemu)" },
+	{ "no-tls", 0, SIDE_BOTH, o_notls, NULL,
+	  "plaintext: no encryption, no authentication" },
+	{ "input", 1, SIDE_SEND, o_input, "fd:N",
+	  "read the stream from inherited descriptor N (default stdin)" },
+	{ "output", 1, SIDE_RECV, o_output, "fd:N",
+	  "write the stream to inherited descriptor N (default stdout)" },
+	{ "cpus", 1, SIDE_BOTH, o_cpus, "LIST",
+	  "pin worker threads to these CPUs, e.g. 4-7,12 (default: the "
+	  "kernel's isolated CPUs, if any)" },
+	{ "max-bandwidth", 1, SIDE_SEND, o_maxbw, "RATE",
+	  "cap wire bytes per second over all channels, e.g. 100M (default: "
+	  "no cap)" },
+	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
+	  "bound for handshakes, channel joins and stalls (default 30)" },
+	{ "wait", 1, SIDE_RECV, o_wait, "SECS",
+	  "how long to wait for the sender to connect (default 0: forever)" },
+	{ "stats-file", 1, SIDE_BOTH, o_stats, "PATH",
+	  "append a JSON stats line every second and a final one" },
+	{ "print-config", 0, SIDE_BOTH, o_printcfg, NULL,
+	  "print the configuration in effect and exit" },
+	{ "verbose", 0, SIDE_BOTH, o_verbose, NULL,
+	  "-v: summary line at the end; -vv: more" },
+	{ "quiet", 0, SIDE_BOTH, o_quiet, NULL, "errors only" },
+};
+
+#define NOPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
+
+static void print_usage(FILE *f, int side)
+{
+	size_t i;
+
+	if (side == SIDE_SEND)
+		fprintf(f,
+			"usage: migwire send --to HOST:PORT [options]\n\n"
+			"Reads a QEMU migration stream from stdin (QEMU's "
+			"exec: URI) and carries it to\n`migwire recv` over "
+			"parallel, compressed, encrypted channels. Exits 0 only\n"
+			"after the receiver confirmed that every byte reached "
+			"its output.\n\n"
+			"  QMP: {\"execute\":\"migrate\",\"arguments\":{\"uri\":"
+			"\"exec:migwire send --to dst:4444\n"
+			"        --channels 4 --tls-creds /etc/pki/qemu\"}}\n\n");
+	else
+		fprintf(f,
+			"usage: migwire recv --listen HOST:PORT [options]\n\n"
+			"Accepts the channels of one `migwire send`, "
+			"authenticates, decrypts,\ndecompresses and verifies "
+			"every chunk, and writes the original stream to\n"
+			"stdout in order (QEMU's -incoming exec: URI).\n\n"
+			"  qemu-system-x86_64 ... -incoming \"exec:migwire recv "
+			"--listen 0.0.0.0:4444\n"
+			"        --tls-creds /etc/pki/qemu\"\n\n");
+	fprintf(f, "options:\n");
+	for (i = 0; i < NOPTS; i++) {
+		const struct opt_def *d = &opt_defs[i];
+		char left[48];
+
+		if (!(d->side & side))
+			continue;
+		snprintf(left, sizeof(left), "--%s%s%s", d->name,
+			 d->arg_name ? " " : "", d->arg_name ? d->arg_name : "");
+		fprintf(f, "  %-28s %s\n", left, d->help);
+	}
+	fprintf(f, "  %-28s %s\n", "-h, --help", "this text");
+	fprintf(f, "\nTLS is on by default (TLS 1.3, mutual X.509 or PSK); "
+		"--no-tls must be said.\nExit status: 0 success, 1 failure, "
+		"2 usage error. Errors are one line on stderr.\n");
+}
+
+static void print_main_help(FILE *f)
+{
+	fprintf(f,
+		"migwire %s: the data plane of QEMU live migration\n\n"
+		"usage: migwire send --to HOST:PORT [options]   (source side, "
+		"QEMU migrate exec:)\n"
+		"       migwire recv --listen HOST:PORT [options] (destination, "
+		"-incoming exec:)\n"
+		"       migwire help [send|recv]\n"
+		"       migwire --version\n\n"
+		"`migwire send --help` and `migwire recv --help` list the "
+		"options.\nSee also: man migwire (docs/migwire.1), "
+		"docs/usage.md.\n", MW_VERSION);
+}
+
+static int parse_fd(const char *name, const char *arg, int *out)
+{
+	uint32_t v;
+
+	if (strncmp(arg, "fd:", 3) || mw_parse_u32(arg + 3, 0, 65535, &v))
+		return usage_err("--%s: '%s' is not of the form fd:N", name, arg);
+	*out = (int)v;
+	return 0;
+}
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
+/* Cross-option checks and derived values. */
+static int finish_cfg(struct opts *o, int side)
+{
+	struct mw_xp_cfg *c = &o->cfg;
+	int tls_ways = !!o->creds + !!o->psk + !!o->no_tls;
+	const char *addr = side == SIDE_SEND ? o->to : o->listen;
+	int lmin, lmax;
+
+	if (!addr)
+		return usage_err("%s is required", side == SIDE_SEND ?
+				 "--to HOST:PORT" : "--listen HOST:PORT");
+	if (mw_parse_hostport(addr, c->host, sizeof(c->host), &c->port))
+		return usage_err("'%s' is not HOST:PORT", addr);
+	if (side == SIDE_SEND && !c->host[0])
+		return usage_err("--to '%s' needs a host", addr);
+	if (tls_ways == 0)
+		return usage_err("choose --tls-creds DIR, --tls-psk FILE or, "
+				 "for plaintext, --no-tls");
+	if (tls_ways > 1)
+		return usage_err("--tls-creds, --tls-psk and --no-tls exclude "
+				 "each other");
+	c->tls.server = side == SIDE_RECV;
+	if (o->creds) {
+		c->tls.mode = MW_TLS_X509;
+		c->tls.creds_dir = o->creds;
+	} else if (o->psk) {
+		c->tls.mode = MW_TLS_PSK;
+		c->tls.psk_file = o->psk;
+		c->tls.psk_identity = o->psk_id ? o->psk_id : "qemu";
+	}
+	c->tls.hostname = o->hostname ? o->hostname : c->host;
+	mw_codec_level_range(c->codec, &lmin, &lmax);
+	if (!o->have_level)
+		c->level = mw_codec_level_default(c->codec);
+	else if (c->codec != MW_CODEC_NONE &&
+		 (c->level < lmin || c->level > lmax)) {
+		return usage_err("--compress-level must be in %d..%d for %s",
+				 lmin, lmax, mw_codec_name(c->codec));
+	}
+	if (!o->have_threads)
+		c->threads = default_threads();
+	if (o->input && parse_fd("input", o->input, &c->in_fd))
+		return -MW_E_USAGE;
+	if (o->output && parse_fd("output", o->output, &c->out_fd))
+		return -MW_E_USAGE;
+	if (o->cpus) {
+		if (mw_parse_cpus(o->cpus, &c->cpus))
+			return usage_err("--cpus: '%s' is not a CPU list like "
+					 "0-3,8", o->cpus);
+	} else {
+		mw_cpus_isolated(&c->cpus);
+	}
+	return 0;
+}
+
+static void print_config(const struct opts *o, int side)
+{
+	const struct mw_xp_cfg *c = &o->cfg;
+	unsigned i;
+
+	printf("side=%s\n", side == SIDE_SEND ? "send" : "recv");
+	printf("address=%s:%u\n", c->host, c->port);
+	printf("tls=%s\n", c->tls.mode == MW_TLS_X509 ? "x509" :
+	       c->tls.mode == MW_TLS_PSK ? "psk" : "off");
+	if (side == SIDE_SEND) {
+		printf("channels=%u\ncompress=%s\ncompress-level=%d\n",
+		       c->nr_chans, mw_codec_name(c->codec), c->level);
+		printf("chunk-size=%u\nmax-bandwidth=%llu\n", c->chunk_size,
+		       (unsigned long long)c->max_bw);
+		if (c->tls.mode == MW_TLS_X509)
+			printf("tls-hostname=%s\n", c->tls.hostname);
+	}
+	printf("threads=%u\nwindow=%llu\ntimeout=%u\n", c->threads,
+	       (unsigned long long)c->window, c->timeout_s);
+	printf("cpus=");
+	for (i = 0; i < c->cpus.n; i++)
+		printf("%s%u", i ? "," : "", c->cpus.cpu[i]);
+	printf("%s\n", c->cpus.n ? "" : "(not pinned)");
+}
+
+static int opt_index(const char *name)
+{
+	int i;
+
+	for (i = 0; i < (int)NOPTS; i++)
+		if (!strcmp(opt_defs[i].name, name))
+			return i;
+	return -1;
+}
+
+static int run_side(int side, int argc, char **argv)
+{
+	struct option lopts[NOPTS + 2];
+	struct opts o = { 0 };
+	struct mw_err err = { 0 };
+	size_t i, n = 0;
+	int c, idx, ret;
+
+	o.side_name = side == SIDE_SEND ? "send" : "recv";
+	mw_log_set_side(o.side_name);
+	o.cfg.codec = MW_CODEC_ZSTD;
+	o.cfg.nr_chans = 2;
+	o.cfg.chunk_size = 256u << 10;
+	o.cfg.window = 32u << 20;
+	o.cfg.timeout_s = 30;
+	o.cfg.in_fd = 0;
+	o.cfg.out_fd = 1;
+	for (i = 0; i < NOPTS; i++) {
+		if (!(opt_defs[i].side & side))
+			continue;
+		lopts[n++] = (struct option){ opt_defs[i].name,
+					      opt_defs[i].has_arg, NULL,
+					      (int)(1000 + i) };
+	}
+	lopts[n++] = (struct option){ "help", 0, NULL, 'h' };
+	lopts[n] = (struct option){ 0 };
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hvq", lopts, &idx)) != -1) {
+		if (c == 'h') {
+			print_usage(stdout, side);
+			return 0;
+		}
+		if (c == 'v' || c == 'q')
+			c = 1000 + opt_index(c == 'v' ? "verbose" : "quiet");
+		if (c < 1000 || c >= 1000 + (int)NOPTS) {
+			fprintf(stderr, "migwire %s: see 'migwire %s --help'\n",
+				o.side_name, o.side_name);
+			return 2;
+		}
+		if (opt_defs[c - 1000].fn(&o, optarg))
+			return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "migwire %s: unexpected argument '%s' (see "
+			"--help)\n", o.side_name, argv[optind]);
+		return 2;
+	}
+	if (finish_cfg(&o, side))
+		return 2;
+	if (o.print_config) {
+		print_config(&o, side);
+		return 0;
+	}
+	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
+				  mw_xp_recv_run(&o.cfg, &err);
+	if (ret) {
+		mw_log_emit(MW_LOG_ERR, "%s", err.msg[0] ? err.msg :
+			    mw_strerror(ret));
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_main_help(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("migwire %s (protocol %u)\n", MW_VERSION,
+		       MW_PROTO_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "send"))
+		return run_side(SIDE_SEND, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "recv"))
+		return run_side(SIDE_RECV, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		if (argc > 2 && !strcmp(argv[2], "send"))
+			print_usage(stdout, SIDE_SEND);
+		else if (argc > 2 && !strcmp(argv[2], "recv"))
+			print_usage(stdout, SIDE_RECV);
+		else
+			print_main_help(stdout);
+		return 0;
+	}
+	fprintf(stderr, "migwire: unknown command '%s' (try 'migwire help')\n",
+		argv[1]);
+	return 2;
+}

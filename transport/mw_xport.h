@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport: sessions of N channels between `migwire send` and
+ * `migwire recv` (docs/protocol.md). The only module that touches sockets
+ * and io_uring. tools/ fills a struct mw_xp_cfg and calls one run function.
+ */
+#ifndef MW_XPORT_H
+#define MW_XPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mw_comp.h"
+#include "mw_err.h"
+#include "mw_parse.h"
+#include "mw_tls.h"
+
+struct mw_xp_cfg {
+	/* both sides */
+	enum mw_codec codec;	   /* send: codec to use */
+	int level;		   /* send: codec level */
+	uint32_t nr_chans;	   /* send: channels to open */
+	uint32_t chunk_size;	   /* send: bytes per chunk */
+	uint64_t window;	   /* bytes of chunk buffers on this side */
+	uint32_t threads;	   /* compress (send) / decompress (recv) workers */
+	struct mw_tls_cfg tls;	   /* mode MW_TLS_OFF only with --no-tls */
+	struct mw_cpus cpus;	   /* placement; n == 0: not pinned */
+	uint64_t max_bw;	   /* send: wire bytes per second; 0 = no cap */
+	uint32_t timeout_s;	   /* handshake, channel join and stall bound */
+	uint32_t wait_s;	   /* recv: wait for the first channel; 0 = forever */
+	const char *stats_file;	   /* JSON lines, or NULL */
+	int verbose;		   /* -v: summary line at the end */
+	int in_fd;		   /* send: stream source */
+	int out_fd;		   /* recv: stream sink */
+	char host[256];		   /* send: --to host; recv: --listen host */
+	uint16_t port;
+};
+
+/*
+ * Runs a whole session. Returns 0 only when the receiver acknowledged every
+ * byte (send) / every byte was written and the output closed (recv).
+ * Otherwise a negative code, with one line of text in *err naming the side's
+ * channel, peer and cause. Installs its own SIGINT/SIGTERM handling.
+ * Context: main thread.
+ */
+int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err);
+int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err);
+
+#endif

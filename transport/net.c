@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP sockets: connect with a deadline, listen, per-channel tuning. Called by
+ * the channel threads (connect) and the listener (listen, accept).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mw_thread.h"
+#include "xp_int.h"
+
+void mw_net_peer_name(int fd, char *buf, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+		}
+	}
+	snprintf(buf, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 host, port);
+}
+
+void mw_net_tune(int fd, uint32_t timeout_s)
+{
+	int one = 1, idle = 5, intvl = 2, cnt = 3;
+	unsigned int uto = timeout_s * 1000u;
+	int buf = 4 << 20;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	/* a dead peer fails the write instead of hanging for 15 minutes */
+	if (uto)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+}
+
+int mw_net_wait(int fd, short ev, unsigned long long deadline)
+{
+	struct pollfd p = { .fd = fd, .events = ev };
+	int ms = -1, r;
+
+	if (deadline) {
+		unsigned long long now = mw_now_ns();
+
+		if (now >= deadline)
+			return -MW_E_TIMEOUT;
+		ms = (int)((deadline - now) / 1000000ull) + 1;
+	}
+	do
+		r = poll(&p, 1, ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	return r == 0 ? -MW_E_TIMEOUT : 0;
+}
+
+int mw_net_connect(const char *host, uint16_t port,
+		   unsigned long long deadline, char *peer, size_t peer_cap,
+		   struct mw_err *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char portstr[8];
+	int fd = -1, ret = -ECONNREFUSED, gai;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	gai = getaddrinfo(host, portstr, &hints, &res);
+	if (gai)
+		return mw_err_set(err, -EHOSTUNREACH, "cannot resolve '%s': %s",
+				  host, gai_strerror(gai));
+	for (ai = res; ai; ai = ai->ai_next) {
+		socklen_t l = sizeof(ret);
+		int soerr = 0;
+
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
+			    SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0) {
+			ret = -errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    errno == EINPROGRESS) {
+			ret = mw_net_wait(fd, POLLOUT, deadline);
+			if (!ret) {
+				l = sizeof(soerr);
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
+				ret = -soerr;
+			}
+			if (!ret)
+				break;
+		} else {
+			ret = -errno;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return mw_err_set(err, ret, "connect to %s:%u: %s", host, port,
+				  mw_strerror(ret));
+	/* back to blocking: handshakes use poll, data uses io_uring */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	mw_net_peer_name(fd, peer, peer_cap);
+	return fd;
+}
+
+int mw_net_listen(const char *host, uint16_t port, struct mw_err *err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *res;
+	char portstr[8];
+	int fd, one = 1, gai, ret;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	gai = getaddrinfo(*host ? host : NULL, portstr, &hints, &res);
+	if (gai)
+		return mw_err_set(err, -EADDRNOTAVAIL,
+				  "cannot resolve listen address '%s': %s",
+				  host, gai_strerror(gai));
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC,
+		    res->ai_protocol);
+	if (fd < 0) {
+		ret = -errno;
+		goto err_res;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 128)) {
+		ret = -errno;
+		close(fd);
+		goto err_res;
+	}
+	freeaddrinfo(res);
+	return fd;
+err_res:
+	freeaddrinfo(res);
+	return mw_err_set(err, ret, "listen on %s:%u: %s", *host ? host : "*",
+			  port, mw_strerror(ret));
+}
+

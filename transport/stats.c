@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stats: one JSON line per second and a final one to --stats-file, and the
+ * -v summary. Counters are relaxed per-thread values summed by the main
+ * thread; this file only formats them. Context: main thread.
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mw_log.h"
+
+int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans)
+{
+	memset(st, 0, sizeof(*st));
+	st->nchans = nchans;
+	st->last_chan = calloc(nchans ? nchans : 1, sizeof(*st->last_chan));
+	if (!st->last_chan)
+		return -ENOMEM;
+	if (!path)
+		return 0;
+	st->f = fopen(path, "ae");
+	if (!st->f)
+		return -errno;
+	setvbuf(st->f, NULL, _IOLBF, 0);
+	return 0;
+}
+
+static double rate(uint64_t now, uint64_t before, double dt)
+{
+	return dt > 0 ? (double)(now - before) / dt / 1e6 : 0.0;
+}
+
+void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
+{
+	double dt = s->elapsed - st->last_elapsed;
+	unsigned i;
+
+	if (!st->f)
+		return;
+	if (s->final) {
+		/* the final line reports averages over the whole session */
+		dt = s->elapsed;
+		st->last_raw = st->last_wire = 0;
+		memset(st->last_chan, 0, st->nchans * sizeof(*st->last_chan));
+	}
+	fprintf(st->f,
+		"{\"time\":%lld,\"side\":\"%s\",\"final\":%s,\"elapsed_s\":%.3f,"
+		"\"bytes_in\":%llu,\"bytes_wire\":%llu,\"ratio\":%.4f,"
+		"\"chunks\":%llu,\"rate_in_MBps\":%.1f,\"rate_wire_MBps\":%.1f,"
+		"\"channels\":[",
+		(long long)time(NULL), s->side, s->final ? "true" : "false",
+		s->elapsed, (unsigned long long)s->bytes_raw,
+		(unsigned long long)s->bytes_wire,
+		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
+				0.0,
+		(unsigned long long)s->chunks,
+		rate(s->bytes_raw, st->last_raw, dt),
+		rate(s->bytes_wire, st->last_wire, dt));
+	for (i = 0; i < s->nchans && i < st->nchans; i++) {
+		fprintf(st->f, "%s{\"id\":%u,\"bytes\":%llu,\"MBps\":%.1f,"
+			"\"cpu_s\":%.3f}", i ? "," : "", i,
+			(unsigned long long)s->chans[i].bytes,
+			rate(s->chans[i].bytes, st->last_chan[i], dt),
+			s->chans[i].cpu);
+		st->last_chan[i] = s->chans[i].bytes;
+	}
+	fprintf(st->f, "],\"cpu_s\":{");
+	for (i = 0; i < MW_STATS_STAGES && s->stage_name[i]; i++)
+		fprintf(st->f, "%s\"%s\":%.3f", i ? "," : "", s->stage_name[i],
+			s->stage_cpu[i]);
+	fprintf(st->f, "}");
+	if (s->final) {
+		fprintf(st->f, ",\"result\":\"");
+		for (const char *p = s->result ? s->result : ""; *p; p++)
+			fprintf(st->f, (*p == '"' || *p == '\\') ? "\\%c" :
+				((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
+		fprintf(st->f, "\"");
+	}
+	fprintf(st->f, "}\n");
+	st->last_elapsed = s->elapsed;
+	st->last_raw = s->bytes_raw;
+	st->last_wire = s->bytes_wire;
+}
+
+void mw_stats_summary(const struct mw_stats_snap *s)
+{
+	double cpu = 0;
+	unsigned i;
+
+	for (i = 0; i < MW_STATS_STAGES; i++)
+		cpu += s->stage_cpu[i];
+	mw_log_emit(MW_LOG_INFO,
+		    "%s %llu bytes in %.2f s (%.1f MB/s), %llu on the wire "
+		    "(ratio %.2f), %llu chunks, %u channels, %.2f CPU s: %s",
+		    strcmp(s->side, "send") ? "wrote" : "read",
+		    (unsigned long long)s->bytes_raw, s->elapsed,
+		    s->elapsed > 0 ? (double)s->bytes_raw / s->elapsed / 1e6 : 0,
+		    (unsigned long long)s->bytes_wire,
+		    s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
+				    0.0,
+		    (unsigned long long)s->chunks, s->nchans, cpu,
+		    s->result ? s->result : "ok");
+}
+
+void mw_stats_close(struct mw_stats *st)
+{
+	if (st->f)
+		fclose(st->f);
+	free(st->last_chan);
+	st->f = NULL;
+	st->last_chan = NULL;
+}
+
+double mw_stats_thread_cpu(pthread_t th)
+{
+	clockid_t cid;
+	struct timespec ts;
+
+	if (pthread_getcpuclockid(th, &cid) || clock_gettime(cid, &ts))
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to transport/: the JSON stats writer shared by send and recv. */
+#ifndef XP_STATS_H
+#define XP_STATS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MW_STATS_STAGES 4
+
+struct mw_stats_chan {
+	uint64_t bytes; /* wire bytes on this channel so far */
+	double cpu;	/* CPU seconds of its thread */
+};
+
+struct mw_stats_snap {
+	const char *side;
+	double elapsed;
+	uint64_t bytes_raw;  /* send: bytes from QEMU; recv: bytes to QEMU */
+	uint64_t bytes_wire; /* frame bytes (headers + payloads) */
+	uint64_t chunks;
+	unsigned nchans;
+	const struct mw_stats_chan *chans;
+	const char *stage_name[MW_STATS_STAGES];
+	double stage_cpu[MW_STATS_STAGES];
+	bool final;
+	const char *result; /* final: "ok" or the error text */
+};
+
+struct mw_stats {
+	FILE *f;
+	double last_elapsed;
+	uint64_t last_raw, last_wire;
+	uint64_t *last_chan;
+	unsigned nchans;
+};
+
+int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans);
+void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s);
+/* The -v summary line. */
+void mw_stats_summary(const struct mw_stats_snap *s);
+void mw_stats_close(struct mw_stats *st);
+/* CPU seconds used so far by another thread of this process. */
+double mw_stats_thread_cpu(pthread_t th);
+
+#endif

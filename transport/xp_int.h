@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to transport/: connections (socket + optional TLS session), the
+ * session-wide failure latch, the bandwidth cap and stats helpers.
+ */
+#ifndef XP_INT_H
+#define XP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "mw_err.h"
+#include "mw_tls.h"
+#include "mw_wire.h"
+
+/* ---- connection: one TCP socket, optionally wrapped in TLS ---- */
+
+#define MW_CONN_RX_CAP (256u << 10)
+
+struct mw_conn {
+	int fd;
+	struct mw_tls_sess *tls; /* NULL: plaintext */
+	uint8_t *rx;		 /* bytes received and not consumed yet */
+	size_t rx_off, rx_len, rx_cap;
+	char peer[80]; /* "127.0.0.1:4444" */
+	struct mw_err err;
+};
+
+int mw_conn_init(struct mw_conn *c, int fd, struct mw_tls_ctx *tls);
+void mw_conn_destroy(struct mw_conn *c);
+/* TLS handshake over the blocking socket, bounded by deadline (mw_now_ns
+ * clock, 0 = none). Returns 0 or -errno/-MW_E_* with c->err set. */
+int mw_conn_handshake(struct mw_conn *c, unsigned long long deadline);
+/* Reads exactly n plaintext bytes, blocking until deadline. */
+int mw_conn_read(struct mw_conn *c, void *dst, size_t n,
+		 unsigned long long deadline);
+/* Plaintext already received: copies up to n bytes without any syscall.
+ * Returns bytes (0: none buffered) or -MW_E_TLS / 0-on-close via *closed. */
+ssize_t mw_conn_read_buffered(struct mw_conn *c, void *dst, size_t n,
+			      bool *closed);
+/* Sends one frame (header + payload) with blocking writes. */
+int mw_conn_send_frame(struct mw_conn *c, const struct mw_frame_hdr *h,
+		       const void *payload, unsigned long long deadline);
+/* Reads one control frame: header + payload (at most cap bytes). */
+int mw_conn_recv_frame(struct mw_conn *c, struct mw_frame_hdr *h,
+		       uint8_t *payload, size_t cap,
+		       unsigned long long deadline);
+/* Best-effort ERROR frame with text; never blocks longer than 1 s. */
+void mw_conn_send_error(struct mw_conn *c, const char *text);
+
+/* ---- sockets ---- */
+int mw_net_connect(const char *host, uint16_t port,
+		   unsigned long long deadline, char *peer, size_t peer_cap,
+		   struct mw_err *err);
+int mw_net_listen(const char *host, uint16_t port, struct mw_err *err);
+/* Socket options every channel gets: nodelay, keepalive, user timeout,
+ * larger buffers. */
+void mw_net_tune(int fd, uint32_t timeout_s);
+void mw_net_peer_name(int fd, char *buf, size_t cap);
+/* poll() for ev until deadline: 0, -MW_E_TIMEOUT or -errno. */
+int mw_net_wait(int fd, short ev, unsigned long long deadline);
+
+/* ---- session failure latch: the first error wins and wakes everyone ---- */
+struct mw_fail {
+	atomic_int failed; /* 0, or the first error code */
+	pthread_mutex_t lock;
+	struct mw_err err;
+	int wake_fd; /* eventfd the main thread polls */
+};
+int mw_fail_init(struct mw_fail *f);
+void mw_fail_destroy(struct mw_fail *f);
+/* Records the error if it is the first; always returns code. */
+int mw_fail_set(struct mw_fail *f, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline bool mw_fail_is_set(struct mw_fail *f)
+{
+	return atomic_load_explicit(&f->failed, memory_order_acquire) != 0;
+}
+void mw_fail_wake(struct mw_fail *f);
+
+/* ---- bandwidth cap: token bucket shared by all channels ---- */
+struct mw_rate {
+	pthread_mutex_t lock;
+	uint64_t rate; /* bytes per second; 0 = unlimited */
+	double tokens, burst;
+	unsigned long long last_ns;
+};
+void mw_rate_init(struct mw_rate *r, uint64_t rate);
+/* Takes n bytes of budget; sleeps until the debt is paid. */
+void mw_rate_take(struct mw_rate *r, size_t n);
+
+/* ---- misc ---- */
+int mw_efd_new(void);
+void mw_efd_poke(int fd);
+/* Writes all of buf (blocking fd) or returns -errno. */
+int mw_write_all(int fd, const void *buf, size_t n);
+/* Blocks SIGINT/SIGTERM/SIGPIPE in the caller (before threads start) and
+ * returns a signalfd for them. */
+int mw_signals_block(void);
+
+#endif
