@@ -7,6 +7,7 @@
  * 2 usage.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -227,7 +228,7 @@ static const struct opt_def opt_defs[] = {
 	  "cap wire bytes per second over all channels, e.g. 100M (default: "
 	  "no cap)" },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
-	  "bound for handshakes, channel joins and stalls (default 30)" },
+	  "seconds allowed for TLS handshakes and for all channels to join; also the TCP user timeout that declares a silent peer dead (default 30)" },
 	{ "wait", 1, SIDE_RECV, o_wait, "SECS",
 	  "how long to wait for the sender to connect (default 0: forever)" },
 	{ "stats-file", 1, SIDE_BOTH, o_stats, "PATH",
@@ -304,6 +305,8 @@ static int parse_fd(const char *name, const char *arg, int *out)
 
 	if (strncmp(arg, "fd:", 3) || mw_parse_u32(arg + 3, 0, 65535, &v))
 		return usage_err("--%s: '%s' is not of the form fd:N", name, arg);
+	if (fcntl((int)v, F_GETFD) < 0)
+		return usage_err("--%s: descriptor %u is not open", name, v);
 	*out = (int)v;
 	return 0;
 }
