@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_comp: single-thread codec speed, codec x level x chunk size, on a
+ * mw_datagen corpus. For each configuration it compresses and decompresses
+ * the whole corpus chunk by chunk (one warm-up pass, then --runs timed
+ * passes), checks the round trip once, and prints one JSON line with the
+ * median and best MB/s (raw bytes per second, 1 MB = 1e6 bytes) and the
+ * ratio wire/raw, where chunks that did not shrink count at raw size, as
+ * they travel. A last line measures the XXH3 checksum alone.
+ * Single-threaded (pin it with --cpu).
+ */
+#include "datagen.h"
+#include "mw_comp.h"
+#include "mw_thread.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+struct bench {
+	uint8_t *corpus, *wire, *out;
+	size_t size, chunk, nchunks, bound;
+	ssize_t *wire_len; /* per chunk; -1: travels raw */
+	unsigned runs;
+	uint64_t seed;
+	char kernel[128];
+	const char *sha;
+};
+
+/* Bytes in chunk i (the last one may be short). */
+static size_t chunk_len(const struct bench *b, size_t i)
+{
+	size_t left = b->size - i * b->chunk;
+
+	return left < b->chunk ? left : b->chunk;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Compresses every chunk; returns seconds, or < 0 on a codec error. */
+static double pass_compress(struct bench *b, struct mw_codec_ctx *ctx)
+{
+	unsigned long long t0 = mw_now_ns();
+	struct mw_err err;
+	size_t i, n;
+	ssize_t w;
+
+	for (i = 0; i < b->nchunks; i++) {
+		n = chunk_len(b, i);
+		w = mw_codec_compress(ctx, b->corpus + i * b->chunk, n,
+				      b->wire + i * b->bound, b->bound, &err);
+		if (w < 0 && w != -MW_E_NOSPACE) {
+			fprintf(stderr, "bench_comp: %s\n", err.msg);
+			return -1;
+		}
+		b->wire_len[i] = w < 0 ? -1 : w;
+	}
+	return (double)(mw_now_ns() - t0) / 1e9;
+}
+
+/* Decompresses every chunk; check compares with the corpus. */
+static double pass_decompress(struct bench *b, struct mw_codec_ctx *ctx,
+			      bool check)
+{
+	unsigned long long t0 = mw_now_ns();
+	struct mw_err err;
+	size_t i, n;
+
+	for (i = 0; i < b->nchunks; i++) {
+		n = chunk_len(b, i);
+		if (b->wire_len[i] < 0)
+			continue; /* raw: nothing to decode */
+		if (mw_codec_decompress(ctx, b->wire + i * b->bound,
+					(size_t)b->wire_len[i], b->out, n,
+					&err) < 0) {
+			fprintf(stderr, "bench_comp: %s\n", err.msg);
+			return -1;
+		}
+		if (check && memcmp(b->out, b->corpus + i * b->chunk, n)) {
+			fprintf(stderr, "bench_comp: chunk %zu differs\n", i);
+			return -1;
+		}
+	}
+	return (double)(mw_now_ns() - t0) / 1e9;
+}
+
+static void print_line(const struct bench *b, const char *codec, int level,
+		       double ratio, double *ct, double *dt)
+{
+	double mb = (double)b->size / 1e6;
+
+	qsort(ct, b->runs, sizeof(*ct), cmp_double);
+	printf("{\"bench\":\"comp\",\"sha\":\"%s\",\"kernel\":\"%s\","
+	       "\"codec\":\"%s\",\"level\":%d,\"chunk\":%zu,\"size\":%zu,"
+	       "\"seed\":%llu,\"runs\":%u,\"ratio\":%.4f,"
+	       "\"comp_mbps_median\":%.1f,\"comp_mbps_best\":%.1f",
+	       b->sha, b->kernel, codec, level, b->chunk, b->size,
+	       (unsigned long long)b->seed, b->runs, ratio,
+	       mb / ct[b->runs / 2], mb / ct[0]);
+	if (dt) {
+		qsort(dt, b->runs, sizeof(*dt), cmp_double);
+		printf(",\"decomp_mbps_median\":%.1f,\"decomp_mbps_best\":%.1f",
+		       mb / dt[b->runs / 2], mb / dt[0]);
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
+static int bench_one(struct bench *b, enum mw_codec c, int level)
+{
+	struct mw_codec_ctx *ctx;
+	double ct[64], dt[64];
+	size_t i, wire = 0;
+	unsigned r;
+	int ret = mw_codec_ctx_new(&ctx, c, level);
+
+	if (ret < 0) {
+		fprintf(stderr, "bench_comp: %s level %d: %s\n",
+			mw_codec_name(c), level, mw_strerror(ret));
+		return ret;
+	}
+	ret = -MW_E_CODEC;
+	/* Warm-up, and the one checked round trip. */
+	if (pass_compress(b, ctx) < 0 || pass_decompress(b, ctx, true) < 0)
+		goto out;
+	for (r = 0; r < b->runs; r++) {
+		ct[r] = pass_compress(b, ctx);
+		dt[r] = pass_decompress(b, ctx, false);
+		if (ct[r] < 0 || dt[r] < 0)
+			goto out;
+	}
+	for (i = 0; i < b->nchunks; i++)
+		wire += b->wire_len[i] < 0 ? chunk_len(b, i) :
+					     (size_t)b->wire_len[i];
+	print_line(b, mw_codec_name(c), level, (double)wire / (double)b->size,
+		   ct, dt);
+	ret = 0;
+out:
+	mw_codec_ctx_free(ctx);
+	return ret;
+}
+
+static void bench_checksum(struct bench *b)
+{
+	double t[64];
+	volatile uint64_t sink = 0;
+	unsigned long long t0;
+	unsigned r;
+	size_t i;
+
+	for (r = 0; r <= b->runs; r++) {
+		t0 = mw_now_ns();
+		for (i = 0; i < b->nchunks; i++)
+			sink ^= mw_comp_checksum(b->corpus + i * b->chunk,
+						 chunk_len(b, i));
+		t[r ? r - 1 : 0] = (double)(mw_now_ns() - t0) / 1e9;
+	}
+	print_line(b, "xxh3", 0, 1.0, t, NULL);
+	(void)sink;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_comp [options]\n"
+		"  --size SIZE     corpus bytes (default 64M)\n"
+		"  --seed N        mw-datagen seed (default 0)\n"
+		"  --codecs LIST   e.g. zstd,zlib (default zstd,zlib)\n"
+		"  --zstd-levels L comma list (default -3,1,3,9)\n"
+		"  --zlib-levels L comma list (default 1,6)\n"
+		"  --chunks LIST   chunk sizes (default 64K,256K,1M)\n"
+		"  --runs N        timed runs after one warm-up, 1..64 "
+		"(default 5)\n"
+		"  --cpu N         pin to this CPU\n"
+		"Prints one JSON line per configuration; the corpus is the\n"
+		"default mw-datagen mix. MW_GIT_SHA names the build.\n");
+}
+
+/* Calls fn on each comma-separated item of list; stops at an error. */
+static int for_each_item(const char *list, int (*fn)(const char *, void *),
+			 void *arg)
+{
+	char buf[256], *save = NULL, *tok;
+	int ret;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		ret = fn(tok, arg);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+struct run_ctx {
+	struct bench *b;
+	enum mw_codec codec;
+	const char *levels[MW_CODEC_MAX];
+	const char *chunks, *codecs;
+};
+
+static int run_level(const char *s, void *arg)
+{
+	struct run_ctx *rc = arg;
+	char *end;
+	long level = strtol(s, &end, 10);
+
+	if (*end)
+		return -EINVAL;
+	return bench_one(rc->b, rc->codec, (int)level);
+}
+
+static int run_codec(const char *s, void *arg)
+{
+	struct run_ctx *rc = arg;
+
+	if (mw_codec_parse(s, &rc->codec) < 0 || rc->codec == MW_CODEC_NONE)
+		return -EINVAL;
+	return for_each_item(rc->levels[rc->codec], run_level, rc);
+}
+
+static int run_chunk(const char *s, void *arg)
+{
+	struct run_ctx *rc = arg;
+	struct bench *b = rc->b;
+	uint64_t chunk;
+
+	if (mw_parse_size(s, &chunk) || !chunk || chunk > b->size)
+		return -EINVAL;
+	b->chunk = (size_t)chunk;
+	b->nchunks = (b->size + b->chunk - 1) / b->chunk;
+	b->bound = mw_codec_bound(MW_CODEC_ZSTD, b->chunk);
+	free(b->wire);
+	free(b->out);
+	free(b->wire_len);
+	b->wire = malloc(b->nchunks * b->bound);
+	b->out = malloc(b->chunk);
+	b->wire_len = calloc(b->nchunks, sizeof(*b->wire_len));
+	if (!b->wire || !b->out || !b->wire_len)
+		return -ENOMEM;
+	return for_each_item(rc->codecs, run_codec, rc);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "codecs", required_argument, NULL, 'c' },
+		{ "zstd-levels", required_argument, NULL, 'Z' },
+		{ "zlib-levels", required_argument, NULL, 'L' },
+		{ "chunks", required_argument, NULL, 'k' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "cpu", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bench b = { .size = 64u << 20, .runs = 5 };
+	struct run_ctx rc = { .b = &b, .codecs = "zstd,zlib",
+			      .chunks = "64K,256K,1M" };
+	struct mw_datagen_cfg cfg;
+	struct mw_cpus cpus = { 0 };
+	struct utsname u;
+	uint64_t v;
+	uint32_t n;
+	int c, ret;
+
+	rc.levels[MW_CODEC_ZSTD] = "-3,1,3,9";
+	rc.levels[MW_CODEC_ZLIB] = "1,6";
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (mw_parse_size(optarg, &v) || !v)
+				goto usage;
+			b.size = (size_t)v;
+			break;
+		case 'S':
+			b.seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'c':
+			rc.codecs = optarg;
+			break;
+		case 'Z':
+			rc.levels[MW_CODEC_ZSTD] = optarg;
+			break;
+		case 'L':
+			rc.levels[MW_CODEC_ZLIB] = optarg;
+			break;
+		case 'k':
+			rc.chunks = optarg;
+			break;
+		case 'r':
+			if (mw_parse_u32(optarg, 1, 64, &n))
+				goto usage;
+			b.runs = n;
+			break;
+		case 'p':
+			if (mw_parse_u32(optarg, 0, MW_CPUS_MAX - 1, &n))
+				goto usage;
+			cpus.n = 1;
+			cpus.cpu[0] = (uint16_t)n;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			goto usage;
+		}
+	}
+	if (mw_thread_place("bench_comp", &cpus, 0) < 0)
+		fprintf(stderr, "bench_comp: cannot pin; running unpinned\n");
+	b.sha = getenv("MW_GIT_SHA") ? getenv("MW_GIT_SHA") : "unknown";
+	if (!uname(&u))
+		snprintf(b.kernel, sizeof(b.kernel), "%s", u.release);
+	b.corpus = malloc(b.size);
+	if (!b.corpus)
+		return 1;
+	mw_datagen_cfg_default(&cfg);
+	cfg.seed = b.seed;
+	mw_datagen_fill(b.corpus, b.size, &cfg, 0);
+
+	ret = for_each_item(rc.chunks, run_chunk, &rc);
+	if (!ret)
+		bench_checksum(&b);
+	free(b.corpus);
+	free(b.wire);
+	free(b.out);
+	free(b.wire_len);
+	if (ret == -EINVAL)
+		goto usage;
+	return ret < 0 ? 1 : 0;
+usage:
+	usage(stderr);
+	return 2;
+}
