@@ -1,0 +1,10 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# (e) The receiver is killed mid-migration: the migration fails, the source VM
+# keeps running (heartbeats continue), and a second migration succeeds.
+# max-bandwidth 32 MiB/s stretches the first pass to ~4 s so the kill lands
+# in the middle.
+. "$(dirname "$0")/lib.sh"
+e2e_transport --channels 2 --compress zstd --no-tls -- --no-tls
+e2e_migrate --mem 256 --ws 64 --max-bandwidth 32 --kill-recv-after 40M \
+	--expect failed --retry
