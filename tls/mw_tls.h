@@ -54,7 +54,10 @@ void mw_tls_sess_free(struct mw_tls_sess *s);
  * is set. Returns 0 when the handshake is complete (out may still hold
  * bytes to send), -EAGAIN when more input is needed, or -MW_E_TLS /
  * -MW_E_AUTH with the reason in *err (certificate, host name, PSK, or
- * "peer is not speaking TLS").
+ * "peer is not speaking TLS"). When *out_len == out_cap more output may be
+ * waiting: send it and call again before waiting for input (16 KiB is
+ * enough for a whole flight with the usual certificates). On error, out
+ * may hold an alert that is worth sending.
  */
 int mw_tls_handshake(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 		     size_t *consumed, uint8_t *out, size_t out_cap,
@@ -65,7 +68,8 @@ size_t mw_tls_seal_bound(size_t plain_len);
 
 /*
  * Encrypts the iovecs (total at most out_cap - overhead, see seal_bound)
- * into out. Returns the number of ciphertext bytes written, or -MW_E_TLS.
+ * into out. Returns the number of ciphertext bytes written, -MW_E_NOSPACE
+ * when out_cap is below what the total needs, or -MW_E_TLS.
  */
 ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
 		    uint8_t *out, size_t out_cap, struct mw_err *err);
@@ -81,6 +85,15 @@ ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
 ssize_t mw_tls_open(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 		    size_t *consumed, uint8_t *out, size_t out_cap,
 		    struct mw_err *err);
+
+/*
+ * Writes a TLS close_notify into out (needs a few dozen bytes) for the
+ * transport to send after the last sealed data. Returns the ciphertext
+ * bytes written, -MW_E_NOSPACE or -MW_E_TLS. The peer's mw_tls_open()
+ * then returns 0.
+ */
+ssize_t mw_tls_close(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
+		     struct mw_err *err);
 
 /* Bytes of plaintext already decrypted and waiting inside the session. */
 size_t mw_tls_pending(struct mw_tls_sess *s);
