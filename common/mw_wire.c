@@ -64,6 +64,12 @@ int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
 		return out->wire_len == MW_ACK_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_ERROR:
 		return out->wire_len <= MW_ERROR_MAX ? 0 : -MW_E_PROTO;
+	case MW_FT_OPEN:
+		return out->wire_len == MW_OPEN_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_WINDOW:
+		return out->wire_len == 0 ? 0 : -MW_E_PROTO;
+	case MW_FT_CLOSE:
+		return out->wire_len == MW_CLOSE_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_DATA:
 		if (out->flags & ~MW_F_KNOWN)
 			return -MW_E_PROTO;
@@ -124,15 +130,19 @@ void mw_hello_ok_encode(uint8_t *p, const struct mw_hello_ok *h)
 	memset(p, 0, MW_HELLO_OK_LEN);
 	mw_put_be16(p, h->version);
 	mw_put_be16(p + 2, h->chan_index);
+	mw_put_be32(p + 4, h->stream_window);
 	memcpy(p + 8, h->session, MW_SESSION_ID_LEN);
 }
 
 int mw_hello_ok_decode(const uint8_t *p, size_t n, struct mw_hello_ok *out)
 {
-	if (n < MW_HELLO_OK_LEN || mw_get_be32(p + 4))
+	if (n < MW_HELLO_OK_LEN)
 		return -MW_E_PROTO;
 	out->version = mw_get_be16(p);
 	out->chan_index = mw_get_be16(p + 2);
+	out->stream_window = mw_get_be32(p + 4);
+	if (out->stream_window == 0)
+		return -MW_E_PROTO;
 	memcpy(out->session, p + 8, MW_SESSION_ID_LEN);
 	return 0;
 }
@@ -171,13 +181,62 @@ int mw_ack_decode(const uint8_t *p, size_t n, struct mw_ack *out)
 	return 0;
 }
 
+void mw_open_encode(uint8_t *p, const struct mw_open *o)
+{
+	memset(p, 0, MW_OPEN_LEN);
+	mw_put_be16(p, o->endpoint);
+	p[2] = o->kind;
+}
+
+int mw_open_decode(const uint8_t *p, size_t n, struct mw_open *out)
+{
+	if (n < MW_OPEN_LEN || !all_zero(p + 3, MW_OPEN_LEN - 3))
+		return -MW_E_PROTO;
+	out->endpoint = mw_get_be16(p);
+	out->kind = p[2];
+	return out->kind < MW_SK_MAX ? 0 : -MW_E_PROTO;
+}
+
+void mw_close_encode(uint8_t *p, const struct mw_close *c)
+{
+	mw_put_be32(p, c->streams);
+	mw_put_be32(p + 4, 0);
+	mw_put_be64(p + 8, c->bytes);
+	mw_put_be64(p + 16, c->chunks);
+}
+
+int mw_close_decode(const uint8_t *p, size_t n, struct mw_close *out)
+{
+	if (n < MW_CLOSE_LEN || mw_get_be32(p + 4))
+		return -MW_E_PROTO;
+	out->streams = mw_get_be32(p);
+	out->bytes = mw_get_be64(p + 8);
+	out->chunks = mw_get_be64(p + 16);
+	if (out->streams > MW_STREAMS_MAX || out->chunks > out->bytes)
+		return -MW_E_PROTO;
+	return 0;
+}
+
 const char *mw_frame_type_name(unsigned type)
 {
 	static const char *const names[MW_FT_MAX] = {
 		[MW_FT_HELLO] = "HELLO", [MW_FT_HELLO_OK] = "HELLO_OK",
-		[MW_FT_DATA] = "DATA",   [MW_FT_END] = "END",
-		[MW_FT_ACK] = "ACK",     [MW_FT_ERROR] = "ERROR",
+		[MW_FT_DATA] = "DATA",	 [MW_FT_END] = "END",
+		[MW_FT_ACK] = "ACK",	 [MW_FT_ERROR] = "ERROR",
+		[MW_FT_OPEN] = "OPEN",	 [MW_FT_WINDOW] = "WINDOW",
+		[MW_FT_CLOSE] = "CLOSE",
 	};
 
 	return type < MW_FT_MAX && names[type] ? names[type] : "UNKNOWN";
+}
+
+const char *mw_stream_kind_name(unsigned kind)
+{
+	static const char *const names[MW_SK_MAX] = {
+		[MW_SK_UNKNOWN] = "unknown", [MW_SK_EXEC] = "exec",
+		[MW_SK_MAIN] = "main",	     [MW_SK_MULTIFD] = "multifd",
+		[MW_SK_PREEMPT] = "preempt", [MW_SK_NBD] = "nbd",
+	};
+
+	return kind < MW_SK_MAX ? names[kind] : "unknown";
 }

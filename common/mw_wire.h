@@ -19,6 +19,8 @@
 #define MW_HELLO_OK_LEN 24
 #define MW_END_LEN 16
 #define MW_ACK_LEN 16
+#define MW_OPEN_LEN 8
+#define MW_CLOSE_LEN 24
 #define MW_ERROR_MAX 1024
 #define MW_SESSION_ID_LEN 16
 
@@ -26,6 +28,8 @@
 #define MW_CHUNK_MIN 4096u
 #define MW_CHUNK_MAX (16u << 20)
 #define MW_CHANNELS_MAX 64u
+#define MW_STREAMS_MAX 64u
+#define MW_REVERSE_MAX (64u << 10) /* largest reverse-direction chunk */
 
 enum mw_frame_type {
 	MW_FT_HELLO = 1,    /* sender -> receiver, first frame of a channel */
@@ -34,6 +38,9 @@ enum mw_frame_type {
 	MW_FT_END = 4,      /* a stream direction is complete: totals */
 	MW_FT_ACK = 5,      /* receiver -> sender: output flushed and closed */
 	MW_FT_ERROR = 6,    /* either way: the session failed, text follows */
+	MW_FT_OPEN = 7,	    /* sender -> receiver: a stream starts */
+	MW_FT_WINDOW = 8,   /* receiver -> sender: credit for a stream */
+	MW_FT_CLOSE = 9,    /* sender -> receiver: no more streams; totals */
 	MW_FT_MAX
 };
 
@@ -70,7 +77,30 @@ struct mw_hello {
 struct mw_hello_ok {
 	uint16_t version;
 	uint16_t chan_index;
+	uint32_t stream_window; /* chunks of credit each stream starts with */
 	uint8_t session[MW_SESSION_ID_LEN];
+};
+
+/* Kinds of QEMU connection a stream carries (stats and logs only). */
+enum mw_stream_kind {
+	MW_SK_UNKNOWN = 0,
+	MW_SK_EXEC = 1,	   /* stdin/stdout of an exec: URI */
+	MW_SK_MAIN = 2,	   /* QEMU's main migration channel ("QEVM") */
+	MW_SK_MULTIFD = 3, /* a multifd channel */
+	MW_SK_PREEMPT = 4, /* postcopy preempt channel */
+	MW_SK_NBD = 5,	   /* an NBD connection (copy-storage) */
+	MW_SK_MAX
+};
+
+struct mw_open {
+	uint16_t endpoint; /* index of the --listen / --connect pair */
+	uint8_t kind;
+};
+
+struct mw_close {
+	uint32_t streams; /* streams the session carried */
+	uint64_t bytes;	  /* forward raw bytes over all streams */
+	uint64_t chunks;  /* forward chunks over all streams */
 };
 
 struct mw_end {
@@ -106,7 +136,13 @@ int mw_end_decode(const uint8_t *p, size_t n, struct mw_end *out);
 void mw_ack_encode(uint8_t *p, const struct mw_ack *a);
 int mw_ack_decode(const uint8_t *p, size_t n, struct mw_ack *out);
 
+void mw_open_encode(uint8_t *p, const struct mw_open *o);
+int mw_open_decode(const uint8_t *p, size_t n, struct mw_open *out);
+void mw_close_encode(uint8_t *p, const struct mw_close *c);
+int mw_close_decode(const uint8_t *p, size_t n, struct mw_close *out);
+
 const char *mw_frame_type_name(unsigned type);
+const char *mw_stream_kind_name(unsigned kind);
 
 static inline void mw_put_be16(uint8_t *p, uint16_t v)
 {

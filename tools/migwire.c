@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mw_comp.h"
@@ -30,6 +31,9 @@ struct opts {
 	struct mw_xp_cfg cfg;
 	const char *to, *listen, *creds, *psk, *psk_id, *hostname;
 	const char *input, *output, *cpus;
+	unsigned nr_listen, nr_connect;
+	const char *listen_eps[MW_ENDPOINTS_MAX + 1];
+	const char *connect_eps[MW_ENDPOINTS_MAX + 1];
 	bool no_tls, print_config, have_level, have_threads;
 	const char *side_name;
 };
@@ -88,7 +92,27 @@ static int parse_size_opt(const char *name, const char *arg, uint64_t min,
 }
 
 static int o_to(struct opts *o, const char *a) { o->to = a; return 0; }
-static int o_listen(struct opts *o, const char *a) { o->listen = a; return 0; }
+static int o_listen(struct opts *o, const char *a)
+{
+	if (o->side_name[0] == 'r') {
+		o->listen = a;
+		return 0;
+	}
+	if (o->nr_listen == MW_ENDPOINTS_MAX)
+		return usage_err("at most %u --listen endpoints",
+				 MW_ENDPOINTS_MAX);
+	o->listen_eps[o->nr_listen++] = a;
+	return 0;
+}
+
+static int o_connect(struct opts *o, const char *a)
+{
+	if (o->nr_connect == MW_ENDPOINTS_MAX)
+		return usage_err("at most %u --connect endpoints",
+				 MW_ENDPOINTS_MAX);
+	o->connect_eps[o->nr_connect++] = a;
+	return 0;
+}
 static int o_creds(struct opts *o, const char *a) { o->creds = a; return 0; }
 static int o_psk(struct opts *o, const char *a) { o->psk = a; return 0; }
 static int o_psk_id(struct opts *o, const char *a) { o->psk_id = a; return 0; }
@@ -190,8 +214,13 @@ static int o_wait(struct opts *o, const char *a)
 static const struct opt_def opt_defs[] = {
 	{ "to", 1, SIDE_SEND, o_to, "HOST:PORT",
 	  "receiver address (required)" },
-	{ "listen", 1, SIDE_RECV, o_listen, "HOST:PORT",
-	  "address to accept the sender's channels on (required)" },
+	{ "listen", 1, SIDE_BOTH, o_listen, "ADDR",
+	  "recv: HOST:PORT to accept the sender's channels on (required); "
+	  "send: unix:PATH or tcp:HOST:PORT where QEMU connects (repeatable; "
+	  "default: the exec: stream on stdin/stdout)" },
+	{ "connect", 1, SIDE_RECV, o_connect, "ADDR",
+	  "unix:PATH or tcp:HOST:PORT of the destination QEMU, paired with "
+	  "the sender's --listen in order (repeatable; default: stdout/stdin)" },
 	{ "channels", 1, SIDE_SEND, o_channels, "N",
 	  "parallel TCP+TLS channels, 1-64 (default 2)" },
 	{ "compress", 1, SIDE_SEND, o_compress, "CODEC",
@@ -311,6 +340,13 @@ static int parse_fd(const char *name, const char *arg, int *out)
 	return 0;
 }
 
+static bool is_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 static unsigned default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -363,6 +399,28 @@ static int finish_cfg(struct opts *o, int side)
 		return -MW_E_USAGE;
 	if (o->output && parse_fd("output", o->output, &c->out_fd))
 		return -MW_E_USAGE;
+	/* a socket from QEMU's fd: URI carries both directions */
+	c->rev_fd = side == SIDE_SEND ? (o->input && is_socket(c->in_fd) ?
+					  c->in_fd : STDOUT_FILENO) :
+					 (o->output && is_socket(c->out_fd) ?
+					  c->out_fd : STDIN_FILENO);
+	{
+		const char *const *eps = side == SIDE_SEND ? o->listen_eps :
+							     o->connect_eps;
+		unsigned n = side == SIDE_SEND ? o->nr_listen : o->nr_connect;
+		unsigned i;
+
+		if (n && (o->input || o->output))
+			return usage_err("--input/--output are for the exec: "
+					 "mode, not with %s endpoints",
+					 side == SIDE_SEND ? "--listen" :
+							     "--connect");
+		for (i = 0; i < n; i++)
+			if (mw_endpoint_parse(eps[i], &c->eps[i]))
+				return usage_err("'%s' is not unix:PATH or "
+						 "tcp:HOST:PORT", eps[i]);
+		c->nr_eps = n;
+	}
 	if (o->cpus) {
 		if (mw_parse_cpus(o->cpus, &c->cpus))
 			return usage_err("--cpus: '%s' is not a CPU list like "

@@ -15,6 +15,15 @@
 #include "mw_parse.h"
 #include "mw_tls.h"
 
+/* A local (QEMU-side) endpoint: send --listen, recv --connect. */
+struct mw_endpoint {
+	enum { MW_EP_UNIX, MW_EP_TCP } type;
+	char addr[256]; /* socket path, or host */
+	uint16_t port;
+};
+
+#define MW_ENDPOINTS_MAX 8
+
 struct mw_xp_cfg {
 	/* both sides */
 	enum mw_codec codec;	   /* send: codec to use */
@@ -32,9 +41,17 @@ struct mw_xp_cfg {
 	int verbose;		   /* -v: summary line at the end */
 	int in_fd;		   /* send: stream source */
 	int out_fd;		   /* recv: stream sink */
+	int rev_fd;		   /* exec mode: send: stdout, recv: stdin */
 	char host[256];		   /* send: --to host; recv: --listen host */
 	uint16_t port;
+	/* socket mode: send --listen / recv --connect, paired by position;
+	 * none: exec mode, one stream over in_fd/out_fd and rev_fd */
+	unsigned nr_eps;
+	struct mw_endpoint eps[MW_ENDPOINTS_MAX];
 };
+
+/* Parses "unix:/path" or "tcp:host:port". Returns 0 or -EINVAL. */
+int mw_endpoint_parse(const char *s, struct mw_endpoint *out);
 
 /*
  * Runs a whole session. Returns 0 only when the receiver acknowledged every

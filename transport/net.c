@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "mw_parse.h"
 #include "mw_thread.h"
 #include "xp_int.h"
 
@@ -162,3 +165,101 @@ err_res:
 			  port, mw_strerror(ret));
 }
 
+
+int mw_endpoint_parse(const char *s, struct mw_endpoint *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!strncmp(s, "unix:", 5)) {
+		const char *path = s + 5;
+		size_t n = strlen(path);
+
+		/* sockaddr_un has 108 bytes; libvirt writes unix:///path */
+		while (n > 1 && path[0] == '/' && path[1] == '/') {
+			path++;
+			n--;
+		}
+		if (!n || n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return -EINVAL;
+		out->type = MW_EP_UNIX;
+		memcpy(out->addr, path, n + 1);
+		return 0;
+	}
+	if (!strncmp(s, "tcp:", 4)) {
+		out->type = MW_EP_TCP;
+		if (mw_parse_hostport(s + 4, out->addr, sizeof(out->addr),
+				      &out->port) || !out->addr[0])
+			return -EINVAL;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *mw_ep_name(const struct mw_endpoint *ep, char *buf, size_t cap)
+{
+	if (ep->type == MW_EP_UNIX)
+		snprintf(buf, cap, "unix:%s", ep->addr);
+	else
+		snprintf(buf, cap, "tcp:%s:%u", ep->addr, ep->port);
+	return buf;
+}
+
+int mw_ep_listen(const struct mw_endpoint *ep, struct mw_err *err)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char name[300];
+	int fd, ret;
+
+	if (ep->type == MW_EP_TCP)
+		return mw_net_listen(ep->addr, ep->port, err);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mw_err_set(err, -errno, "socket: %s", strerror(errno));
+	memcpy(sun.sun_path, ep->addr, strlen(ep->addr) + 1);
+	/* a stale socket file from an earlier run would make bind fail */
+	if (access(ep->addr, F_OK) == 0) {
+		struct stat st;
+
+		if (stat(ep->addr, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(ep->addr);
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 64)) {
+		ret = -errno;
+		close(fd);
+		return mw_err_set(err, ret, "listen on %s: %s",
+				  mw_ep_name(ep, name, sizeof(name)),
+				  strerror(-ret));
+	}
+	return fd;
+}
+
+int mw_ep_connect(const struct mw_endpoint *ep, unsigned long long deadline,
+		  struct mw_err *err)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char peer[80], name[300];
+	int fd, ret;
+
+	if (ep->type == MW_EP_TCP) {
+		fd = mw_net_connect(ep->addr, ep->port, deadline, peer,
+				    sizeof(peer), err);
+		if (fd >= 0) {
+			int one = 1;
+
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
+		}
+		return fd;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mw_err_set(err, -errno, "socket: %s", strerror(errno));
+	memcpy(sun.sun_path, ep->addr, strlen(ep->addr) + 1);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
+		ret = -errno;
+		close(fd);
+		return mw_err_set(err, ret, "connect to %s: %s",
+				  mw_ep_name(ep, name, sizeof(name)),
+				  strerror(-ret));
+	}
+	return fd;
+}

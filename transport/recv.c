@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * migwire recv: N channels -> decompress pool -> reorder -> output.
+ * migwire recv: N channels -> decompress pool -> per-stream reorder ->
+ * destination QEMU, and the reverse direction back over the channels.
  *
  * DESIGN
  * Threads: the main thread (signals, stats, teardown), the listener
  * (mw-listen), one thread per accepted connection (mw-rxhs while it
- * authenticates, then mw-rxN), the decompress workers (compress/) and the
- * writer (mw-write).
+ * authenticates, then mw-rxN), the decompress workers (compress/), and per
+ * stream a writer (mw-wrN: connects to the destination, writes in order)
+ * and a reverse reader (mw-rvN: destination -> sender).
  *
  * A connection is admitted only after TLS and a HELLO that matches the
  * session (the first admitted HELLO defines it). A connection that fails
@@ -14,17 +16,24 @@
  * At most MAX_PENDING connections may be authenticating at once; more are
  * closed at once. When all channels have joined, the listening socket closes.
  *
- * The window is nslots chunk slots indexed by seq % nslots. A channel that
- * reads a DATA header claims slot seq % nslots only when seq lies in
- * [next_write, next_write + nslots); otherwise it stops reading (stalled)
- * until the writer frees a slot. Because the sender hands chunks to channels
- * in sequence order, the chunk next_write is always at the head of some
- * channel, so this cannot deadlock, and memory stays bounded by the window.
- * Payloads land in the slot (wire or raw buffer); a decompress job inflates
- * and verifies the XXH3 checksum; only then is the slot READY. The writer
- * writes READY slots strictly in order, so nothing unverified or out of
- * order ever reaches the output. After END's totals are written it closes
- * the output and every channel sends ACK.
+ * Streams are created when first named (OPEN or DATA; frames of one stream
+ * may arrive on any channel). Each has `credit` slots indexed by
+ * seq % credit; the sender may send a stream's chunk only below the limit
+ * this side grants (HELLO_OK's stream window, then WINDOW frames as the
+ * writer frees slots), so a DATA frame always finds its slot free and no
+ * channel ever waits for a stream: one stream the destination does not read
+ * cannot block another. A frame beyond the credit is a protocol error.
+ * Payloads land in the slot; a decompress job inflates and verifies the XXH3
+ * checksum; only then is the slot READY. The stream's writer writes READY
+ * slots strictly in order, so nothing unverified or out of order ever
+ * reaches QEMU. In socket mode writers connect in stream order per endpoint
+ * (QEMU 7.2 takes the first connection as the main channel).
+ *
+ * Reverse bytes (return path, NBD replies) are read by the stream's reverse
+ * reader, sent raw in order on channel (stream id % channels), and end with
+ * a reverse END when the destination closes its side. The session completes
+ * when CLOSE (the sender's totals) has arrived and every stream's forward
+ * direction is written and closed; then every channel sends ACK.
  *
  * Session state below `lock` is protected by it.
  */
@@ -40,6 +49,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,13 +61,16 @@
 
 #define MAX_PENDING 16
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
+#define REV_QUEUE 16 /* reverse frames queued per channel before blocking */
 #define UD_EFD 1
 #define UD_RECV 2
+#define UD_SEND 3
 
 enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_DECODING, SLOT_READY };
-enum rx_phase { PH_HDR, PH_SLOT, PH_PAYLOAD, PH_CTRL };
+enum rx_phase { PH_HDR, PH_PAYLOAD, PH_CTRL };
 
 struct receiver;
+struct rx_stream;
 
 struct rx_slot {
 	uint64_t seq;
@@ -66,7 +79,27 @@ struct rx_slot {
 	uint8_t *raw;
 	uint32_t raw_len;
 	struct mw_comp_job job;
+	struct rx_stream *st;
+};
+
+struct rx_stream {
 	struct receiver *r;
+	unsigned id, ep;
+	uint8_t kind;
+	bool opened, connected;
+	int fd;	    /* forward bytes go here */
+	int rev_fd; /* reverse bytes come from here; -1: none */
+	bool is_sock;
+	struct rx_slot *slots;
+	uint64_t next_write, granted;
+	bool ended, fwd_done;
+	struct mw_end end;
+	pthread_t writer, rev;
+	bool writer_started, rev_started;
+	atomic_bool writer_exited, rev_exited;
+	double writer_cpu;
+	uint64_t rev_seq, rev_bytes;
+	atomic_ullong bytes_fwd, bytes_rev;
 };
 
 struct rx_chan {
@@ -78,7 +111,6 @@ struct rx_chan {
 	bool ring_ok;
 	int efd;
 	uint64_t efd_buf;
-	bool stalled;
 	bool ack_sent;
 	/* frame being parsed */
 	enum rx_phase phase;
@@ -89,6 +121,14 @@ struct rx_chan {
 	uint8_t *dst;
 	size_t need;
 	uint8_t ctl[MW_ERROR_MAX + 1];
+	/* control / reverse frames going out */
+	struct mw_ctlq ctlq;
+	struct mw_ctl *tx_ctl; /* being sent */
+	uint8_t tx_hdr[MW_FRAME_HDR_LEN];
+	uint8_t *sealed;
+	size_t sealed_cap;
+	struct iovec iov[2];
+	struct msghdr msg;
 	atomic_ullong bytes_wire;
 	atomic_bool exited;
 	double cpu_final;
@@ -101,35 +141,43 @@ struct receiver {
 	struct mw_comp_pool *pool;
 	int listen_fd;
 	int lst_efd;
-	pthread_t listener, writer;
-	bool listener_started, writer_started;
+	pthread_t listener;
+	bool listener_started;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cv; /* writer: slot ready, END, failure */
+	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
 	pthread_cond_t live_cv;
 	bool have_session;
 	struct mw_hello sess;
+	uint32_t credit; /* slots per stream */
+	size_t wire_cap;
 	unsigned long long first_join_ns;
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
 	unsigned joined;
 	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
 	unsigned nlive, npending;
-	unsigned nslots;
-	struct rx_slot *slots;
-	size_t wire_cap;
-	uint64_t next_write;
-	bool ended;
-	struct mw_end end;
-	bool complete;	 /* output written and closed */
-	atomic_bool done; /* complete and every channel finished */
-	atomic_ullong bytes_out, chunks_out;
-	double writer_cpu;
-	atomic_bool writer_exited;
+	struct rx_stream *streams[MW_STREAMS_MAX];
+	bool closed;
+	struct mw_close close;
+	bool complete; /* every stream written and closed, ACK queued */
 };
 
 static unsigned long long deadline_after(uint32_t s)
 {
 	return s ? mw_now_ns() + (unsigned long long)s * 1000000000ull : 0;
+}
+
+static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	ch->conn.err.code = code;
+	va_start(ap, fmt);
+	vsnprintf(ch->conn.err.msg, sizeof(ch->conn.err.msg), fmt, ap);
+	va_end(ap);
+	return code;
 }
 
 /* ---- session setup (first admitted HELLO) ---- */
@@ -140,32 +188,20 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	const struct mw_xp_cfg *cfg = r->cfg;
 	enum mw_codec codec = (enum mw_codec)h->codec;
 	size_t per;
-	unsigned i;
+	uint64_t slots;
 	int ret;
 
 	r->wire_cap = codec == MW_CODEC_NONE ? 0 :
 		      mw_codec_bound(codec, h->chunk_size);
 	per = h->chunk_size + r->wire_cap;
-	r->nslots = (unsigned)(cfg->window / per);
-	if (r->nslots < 2)
-		r->nslots = 2;
-	r->slots = calloc(r->nslots, sizeof(*r->slots));
-	if (!r->slots)
-		return mw_err_set(err, -ENOMEM, "out of memory");
-	for (i = 0; i < r->nslots; i++) {
-		struct rx_slot *s = &r->slots[i];
-
-		s->r = r;
-		s->raw = malloc(h->chunk_size);
-		if (r->wire_cap)
-			s->wire = malloc(r->wire_cap);
-		if (!s->raw || (r->wire_cap && !s->wire))
-			return mw_err_set(err, -ENOMEM,
-					  "out of memory for a %u-slot window",
-					  r->nslots);
-	}
+	slots = cfg->window / per;
+	/* exec: one stream gets the whole window; sockets: a quarter each,
+	 * so main + a few multifd channels stay near --window */
+	if (cfg->nr_eps)
+		slots /= 4;
+	r->credit = slots < 4 ? 4 : slots > 4096 ? 4096 : (uint32_t)slots;
 	ret = mw_comp_pool_new(&r->pool, codec, mw_codec_level_default(codec),
-			       cfg->threads, r->nslots,
+			       cfg->threads, r->credit * MW_STREAMS_MAX,
 			       codec == MW_CODEC_ZSTD ? "mw-unzstd" :
 			       codec == MW_CODEC_ZLIB ? "mw-unzlib" : "mw-sum",
 			       &cfg->cpus, 1);
@@ -175,8 +211,9 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	r->sess = *h;
 	r->have_session = true;
 	r->first_join_ns = mw_now_ns();
-	MW_LOG(MW_LOG_INFO, "session: %u channels, %s, chunk %u, window %u slots",
-	       h->chan_count, mw_codec_name(codec), h->chunk_size, r->nslots);
+	MW_LOG(MW_LOG_INFO, "session: %u channels, %s, chunk %u, %u slots "
+	       "per stream", h->chan_count, mw_codec_name(codec),
+	       h->chunk_size, r->credit);
 	return 0;
 }
 
@@ -208,22 +245,6 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 	return 0;
 }
 
-/* ---- writer ---- */
-
-static void wake_stalled_locked(struct receiver *r)
-{
-	unsigned i;
-
-	for (i = 0; i < r->sess.chan_count; i++) {
-		struct rx_chan *ch = r->chans[i];
-
-		if (ch && ch->stalled) {
-			ch->stalled = false;
-			mw_efd_poke(ch->efd);
-		}
-	}
-}
-
 static void poke_all_locked(struct receiver *r)
 {
 	unsigned i;
@@ -232,80 +253,381 @@ static void poke_all_locked(struct receiver *r)
 		mw_efd_poke(r->live[i]->efd);
 }
 
-static bool writer_can_go_locked(struct receiver *r)
+/* Queues a frame on the channel that carries stream `id`'s control and
+ * reverse traffic. limit > 0 blocks while that queue is that full. */
+static int queue_for_stream(struct receiver *r, unsigned id,
+			    struct mw_ctl *c, unsigned limit)
 {
-	struct rx_slot *s;
+	struct rx_chan *ch;
 
-	if (mw_fail_is_set(&r->fail))
-		return true;
-	if (!r->have_session)
-		return false;
-	if (r->ended && r->next_write == r->end.chunks)
-		return true;
-	s = &r->slots[r->next_write % r->nslots];
-	return s->state == SLOT_READY && s->seq == r->next_write;
+	pthread_mutex_lock(&r->lock);
+	ch = r->chans[id % r->sess.chan_count];
+	pthread_mutex_unlock(&r->lock);
+	if (!ch) {
+		free(c);
+		return mw_fail_set(&r->fail, -MW_E_PROTO,
+				   "stream %u: its channel never joined", id);
+	}
+	return mw_ctlq_push(&ch->ctlq, c, limit);
 }
 
-static int writer_finish_locked(struct receiver *r)
-{
-	uint64_t bytes = atomic_load(&r->bytes_out);
+/* ---- completion ---- */
 
-	if (bytes != r->end.bytes)
-		return mw_fail_set(&r->fail, -MW_E_CORRUPT,
-				   "stream length mismatch: wrote %" PRIu64
-				   " bytes, sender sent %" PRIu64, bytes,
-				   r->end.bytes);
-	if (close(r->cfg->out_fd))
-		return mw_fail_set(&r->fail, -errno, "closing output: %s",
-				   strerror(errno));
+static void check_complete_locked(struct receiver *r)
+{
+	struct mw_frame_hdr h = { .type = MW_FT_ACK, .wire_len = MW_ACK_LEN };
+	struct mw_ack a = { 0 };
+	uint8_t p[MW_ACK_LEN];
+	unsigned i;
+
+	if (r->complete || !r->closed)
+		return;
+	for (i = 0; i < MW_STREAMS_MAX; i++) {
+		struct rx_stream *st = r->streams[i];
+
+		if (!st) {
+			if (i < r->close.streams)
+				return;
+			continue;
+		}
+		if (i >= r->close.streams) {
+			mw_fail_set(&r->fail, -MW_E_PROTO,
+				    "stream %u beyond the %u the sender closed",
+				    i, r->close.streams);
+			return;
+		}
+		if (!st->fwd_done)
+			return;
+		a.bytes += st->end.bytes;
+		a.chunks += st->end.chunks;
+	}
+	if (a.bytes != r->close.bytes || a.chunks != r->close.chunks) {
+		mw_fail_set(&r->fail, -MW_E_CORRUPT,
+			    "session totals differ: wrote %" PRIu64 " bytes, "
+			    "sender sent %" PRIu64, a.bytes, r->close.bytes);
+		return;
+	}
 	r->complete = true;
-	poke_all_locked(r);
+	mw_ack_encode(p, &a);
+	for (i = 0; i < r->sess.chan_count; i++) {
+		struct mw_ctl *c = mw_ctl_new(&h, p);
+
+		if (c && r->chans[i])
+			mw_ctlq_push(&r->chans[i]->ctlq, c, 0);
+		else
+			free(c);
+	}
 	mw_fail_wake(&r->fail);
+}
+
+/* ---- streams ---- */
+
+static void *writer_main(void *arg);
+
+/* Returns stream id, creating it (slots, writer thread) on first mention.
+ * NULL with *err set on a protocol violation. Context: channel, lock held. */
+static struct rx_stream *stream_get_locked(struct receiver *r, uint32_t id,
+					   struct rx_chan *ch)
+{
+	const struct mw_xp_cfg *cfg = r->cfg;
+	struct rx_stream *st;
+	unsigned i;
+	int ret;
+
+	if (id >= MW_STREAMS_MAX) {
+		chan_err(ch, -MW_E_PROTO, "stream %u out of range", id);
+		return NULL;
+	}
+	if (r->streams[id])
+		return r->streams[id];
+	if (!cfg->nr_eps && id > 0) {
+		chan_err(ch, -MW_E_PROTO, "stream %u, but this receiver has no "
+			 "--connect endpoints (exec mode carries one stream)",
+			 id);
+		return NULL;
+	}
+	if (r->closed) {
+		chan_err(ch, -MW_E_PROTO, "stream %u after CLOSE", id);
+		return NULL;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st)
+		st->slots = calloc(r->credit, sizeof(*st->slots));
+	if (!st || !st->slots)
+		goto err_mem;
+	for (i = 0; i < r->credit; i++) {
+		struct rx_slot *s = &st->slots[i];
+
+		s->st = st;
+		s->raw = malloc(r->sess.chunk_size);
+		if (r->wire_cap)
+			s->wire = malloc(r->wire_cap);
+		if (!s->raw || (r->wire_cap && !s->wire))
+			goto err_mem;
+	}
+	st->r = r;
+	st->id = id;
+	st->fd = -1;
+	st->rev_fd = -1;
+	st->granted = r->credit;
+	if (!cfg->nr_eps) {
+		struct stat sb;
+
+		st->kind = MW_SK_EXEC;
+		st->opened = st->connected = true;
+		st->fd = cfg->out_fd;
+		st->is_sock = mw_fd_is_sock(cfg->out_fd);
+		/* the return path comes from stdin when QEMU gave us one */
+		if (fstat(cfg->rev_fd, &sb) == 0 &&
+		    (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
+			st->rev_fd = cfg->rev_fd;
+	}
+	ret = pthread_create(&st->writer, NULL, writer_main, st);
+	if (ret)
+		goto err_mem;
+	st->writer_started = true;
+	r->streams[id] = st;
+	return st;
+err_mem:
+	if (st && st->slots)
+		for (i = 0; i < r->credit; i++) {
+			free(st->slots[i].raw);
+			free(st->slots[i].wire);
+		}
+	if (st)
+		free(st->slots);
+	free(st);
+	chan_err(ch, -ENOMEM, "out of memory for stream %u", id);
+	return NULL;
+}
+
+static void *rev_main(void *arg)
+{
+	struct rx_stream *st = arg;
+	struct receiver *r = st->r;
+	size_t cap = r->sess.chunk_size < MW_REVERSE_MAX ? r->sess.chunk_size :
+							   MW_REVERSE_MAX;
+	char name[16];
+
+	snprintf(name, sizeof(name), "mw-rv%u", st->id);
+	mw_thread_place(name, &r->cfg->cpus, 0);
+	while (st->rev_fd >= 0) {
+		struct pollfd p[2] = {
+			{ .fd = st->rev_fd, .events = POLLIN },
+			{ .fd = r->fail.wake_fd, .events = POLLIN },
+		};
+		struct mw_frame_hdr h = {
+			.type = MW_FT_DATA, .flags = MW_F_RAW,
+			.stream = st->id | MW_STREAM_REVERSE,
+		};
+		struct mw_ctl *c;
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (mw_fail_is_set(&r->fail))
+			goto out;
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		h.wire_len = (uint32_t)cap;
+		c = mw_ctl_new(&h, NULL);
+		if (!c) {
+			mw_fail_set(&r->fail, -ENOMEM, "out of memory");
+			goto out;
+		}
+		n = read(st->rev_fd, c->payload, cap);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+			free(c);
+			continue;
+		}
+		if (n <= 0) {
+			free(c);
+			if (n < 0 && errno != ECONNRESET) {
+				mw_fail_set(&r->fail, -errno,
+					    "stream %u: read from the "
+					    "destination QEMU: %s", st->id,
+					    strerror(errno));
+				goto out;
+			}
+			break;
+		}
+		if (st->rev_seq == 0 && st->kind == MW_SK_UNKNOWN)
+			st->kind = (uint8_t)mw_kind_sniff(c->payload, (size_t)n,
+							  true);
+		c->h.wire_len = c->h.raw_len = (uint32_t)n;
+		c->h.seq = st->rev_seq++;
+		c->h.csum = mw_comp_checksum(c->payload, (size_t)n);
+		st->rev_bytes += (uint64_t)n;
+		atomic_store_explicit(&st->bytes_rev, st->rev_bytes,
+				      memory_order_relaxed);
+		if (queue_for_stream(r, st->id, c, REV_QUEUE))
+			goto out;
+	}
+	{
+		/* the destination closed its side: reverse END */
+		struct mw_frame_hdr h = { .type = MW_FT_END,
+					  .stream = st->id | MW_STREAM_REVERSE,
+					  .wire_len = MW_END_LEN };
+		struct mw_end e = { .bytes = st->rev_bytes,
+				    .chunks = st->rev_seq };
+		uint8_t p[MW_END_LEN];
+		struct mw_ctl *c;
+
+		mw_end_encode(p, &e);
+		c = mw_ctl_new(&h, p);
+		if (c)
+			queue_for_stream(r, st->id, c, 0);
+	}
+out:
+	atomic_store(&st->rev_exited, true);
+	return NULL;
+}
+
+/* Socket mode: connect in stream order per endpoint, then start the
+ * reverse reader. Returns 0 or a session failure. */
+static int stream_connect(struct rx_stream *st)
+{
+	struct receiver *r = st->r;
+	const struct mw_xp_cfg *cfg = r->cfg;
+	struct mw_err err = { 0 };
+	char name[300];
+	unsigned i;
+	int fd;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		bool ready = st->opened;
+
+		for (i = 0; ready && i < st->id; i++)
+			if (r->streams[i] && r->streams[i]->ep == st->ep &&
+			    !r->streams[i]->connected)
+				ready = false;
+		if (ready || mw_fail_is_set(&r->fail))
+			break;
+		pthread_cond_wait(&r->cv, &r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (mw_fail_is_set(&r->fail))
+		return -MW_E_CANCEL;
+	if (st->ep >= cfg->nr_eps)
+		return mw_fail_set(&r->fail, -MW_E_PROTO,
+				   "stream %u names endpoint %u, but only %u "
+				   "--connect given", st->id, st->ep,
+				   cfg->nr_eps);
+	fd = mw_ep_connect(&cfg->eps[st->ep], deadline_after(cfg->timeout_s),
+			   &err);
+	if (fd < 0)
+		return mw_fail_set(&r->fail, fd, "stream %u: %s", st->id,
+				   err.msg[0] ? err.msg : mw_strerror(fd));
+	MW_LOG(MW_LOG_DEBUG, "stream %u connected to %s", st->id,
+	       mw_ep_name(&cfg->eps[st->ep], name, sizeof(name)));
+	pthread_mutex_lock(&r->lock);
+	st->fd = st->rev_fd = fd;
+	st->is_sock = true;
+	st->connected = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+static bool writer_can_go_locked(struct rx_stream *st)
+{
+	struct rx_slot *s = &st->slots[st->next_write % st->r->credit];
+
+	if (mw_fail_is_set(&st->r->fail))
+		return true;
+	if (st->ended && st->next_write == st->end.chunks)
+		return true;
+	return s->state == SLOT_READY && s->seq == st->next_write;
+}
+
+/* Grants more credit once half of it is used up. */
+static void grant_locked(struct rx_stream *st)
+{
+	struct receiver *r = st->r;
+	struct mw_frame_hdr h = { .type = MW_FT_WINDOW, .stream = st->id };
+	struct mw_ctl *c;
+
+	if (st->granted - st->next_write > r->credit / 2 || st->ended)
+		return;
+	st->granted = st->next_write + r->credit;
+	h.seq = st->granted;
+	c = mw_ctl_new(&h, NULL);
+	if (c && r->chans[st->id % r->sess.chan_count])
+		mw_ctlq_push(&r->chans[st->id % r->sess.chan_count]->ctlq, c,
+			     0);
+	else
+		free(c);
 }
 
 static void *writer_main(void *arg)
 {
-	struct receiver *r = arg;
+	struct rx_stream *st = arg;
+	struct receiver *r = st->r;
 	uint64_t bytes = 0;
+	char name[16];
+	int ret = 0;
 
-	mw_thread_place("mw-write", &r->cfg->cpus, 0);
+	snprintf(name, sizeof(name), st->id ? "mw-wr%u" : "mw-write", st->id);
+	mw_thread_place(name, &r->cfg->cpus, 0);
+	if (!st->connected)
+		ret = stream_connect(st);
+	if (!ret && (st->rev_fd >= 0 || st->kind == MW_SK_EXEC)) {
+		ret = pthread_create(&st->rev, NULL, rev_main, st);
+		if (ret)
+			ret = mw_fail_set(&r->fail, -ret, "pthread_create: %s",
+					  strerror(ret));
+		else
+			st->rev_started = true;
+	}
 	pthread_mutex_lock(&r->lock);
-	for (;;) {
+	while (!ret) {
 		struct rx_slot *s;
-		int ret;
 
-		while (!writer_can_go_locked(r))
+		while (!writer_can_go_locked(st))
 			pthread_cond_wait(&r->cv, &r->lock);
 		if (mw_fail_is_set(&r->fail))
 			break;
-		if (r->ended && r->next_write == r->end.chunks) {
-			writer_finish_locked(r);
+		if (st->ended && st->next_write == st->end.chunks) {
+			if (bytes != st->end.bytes) {
+				mw_fail_set(&r->fail, -MW_E_CORRUPT,
+					    "stream %u: wrote %" PRIu64
+					    " bytes, sender sent %" PRIu64,
+					    st->id, bytes, st->end.bytes);
+				break;
+			}
+			mw_fd_close_write(st->fd, st->is_sock);
+			if (!st->is_sock)
+				st->fd = -1;
+			st->fwd_done = true;
+			check_complete_locked(r);
 			break;
 		}
-		s = &r->slots[r->next_write % r->nslots];
+		s = &st->slots[st->next_write % r->credit];
 		pthread_mutex_unlock(&r->lock);
-		ret = mw_write_all(r->cfg->out_fd, s->raw, s->raw_len);
+		if (st->next_write == 0 && st->kind == MW_SK_UNKNOWN)
+			st->kind = (uint8_t)mw_kind_sniff(s->raw, s->raw_len,
+							  false);
+		ret = mw_write_all(st->fd, s->raw, s->raw_len);
 		pthread_mutex_lock(&r->lock);
 		if (ret) {
-			mw_fail_set(&r->fail, ret, "write output: %s%s",
-				    mw_strerror(ret), ret == -EPIPE ?
-				    " (the destination QEMU closed its input)" :
-				    "");
+			mw_fail_set(&r->fail, ret, "stream %u: write to the "
+				    "destination QEMU: %s%s", st->id,
+				    mw_strerror(ret),
+				    ret == -EPIPE || ret == -ECONNRESET ?
+				    " (it closed its input)" : "");
 			break;
 		}
 		bytes += s->raw_len;
-		atomic_store_explicit(&r->bytes_out, bytes,
+		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
 		s->state = SLOT_FREE;
-		r->next_write++;
-		atomic_store_explicit(&r->chunks_out, r->next_write,
-				      memory_order_relaxed);
-		wake_stalled_locked(r);
+		st->next_write++;
+		grant_locked(st);
 	}
 	pthread_mutex_unlock(&r->lock);
-	r->writer_cpu = mw_thread_cpu_seconds();
-	atomic_store(&r->writer_exited, true);
+	st->writer_cpu = mw_thread_cpu_seconds();
+	atomic_store(&st->writer_exited, true);
 	return NULL;
 }
 
@@ -313,69 +635,51 @@ static void *writer_main(void *arg)
 static void slot_decoded(struct mw_comp_job *job)
 {
 	struct rx_slot *s = job->opaque;
-	struct receiver *r = s->r;
+	struct receiver *r = s->st->r;
 
-	if (job->ret) {
-		mw_fail_set(&r->fail, job->ret, "chunk %" PRIu64 ": %s", s->seq,
-			    job->err.msg);
-		pthread_mutex_lock(&r->lock);
-		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->lock);
-		return;
-	}
+	if (job->ret)
+		mw_fail_set(&r->fail, job->ret, "stream %u chunk %" PRIu64 ": %s",
+			    s->st->id, s->seq, job->err.msg);
 	pthread_mutex_lock(&r->lock);
-	s->state = SLOT_READY;
-	if (s->seq == r->next_write)
-		pthread_cond_broadcast(&r->cv);
+	if (!job->ret)
+		s->state = SLOT_READY;
+	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* ---- channel data path ---- */
+/* ---- channel: incoming frames ---- */
 
-#define NEED_IO 1
-#define STALL 2
-
-static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	ch->conn.err.code = code;
-	va_start(ap, fmt);
-	vsnprintf(ch->conn.err.msg, sizeof(ch->conn.err.msg), fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-/* Header decoded: claim a slot inside the window, or stall. */
+/* DATA header decoded: claim the slot its credit reserved. */
 static int claim_slot(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
 	const struct mw_frame_hdr *h = &ch->h;
+	struct rx_stream *st;
 	struct rx_slot *s;
+	int ret = 0;
 
 	pthread_mutex_lock(&r->lock);
-	if (r->ended && h->seq >= r->end.chunks) {
+	st = stream_get_locked(r, h->stream, ch);
+	if (!st)
+		ret = ch->conn.err.code;
+	else if (st->ended && h->seq >= st->end.chunks)
+		ret = chan_err(ch, -MW_E_PROTO, "stream %u: chunk %" PRIu64
+			       " beyond its end", st->id, h->seq);
+	else if (h->seq < st->next_write)
+		ret = chan_err(ch, -MW_E_PROTO, "stream %u: duplicate chunk %"
+			       PRIu64, st->id, h->seq);
+	else if (h->seq >= st->granted)
+		ret = chan_err(ch, -MW_E_PROTO, "stream %u: chunk %" PRIu64
+			       " beyond the granted window", st->id, h->seq);
+	if (ret) {
 		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, -MW_E_PROTO, "chunk %" PRIu64
-				" beyond the end of the stream", h->seq);
+		return ret;
 	}
-	if (h->seq < r->next_write) {
-		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, -MW_E_PROTO, "duplicate chunk %" PRIu64,
-				h->seq);
-	}
-	if (h->seq >= r->next_write + r->nslots) {
-		ch->stalled = true;
-		pthread_mutex_unlock(&r->lock);
-		return STALL;
-	}
-	s = &r->slots[h->seq % r->nslots];
+	s = &st->slots[h->seq % r->credit];
 	if (s->state != SLOT_FREE) {
 		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, -MW_E_PROTO, "duplicate chunk %" PRIu64,
-				h->seq);
+		return chan_err(ch, -MW_E_PROTO, "stream %u: duplicate chunk %"
+				PRIu64, st->id, h->seq);
 	}
 	s->state = SLOT_FILLING;
 	s->seq = h->seq;
@@ -400,11 +704,11 @@ static int header_done(struct rx_chan *ch)
 	if (ret)
 		return chan_err(ch, ret, "malformed frame header");
 	ch->have = 0;
+	if (h->stream & MW_STREAM_REVERSE)
+		return chan_err(ch, -MW_E_PROTO, "reverse-direction %s frame "
+				"from the sender", mw_frame_type_name(h->type));
 	switch (h->type) {
 	case MW_FT_DATA:
-		if (h->stream != 0)
-			return chan_err(ch, -MW_E_PROTO,
-					"unknown stream %#x", h->stream);
 		if (h->raw_len > r->sess.chunk_size)
 			return chan_err(ch, -MW_E_PROTO,
 					"chunk of %u bytes exceeds the session's "
@@ -415,10 +719,11 @@ static int header_done(struct rx_chan *ch)
 			return chan_err(ch, -MW_E_PROTO,
 					"chunk uses codec %u, session has %u",
 					h->codec, r->sess.codec);
-		ch->phase = PH_SLOT;
 		return claim_slot(ch);
 	case MW_FT_END:
 	case MW_FT_ERROR:
+	case MW_FT_OPEN:
+	case MW_FT_CLOSE:
 		ch->dst = ch->ctl;
 		ch->need = h->wire_len;
 		ch->phase = PH_CTRL;
@@ -459,32 +764,65 @@ static int payload_done(struct rx_chan *ch)
 static int ctrl_done(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
-	struct mw_end e;
+	const struct mw_frame_hdr *h = &ch->h;
+	struct rx_stream *st;
+	int ret = 0;
 
 	ch->phase = PH_HDR;
-	if (ch->h.type == MW_FT_ERROR) {
-		ch->ctl[ch->h.wire_len] = '\0';
+	if (h->type == MW_FT_ERROR) {
+		ch->ctl[h->wire_len] = '\0';
 		return chan_err(ch, -MW_E_PEER, "sender failed: %s",
 				(char *)ch->ctl);
 	}
-	if (mw_end_decode(ch->ctl, ch->h.wire_len, &e))
-		return chan_err(ch, -MW_E_PROTO, "malformed END frame");
 	pthread_mutex_lock(&r->lock);
-	if (r->ended || e.chunks < r->next_write) {
-		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, -MW_E_PROTO, "unexpected END frame");
+	if (h->type == MW_FT_CLOSE) {
+		if (r->closed || mw_close_decode(ch->ctl, h->wire_len,
+						 &r->close))
+			ret = chan_err(ch, -MW_E_PROTO, "unexpected CLOSE frame");
+		r->closed = true;
+		check_complete_locked(r);
+	} else if (h->type == MW_FT_OPEN) {
+		struct mw_open o;
+
+		st = NULL;
+		if (mw_open_decode(ch->ctl, h->wire_len, &o))
+			ret = chan_err(ch, -MW_E_PROTO, "malformed OPEN frame");
+		else if (!(st = stream_get_locked(r, h->stream, ch)))
+			ret = ch->conn.err.code;
+		else if (st->opened && r->cfg->nr_eps)
+			ret = chan_err(ch, -MW_E_PROTO, "stream %u opened twice",
+				       st->id);
+		if (!ret) {
+			st->opened = true;
+			st->ep = o.endpoint;
+		}
+	} else {
+		struct mw_end e;
+
+		st = NULL;
+		if (mw_end_decode(ch->ctl, h->wire_len, &e))
+			ret = chan_err(ch, -MW_E_PROTO, "malformed END frame");
+		else if (!(st = stream_get_locked(r, h->stream, ch)))
+			ret = ch->conn.err.code;
+		else if (st->ended || e.chunks < st->next_write)
+			ret = chan_err(ch, -MW_E_PROTO,
+				       "unexpected END frame for stream %u",
+				       st->id);
+		if (!ret) {
+			st->ended = true;
+			st->end = e;
+		}
 	}
-	r->ended = true;
-	r->end = e;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
-	return 0;
+	return ret;
 }
 
 /*
  * Consumes buffered bytes until it needs I/O (NEED_IO; ch->dst/need name
- * where plaintext must go), must wait for the window (STALL), or fails.
+ * where plaintext must go) or fails.
  */
+#define NEED_IO 1
 static int chan_process(struct rx_chan *ch)
 {
 	for (;;) {
@@ -494,12 +832,6 @@ static int chan_process(struct rx_chan *ch)
 		ssize_t n;
 		int ret;
 
-		if (ch->phase == PH_SLOT) {
-			ret = claim_slot(ch);
-			if (ret)
-				return ret;
-			continue;
-		}
 		if (ch->phase == PH_HDR) {
 			dst = ch->hdr + ch->have;
 			want = sizeof(ch->hdr) - ch->have;
@@ -507,6 +839,7 @@ static int chan_process(struct rx_chan *ch)
 			dst = ch->dst;
 			want = ch->need;
 		}
+		n = 0;
 		if (want) {
 			n = mw_conn_read_buffered(&ch->conn, dst, want, &closed);
 			if (n < 0)
@@ -517,8 +850,6 @@ static int chan_process(struct rx_chan *ch)
 						"before the end of the stream");
 			if (n == 0)
 				return NEED_IO;
-		} else {
-			n = 0;
 		}
 		if (ch->phase == PH_HDR) {
 			ch->have += (size_t)n;
@@ -541,6 +872,22 @@ static int chan_process(struct rx_chan *ch)
 	}
 }
 
+/* Accounts plaintext that a direct recv wrote at its destination. */
+static int plain_received(struct rx_chan *ch, size_t n)
+{
+	if (ch->phase == PH_HDR) {
+		ch->have += n;
+		return ch->have == sizeof(ch->hdr) ? header_done(ch) : 0;
+	}
+	ch->dst += n;
+	ch->need -= n;
+	atomic_fetch_add_explicit(&ch->bytes_wire, (unsigned long long)n,
+				  memory_order_relaxed);
+	if (ch->need)
+		return 0;
+	return ch->phase == PH_PAYLOAD ? payload_done(ch) : ctrl_done(ch);
+}
+
 static void post_efd(struct rx_chan *ch)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
@@ -550,8 +897,8 @@ static void post_efd(struct rx_chan *ch)
 }
 
 /* Posts one recv: plaintext straight into its destination, ciphertext into
- * the connection buffer. Returns where plaintext bytes went (or NULL). */
-static uint8_t *post_recv(struct rx_chan *ch)
+ * the connection buffer. */
+static void post_recv(struct rx_chan *ch)
 {
 	struct mw_conn *c = &ch->conn;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
@@ -575,75 +922,104 @@ static uint8_t *post_recv(struct rx_chan *ch)
 	}
 	io_uring_prep_recv(sqe, c->fd, dst, len, 0);
 	io_uring_sqe_set_data64(sqe, UD_RECV);
-	return c->tls ? NULL : dst;
 }
 
-/* Accounts plaintext that a direct recv wrote at its destination. */
-static int plain_received(struct rx_chan *ch, size_t n)
+/* ---- channel: outgoing control and reverse frames ---- */
+
+static void post_send(struct rx_chan *ch)
 {
-	/* mirror of chan_process's bookkeeping for bytes that skipped rx */
-	if (ch->phase == PH_HDR) {
-		ch->have += n;
-		return ch->have == sizeof(ch->hdr) ? header_done(ch) : 0;
-	}
-	ch->dst += n;
-	ch->need -= n;
-	atomic_fetch_add_explicit(&ch->bytes_wire, (unsigned long long)n,
-				  memory_order_relaxed);
-	if (ch->need)
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
+
+	memset(&ch->msg, 0, sizeof(ch->msg));
+	ch->msg.msg_iov = ch->iov[0].iov_len ? ch->iov : ch->iov + 1;
+	ch->msg.msg_iovlen = ch->iov[0].iov_len && ch->iov[1].iov_len ? 2 : 1;
+	io_uring_prep_sendmsg(sqe, ch->conn.fd, &ch->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD_SEND);
+}
+
+/* Starts sending the next queued frame, if any and none is in flight. */
+static int tx_next(struct rx_chan *ch)
+{
+	struct mw_ctl *c;
+	struct iovec plain[2];
+	ssize_t n;
+
+	if (ch->tx_ctl || !(c = mw_ctlq_pop(&ch->ctlq)))
 		return 0;
-	return ch->phase == PH_PAYLOAD ? payload_done(ch) : ctrl_done(ch);
+	ch->tx_ctl = c;
+	mw_frame_hdr_encode(ch->tx_hdr, &c->h);
+	plain[0] = (struct iovec){ ch->tx_hdr, sizeof(ch->tx_hdr) };
+	plain[1] = (struct iovec){ c->payload, c->h.wire_len };
+	if (!ch->conn.tls) {
+		ch->iov[0] = plain[0];
+		ch->iov[1] = plain[1];
+	} else {
+		n = mw_tls_seal(ch->conn.tls, plain, c->h.wire_len ? 2 : 1,
+				ch->sealed, ch->sealed_cap, &ch->conn.err);
+		if (n < 0)
+			return (int)n;
+		ch->iov[0] = (struct iovec){ NULL, 0 };
+		ch->iov[1] = (struct iovec){ ch->sealed, (size_t)n };
+	}
+	post_send(ch);
+	return 0;
 }
 
-static int send_ack(struct rx_chan *ch)
+static int tx_done(struct rx_chan *ch, int res)
 {
-	struct receiver *r = ch->r;
-	struct mw_frame_hdr h = { .type = MW_FT_ACK, .wire_len = MW_ACK_LEN };
-	struct mw_ack a = { .bytes = atomic_load(&r->bytes_out),
-			    .chunks = atomic_load(&r->chunks_out) };
-	uint8_t p[MW_ACK_LEN];
-	int ret;
+	size_t left = (size_t)res;
+	unsigned k;
 
-	mw_ack_encode(p, &a);
-	ret = mw_conn_send_frame(&ch->conn, &h, p,
-				 deadline_after(r->cfg->timeout_s));
-	ch->ack_sent = true;
-	shutdown(ch->conn.fd, SHUT_WR);
-	return ret;
+	if (res < 0)
+		return chan_err(ch, res, "send: %s", mw_strerror(res));
+	for (k = 0; k < 2; k++) {
+		size_t take = left < ch->iov[k].iov_len ? left :
+							   ch->iov[k].iov_len;
+
+		ch->iov[k].iov_base = (uint8_t *)ch->iov[k].iov_base + take;
+		ch->iov[k].iov_len -= take;
+		left -= take;
+	}
+	if (ch->iov[0].iov_len || ch->iov[1].iov_len) {
+		post_send(ch);
+		return 0;
+	}
+	if (ch->tx_ctl->h.type == MW_FT_ACK) {
+		ch->ack_sent = true;
+		shutdown(ch->conn.fd, SHUT_WR);
+	}
+	free(ch->tx_ctl);
+	ch->tx_ctl = NULL;
+	return tx_next(ch);
 }
 
 static int chan_loop(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
-	bool recv_posted = false, efd_posted = false;
-	int ret = 0;
+	bool recv_posted = false, efd_posted = false, eof = false;
+	int ret;
 
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec ts = { .tv_sec = 2 };
-		uint8_t *plain_dst = NULL;
-		bool complete;
 
 		if (mw_fail_is_set(&r->fail))
 			return -MW_E_CANCEL;
-		pthread_mutex_lock(&r->lock);
-		complete = r->complete;
-		pthread_mutex_unlock(&r->lock);
-		if (complete && !ch->ack_sent) {
-			ret = send_ack(ch);
-			if (ret)
-				return ret;
-		}
+		if (ch->ack_sent && eof)
+			return 0;
+		ret = tx_next(ch);
+		if (ret)
+			return ret;
 		if (!efd_posted) {
 			post_efd(ch);
 			efd_posted = true;
 		}
-		if (!recv_posted) {
+		if (!recv_posted && !eof) {
 			ret = ch->ack_sent ? NEED_IO : chan_process(ch);
 			if (ret < 0)
 				return ret;
 			if (ret == NEED_IO) {
-				plain_dst = post_recv(ch);
+				post_recv(ch);
 				recv_posted = true;
 			}
 		}
@@ -665,10 +1041,18 @@ static int chan_loop(struct rx_chan *ch)
 				efd_posted = false;
 				continue;
 			}
+			if (ud == UD_SEND) {
+				ret = tx_done(ch, res);
+				if (ret)
+					return ret;
+				continue;
+			}
 			recv_posted = false;
 			if (res == 0) {
-				if (ch->ack_sent)
-					return 0;
+				if (ch->ack_sent) {
+					eof = true;
+					continue;
+				}
 				return chan_err(ch, -MW_E_CLOSED,
 						"connection closed before the "
 						"end of the stream");
@@ -677,11 +1061,10 @@ static int chan_loop(struct rx_chan *ch)
 				return chan_err(ch, res, "recv: %s",
 						mw_strerror(res));
 			if (ch->ack_sent)
-				continue; /* nothing is expected after END */
+				continue; /* nothing is expected after CLOSE */
 			if (ch->conn.tls) {
 				ch->conn.rx_len += (size_t)res;
 			} else {
-				(void)plain_dst;
 				ret = plain_received(ch, (size_t)res);
 				if (ret < 0)
 					return ret;
@@ -744,6 +1127,7 @@ static int chan_join(struct rx_chan *ch)
 		r->chans[ch->idx] = ch;
 		r->joined++;
 		r->npending--;
+		ok.stream_window = r->credit;
 		if (r->joined == r->sess.chan_count)
 			mw_efd_poke(r->lst_efd);
 		pthread_cond_broadcast(&r->cv);
@@ -781,7 +1165,9 @@ static void *conn_main(void *arg)
 		r->npending--;
 		live_remove_locked(r, ch);
 		mw_conn_destroy(&ch->conn);
+		mw_ctlq_destroy(&ch->ctlq);
 		close(ch->efd);
+		free(ch->sealed);
 		free(ch);
 		pthread_mutex_unlock(&r->lock);
 		return NULL;
@@ -808,6 +1194,7 @@ static void *conn_main(void *arg)
 	atomic_store(&ch->exited, true);
 	live_remove_locked(r, ch);
 	pthread_mutex_unlock(&r->lock);
+	mw_ctlq_stop(&ch->ctlq);
 	mw_fail_wake(&r->fail);
 	return NULL;
 }
@@ -825,7 +1212,7 @@ static void accept_one(struct receiver *r)
 	pthread_mutex_lock(&r->lock);
 	if (r->npending >= MAX_PENDING || r->nlive >= MAX_LIVE) {
 		pthread_mutex_unlock(&r->lock);
-		close(fd); /* flood: the legitimate sender retries nothing */
+		close(fd); /* a flood: the legitimate sender is not pending */
 		return;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -839,17 +1226,26 @@ static void accept_one(struct receiver *r)
 	ch->r = r;
 	ch->idx = -1;
 	ch->efd = mw_efd_new();
+	mw_ctlq_init(&ch->ctlq, ch->efd);
+	if (r->tls) {
+		ch->sealed_cap = mw_tls_seal_bound(MW_FRAME_HDR_LEN +
+						   MW_REVERSE_MAX);
+		ch->sealed = malloc(ch->sealed_cap);
+	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&r->lock);
 	r->npending++;
 	r->live[r->nlive++] = ch;
-	ret = pthread_create(&th, &attr, conn_main, ch);
+	ret = (r->tls && !ch->sealed) || ch->efd < 0 ? ENOMEM :
+	      pthread_create(&th, &attr, conn_main, ch);
 	if (ret) {
 		r->npending--;
 		r->nlive--;
 		mw_conn_destroy(&ch->conn);
+		mw_ctlq_destroy(&ch->ctlq);
 		close(ch->efd);
+		free(ch->sealed);
 		free(ch);
 	} else {
 		ch->th = th;
@@ -907,17 +1303,16 @@ static void *listener_main(void *arg)
 /* ---- main thread ---- */
 
 static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
-		      struct mw_stats_chan *chs, double t0)
+		      struct mw_stats_chan *chs, struct mw_stats_stream *sts,
+		      double t0)
 {
 	unsigned i, n;
 
 	memset(sn, 0, sizeof(*sn));
 	sn->side = "recv";
 	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
-	sn->bytes_raw = atomic_load_explicit(&r->bytes_out,
-					     memory_order_relaxed);
-	sn->chunks = atomic_load_explicit(&r->chunks_out, memory_order_relaxed);
 	sn->chans = chs;
+	sn->streams = sts;
 	sn->stage_name[0] = "rx";
 	sn->stage_name[1] = "decompress";
 	sn->stage_name[2] = "write";
@@ -938,16 +1333,28 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 		sn->bytes_wire += chs[i].bytes;
 		sn->stage_cpu[0] += chs[i].cpu;
 	}
+	for (i = 0; i < MW_STREAMS_MAX && r->streams[i]; i++) {
+		struct rx_stream *st = r->streams[i];
+
+		sts[i].kind = st->kind;
+		sts[i].fwd = atomic_load_explicit(&st->bytes_fwd,
+						  memory_order_relaxed);
+		sts[i].rev = atomic_load_explicit(&st->bytes_rev,
+						  memory_order_relaxed);
+		sn->bytes_raw += sts[i].fwd;
+		sn->chunks += st->next_write;
+		sn->stage_cpu[2] += atomic_load(&st->writer_exited) ?
+				    st->writer_cpu :
+				    mw_stats_thread_cpu(st->writer);
+		sn->nstreams = i + 1;
+	}
 	pthread_mutex_unlock(&r->lock);
 	/* frame headers are part of the wire bytes */
 	sn->bytes_wire += sn->chunks * MW_FRAME_HDR_LEN;
 	sn->stage_cpu[1] = r->pool ? mw_comp_pool_cpu_seconds(r->pool) : 0;
-	sn->stage_cpu[2] = !r->writer_started ? 0 :
-			   atomic_load(&r->writer_exited) ? r->writer_cpu :
-			   mw_stats_thread_cpu(r->writer);
 }
 
-static bool all_channels_done(struct receiver *r)
+static bool all_done(struct receiver *r)
 {
 	bool done;
 
@@ -958,13 +1365,14 @@ static bool all_channels_done(struct receiver *r)
 }
 
 static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
-			 struct mw_stats_chan *chs, double t0)
+			 struct mw_stats_chan *chs,
+			 struct mw_stats_stream *sts, double t0)
 {
 	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
 			       { .fd = r->fail.wake_fd, .events = POLLIN } };
 	unsigned long long next = mw_now_ns() + 1000000000ull;
 
-	while (!mw_fail_is_set(&r->fail) && !all_channels_done(r)) {
+	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
 		unsigned long long now = mw_now_ns();
 		int ms = now >= next ? 0 : (int)((next - now) / 1000000ull) + 1;
 		uint64_t v;
@@ -988,18 +1396,31 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 		if (mw_now_ns() >= next && st->f) {
 			struct mw_stats_snap sn;
 
-			snap_fill(r, &sn, chs, t0);
+			snap_fill(r, &sn, chs, sts, t0);
 			mw_stats_write(st, &sn);
 			next += 1000000000ull;
 		}
 	}
 }
 
-static void receiver_teardown(struct receiver *r)
+/* Waits at most ms for *flag; threads stuck in a write to a QEMU that
+ * stopped reading are left behind (the process exits right after). */
+static bool wait_flag(atomic_bool *flag, int ms)
 {
-	unsigned i;
+	while (!atomic_load(flag) && ms > 0) {
+		struct timespec ts = { 0, 10000000 };
 
+		nanosleep(&ts, NULL);
+		ms -= 10;
+	}
+	return atomic_load(flag);
+}
+
+static bool receiver_teardown(struct receiver *r)
+{
 	struct timespec ts;
+	bool clean = true;
+	unsigned i;
 
 	mw_efd_poke(r->lst_efd);
 	pthread_mutex_lock(&r->lock);
@@ -1008,8 +1429,6 @@ static void receiver_teardown(struct receiver *r)
 	pthread_mutex_unlock(&r->lock);
 	if (r->listener_started)
 		pthread_join(r->listener, NULL);
-	if (r->writer_started)
-		pthread_join(r->writer, NULL);
 	/* channels send their ERROR and leave; after 2 s, connections still
 	 * stuck in a handshake are cut */
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -1024,12 +1443,32 @@ static void receiver_teardown(struct receiver *r)
 		poke_all_locked(r);
 		pthread_cond_wait(&r->live_cv, &r->lock);
 	}
+	for (i = 0; i < MW_STREAMS_MAX; i++)
+		if (r->streams[i] && r->streams[i]->is_sock &&
+		    mw_fail_is_set(&r->fail))
+			shutdown(r->streams[i]->fd, SHUT_RDWR);
+	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
+	for (i = 0; i < MW_STREAMS_MAX; i++) {
+		struct rx_stream *st = r->streams[i];
+
+		if (!st)
+			continue;
+		if (st->writer_started && wait_flag(&st->writer_exited, 2000))
+			pthread_join(st->writer, NULL);
+		else if (st->writer_started)
+			clean = false;
+		if (st->rev_started && wait_flag(&st->rev_exited, 2000))
+			pthread_join(st->rev, NULL);
+		else if (st->rev_started)
+			clean = false;
+	}
+	return clean;
 }
 
 static void receiver_free(struct receiver *r)
 {
-	unsigned i;
+	unsigned i, k;
 
 	mw_comp_pool_free(r->pool);
 	for (i = 0; i < MW_CHANNELS_MAX; i++) {
@@ -1040,14 +1479,26 @@ static void receiver_free(struct receiver *r)
 		if (ch->ring_ok)
 			io_uring_queue_exit(&ch->ring);
 		mw_conn_destroy(&ch->conn);
+		mw_ctlq_destroy(&ch->ctlq);
 		close(ch->efd);
+		free(ch->tx_ctl);
+		free(ch->sealed);
 		free(ch);
 	}
-	for (i = 0; r->slots && i < r->nslots; i++) {
-		free(r->slots[i].raw);
-		free(r->slots[i].wire);
+	for (i = 0; i < MW_STREAMS_MAX; i++) {
+		struct rx_stream *st = r->streams[i];
+
+		if (!st)
+			continue;
+		for (k = 0; k < r->credit; k++) {
+			free(st->slots[k].raw);
+			free(st->slots[k].wire);
+		}
+		if (st->is_sock)
+			close(st->fd);
+		free(st->slots);
+		free(st);
 	}
-	free(r->slots);
 	if (r->tls)
 		mw_tls_ctx_free(r->tls);
 	if (r->listen_fd >= 0)
@@ -1060,9 +1511,11 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 {
 	struct receiver r = { .cfg = cfg, .listen_fd = -1, .lst_efd = -1 };
 	struct mw_stats_chan chs[MW_CHANNELS_MAX];
+	struct mw_stats_stream sts[MW_STREAMS_MAX];
 	struct mw_stats st;
 	struct mw_stats_snap sn;
 	double t0 = (double)mw_now_ns() / 1e9;
+	bool clean;
 	int sfd, ret;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1076,7 +1529,8 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	pthread_cond_init(&r.cv, NULL);
 	pthread_cond_init(&r.live_cv, NULL);
 	/* a larger pipe lets QEMU's loader run while we write the next chunk */
-	fcntl(cfg->out_fd, F_SETPIPE_SZ, 1 << 20);
+	if (!cfg->nr_eps)
+		fcntl(cfg->out_fd, F_SETPIPE_SZ, 1 << 20);
 	r.lst_efd = mw_efd_new();
 	if (cfg->tls.mode != MW_TLS_OFF) {
 		ret = mw_tls_ctx_new(&r.tls, &cfg->tls, err);
@@ -1097,28 +1551,27 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	MW_LOG(MW_LOG_INFO, "listening on %s:%u (%s)", *cfg->host ? cfg->host :
 	       "*", cfg->port, cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
 	       cfg->tls.mode == MW_TLS_PSK ? "TLS PSK" : "no TLS");
-	ret = pthread_create(&r.writer, NULL, writer_main, &r);
-	if (!ret) {
-		r.writer_started = true;
-		ret = pthread_create(&r.listener, NULL, listener_main, &r);
-		r.listener_started = !ret;
-	}
+	ret = pthread_create(&r.listener, NULL, listener_main, &r);
+	r.listener_started = !ret;
 	if (ret)
 		mw_fail_set(&r.fail, -ret, "pthread_create: %s", strerror(ret));
-	control_loop(&r, sfd, &st, chs, t0);
-	receiver_teardown(&r);
+	control_loop(&r, sfd, &st, chs, sts, t0);
+	clean = receiver_teardown(&r);
 	ret = 0;
 	if (!r.complete) {
 		ret = r.fail.err.code ? r.fail.err.code : -MW_E_CANCEL;
 		mw_err_set(err, ret, "%s", r.fail.err.msg);
-		close(cfg->out_fd); /* the destination QEMU sees EOF and fails */
+		if (!cfg->nr_eps && (!r.streams[0] || r.streams[0]->fd >= 0))
+			close(cfg->out_fd); /* QEMU sees EOF and fails */
 	}
-	snap_fill(&r, &sn, chs, t0);
+	snap_fill(&r, &sn, chs, sts, t0);
 	sn.final = true;
 	sn.result = ret ? err->msg : "ok";
 	mw_stats_write(&st, &sn);
 	if (cfg->verbose)
 		mw_stats_summary(&sn);
+	if (!clean)
+		goto out_stats_only;
 out_stats:
 	mw_stats_close(&st);
 out:
@@ -1129,5 +1582,8 @@ out:
 	mw_fail_destroy(&r.fail);
 out_sfd:
 	close(sfd);
+	return ret;
+out_stats_only:
+	mw_stats_close(&st);
 	return ret;
 }

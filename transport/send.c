@@ -1,30 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * migwire send: input -> chunker -> compress pool -> N channels.
+ * migwire send: streams -> chunker -> compress pool -> N channels, and the
+ * reverse direction back to the local streams.
  *
  * DESIGN
- * Threads: the main thread (setup, signals, stats), one reader (mw-read),
- * the compress workers (mw-<codec>N, compress/), and one thread per channel
- * (mw-txN) that owns its socket, TLS session and io_uring ring.
+ * Threads: the main thread (setup, signals, stats, session end), one reader
+ * per stream (mw-readN), the compress workers (compress/), one thread per
+ * channel (mw-txN) that owns its socket, TLS session and io_uring ring, and
+ * in socket mode an acceptor (mw-accept) for the QEMU-side endpoints.
  *
- * A chunk is a fixed pair of buffers from a pool sized by --window. The
- * reader takes a free chunk (blocking while none is free: back-pressure on
- * QEMU), fills it from the input and sends a partial chunk as soon as the
- * input has nothing more to give, stamps the next sequence number and
- * submits it to the compress pool. A finished job parks the chunk in the
- * ready ring at seq % nchunks. Channels take chunks strictly in sequence
- * order (next_take), so sequence numbers grow on every channel and the
- * receiver's window cannot deadlock (docs/protocol.md). Each channel keeps
- * up to two frames in flight: it seals the next chunk while the previous one
- * is in the kernel. A chunk returns to the free list in the send completion
- * handler. Idle channels park on their eventfd; the one that can take the
- * next chunk is poked by whoever made it takeable.
+ * A stream is one QEMU connection: stdin/stdout under exec: (stream 0), or
+ * one accepted socket per connection QEMU opens (main, multifd, preempt,
+ * NBD), numbered in accept order. Its forward bytes are cut into chunks from
+ * one pool shared by all streams (sized by --window: an empty pool stops the
+ * readers, which back-pressures QEMU). A finished compress job parks the
+ * chunk in its stream's ready ring at seq % nchunks. Channels take chunks of
+ * a stream strictly in sequence order and only below the stream's credit
+ * limit (WINDOW frames from the receiver), picking streams round robin. So
+ * sequence numbers grow per stream on every channel, the receiver always has
+ * room for what arrives, and one stream the destination does not read
+ * cannot block the others (QEMU's multifd threads wait for the main channel).
  *
- * The ring indexing is collision-free because the chunks not yet taken are
- * exactly the sequence numbers [next_take, next_seq), fewer than nchunks.
+ * The ring indexing is collision-free: the chunks of a stream not yet taken
+ * are exactly its sequence numbers [next_take, next_seq), fewer than nchunks.
  *
- * All state below `lock` is protected by it; the failure latch and the ack
- * flag are atomics read without it.
+ * Each channel keeps up to two frames: one in the kernel, the next sealed
+ * meanwhile. Control frames (OPEN, CLOSE) go on channel 0 before bulk data.
+ * Reverse-direction frames of a stream all arrive on one channel (stream id
+ * modulo channels), in order, and that channel thread writes them to the
+ * stream's local socket (or stdout).
+ *
+ * The session ends when every stream has ended both ways (and in socket
+ * mode a main migration stream has been carried): CLOSE with the totals
+ * goes out, and the receiver's ACK, sent once every byte is written, is the
+ * only way to exit 0.
+ *
+ * State below `lock` is protected by it; the failure latch and the ack flag
+ * are atomics.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -51,22 +63,47 @@
 #define UD_SEND0 3
 
 struct sender;
+struct tx_stream;
 
 struct tx_chunk {
 	uint64_t seq;
+	struct tx_stream *st;
 	uint8_t *raw;
 	uint8_t *out; /* compressed bytes; NULL with codec none */
 	uint32_t raw_len;
 	struct mw_comp_job job;
-	struct sender *s;
 	struct tx_chunk *next_free;
+};
+
+struct tx_stream {
+	struct sender *s;
+	unsigned id, ep;
+	uint8_t kind;
+	int in_fd;  /* forward bytes come from here */
+	int out_fd; /* reverse bytes go here */
+	bool is_sock;
+	pthread_t reader;
+	bool reader_started;
+	atomic_bool reader_exited;
+	double reader_cpu;
+	/* forward, under s->lock */
+	struct tx_chunk **ready;
+	uint64_t next_take, limit;
+	bool input_done, end_claimed;
+	uint64_t total_chunks, total_bytes;
+	/* reverse, owned by channel id % nr_chans */
+	uint64_t rev_seq, rev_bytes;
+	bool rev_discard;
+	atomic_bool rev_done;
+	atomic_ullong bytes_fwd, bytes_rev;
 };
 
 struct tx_slot {
 	bool busy;
 	struct tx_chunk *chunk; /* returned to the pool when sent */
+	struct mw_ctl *ctl;	/* freed when sent */
 	uint8_t hdr[MW_FRAME_HDR_LEN];
-	uint8_t ctl[MW_END_LEN];
+	uint8_t end[MW_END_LEN];
 	uint8_t *sealed; /* TLS: ciphertext buffer */
 	size_t sealed_cap;
 	struct iovec iov[2];
@@ -84,17 +121,17 @@ struct tx_chan {
 	int efd;
 	uint64_t efd_buf;
 	bool idle;
-	unsigned inflight;  /* slots holding a frame, sealed or in the kernel */
-	unsigned head;	    /* oldest slot: the only one in the kernel */
-	bool sending;	    /* the head slot's send is posted */
+	unsigned inflight; /* slots holding a frame, sealed or in the kernel */
+	unsigned head;	   /* oldest slot: the only one in the kernel */
+	bool sending;	   /* the head slot's send is posted */
 	struct tx_slot slot[TX_SLOTS];
-	bool recv_posted;
-	/* incoming control frame being parsed */
+	struct mw_ctlq ctlq;
+	/* incoming frame being parsed */
 	uint8_t in_hdr[MW_FRAME_HDR_LEN];
 	size_t in_have;
 	struct mw_frame_hdr in_h;
 	bool in_got_hdr;
-	uint8_t in_payload[MW_ERROR_MAX];
+	uint8_t *in_payload; /* MW_REVERSE_MAX bytes */
 	atomic_ullong bytes_wire;
 	atomic_bool exited;
 	double cpu_final;
@@ -108,26 +145,25 @@ struct sender {
 	struct mw_rate rate;
 	uint8_t session[MW_SESSION_ID_LEN];
 	size_t out_cap;
+	uint32_t stream_window;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* free chunk, channel ready */
 	unsigned nchunks;
 	struct tx_chunk *chunks;
 	struct tx_chunk *free_list;
-	struct tx_chunk **ready;
-	uint64_t next_take;
-	bool input_done, end_claimed;
-	uint64_t total_chunks, total_bytes;
 	unsigned nready;
 	unsigned *idle;
 	unsigned nidle;
+	struct tx_stream *streams[MW_STREAMS_MAX];
+	unsigned nstreams, rr;
+	bool main_done, close_sent, accepting;
+
+	int lfd[MW_ENDPOINTS_MAX];
+	pthread_t acceptor;
+	bool acceptor_started;
 
 	atomic_bool acked;
-	atomic_ullong bytes_in, chunks_read;
-	pthread_t reader;
-	bool reader_started;
-	atomic_bool reader_exited;
-	double reader_cpu;
 	struct tx_chan *chans;
 };
 
@@ -136,7 +172,7 @@ static unsigned long long deadline_after(uint32_t s)
 	return s ? mw_now_ns() + (unsigned long long)s * 1000000000ull : 0;
 }
 
-/* ---- chunk pool and ready ring ---- */
+/* ---- chunk pool and ready rings ---- */
 
 static void wake_idle_locked(struct sender *s)
 {
@@ -148,13 +184,24 @@ static void wake_idle_locked(struct sender *s)
 	}
 }
 
+static bool stream_takeable_locked(struct sender *s, struct tx_stream *st)
+{
+	struct tx_chunk *c = st->ready[st->next_take % s->nchunks];
+
+	if (c && c->seq == st->next_take && st->next_take < st->limit)
+		return true;
+	return st->input_done && !st->end_claimed &&
+	       st->next_take == st->total_chunks;
+}
+
 static bool takeable_locked(struct sender *s)
 {
-	struct tx_chunk *c = s->ready[s->next_take % s->nchunks];
+	unsigned i;
 
-	return (c && c->seq == s->next_take) ||
-	       (s->input_done && !s->end_claimed &&
-		s->next_take == s->total_chunks);
+	for (i = 0; i < s->nstreams; i++)
+		if (stream_takeable_locked(s, s->streams[i]))
+			return true;
+	return false;
 }
 
 static void chunk_put(struct sender *s, struct tx_chunk *c)
@@ -170,44 +217,54 @@ static void chunk_put(struct sender *s, struct tx_chunk *c)
 static void chunk_compressed(struct mw_comp_job *job)
 {
 	struct tx_chunk *c = job->opaque;
-	struct sender *s = c->s;
+	struct tx_stream *st = c->st;
+	struct sender *s = st->s;
 
 	if (job->ret) {
-		mw_fail_set(&s->fail, job->ret, "compress chunk %" PRIu64 ": %s",
+		mw_fail_set(&s->fail, job->ret,
+			    "stream %u: compress chunk %" PRIu64 ": %s", st->id,
 			    c->seq, job->err.msg);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	s->ready[c->seq % s->nchunks] = c;
-	if (c->seq == s->next_take)
+	st->ready[c->seq % s->nchunks] = c;
+	if (c->seq == st->next_take && c->seq < st->limit)
 		wake_idle_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
 /*
- * Takes the next chunk in sequence order, or claims the END frame (*end).
- * Returns NULL and parks the channel as idle when nothing is takeable.
+ * Takes the next chunk of some stream in sequence order, or claims a
+ * stream's END (*end_st). Returns NULL and parks the channel as idle when
+ * nothing is takeable.
  */
-static struct tx_chunk *chunk_take(struct tx_chan *ch, bool *end)
+static struct tx_chunk *chunk_take(struct tx_chan *ch,
+				   struct tx_stream **end_st)
 {
 	struct sender *s = ch->s;
 	struct tx_chunk *c = NULL;
-	unsigned slot;
+	unsigned i;
 
-	*end = false;
+	*end_st = NULL;
 	pthread_mutex_lock(&s->lock);
-	slot = (unsigned)(s->next_take % s->nchunks);
-	if (s->ready[slot] && s->ready[slot]->seq == s->next_take) {
-		c = s->ready[slot];
-		s->ready[slot] = NULL;
-		s->next_take++;
-	} else if (s->input_done && !s->end_claimed &&
-		   s->next_take == s->total_chunks) {
-		s->end_claimed = true;
-		*end = true;
+	for (i = 0; i < s->nstreams && !c && !*end_st; i++) {
+		struct tx_stream *st = s->streams[(s->rr + i) % s->nstreams];
+		unsigned slot = (unsigned)(st->next_take % s->nchunks);
+
+		if (st->ready[slot] && st->ready[slot]->seq == st->next_take &&
+		    st->next_take < st->limit) {
+			c = st->ready[slot];
+			st->ready[slot] = NULL;
+			st->next_take++;
+		} else if (st->input_done && !st->end_claimed &&
+			   st->next_take == st->total_chunks) {
+			st->end_claimed = true;
+			*end_st = st;
+		}
+		if (c || *end_st)
+			s->rr = (s->rr + i + 1) % s->nstreams;
 	}
-	if (c || *end) {
-		/* let another idle channel take the one after */
+	if (c || *end_st) {
 		if (takeable_locked(s))
 			wake_idle_locked(s);
 	} else if (!ch->idle) {
@@ -218,16 +275,17 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch, bool *end)
 	return c;
 }
 
-/* ---- reader ---- */
+/* ---- readers ---- */
 
-/* Fills c from the input: returns bytes (0 at EOF) or -errno. A partial chunk
- * is returned as soon as the input has no more bytes ready: the tail of a
- * migration is written while the VM is stopped. */
-static ssize_t chunk_fill(struct sender *s, struct tx_chunk *c)
+/* Fills c from the stream: returns bytes (0 at EOF) or -errno. A partial
+ * chunk is returned as soon as the input has no more bytes ready: the tail
+ * of a migration is written while the VM is stopped. */
+static ssize_t chunk_fill(struct tx_stream *st, struct tx_chunk *c)
 {
+	struct sender *s = st->s;
 	size_t len = 0, cap = s->cfg->chunk_size;
 	struct pollfd p[2] = {
-		{ .fd = s->cfg->in_fd, .events = POLLIN },
+		{ .fd = st->in_fd, .events = POLLIN },
 		{ .fd = s->fail.wake_fd, .events = POLLIN },
 	};
 
@@ -246,9 +304,11 @@ static ssize_t chunk_fill(struct sender *s, struct tx_chunk *c)
 			break; /* input paused: ship what we have */
 		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		r = read(s->cfg->in_fd, c->raw + len, cap - len);
+		r = read(st->in_fd, c->raw + len, cap - len);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
+		if (r < 0 && errno == ECONNRESET && st->is_sock)
+			break; /* QEMU reset its connection: treat as EOF */
 		if (r < 0)
 			return -errno;
 		if (r == 0)
@@ -260,10 +320,13 @@ static ssize_t chunk_fill(struct sender *s, struct tx_chunk *c)
 
 static void *reader_main(void *arg)
 {
-	struct sender *s = arg;
+	struct tx_stream *st = arg;
+	struct sender *s = st->s;
 	uint64_t seq = 0, bytes = 0;
+	char name[16];
 
-	mw_thread_place("mw-read", &s->cfg->cpus, 0);
+	snprintf(name, sizeof(name), "mw-read%u", st->id);
+	mw_thread_place(st->id ? name : "mw-read", &s->cfg->cpus, 0);
 	for (;;) {
 		struct tx_chunk *c;
 		ssize_t n;
@@ -278,29 +341,35 @@ static void *reader_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		if (mw_fail_is_set(&s->fail))
 			break;
-		n = chunk_fill(s, c);
+		n = chunk_fill(st, c);
 		if (n < 0) {
 			if (n != -MW_E_CANCEL)
-				mw_fail_set(&s->fail, (int)n, "read input: %s",
+				mw_fail_set(&s->fail, (int)n,
+					    "stream %u: read input: %s", st->id,
 					    mw_strerror((int)n));
+			chunk_put(s, c);
 			break;
 		}
 		if (n == 0) {
 			chunk_put(s, c);
 			pthread_mutex_lock(&s->lock);
-			s->input_done = true;
-			s->total_chunks = seq;
-			s->total_bytes = bytes;
-			if (takeable_locked(s))
+			st->input_done = true;
+			st->total_chunks = seq;
+			st->total_bytes = bytes;
+			if (stream_takeable_locked(s, st))
 				wake_idle_locked(s);
 			pthread_mutex_unlock(&s->lock);
+			mw_fail_wake(&s->fail); /* the session may be over */
 			break;
 		}
+		if (seq == 0 && st->kind == MW_SK_UNKNOWN)
+			st->kind = (uint8_t)mw_kind_sniff(c->raw, (size_t)n,
+							  false);
+		c->st = st;
 		c->seq = seq++;
 		c->raw_len = (uint32_t)n;
 		bytes += (uint64_t)n;
-		atomic_store_explicit(&s->bytes_in, bytes, memory_order_relaxed);
-		atomic_store_explicit(&s->chunks_read, seq,
+		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
 		memset(&c->job, 0, sizeof(c->job));
 		c->job.dir = MW_COMP_COMPRESS;
@@ -317,8 +386,111 @@ static void *reader_main(void *arg)
 			break;
 		}
 	}
-	s->reader_cpu = mw_thread_cpu_seconds();
-	atomic_store(&s->reader_exited, true);
+	st->reader_cpu = mw_thread_cpu_seconds();
+	atomic_store(&st->reader_exited, true);
+	return NULL;
+}
+
+/* Creates stream `id` over the given descriptors and starts its reader.
+ * Queues its OPEN frame on channel 0. Context: main or acceptor thread. */
+static int stream_start(struct sender *s, unsigned ep, int in_fd, int out_fd,
+			uint8_t kind)
+{
+	struct mw_frame_hdr h = { .type = MW_FT_OPEN, .wire_len = MW_OPEN_LEN };
+	struct mw_open o = { .endpoint = (uint16_t)ep, .kind = kind };
+	uint8_t p[MW_OPEN_LEN];
+	struct tx_stream *st;
+	struct mw_ctl *c;
+	int ret;
+
+	st = calloc(1, sizeof(*st));
+	if (st)
+		st->ready = calloc(s->nchunks, sizeof(*st->ready));
+	if (!st || !st->ready) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->s = s;
+	st->ep = ep;
+	st->kind = kind;
+	st->in_fd = in_fd;
+	st->out_fd = out_fd;
+	st->is_sock = mw_fd_is_sock(in_fd);
+	st->limit = s->stream_window;
+	pthread_mutex_lock(&s->lock);
+	if (s->nstreams == MW_STREAMS_MAX) {
+		pthread_mutex_unlock(&s->lock);
+		free(st->ready);
+		free(st);
+		return -EMFILE;
+	}
+	st->id = s->nstreams;
+	h.stream = st->id;
+	mw_open_encode(p, &o);
+	c = mw_ctl_new(&h, p);
+	if (!c) {
+		pthread_mutex_unlock(&s->lock);
+		free(st->ready);
+		free(st);
+		return -ENOMEM;
+	}
+	/* OPEN frames leave in stream order on channel 0: the receiver
+	 * connects in that order (QEMU 7.2 takes the first as main) */
+	mw_ctlq_push(&s->chans[0].ctlq, c, 0);
+	s->streams[s->nstreams++] = st;
+	ret = pthread_create(&st->reader, NULL, reader_main, st);
+	st->reader_started = !ret;
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		return mw_fail_set(&s->fail, -ret, "pthread_create: %s",
+				   strerror(ret));
+	MW_LOG(MW_LOG_DEBUG, "stream %u opened (endpoint %u)", st->id, ep);
+	return 0;
+}
+
+static void *acceptor_main(void *arg)
+{
+	struct sender *s = arg;
+	const struct mw_xp_cfg *cfg = s->cfg;
+
+	mw_thread_place("mw-accept", &cfg->cpus, 0);
+	for (;;) {
+		struct pollfd p[MW_ENDPOINTS_MAX + 1];
+		unsigned i;
+
+		for (i = 0; i < cfg->nr_eps; i++)
+			p[i] = (struct pollfd){ .fd = s->lfd[i], .events = POLLIN };
+		p[i] = (struct pollfd){ .fd = s->fail.wake_fd, .events = POLLIN };
+		if (poll(p, cfg->nr_eps + 1, -1) < 0 && errno != EINTR)
+			break;
+		pthread_mutex_lock(&s->lock);
+		if (mw_fail_is_set(&s->fail) || !s->accepting) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		pthread_mutex_unlock(&s->lock);
+		for (i = 0; i < cfg->nr_eps; i++) {
+			int fd, ret;
+
+			if (!(p[i].revents & POLLIN))
+				continue;
+			fd = accept4(s->lfd[i], NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				continue;
+			ret = stream_start(s, i, fd, fd, MW_SK_UNKNOWN);
+			if (ret) {
+				MW_LOG(MW_LOG_WARN, "refused a connection on "
+				       "endpoint %u: %s", i, mw_strerror(ret));
+				close(fd);
+			}
+		}
+		if (p[cfg->nr_eps].revents & POLLIN) {
+			/* the wake fd only says "look again" */
+			struct timespec ts = { 0, 20000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 	return NULL;
 }
 
@@ -384,6 +556,10 @@ static int chan_setup(struct tx_chan *ch)
 		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
 				  "unexpected %s frame instead of HELLO_OK",
 				  mw_frame_type_name(h.type));
+	pthread_mutex_lock(&s->lock);
+	if (!s->stream_window || ok.stream_window < s->stream_window)
+		s->stream_window = ok.stream_window;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
@@ -402,13 +578,15 @@ static void post_recv(struct tx_chan *ch)
 
 	if (c->rx_off == c->rx_len)
 		c->rx_off = c->rx_len = 0;
-	if (c->rx_len == c->rx_cap)
-		return; /* parse first */
+	if (c->rx_off && c->rx_cap - c->rx_len < 16384) {
+		memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+		c->rx_len -= c->rx_off;
+		c->rx_off = 0;
+	}
 	sqe = io_uring_get_sqe(&ch->ring);
 	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len,
 			   0);
 	io_uring_sqe_set_data64(sqe, UD_RECV);
-	ch->recv_posted = true;
 }
 
 static void post_send(struct tx_chan *ch, unsigned i)
@@ -418,15 +596,17 @@ static void post_send(struct tx_chan *ch, unsigned i)
 
 	memset(&sl->msg, 0, sizeof(sl->msg));
 	sl->msg.msg_iov = sl->iov[0].iov_len ? sl->iov : sl->iov + 1;
-	sl->msg.msg_iovlen = sl->iov[0].iov_len ? 2 : 1;
-	if (!sl->iov[1].iov_len)
-		sl->msg.msg_iovlen = 1;
+	sl->msg.msg_iovlen = sl->iov[0].iov_len && sl->iov[1].iov_len ? 2 : 1;
 	io_uring_prep_sendmsg(sqe, ch->conn.fd, &sl->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, UD_SEND0 + i);
 }
 
-/* Builds the frame for a chunk (or END when c is NULL) into slot i. */
-static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c)
+/*
+ * Builds a frame into slot i: a chunk, a stream's END (end_st), or a control
+ * frame (ctl). Takes ownership of chunk / ctl.
+ */
+static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
+		     struct tx_stream *end_st, struct mw_ctl *ctl)
 {
 	struct sender *s = ch->s;
 	struct tx_slot *sl = &ch->slot[i];
@@ -438,6 +618,7 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c)
 	if (c) {
 		h.type = MW_FT_DATA;
 		h.codec = (uint8_t)s->cfg->codec;
+		h.stream = c->st->id;
 		h.seq = c->seq;
 		h.raw_len = c->raw_len;
 		h.csum = c->job.csum;
@@ -449,17 +630,22 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c)
 			h.wire_len = (uint32_t)c->job.out_len;
 			payload = c->out;
 		}
-	} else {
-		struct mw_end e = { .bytes = s->total_bytes,
-				    .chunks = s->total_chunks };
+	} else if (end_st) {
+		struct mw_end e = { .bytes = end_st->total_bytes,
+				    .chunks = end_st->total_chunks };
 
 		h.type = MW_FT_END;
+		h.stream = end_st->id;
 		h.wire_len = MW_END_LEN;
-		mw_end_encode(sl->ctl, &e);
-		payload = sl->ctl;
+		mw_end_encode(sl->end, &e);
+		payload = sl->end;
+	} else {
+		h = ctl->h;
+		payload = ctl->payload;
 	}
 	mw_frame_hdr_encode(sl->hdr, &h);
 	sl->chunk = c;
+	sl->ctl = ctl;
 	sl->busy = true;
 	plain[0] = (struct iovec){ sl->hdr, sizeof(sl->hdr) };
 	plain[1] = (struct iovec){ (void *)(uintptr_t)payload, h.wire_len };
@@ -469,8 +655,8 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c)
 		mw_rate_take(&s->rate, sizeof(sl->hdr) + h.wire_len);
 		return 0;
 	}
-	n = mw_tls_seal(ch->conn.tls, plain, 2, sl->sealed, sl->sealed_cap,
-			&ch->conn.err);
+	n = mw_tls_seal(ch->conn.tls, plain, h.wire_len ? 2 : 1, sl->sealed,
+			sl->sealed_cap, &ch->conn.err);
 	if (n < 0)
 		return (int)n;
 	sl->iov[0] = (struct iovec){ NULL, 0 };
@@ -522,12 +708,147 @@ static int slot_sent(struct tx_chan *ch, unsigned i, int res)
 	ch->head = (ch->head + 1) % TX_SLOTS;
 	if (sl->chunk)
 		chunk_put(ch->s, sl->chunk);
+	free(sl->ctl);
 	sl->chunk = NULL;
+	sl->ctl = NULL;
 	kick_send(ch);
 	return 0;
 }
 
-/* Parses control frames from the receiver: ACK or ERROR. */
+static struct tx_stream *stream_get(struct sender *s, uint32_t id)
+{
+	struct tx_stream *st = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (id < s->nstreams)
+		st = s->streams[id];
+	pthread_mutex_unlock(&s->lock);
+	return st;
+}
+
+/* Reverse DATA or END of a stream, in order on this channel. */
+static int rev_frame(struct tx_chan *ch)
+{
+	struct sender *s = ch->s;
+	const struct mw_frame_hdr *h = &ch->in_h;
+	struct tx_stream *st = stream_get(s, h->stream & MW_STREAM_ID_MASK);
+	int ret;
+
+	if (!st || (st->id % s->cfg->nr_chans) != ch->idx ||
+	    atomic_load(&st->rev_done))
+		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+				  "reverse frame for unknown stream %u",
+				  h->stream & MW_STREAM_ID_MASK);
+	if (h->type == MW_FT_END) {
+		struct mw_end e;
+
+		if (mw_end_decode(ch->in_payload, h->wire_len, &e) ||
+		    e.chunks != st->rev_seq || e.bytes != st->rev_bytes)
+			return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
+					  "stream %u: reverse END totals differ "
+					  "from what arrived", st->id);
+		mw_fd_close_write(st->out_fd, st->is_sock);
+		if (!st->is_sock)
+			st->out_fd = -1;
+		atomic_store(&st->rev_done, true);
+		mw_fail_wake(&s->fail); /* the session may be over */
+		return 0;
+	}
+	if (!(h->flags & MW_F_RAW) || h->seq != st->rev_seq ||
+	    h->raw_len > MW_REVERSE_MAX)
+		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+				  "stream %u: bad reverse frame %" PRIu64,
+				  st->id, h->seq);
+	if (mw_comp_checksum(ch->in_payload, h->raw_len) != h->csum)
+		return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
+				  "stream %u: reverse chunk %" PRIu64
+				  ": checksum mismatch", st->id, h->seq);
+	if (st->rev_seq == 0 && st->kind == MW_SK_UNKNOWN)
+		st->kind = (uint8_t)mw_kind_sniff(ch->in_payload, h->raw_len,
+						  true);
+	st->rev_seq++;
+	st->rev_bytes += h->raw_len;
+	atomic_store_explicit(&st->bytes_rev, st->rev_bytes,
+			      memory_order_relaxed);
+	if (st->rev_discard)
+		return 0;
+	ret = mw_write_all(st->out_fd, ch->in_payload, h->raw_len);
+	if (ret == -EPIPE || ret == -ECONNRESET) {
+		/* QEMU closed this connection; it wants no more replies */
+		MW_LOG(MW_LOG_INFO, "stream %u: local peer closed; dropping "
+		       "the rest of its reverse direction", st->id);
+		st->rev_discard = true;
+		return 0;
+	}
+	if (ret)
+		return mw_err_set(&ch->conn.err, ret,
+				  "stream %u: write to the source QEMU: %s",
+				  st->id, mw_strerror(ret));
+	return 0;
+}
+
+static int frame_received(struct tx_chan *ch)
+{
+	struct sender *s = ch->s;
+	const struct mw_frame_hdr *h = &ch->in_h;
+
+	switch (h->type) {
+	case MW_FT_ERROR:
+		return mw_err_set(&ch->conn.err, -MW_E_PEER,
+				  "receiver failed: %.*s", (int)h->wire_len,
+				  (char *)ch->in_payload);
+	case MW_FT_WINDOW: {
+		struct tx_stream *st = stream_get(s, h->stream);
+
+		if (!st)
+			return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+					  "credit for unknown stream %u",
+					  h->stream);
+		pthread_mutex_lock(&s->lock);
+		if (h->seq > st->limit)
+			st->limit = h->seq;
+		if (stream_takeable_locked(s, st))
+			wake_idle_locked(s);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	case MW_FT_DATA:
+	case MW_FT_END:
+		if (!(h->stream & MW_STREAM_REVERSE))
+			break;
+		return rev_frame(ch);
+	case MW_FT_ACK: {
+		struct mw_ack a;
+		uint64_t bytes = 0, chunks = 0;
+		unsigned i;
+
+		mw_ack_decode(ch->in_payload, h->wire_len, &a);
+		pthread_mutex_lock(&s->lock);
+		for (i = 0; i < s->nstreams; i++) {
+			bytes += s->streams[i]->total_bytes;
+			chunks += s->streams[i]->total_chunks;
+		}
+		if (!s->close_sent || a.bytes != bytes || a.chunks != chunks) {
+			pthread_mutex_unlock(&s->lock);
+			return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
+					  "receiver acknowledged %" PRIu64
+					  " bytes, %" PRIu64 " sent", a.bytes,
+					  bytes);
+		}
+		pthread_mutex_unlock(&s->lock);
+		atomic_store(&s->acked, true);
+		mw_fail_wake(&s->fail);
+		return 0;
+	}
+	default:
+		break;
+	}
+	return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+			  "unexpected %s frame from receiver",
+			  mw_frame_type_name(h->type));
+}
+
+/* Parses frames from the receiver. */
 static int chan_parse_rx(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
@@ -535,32 +856,32 @@ static int chan_parse_rx(struct tx_chan *ch)
 	for (;;) {
 		bool closed = false;
 		ssize_t r;
+		int ret;
 
-		if (!ch->in_got_hdr) {
+		if (!ch->in_got_hdr)
 			r = mw_conn_read_buffered(&ch->conn,
 						  ch->in_hdr + ch->in_have,
 						  sizeof(ch->in_hdr) - ch->in_have,
 						  &closed);
-		} else {
+		else
 			r = mw_conn_read_buffered(&ch->conn,
 						  ch->in_payload + ch->in_have,
 						  ch->in_h.wire_len - ch->in_have,
 						  &closed);
-		}
 		if (r < 0)
 			return (int)r;
 		if (closed)
 			return atomic_load(&s->acked) ? 0 :
 			       mw_err_set(&ch->conn.err, -MW_E_CLOSED,
 					  "receiver closed the TLS session");
-		if (r == 0 && !(ch->in_got_hdr && !ch->in_h.wire_len))
+		if (r == 0 && !(ch->in_got_hdr && ch->in_have == ch->in_h.wire_len))
 			return 0;
 		ch->in_have += (size_t)r;
 		if (!ch->in_got_hdr) {
 			if (ch->in_have < sizeof(ch->in_hdr))
 				continue;
 			if (mw_frame_hdr_decode(ch->in_hdr, sizeof(ch->in_hdr),
-						MW_ERROR_MAX, &ch->in_h))
+						MW_REVERSE_MAX, &ch->in_h))
 				return mw_err_set(&ch->conn.err, -MW_E_PROTO,
 						  "malformed frame from receiver");
 			ch->in_got_hdr = true;
@@ -570,32 +891,9 @@ static int chan_parse_rx(struct tx_chan *ch)
 			continue;
 		ch->in_got_hdr = false;
 		ch->in_have = 0;
-		if (ch->in_h.type == MW_FT_ERROR)
-			return mw_err_set(&ch->conn.err, -MW_E_PEER,
-					  "receiver failed: %.*s",
-					  (int)ch->in_h.wire_len,
-					  (char *)ch->in_payload);
-		if (ch->in_h.type == MW_FT_ACK) {
-			struct mw_ack a;
-
-			mw_ack_decode(ch->in_payload, ch->in_h.wire_len, &a);
-			pthread_mutex_lock(&s->lock);
-			if (!s->input_done || a.bytes != s->total_bytes ||
-			    a.chunks != s->total_chunks) {
-				pthread_mutex_unlock(&s->lock);
-				return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
-						  "receiver acknowledged %" PRIu64
-						  " bytes, %" PRIu64 " sent",
-						  a.bytes, s->total_bytes);
-			}
-			pthread_mutex_unlock(&s->lock);
-			atomic_store(&s->acked, true);
-			mw_fail_wake(&s->fail);
-			continue;
-		}
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
-				  "unexpected %s frame from receiver",
-				  mw_frame_type_name(ch->in_h.type));
+		ret = frame_received(ch);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -611,17 +909,23 @@ static int chan_loop(struct tx_chan *ch)
 		unsigned head, seen = 0;
 
 		while (ch->inflight < TX_SLOTS) {
-			struct tx_chunk *c;
-			bool end;
 			unsigned i = (ch->head + ch->inflight) % TX_SLOTS;
+			struct mw_ctl *ctl = mw_ctlq_pop(&ch->ctlq);
+			struct tx_stream *end_st = NULL;
+			struct tx_chunk *c = NULL;
 
-			c = chunk_take(ch, &end);
-			if (!c && !end)
-				break;
-			ret = slot_fill(ch, i, c);
+			if (!ctl) {
+				c = chunk_take(ch, &end_st);
+				if (!c && !end_st)
+					break;
+			}
+			ret = slot_fill(ch, i, c, end_st, ctl);
 			if (ret) {
 				if (c)
 					chunk_put(s, c);
+				free(ctl);
+				ch->slot[i].chunk = NULL;
+				ch->slot[i].ctl = NULL;
 				return ret;
 			}
 			ch->inflight++;
@@ -639,7 +943,6 @@ static int chan_loop(struct tx_chan *ch)
 			if (ud == UD_EFD) {
 				post_efd(ch);
 			} else if (ud == UD_RECV) {
-				ch->recv_posted = false;
 				if (res == 0) {
 					if (atomic_load(&s->acked))
 						break;
@@ -719,15 +1022,13 @@ static int sender_alloc(struct sender *s)
 	if (s->nchunks < 2)
 		s->nchunks = 2;
 	s->chunks = calloc(s->nchunks, sizeof(*s->chunks));
-	s->ready = calloc(s->nchunks, sizeof(*s->ready));
 	s->idle = calloc(cfg->nr_chans, sizeof(*s->idle));
 	s->chans = calloc(cfg->nr_chans, sizeof(*s->chans));
-	if (!s->chunks || !s->ready || !s->idle || !s->chans)
+	if (!s->chunks || !s->idle || !s->chans)
 		return -ENOMEM;
 	for (i = 0; i < s->nchunks; i++) {
 		struct tx_chunk *c = &s->chunks[i];
 
-		c->s = s;
 		c->raw = malloc(cfg->chunk_size);
 		if (s->out_cap)
 			c->out = malloc(s->out_cap);
@@ -746,6 +1047,10 @@ static int sender_alloc(struct sender *s)
 		ch->efd = mw_efd_new();
 		if (ch->efd < 0)
 			return ch->efd;
+		mw_ctlq_init(&ch->ctlq, ch->efd);
+		ch->in_payload = malloc(MW_REVERSE_MAX);
+		if (!ch->in_payload)
+			return -ENOMEM;
 		for (k = 0; k < TX_SLOTS && s->tls; k++) {
 			struct tx_slot *sl = &ch->slot[k];
 
@@ -764,6 +1069,14 @@ static void sender_free(struct sender *s)
 {
 	unsigned i, k;
 
+	for (i = 0; i < s->nstreams; i++) {
+		struct tx_stream *st = s->streams[i];
+
+		if (st->is_sock)
+			close(st->in_fd);
+		free(st->ready);
+		free(st);
+	}
 	if (s->chans) {
 		for (i = 0; i < s->cfg->nr_chans; i++) {
 			struct tx_chan *ch = &s->chans[i];
@@ -772,10 +1085,15 @@ static void sender_free(struct sender *s)
 				io_uring_queue_exit(&ch->ring);
 			if (ch->conn.rx || ch->conn.fd >= 0)
 				mw_conn_destroy(&ch->conn);
-			if (ch->efd >= 0)
+			if (ch->efd >= 0) {
+				mw_ctlq_destroy(&ch->ctlq);
 				close(ch->efd);
-			for (k = 0; k < TX_SLOTS; k++)
+			}
+			for (k = 0; k < TX_SLOTS; k++) {
 				free(ch->slot[k].sealed);
+				free(ch->slot[k].ctl);
+			}
+			free(ch->in_payload);
 		}
 	}
 	if (s->chunks)
@@ -784,32 +1102,52 @@ static void sender_free(struct sender *s)
 			free(s->chunks[i].out);
 		}
 	free(s->chunks);
-	free(s->ready);
 	free(s->idle);
 	free(s->chans);
+	for (i = 0; i < s->cfg->nr_eps; i++)
+		if (s->lfd[i] >= 0) {
+			close(s->lfd[i]);
+			if (s->cfg->eps[i].type == MW_EP_UNIX)
+				unlink(s->cfg->eps[i].addr);
+		}
 	if (s->tls)
 		mw_tls_ctx_free(s->tls);
 }
 
 static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
-		      struct mw_stats_chan *chs, double t0)
+		      struct mw_stats_chan *chs, struct mw_stats_stream *sts,
+		      double t0)
 {
 	unsigned i;
 
 	memset(sn, 0, sizeof(*sn));
 	sn->side = "send";
 	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
-	sn->bytes_raw = atomic_load_explicit(&s->bytes_in, memory_order_relaxed);
-	sn->chunks = atomic_load_explicit(&s->chunks_read, memory_order_relaxed);
 	sn->nchans = s->cfg->nr_chans;
 	sn->chans = chs;
+	sn->streams = sts;
 	sn->stage_name[0] = "read";
 	sn->stage_name[1] = "compress";
 	sn->stage_name[2] = "tx";
-	sn->stage_cpu[0] = !s->reader_started ? 0 :
-			   atomic_load(&s->reader_exited) ? s->reader_cpu :
-			   mw_stats_thread_cpu(s->reader);
 	sn->stage_cpu[1] = s->pool ? mw_comp_pool_cpu_seconds(s->pool) : 0;
+	pthread_mutex_lock(&s->lock);
+	sn->nstreams = s->nstreams;
+	for (i = 0; i < s->nstreams; i++) {
+		struct tx_stream *st = s->streams[i];
+
+		sts[i].kind = st->kind;
+		sts[i].fwd = atomic_load_explicit(&st->bytes_fwd,
+						  memory_order_relaxed);
+		sts[i].rev = atomic_load_explicit(&st->bytes_rev,
+						  memory_order_relaxed);
+		sn->bytes_raw += sts[i].fwd;
+		sn->chunks += st->next_take;
+		if (st->reader_started)
+			sn->stage_cpu[0] += atomic_load(&st->reader_exited) ?
+					    st->reader_cpu :
+					    mw_stats_thread_cpu(st->reader);
+	}
+	pthread_mutex_unlock(&s->lock);
 	for (i = 0; i < s->cfg->nr_chans; i++) {
 		struct tx_chan *ch = &s->chans[i];
 
@@ -823,9 +1161,70 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 	}
 }
 
+/*
+ * Decides whether the session is over (every stream ended both ways; in
+ * socket mode at least one main migration stream was carried and no
+ * connection waits to be accepted) and if so queues CLOSE on channel 0.
+ */
+static void maybe_close(struct sender *s)
+{
+	const struct mw_xp_cfg *cfg = s->cfg;
+	struct mw_frame_hdr h = { .type = MW_FT_CLOSE,
+				  .wire_len = MW_CLOSE_LEN };
+	struct mw_close cl = { 0 };
+	bool main_seen = cfg->nr_eps == 0;
+	uint8_t p[MW_CLOSE_LEN];
+	struct mw_ctl *c;
+	unsigned i;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->close_sent || !s->nstreams) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	for (i = 0; i < s->nstreams; i++) {
+		struct tx_stream *st = s->streams[i];
+
+		if (!st->end_claimed || !atomic_load(&st->rev_done)) {
+			pthread_mutex_unlock(&s->lock);
+			return;
+		}
+		if (st->kind == MW_SK_MAIN)
+			main_seen = true;
+		cl.bytes += st->total_bytes;
+		cl.chunks += st->total_chunks;
+	}
+	if (!main_seen) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct pollfd p1 = { .fd = s->lfd[i], .events = POLLIN };
+
+		if (poll(&p1, 1, 0) > 0) {
+			pthread_mutex_unlock(&s->lock);
+			return; /* a new connection is waiting */
+		}
+	}
+	s->accepting = false;
+	s->close_sent = true;
+	cl.streams = s->nstreams;
+	pthread_mutex_unlock(&s->lock);
+	mw_close_encode(p, &cl);
+	c = mw_ctl_new(&h, p);
+	if (!c) {
+		mw_fail_set(&s->fail, -ENOMEM, "out of memory");
+		return;
+	}
+	mw_ctlq_push(&s->chans[0].ctlq, c, 0);
+	MW_LOG(MW_LOG_DEBUG, "all %u streams ended; closing the session",
+	       cl.streams);
+}
+
 /* Waits for the session to end: ack, failure or signal. Writes stats. */
 static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
-			 struct mw_stats_chan *chs, double t0)
+			 struct mw_stats_chan *chs,
+			 struct mw_stats_stream *sts, double t0)
 {
 	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
 			       { .fd = s->fail.wake_fd, .events = POLLIN } };
@@ -834,23 +1233,63 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
 		unsigned long long now = mw_now_ns();
 		int ms = now >= next ? 0 : (int)((next - now) / 1000000ull) + 1;
+		uint64_t v;
 
-		if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN)) {
-			struct signalfd_siginfo si;
+		if (ms > 200)
+			ms = 200;
+		if (poll(p, 2, ms) > 0) {
+			if (p[0].revents & POLLIN) {
+				struct signalfd_siginfo si;
 
-			if (read(sfd, &si, sizeof(si)) == sizeof(si))
-				mw_fail_set(&s->fail, -MW_E_CANCEL,
-					    "interrupted by %s",
-					    strsignal((int)si.ssi_signo));
+				if (read(sfd, &si, sizeof(si)) == sizeof(si))
+					mw_fail_set(&s->fail, -MW_E_CANCEL,
+						    "interrupted by %s",
+						    strsignal((int)si.ssi_signo));
+			}
+			if ((p[1].revents & POLLIN) &&
+			    !mw_fail_is_set(&s->fail) &&
+			    read(s->fail.wake_fd, &v, sizeof(v)) < 0)
+				v = 0;
 		}
+		maybe_close(s);
 		if (mw_now_ns() >= next) {
 			struct mw_stats_snap sn;
 
-			snap_fill(s, &sn, chs, t0);
+			snap_fill(s, &sn, chs, sts, t0);
 			mw_stats_write(st, &sn);
 			next += 1000000000ull;
 		}
 	}
+}
+
+static int start_streams(struct sender *s)
+{
+	const struct mw_xp_cfg *cfg = s->cfg;
+	int ret;
+
+	if (!cfg->nr_eps)
+		return stream_start(s, 0, cfg->in_fd, cfg->rev_fd, MW_SK_EXEC);
+	s->accepting = true;
+	ret = pthread_create(&s->acceptor, NULL, acceptor_main, s);
+	if (ret)
+		return mw_fail_set(&s->fail, -ret, "pthread_create: %s",
+				   strerror(ret));
+	s->acceptor_started = true;
+	return 0;
+}
+
+static int listen_endpoints(struct sender *s, struct mw_err *err)
+{
+	unsigned i;
+
+	for (i = 0; i < MW_ENDPOINTS_MAX; i++)
+		s->lfd[i] = -1;
+	for (i = 0; i < s->cfg->nr_eps; i++) {
+		s->lfd[i] = mw_ep_listen(&s->cfg->eps[i], err);
+		if (s->lfd[i] < 0)
+			return s->lfd[i];
+	}
+	return 0;
 }
 
 int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
@@ -858,6 +1297,7 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	struct sender s = { .cfg = cfg };
 	struct mw_stats st;
 	struct mw_stats_chan *chs = NULL;
+	struct mw_stats_stream sts[MW_STREAMS_MAX];
 	struct mw_stats_snap sn;
 	double t0 = (double)mw_now_ns() / 1e9;
 	int sfd, ret;
@@ -877,6 +1317,9 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		ret = mw_err_set(err, -EIO, "getrandom failed");
 		goto out;
 	}
+	ret = listen_endpoints(&s, err);
+	if (ret)
+		goto out;
 	if (cfg->tls.mode != MW_TLS_OFF) {
 		ret = mw_tls_ctx_new(&s.tls, &cfg->tls, err);
 		if (ret)
@@ -919,28 +1362,29 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	while (s.nready < cfg->nr_chans && !mw_fail_is_set(&s.fail))
 		pthread_cond_wait(&s.cv, &s.lock);
 	pthread_mutex_unlock(&s.lock);
-	MW_LOG(MW_LOG_INFO, "%u channels up to %s:%u (%s, %s)",
-	       s.nready, cfg->host, cfg->port,
-	       cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
-	       cfg->tls.mode == MW_TLS_PSK ? "TLS PSK" : "no TLS",
-	       mw_codec_name(cfg->codec));
 	if (!mw_fail_is_set(&s.fail)) {
-		ret = pthread_create(&s.reader, NULL, reader_main, &s);
-		if (ret)
-			mw_fail_set(&s.fail, -ret, "pthread_create: %s",
-				    strerror(ret));
-		else
-			s.reader_started = true;
+		MW_LOG(MW_LOG_INFO, "%u channels up to %s:%u (%s, %s)",
+		       s.nready, cfg->host, cfg->port,
+		       cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
+		       cfg->tls.mode == MW_TLS_PSK ? "TLS PSK" : "no TLS",
+		       mw_codec_name(cfg->codec));
+		start_streams(&s);
 	}
-	control_loop(&s, sfd, &st, chs, t0);
+	control_loop(&s, sfd, &st, chs, sts, t0);
 
 	/* shutdown: everyone sees the latch or the ack; wake, join, free */
+	if (!atomic_load(&s.acked))
+		mw_fail_set(&s.fail, -MW_E_CANCEL, "stopped");
 	pthread_mutex_lock(&s.lock);
+	s.accepting = false;
 	pthread_cond_broadcast(&s.cv);
 	pthread_mutex_unlock(&s.lock);
-	for (i = 0; i < cfg->nr_chans; i++)
+	mw_fail_wake(&s.fail);
+	for (i = 0; i < cfg->nr_chans; i++) {
+		mw_ctlq_stop(&s.chans[i].ctlq);
 		mw_efd_poke(s.chans[i].efd);
-	if (mw_fail_is_set(&s.fail) && !atomic_load(&s.acked)) {
+	}
+	if (!atomic_load(&s.acked)) {
 		/* channels stuck in a blocking setup step see a dead socket */
 		for (i = 0; i < cfg->nr_chans; i++)
 			if (s.chans[i].conn.fd >= 0)
@@ -949,11 +1393,12 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	for (i = 0; i < cfg->nr_chans; i++)
 		if (s.chans[i].started)
 			pthread_join(s.chans[i].th, NULL);
-	if (s.reader_started) {
-		if (!atomic_load(&s.acked))
-			mw_fail_set(&s.fail, -MW_E_CANCEL, "stopped");
-		pthread_join(s.reader, NULL);
-	}
+	if (s.acceptor_started)
+		pthread_join(s.acceptor, NULL);
+	mw_comp_pool_stop(s.pool);
+	for (i = 0; i < s.nstreams; i++)
+		if (s.streams[i]->reader_started)
+			pthread_join(s.streams[i]->reader, NULL);
 	ret = 0;
 	if (!atomic_load(&s.acked)) {
 		ret = s.fail.err.code ? s.fail.err.code : -MW_E_CANCEL;
@@ -964,7 +1409,7 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 				mw_conn_send_error(&s.chans[i].conn,
 						   s.fail.err.msg);
 	}
-	snap_fill(&s, &sn, chs, t0);
+	snap_fill(&s, &sn, chs, sts, t0);
 	sn.final = true;
 	sn.result = ret ? err->msg : "ok";
 	mw_stats_write(&st, &sn);

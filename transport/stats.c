@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "mw_log.h"
+#include "mw_wire.h"
 
 int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans)
 {
@@ -68,6 +69,13 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 			s->chans[i].cpu);
 		st->last_chan[i] = s->chans[i].bytes;
 	}
+	fprintf(st->f, "],\"streams\":[");
+	for (i = 0; i < s->nstreams; i++)
+		fprintf(st->f, "%s{\"id\":%u,\"kind\":\"%s\",\"fwd\":%llu,"
+			"\"rev\":%llu}", i ? "," : "", i,
+			mw_stream_kind_name(s->streams[i].kind),
+			(unsigned long long)s->streams[i].fwd,
+			(unsigned long long)s->streams[i].rev);
 	fprintf(st->f, "],\"cpu_s\":{");
 	for (i = 0; i < MW_STATS_STAGES && s->stage_name[i]; i++)
 		fprintf(st->f, "%s\"%s\":%.3f", i ? "," : "", s->stage_name[i],

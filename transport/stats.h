@@ -15,6 +15,12 @@ struct mw_stats_chan {
 	double cpu;	/* CPU seconds of its thread */
 };
 
+struct mw_stats_stream {
+	unsigned kind;	/* enum mw_stream_kind */
+	uint64_t fwd;	/* raw bytes source -> destination */
+	uint64_t rev;	/* raw bytes destination -> source */
+};
+
 struct mw_stats_snap {
 	const char *side;
 	double elapsed;
@@ -23,6 +29,8 @@ struct mw_stats_snap {
 	uint64_t chunks;
 	unsigned nchans;
 	const struct mw_stats_chan *chans;
+	unsigned nstreams;
+	const struct mw_stats_stream *streams;
 	const char *stage_name[MW_STATS_STAGES];
 	double stage_cpu[MW_STATS_STAGES];
 	bool final;

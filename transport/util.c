@@ -7,7 +7,11 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,4 +142,112 @@ int mw_signals_block(void)
 	sigdelset(&set, SIGPIPE);
 	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	return fd < 0 ? -errno : fd;
+}
+
+struct mw_ctl *mw_ctl_new(const struct mw_frame_hdr *h, const void *payload)
+{
+	struct mw_ctl *c = malloc(sizeof(*c) + h->wire_len);
+
+	if (!c)
+		return NULL;
+	c->next = NULL;
+	c->h = *h;
+	c->payload = (uint8_t *)(c + 1);
+	if (payload && h->wire_len)
+		memcpy(c->payload, payload, h->wire_len);
+	return c;
+}
+
+void mw_ctlq_init(struct mw_ctlq *q, int efd)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	q->efd = efd;
+}
+
+void mw_ctlq_destroy(struct mw_ctlq *q)
+{
+	struct mw_ctl *c;
+
+	while ((c = mw_ctlq_pop(q)))
+		free(c);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->lock);
+}
+
+int mw_ctlq_push(struct mw_ctlq *q, struct mw_ctl *c, unsigned limit)
+{
+	pthread_mutex_lock(&q->lock);
+	while (limit && q->n >= limit && !q->stopped)
+		pthread_cond_wait(&q->cv, &q->lock);
+	if (q->stopped) {
+		pthread_mutex_unlock(&q->lock);
+		free(c);
+		return -MW_E_CANCEL;
+	}
+	c->next = NULL;
+	if (q->tail)
+		q->tail->next = c;
+	else
+		q->head = c;
+	q->tail = c;
+	q->n++;
+	pthread_mutex_unlock(&q->lock);
+	mw_efd_poke(q->efd);
+	return 0;
+}
+
+struct mw_ctl *mw_ctlq_pop(struct mw_ctlq *q)
+{
+	struct mw_ctl *c;
+
+	pthread_mutex_lock(&q->lock);
+	c = q->head;
+	if (c) {
+		q->head = c->next;
+		if (!q->head)
+			q->tail = NULL;
+		q->n--;
+		pthread_cond_signal(&q->cv);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return c;
+}
+
+void mw_ctlq_stop(struct mw_ctlq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	q->stopped = true;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void mw_fd_close_write(int fd, bool is_sock)
+{
+	if (fd < 0)
+		return;
+	if (is_sock)
+		shutdown(fd, SHUT_WR);
+	else
+		close(fd);
+}
+
+bool mw_fd_is_sock(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse)
+{
+	if (reverse)
+		return n >= 8 && !memcmp(p, "NBDMAGIC", 8) ? MW_SK_NBD :
+							      MW_SK_UNKNOWN;
+	if (n >= 4 && !memcmp(p, "QEVM", 4))
+		return MW_SK_MAIN;
+	if (n >= 4 && mw_get_be32(p) == 0x11223344u)
+		return MW_SK_MULTIFD;
+	return MW_SK_UNKNOWN;
 }

@@ -17,6 +17,7 @@
 #include "mw_err.h"
 #include "mw_tls.h"
 #include "mw_wire.h"
+#include "mw_xport.h"
 
 /* ---- connection: one TCP socket, optionally wrapped in TLS ---- */
 
@@ -93,6 +94,49 @@ struct mw_rate {
 void mw_rate_init(struct mw_rate *r, uint64_t rate);
 /* Takes n bytes of budget; sleeps until the debt is paid. */
 void mw_rate_take(struct mw_rate *r, size_t n);
+
+/* ---- control queue: small frames a channel sends before bulk data ---- */
+struct mw_ctl {
+	struct mw_ctl *next;
+	struct mw_frame_hdr h;
+	uint8_t *payload; /* h.wire_len bytes, points into this allocation */
+};
+struct mw_ctlq {
+	pthread_mutex_t lock;
+	pthread_cond_t cv; /* producers waiting for room */
+	struct mw_ctl *head, *tail;
+	unsigned n;
+	int efd; /* the consuming channel's eventfd, poked on push */
+	bool stopped;
+};
+/* Allocates a frame with room for h->wire_len payload bytes (copied from
+ * payload when not NULL). Returns NULL when out of memory. */
+struct mw_ctl *mw_ctl_new(const struct mw_frame_hdr *h, const void *payload);
+void mw_ctlq_init(struct mw_ctlq *q, int efd);
+void mw_ctlq_destroy(struct mw_ctlq *q);
+/* Takes c. With limit > 0, blocks while the queue holds >= limit frames
+ * (back-pressure for bulk reverse data); returns -MW_E_CANCEL once stopped
+ * (c is freed). */
+int mw_ctlq_push(struct mw_ctlq *q, struct mw_ctl *c, unsigned limit);
+/* Returns the oldest frame (caller frees it) or NULL. */
+struct mw_ctl *mw_ctlq_pop(struct mw_ctlq *q);
+/* Wakes blocked producers for good. */
+void mw_ctlq_stop(struct mw_ctlq *q);
+
+/* ---- local endpoints (QEMU side) ---- */
+/* Listens on a unix: or tcp: endpoint; returns fd or -errno (text in err). */
+int mw_ep_listen(const struct mw_endpoint *ep, struct mw_err *err);
+/* Connects to an endpoint (blocking, bounded by deadline). */
+int mw_ep_connect(const struct mw_endpoint *ep, unsigned long long deadline,
+		  struct mw_err *err);
+/* "unix:/path" or "tcp:host:port" */
+const char *mw_ep_name(const struct mw_endpoint *ep, char *buf, size_t cap);
+/* Half-close of a local stream direction: shutdown(SHUT_WR) for sockets,
+ * close() for anything else (pipes under exec:). */
+void mw_fd_close_write(int fd, bool is_sock);
+bool mw_fd_is_sock(int fd);
+/* Sniffs the kind of QEMU connection from its first forward bytes. */
+unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse);
 
 /* ---- misc ---- */
 int mw_efd_new(void);
