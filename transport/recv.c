@@ -56,6 +56,7 @@
 #include "mw_log.h"
 #include "mw_thread.h"
 #include "mw_xport.h"
+#include "reasm.h"
 #include "stats.h"
 #include "xp_int.h"
 
@@ -66,15 +67,14 @@
 #define UD_RECV 2
 #define UD_SEND 3
 
-enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_DECODING, SLOT_READY };
 enum rx_phase { PH_HDR, PH_PAYLOAD, PH_CTRL };
 
 struct receiver;
 struct rx_stream;
 
 struct rx_slot {
-	uint64_t seq;
-	enum slot_state state;
+	uint64_t seq;  /* for messages; the window's own copy decides */
+	unsigned idx;  /* slot index in the stream's window */
 	uint8_t *wire; /* compressed payload; NULL with codec none */
 	uint8_t *raw;
 	uint32_t raw_len;
@@ -91,9 +91,9 @@ struct rx_stream {
 	int rev_fd; /* reverse bytes come from here; -1: none */
 	bool is_sock;
 	struct rx_slot *slots;
-	uint64_t next_write, granted;
-	bool ended, fwd_done;
-	struct mw_end end;
+	struct mw_reasm ra; /* reorder window and credit, under r->lock */
+	uint64_t end_bytes;
+	bool fwd_done;
 	pthread_t writer, rev;
 	bool writer_started, rev_started;
 	atomic_bool writer_exited, rev_exited;
@@ -298,8 +298,8 @@ static void check_complete_locked(struct receiver *r)
 		}
 		if (!st->fwd_done)
 			return;
-		a.bytes += st->end.bytes;
-		a.chunks += st->end.chunks;
+		a.bytes += st->end_bytes;
+		a.chunks += st->ra.end;
 	}
 	if (a.bytes != r->close.bytes || a.chunks != r->close.chunks) {
 		mw_fail_set(&r->fail, -MW_E_CORRUPT,
@@ -353,12 +353,13 @@ static struct rx_stream *stream_get_locked(struct receiver *r, uint32_t id,
 	st = calloc(1, sizeof(*st));
 	if (st)
 		st->slots = calloc(r->credit, sizeof(*st->slots));
-	if (!st || !st->slots)
+	if (!st || !st->slots || mw_reasm_init(&st->ra, r->credit))
 		goto err_mem;
 	for (i = 0; i < r->credit; i++) {
 		struct rx_slot *s = &st->slots[i];
 
 		s->st = st;
+		s->idx = i;
 		s->raw = malloc(r->sess.chunk_size);
 		if (r->wire_cap)
 			s->wire = malloc(r->wire_cap);
@@ -369,7 +370,6 @@ static struct rx_stream *stream_get_locked(struct receiver *r, uint32_t id,
 	st->id = id;
 	st->fd = -1;
 	st->rev_fd = -1;
-	st->granted = r->credit;
 	if (!cfg->nr_eps) {
 		struct stat sb;
 
@@ -394,8 +394,10 @@ err_mem:
 			free(st->slots[i].raw);
 			free(st->slots[i].wire);
 		}
-	if (st)
+	if (st) {
+		mw_reasm_destroy(&st->ra);
 		free(st->slots);
+	}
 	free(st);
 	chan_err(ch, -ENOMEM, "out of memory for stream %u", id);
 	return NULL;
@@ -532,26 +534,20 @@ static int stream_connect(struct rx_stream *st)
 
 static bool writer_can_go_locked(struct rx_stream *st)
 {
-	struct rx_slot *s = &st->slots[st->next_write % st->r->credit];
-
-	if (mw_fail_is_set(&st->r->fail))
-		return true;
-	if (st->ended && st->next_write == st->end.chunks)
-		return true;
-	return s->state == SLOT_READY && s->seq == st->next_write;
+	return mw_fail_is_set(&st->r->fail) || mw_reasm_done(&st->ra) ||
+	       mw_reasm_head(&st->ra) >= 0;
 }
 
-/* Grants more credit once half of it is used up. */
-static void grant_locked(struct rx_stream *st)
+/* The head chunk was written: free its slot, and grant more credit once
+ * half of it is used up. */
+static void pop_locked(struct rx_stream *st)
 {
 	struct receiver *r = st->r;
 	struct mw_frame_hdr h = { .type = MW_FT_WINDOW, .stream = st->id };
 	struct mw_ctl *c;
 
-	if (st->granted - st->next_write > r->credit / 2 || st->ended)
+	if (!mw_reasm_pop(&st->ra, &h.seq))
 		return;
-	st->granted = st->next_write + r->credit;
-	h.seq = st->granted;
 	c = mw_ctl_new(&h, NULL);
 	if (c && r->chans[st->id % r->sess.chan_count])
 		mw_ctlq_push(&r->chans[st->id % r->sess.chan_count]->ctlq, c,
@@ -588,12 +584,12 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&r->cv, &r->lock);
 		if (mw_fail_is_set(&r->fail))
 			break;
-		if (st->ended && st->next_write == st->end.chunks) {
-			if (bytes != st->end.bytes) {
+		if (mw_reasm_done(&st->ra)) {
+			if (bytes != st->end_bytes) {
 				mw_fail_set(&r->fail, -MW_E_CORRUPT,
 					    "stream %u: wrote %" PRIu64
 					    " bytes, sender sent %" PRIu64,
-					    st->id, bytes, st->end.bytes);
+					    st->id, bytes, st->end_bytes);
 				break;
 			}
 			mw_fd_close_write(st->fd, st->is_sock);
@@ -603,9 +599,9 @@ static void *writer_main(void *arg)
 			check_complete_locked(r);
 			break;
 		}
-		s = &st->slots[st->next_write % r->credit];
+		s = &st->slots[mw_reasm_head(&st->ra)];
 		pthread_mutex_unlock(&r->lock);
-		if (st->next_write == 0 && st->kind == MW_SK_UNKNOWN)
+		if (s->seq == 0 && st->kind == MW_SK_UNKNOWN)
 			st->kind = (uint8_t)mw_kind_sniff(s->raw, s->raw_len,
 							  false);
 		ret = mw_write_all(st->fd, s->raw, s->raw_len);
@@ -621,9 +617,7 @@ static void *writer_main(void *arg)
 		bytes += s->raw_len;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
-		s->state = SLOT_FREE;
-		st->next_write++;
-		grant_locked(st);
+		pop_locked(st);
 	}
 	pthread_mutex_unlock(&r->lock);
 	st->writer_cpu = mw_thread_cpu_seconds();
@@ -642,7 +636,7 @@ static void slot_decoded(struct mw_comp_job *job)
 			    s->st->id, s->seq, job->err.msg);
 	pthread_mutex_lock(&r->lock);
 	if (!job->ret)
-		s->state = SLOT_READY;
+		mw_reasm_mark(&s->st->ra, s->idx, MW_RS_READY);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -654,34 +648,24 @@ static int claim_slot(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
 	const struct mw_frame_hdr *h = &ch->h;
+	const char *why = "";
 	struct rx_stream *st;
 	struct rx_slot *s;
-	int ret = 0;
+	int idx;
 
 	pthread_mutex_lock(&r->lock);
 	st = stream_get_locked(r, h->stream, ch);
-	if (!st)
-		ret = ch->conn.err.code;
-	else if (st->ended && h->seq >= st->end.chunks)
-		ret = chan_err(ch, -MW_E_PROTO, "stream %u: chunk %" PRIu64
-			       " beyond its end", st->id, h->seq);
-	else if (h->seq < st->next_write)
-		ret = chan_err(ch, -MW_E_PROTO, "stream %u: duplicate chunk %"
-			       PRIu64, st->id, h->seq);
-	else if (h->seq >= st->granted)
-		ret = chan_err(ch, -MW_E_PROTO, "stream %u: chunk %" PRIu64
-			       " beyond the granted window", st->id, h->seq);
-	if (ret) {
+	if (!st) {
 		pthread_mutex_unlock(&r->lock);
-		return ret;
+		return ch->conn.err.code;
 	}
-	s = &st->slots[h->seq % r->credit];
-	if (s->state != SLOT_FREE) {
+	idx = mw_reasm_claim(&st->ra, h->seq, &why);
+	if (idx < 0) {
 		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, -MW_E_PROTO, "stream %u: duplicate chunk %"
-				PRIu64, st->id, h->seq);
+		return chan_err(ch, idx, "stream %u chunk %" PRIu64 ": %s",
+				st->id, h->seq, why);
 	}
-	s->state = SLOT_FILLING;
+	s = &st->slots[idx];
 	s->seq = h->seq;
 	s->raw_len = h->raw_len;
 	pthread_mutex_unlock(&r->lock);
@@ -752,7 +736,7 @@ static int payload_done(struct rx_chan *ch)
 	s->job.done = slot_decoded;
 	s->job.opaque = s;
 	pthread_mutex_lock(&r->lock);
-	s->state = SLOT_DECODING;
+	mw_reasm_mark(&s->st->ra, s->idx, MW_RS_DECODING);
 	pthread_mutex_unlock(&r->lock);
 	ch->slot = NULL;
 	ch->phase = PH_HDR;
@@ -797,6 +781,7 @@ static int ctrl_done(struct rx_chan *ch)
 			st->ep = o.endpoint;
 		}
 	} else {
+		const char *why = "";
 		struct mw_end e;
 
 		st = NULL;
@@ -804,14 +789,11 @@ static int ctrl_done(struct rx_chan *ch)
 			ret = chan_err(ch, -MW_E_PROTO, "malformed END frame");
 		else if (!(st = stream_get_locked(r, h->stream, ch)))
 			ret = ch->conn.err.code;
-		else if (st->ended || e.chunks < st->next_write)
-			ret = chan_err(ch, -MW_E_PROTO,
-				       "unexpected END frame for stream %u",
-				       st->id);
-		if (!ret) {
-			st->ended = true;
-			st->end = e;
-		}
+		else if (mw_reasm_end(&st->ra, e.chunks, &why))
+			ret = chan_err(ch, -MW_E_PROTO, "stream %u: %s",
+				       st->id, why);
+		else
+			st->end_bytes = e.bytes;
 	}
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
@@ -1342,7 +1324,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 		sts[i].rev = atomic_load_explicit(&st->bytes_rev,
 						  memory_order_relaxed);
 		sn->bytes_raw += sts[i].fwd;
-		sn->chunks += st->next_write;
+		sn->chunks += st->ra.next;
 		sn->stage_cpu[2] += atomic_load(&st->writer_exited) ?
 				    st->writer_cpu :
 				    mw_stats_thread_cpu(st->writer);
@@ -1496,6 +1478,7 @@ static void receiver_free(struct receiver *r)
 		}
 		if (st->is_sock)
 			close(st->fd);
+		mw_reasm_destroy(&st->ra);
 		free(st->slots);
 		free(st);
 	}
