@@ -130,6 +130,7 @@ struct rx_chan {
 	struct iovec iov[2];
 	struct msghdr msg;
 	atomic_ullong bytes_wire;
+	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
 	atomic_bool exited;
 	double cpu_final;
 };
@@ -822,8 +823,18 @@ static int chan_process(struct rx_chan *ch)
 			want = ch->need;
 		}
 		n = 0;
-		if (want) {
+		if (want && ch->conn.tls) {
+			double t = mw_thread_cpu_seconds();
+
 			n = mw_conn_read_buffered(&ch->conn, dst, want, &closed);
+			atomic_fetch_add_explicit(&ch->open_ns,
+						  (unsigned long long)
+						  ((mw_thread_cpu_seconds() - t) *
+						   1e9), memory_order_relaxed);
+		} else if (want) {
+			n = mw_conn_read_buffered(&ch->conn, dst, want, &closed);
+		}
+		if (want) {
 			if (n < 0)
 				return (int)n;
 			if (closed)
@@ -1295,9 +1306,10 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
 	sn->chans = chs;
 	sn->streams = sts;
-	sn->stage_name[0] = "rx";
-	sn->stage_name[1] = "decompress";
-	sn->stage_name[2] = "write";
+	sn->stage_name[0] = "receive";
+	sn->stage_name[1] = "decrypt";
+	sn->stage_name[2] = "decompress";
+	sn->stage_name[3] = "write";
 	pthread_mutex_lock(&r->lock);
 	n = r->have_session ? r->sess.chan_count : 0;
 	sn->nchans = n;
@@ -1314,7 +1326,12 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 			     mw_stats_thread_cpu(ch->th);
 		sn->bytes_wire += chs[i].bytes;
 		sn->stage_cpu[0] += chs[i].cpu;
+		sn->stage_cpu[1] += (double)atomic_load_explicit(&ch->open_ns,
+						memory_order_relaxed) / 1e9;
 	}
+	sn->stage_cpu[0] -= sn->stage_cpu[1];
+	if (sn->stage_cpu[0] < 0)
+		sn->stage_cpu[0] = 0;
 	for (i = 0; i < MW_STREAMS_MAX && r->streams[i]; i++) {
 		struct rx_stream *st = r->streams[i];
 
@@ -1325,7 +1342,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 						  memory_order_relaxed);
 		sn->bytes_raw += sts[i].fwd;
 		sn->chunks += st->ra.next;
-		sn->stage_cpu[2] += atomic_load(&st->writer_exited) ?
+		sn->stage_cpu[3] += atomic_load(&st->writer_exited) ?
 				    st->writer_cpu :
 				    mw_stats_thread_cpu(st->writer);
 		sn->nstreams = i + 1;
@@ -1333,7 +1350,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	pthread_mutex_unlock(&r->lock);
 	/* frame headers are part of the wire bytes */
 	sn->bytes_wire += sn->chunks * MW_FRAME_HDR_LEN;
-	sn->stage_cpu[1] = r->pool ? mw_comp_pool_cpu_seconds(r->pool) : 0;
+	sn->stage_cpu[2] = r->pool ? mw_comp_pool_cpu_seconds(r->pool) : 0;
 }
 
 static bool all_done(struct receiver *r)

@@ -133,6 +133,7 @@ struct tx_chan {
 	bool in_got_hdr;
 	uint8_t *in_payload; /* MW_REVERSE_MAX bytes */
 	atomic_ullong bytes_wire;
+	atomic_ullong seal_ns; /* thread CPU spent sealing (stats) */
 	atomic_bool exited;
 	double cpu_final;
 };
@@ -655,8 +656,15 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 		mw_rate_take(&s->rate, sizeof(sl->hdr) + h.wire_len);
 		return 0;
 	}
-	n = mw_tls_seal(ch->conn.tls, plain, h.wire_len ? 2 : 1, sl->sealed,
-			sl->sealed_cap, &ch->conn.err);
+	{
+		double t = mw_thread_cpu_seconds();
+
+		n = mw_tls_seal(ch->conn.tls, plain, h.wire_len ? 2 : 1,
+				sl->sealed, sl->sealed_cap, &ch->conn.err);
+		atomic_fetch_add_explicit(&ch->seal_ns, (unsigned long long)
+					  ((mw_thread_cpu_seconds() - t) * 1e9),
+					  memory_order_relaxed);
+	}
 	if (n < 0)
 		return (int)n;
 	sl->iov[0] = (struct iovec){ NULL, 0 };
@@ -1128,7 +1136,8 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 	sn->streams = sts;
 	sn->stage_name[0] = "read";
 	sn->stage_name[1] = "compress";
-	sn->stage_name[2] = "tx";
+	sn->stage_name[2] = "encrypt";
+	sn->stage_name[3] = "send";
 	sn->stage_cpu[1] = s->pool ? mw_comp_pool_cpu_seconds(s->pool) : 0;
 	pthread_mutex_lock(&s->lock);
 	sn->nstreams = s->nstreams;
@@ -1157,8 +1166,13 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 			     atomic_load(&ch->exited) ? ch->cpu_final :
 			     mw_stats_thread_cpu(ch->th);
 		sn->bytes_wire += chs[i].bytes;
-		sn->stage_cpu[2] += chs[i].cpu;
+		sn->stage_cpu[2] += (double)atomic_load_explicit(&ch->seal_ns,
+						memory_order_relaxed) / 1e9;
+		sn->stage_cpu[3] += chs[i].cpu;
 	}
+	sn->stage_cpu[3] -= sn->stage_cpu[2];
+	if (sn->stage_cpu[3] < 0)
+		sn->stage_cpu[3] = 0;
 }
 
 /*
