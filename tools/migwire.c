@@ -34,7 +34,7 @@ struct opts {
 	unsigned nr_listen, nr_connect;
 	const char *listen_eps[MW_ENDPOINTS_MAX + 1];
 	const char *connect_eps[MW_ENDPOINTS_MAX + 1];
-	bool no_tls, print_config, have_level, have_threads;
+	bool no_tls, print_config, have_level, have_threads, no_rp;
 	const char *side_name;
 };
 
@@ -119,6 +119,7 @@ static int o_psk_id(struct opts *o, const char *a) { o->psk_id = a; return 0; }
 static int o_host(struct opts *o, const char *a) { o->hostname = a; return 0; }
 static int o_notls(struct opts *o, const char *a) { o->no_tls = true; return 0; }
 static int o_input(struct opts *o, const char *a) { o->input = a; return 0; }
+static int o_norp(struct opts *o, const char *a) { o->no_rp = true; return 0; }
 static int o_output(struct opts *o, const char *a) { o->output = a; return 0; }
 static int o_cpus(struct opts *o, const char *a) { o->cpus = a; return 0; }
 static int o_stats(struct opts *o, const char *a)
@@ -258,6 +259,10 @@ static const struct opt_def opt_defs[] = {
 	  "no cap)" },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
 	  "seconds allowed for TLS handshakes and for all channels to join; also the TCP user timeout that declares a silent peer dead (default 30)" },
+	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
+	  "exec: mode: do not relay stdin back to the sender (by default "
+	  "it is relayed, as QEMU's return path, when stdin and stdout are "
+	  "both pipes or sockets)" },
 	{ "wait", 1, SIDE_RECV, o_wait, "SECS",
 	  "how long to wait for the sender to connect (default 0: forever)" },
 	{ "stats-file", 1, SIDE_BOTH, o_stats, "PATH",
@@ -347,6 +352,14 @@ static bool is_socket(int fd)
 	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+static bool is_pipe_or_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 &&
+	       (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
+}
+
 static unsigned default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -404,6 +417,10 @@ static int finish_cfg(struct opts *o, int side)
 					  c->in_fd : STDOUT_FILENO) :
 					 (o->output && is_socket(c->out_fd) ?
 					  c->out_fd : STDIN_FILENO);
+	/* a receiver writing to a file or terminal is not under QEMU: its
+	 * stdin (e.g. an ssh session's) is no return path */
+	if (side == SIDE_RECV && (o->no_rp || !is_pipe_or_socket(c->out_fd)))
+		c->rev_fd = -1;
 	{
 		const char *const *eps = side == SIDE_SEND ? o->listen_eps :
 							     o->connect_eps;

@@ -41,7 +41,7 @@ struct mw_xp_cfg {
 	int verbose;		   /* -v: summary line at the end */
 	int in_fd;		   /* send: stream source */
 	int out_fd;		   /* recv: stream sink */
-	int rev_fd;		   /* exec mode: send: stdout, recv: stdin */
+	int rev_fd;		   /* exec mode: send: stdout, recv: stdin; -1: none */
 	char host[256];		   /* send: --to host; recv: --listen host */
 	uint16_t port;
 	/* socket mode: send --listen / recv --connect, paired by position;

@@ -379,7 +379,7 @@ static struct rx_stream *stream_get_locked(struct receiver *r, uint32_t id,
 		st->fd = cfg->out_fd;
 		st->is_sock = mw_fd_is_sock(cfg->out_fd);
 		/* the return path comes from stdin when QEMU gave us one */
-		if (fstat(cfg->rev_fd, &sb) == 0 &&
+		if (cfg->rev_fd >= 0 && fstat(cfg->rev_fd, &sb) == 0 &&
 		    (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
 			st->rev_fd = cfg->rev_fd;
 	}
