@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the command-line value parsers (common/mw_parse.c): sizes
+ * with binary suffixes and rates, bounded integers, CPU lists and
+ * host:port endpoints. Each accepted spelling gives the exact value; each
+ * rejected one gives the documented error and leaves the output untouched.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mw_parse.h"
+
+#define KIB (1ull << 10)
+#define MIB (1ull << 20)
+#define GIB (1ull << 30)
+#define TIB (1ull << 40)
+
+/* ---- mw_parse_size ---- */
+
+static void size_ok(const char *s, uint64_t want)
+{
+	uint64_t v = 0xdeadbeef;
+
+	if (mw_parse_size(s, &v) != 0)
+		fail_msg("mw_parse_size(\"%s\") refused", s);
+	if (v != want)
+		fail_msg("mw_parse_size(\"%s\") = %llu, want %llu", s,
+			 (unsigned long long)v, (unsigned long long)want);
+}
+
+static void size_bad(const char *s, int want)
+{
+	uint64_t v = 0xdeadbeef;
+	int ret = mw_parse_size(s, &v);
+
+	if (ret != want)
+		fail_msg("mw_parse_size(\"%s\") = %d, want %d", s ? s : "(null)",
+			 ret, want);
+	assert_true(v == 0xdeadbeef);
+}
+
+static void size_plain_and_suffixes(void **state)
+{
+	(void)state;
+	size_ok("0", 0);
+	size_ok("1", 1);
+	size_ok("123", 123);
+	size_ok("007", 7);
+	size_ok("64K", 64 * KIB);
+	size_ok("64k", 64 * KIB);
+	size_ok("4M", 4 * MIB);
+	size_ok("4m", 4 * MIB);
+	size_ok("1G", GIB);
+	size_ok("3g", 3 * GIB);
+	size_ok("2T", 2 * TIB);
+	size_ok("2t", 2 * TIB);
+	size_ok("0M", 0);
+}
+
+static void size_kib_bytes_and_rates(void **state)
+{
+	(void)state;
+	size_ok("1KiB", KIB);
+	size_ok("16MiB", 16 * MIB);
+	size_ok("2GiB", 2 * GIB);
+	size_ok("1TiB", TIB);
+	size_ok("256KB", 256 * KIB);
+	size_ok("256kb", 256 * KIB);
+	size_ok("512B", 512);
+	size_ok("100M/s", 100 * MIB);
+	size_ok("100MB/s", 100 * MIB);
+	size_ok("1GiB/s", GIB);
+	size_ok("1000/s", 1000);
+	size_bad("1iB", -EINVAL); /* "i" only after a multiplier */
+	size_bad("1KiBB", -EINVAL);
+	size_bad("1M/", -EINVAL);
+	size_bad("1M/S", -EINVAL);
+	size_bad("1M/s/s", -EINVAL);
+	size_bad("1M/h", -EINVAL);
+}
+
+static void size_overflow(void **state)
+{
+	(void)state;
+	size_ok("18446744073709551615", UINT64_MAX);
+	size_bad("18446744073709551616", -ERANGE);
+	size_bad("99999999999999999999999", -ERANGE);
+	size_ok("16777215T", 16777215ull * TIB);
+	size_bad("16777216T", -ERANGE); /* exactly 2^64 */
+	size_bad("17179869184G", -ERANGE);
+	size_ok("17179869183G", 17179869183ull * GIB);
+	size_bad("18446744073709551615K", -ERANGE);
+}
+
+static void size_junk_empty_negative(void **state)
+{
+	(void)state;
+	size_bad(NULL, -EINVAL);
+	size_bad("", -EINVAL);
+	size_bad("-1", -EINVAL);
+	size_bad("-1M", -EINVAL);
+	size_bad("+1", -EINVAL);
+	size_bad(" 1", -EINVAL);
+	size_bad("1 ", -EINVAL);
+	size_bad("1 M", -EINVAL);
+	size_bad("M", -EINVAL);
+	size_bad("K1", -EINVAL);
+	size_bad("1.5M", -EINVAL);
+	size_bad("0x10", -EINVAL);
+	size_bad("12x", -EINVAL);
+	size_bad("1P", -EINVAL);
+	size_bad("1MM", -EINVAL);
+	size_bad("1e6", -EINVAL);
+}
+
+/* ---- mw_parse_u32 ---- */
+
+static void u32_bad(const char *s, uint32_t min, uint32_t max, int want)
+{
+	uint32_t v = 0xabcd;
+	int ret = mw_parse_u32(s, min, max, &v);
+
+	if (ret != want)
+		fail_msg("mw_parse_u32(\"%s\", %u, %u) = %d, want %d",
+			 s ? s : "(null)", min, max, ret, want);
+	assert_int_equal(v, 0xabcd);
+}
+
+static void u32_ranges(void **state)
+{
+	uint32_t v = 0;
+
+	(void)state;
+	assert_int_equal(mw_parse_u32("0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(mw_parse_u32("1", 1, 64, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(mw_parse_u32("64", 1, 64, &v), 0);
+	assert_int_equal(v, 64);
+	assert_int_equal(mw_parse_u32("0064", 1, 64, &v), 0);
+	assert_int_equal(v, 64);
+	assert_int_equal(mw_parse_u32("4294967295", 0, UINT32_MAX, &v), 0);
+	assert_int_equal(v, UINT32_MAX);
+	assert_int_equal(mw_parse_u32("7", 7, 7, &v), 0);
+	assert_int_equal(v, 7);
+
+	u32_bad("0", 1, 64, -ERANGE);
+	u32_bad("65", 1, 64, -ERANGE);
+	u32_bad("6", 7, 7, -ERANGE);
+	u32_bad("8", 7, 7, -ERANGE);
+	u32_bad("4294967296", 0, UINT32_MAX, -ERANGE);
+	u32_bad("99999999999999999999999999", 0, UINT32_MAX, -ERANGE);
+}
+
+static void u32_junk(void **state)
+{
+	(void)state;
+	u32_bad(NULL, 0, 10, -EINVAL);
+	u32_bad("", 0, 10, -EINVAL);
+	u32_bad("-1", 0, 10, -EINVAL);
+	u32_bad("+1", 0, 10, -EINVAL);
+	u32_bad(" 1", 0, 10, -EINVAL);
+	u32_bad("1 ", 0, 10, -EINVAL);
+	u32_bad("1x", 0, 10, -EINVAL);
+	u32_bad("1K", 0, 10000, -EINVAL);
+	u32_bad("0x1", 0, 10, -EINVAL);
+	u32_bad("1.0", 0, 10, -EINVAL);
+}
+
+/* ---- mw_parse_cpus ---- */
+
+static void cpus_ok(const char *s, const uint16_t *want, unsigned n)
+{
+	static struct mw_cpus c;
+	unsigned i;
+
+	memset(&c, 0xff, sizeof(c));
+	if (mw_parse_cpus(s, &c) != 0)
+		fail_msg("mw_parse_cpus(\"%s\") refused", s);
+	if (c.n != n)
+		fail_msg("mw_parse_cpus(\"%s\"): %u cpus, want %u", s, c.n, n);
+	for (i = 0; i < n; i++)
+		if (c.cpu[i] != want[i])
+			fail_msg("mw_parse_cpus(\"%s\")[%u] = %u, want %u", s, i,
+				 c.cpu[i], want[i]);
+}
+
+static void cpus_bad(const char *s, int want)
+{
+	static struct mw_cpus c;
+	int ret;
+
+	memset(&c, 0x5a, sizeof(c));
+	ret = mw_parse_cpus(s, &c);
+	if (ret != want)
+		fail_msg("mw_parse_cpus(\"%s\") = %d, want %d", s ? s : "(null)",
+			 ret, want);
+	assert_int_equal(c.n, 0x5a5a);
+}
+
+static void cpus_lists(void **state)
+{
+	static const uint16_t a[] = { 0, 1, 2, 3, 8 };
+	static const uint16_t b[] = { 0 };
+	static const uint16_t c[] = { 1023 };
+	static const uint16_t d[] = { 0, 1, 2, 3, 4, 7 };
+	static const uint16_t e[] = { 5 };
+	static const uint16_t f[] = { 4, 5, 6, 7, 12 };
+
+	(void)state;
+	cpus_ok("0-3,8", a, 5);
+	cpus_ok("0", b, 1);
+	cpus_ok("1023", c, 1);
+	cpus_ok("7,3-4,0-2", d, 6); /* any order, sorted on output */
+	cpus_ok("5,5,5-5", e, 1);   /* duplicates folded */
+	cpus_ok("4-7,12,6", f, 5);
+	cpus_ok("0-3,1-2,8,3", a, 5);
+}
+
+static void cpus_full_range(void **state)
+{
+	static struct mw_cpus c;
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(mw_parse_cpus("0-1023", &c), 0);
+	assert_int_equal(c.n, MW_CPUS_MAX);
+	for (i = 0; i < MW_CPUS_MAX; i++)
+		assert_int_equal(c.cpu[i], i);
+}
+
+static void cpus_rejects(void **state)
+{
+	(void)state;
+	cpus_bad("3-1", -EINVAL);
+	cpus_bad("", -EINVAL);
+	cpus_bad(NULL, -EINVAL);
+	cpus_bad("1,,2", -EINVAL);
+	cpus_bad(",1", -EINVAL);
+	cpus_bad("1,", -EINVAL);
+	cpus_bad("1-", -EINVAL);
+	cpus_bad("-1", -EINVAL);
+	cpus_bad("1-2-3", -EINVAL);
+	cpus_bad("a", -EINVAL);
+	cpus_bad("1 ", -EINVAL);
+	cpus_bad(" 1", -EINVAL);
+	cpus_bad("1;2", -EINVAL);
+	cpus_bad("1024", -ERANGE);
+	cpus_bad("0-1024", -ERANGE);
+	cpus_bad("4,99999", -ERANGE);
+	cpus_bad("99999999999999999999", -ERANGE);
+}
+
+static void cpus_isolated_is_sane(void **state)
+{
+	static struct mw_cpus c;
+
+	(void)state;
+	memset(&c, 0xff, sizeof(c));
+	/* 0 with n == 0 when the kernel isolates nothing; never garbage */
+	assert_int_equal(mw_cpus_isolated(&c), 0);
+	assert_true(c.n <= MW_CPUS_MAX);
+}
+
+/* ---- mw_parse_hostport ---- */
+
+static void hp_ok(const char *s, const char *host, uint16_t port)
+{
+	char h[64];
+	uint16_t p = 0;
+
+	memset(h, 'x', sizeof(h));
+	if (mw_parse_hostport(s, h, sizeof(h), &p) != 0)
+		fail_msg("mw_parse_hostport(\"%s\") refused", s);
+	assert_string_equal(h, host);
+	assert_int_equal(p, port);
+}
+
+static void hp_bad(const char *s, int want)
+{
+	char h[64] = "unchanged";
+	uint16_t p = 4242;
+	int ret = mw_parse_hostport(s, h, sizeof(h), &p);
+
+	if (ret != want)
+		fail_msg("mw_parse_hostport(\"%s\") = %d, want %d",
+			 s ? s : "(null)", ret, want);
+	assert_int_equal(p, 4242);
+}
+
+static void hostport_accepts(void **state)
+{
+	(void)state;
+	hp_ok("127.0.0.1:4444", "127.0.0.1", 4444);
+	hp_ok("0.0.0.0:1", "0.0.0.0", 1);
+	hp_ok("dst.example:65535", "dst.example", 65535);
+	hp_ok("localhost:80", "localhost", 80);
+	hp_ok("[::1]:4444", "::1", 4444);
+	hp_ok("[fe80::1%lo]:9", "fe80::1%lo", 9);
+	hp_ok("[::]:4444", "::", 4444);
+	hp_ok(":4444", "", 4444);
+}
+
+static void hostport_rejects(void **state)
+{
+	char small[4];
+	uint16_t p = 4242;
+
+	(void)state;
+	hp_bad(NULL, -EINVAL);
+	hp_bad("", -EINVAL);
+	hp_bad("127.0.0.1", -EINVAL);      /* missing port */
+	hp_bad("127.0.0.1:", -EINVAL);     /* empty port */
+	hp_bad("[::1]", -EINVAL);
+	hp_bad("[::1]:", -EINVAL);
+	hp_bad("[::1]4444", -EINVAL);
+	hp_bad("[::1:4444", -EINVAL);
+	hp_bad("host:0", -ERANGE);
+	hp_bad("host:65536", -ERANGE);
+	hp_bad("host:99999999999", -ERANGE);
+	hp_bad("host:-1", -EINVAL);
+	hp_bad("host:44x", -EINVAL);
+	hp_bad("host:http", -EINVAL);
+	hp_bad("::1:4444", -EINVAL);        /* bare IPv6 needs brackets */
+	hp_bad("fe80::1:4444", -EINVAL);
+	hp_bad("a:b:4444", -EINVAL);
+	/* the host must fit the caller's buffer with its NUL */
+	assert_int_equal(mw_parse_hostport("abcd:1", small, sizeof(small), &p),
+			 -ERANGE);
+	assert_int_equal(p, 4242);
+	assert_int_equal(mw_parse_hostport("abc:1", small, sizeof(small), &p),
+			 0);
+	assert_string_equal(small, "abc");
+	assert_int_equal(p, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest size_tests[] = {
+		cmocka_unit_test(size_plain_and_suffixes),
+		cmocka_unit_test(size_kib_bytes_and_rates),
+		cmocka_unit_test(size_overflow),
+		cmocka_unit_test(size_junk_empty_negative),
+	};
+	const struct CMUnitTest u32_tests[] = {
+		cmocka_unit_test(u32_ranges),
+		cmocka_unit_test(u32_junk),
+	};
+	const struct CMUnitTest cpus_tests[] = {
+		cmocka_unit_test(cpus_lists),
+		cmocka_unit_test(cpus_full_range),
+		cmocka_unit_test(cpus_rejects),
+		cmocka_unit_test(cpus_isolated_is_sane),
+	};
+	const struct CMUnitTest hostport_tests[] = {
+		cmocka_unit_test(hostport_accepts),
+		cmocka_unit_test(hostport_rejects),
+	};
+	int failed = 0;
+
+	failed += cmocka_run_group_tests_name("parse/size", size_tests, NULL,
+					      NULL);
+	failed += cmocka_run_group_tests_name("parse/u32", u32_tests, NULL,
+					      NULL);
+	failed += cmocka_run_group_tests_name("parse/cpus", cpus_tests, NULL,
+					      NULL);
+	failed += cmocka_run_group_tests_name("parse/hostport", hostport_tests,
+					      NULL, NULL);
+	return failed ? 1 : 0;
+}
