@@ -88,7 +88,7 @@ struct tx_stream {
 	double reader_cpu;
 	/* forward, under s->lock */
 	struct tx_chunk **ready;
-	uint64_t next_take, limit;
+	uint64_t next_seq, next_take, limit;
 	bool input_done, end_claimed;
 	uint64_t total_chunks, total_bytes;
 	/* reverse, owned by channel id % nr_chans */
@@ -265,6 +265,8 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 		if (c || *end_st)
 			s->rr = (s->rr + i + 1) % s->nstreams;
 	}
+	if (c)
+		pthread_cond_broadcast(&s->cv); /* a reader may go on */
 	if (c || *end_st) {
 		if (takeable_locked(s))
 			wake_idle_locked(s);
@@ -277,6 +279,24 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 }
 
 /* ---- readers ---- */
+
+/*
+ * May the reader of st fill another chunk? Only below the stream's credit,
+ * and only while it holds fewer unsent chunks than its share of the pool:
+ * a stream the destination does not read (QEMU's multifd threads wait for
+ * the main channel at every sync) must not take the buffers the stream it
+ * waits for needs.
+ */
+static bool reader_may_take_locked(struct sender *s, struct tx_stream *st)
+{
+	unsigned others = s->nstreams > 1 ? s->nstreams - 1 : 1;
+	uint64_t share = (s->nchunks - 1) / others;
+
+	if (share < 1)
+		share = 1;
+	return s->free_list && st->next_seq < st->limit &&
+	       st->next_seq - st->next_take < share;
+}
 
 /* Fills c from the stream: returns bytes (0 at EOF) or -errno. A partial
  * chunk is returned as soon as the input has no more bytes ready: the tail
@@ -323,7 +343,7 @@ static void *reader_main(void *arg)
 {
 	struct tx_stream *st = arg;
 	struct sender *s = st->s;
-	uint64_t seq = 0, bytes = 0;
+	uint64_t bytes = 0;
 	char name[16];
 
 	snprintf(name, sizeof(name), "mw-read%u", st->id);
@@ -334,10 +354,11 @@ static void *reader_main(void *arg)
 		int ret;
 
 		pthread_mutex_lock(&s->lock);
-		while (!s->free_list && !mw_fail_is_set(&s->fail))
+		while (!reader_may_take_locked(s, st) &&
+		       !mw_fail_is_set(&s->fail))
 			pthread_cond_wait(&s->cv, &s->lock);
 		c = s->free_list;
-		if (c)
+		if (c && !mw_fail_is_set(&s->fail))
 			s->free_list = c->next_free;
 		pthread_mutex_unlock(&s->lock);
 		if (mw_fail_is_set(&s->fail))
@@ -355,7 +376,7 @@ static void *reader_main(void *arg)
 			chunk_put(s, c);
 			pthread_mutex_lock(&s->lock);
 			st->input_done = true;
-			st->total_chunks = seq;
+			st->total_chunks = st->next_seq;
 			st->total_bytes = bytes;
 			if (stream_takeable_locked(s, st))
 				wake_idle_locked(s);
@@ -363,11 +384,13 @@ static void *reader_main(void *arg)
 			mw_fail_wake(&s->fail); /* the session may be over */
 			break;
 		}
-		if (seq == 0 && st->kind == MW_SK_UNKNOWN)
+		pthread_mutex_lock(&s->lock);
+		if (st->next_seq == 0 && st->kind == MW_SK_UNKNOWN)
 			st->kind = (uint8_t)mw_kind_sniff(c->raw, (size_t)n,
 							  false);
 		c->st = st;
-		c->seq = seq++;
+		c->seq = st->next_seq++;
+		pthread_mutex_unlock(&s->lock);
 		c->raw_len = (uint32_t)n;
 		bytes += (uint64_t)n;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
@@ -813,8 +836,10 @@ static int frame_received(struct tx_chan *ch)
 					  "credit for unknown stream %u",
 					  h->stream);
 		pthread_mutex_lock(&s->lock);
-		if (h->seq > st->limit)
+		if (h->seq > st->limit) {
 			st->limit = h->seq;
+			pthread_cond_broadcast(&s->cv);
+		}
 		if (stream_takeable_locked(s, st))
 			wake_idle_locked(s);
 		pthread_mutex_unlock(&s->lock);
