@@ -219,7 +219,8 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 	uint8_t *ct = malloc(CIPHER_BATCH * rec_ct);
 	size_t ct_len[CIPHER_BATCH];
 	uint64_t seq = 0, oseq = 0;
-	size_t ci = 0, off = 0, left, take, nrec, k;
+	size_t ci = 0, off = 0, left, take, nrec, k, total;
+	const uint8_t *src = NULL;
 	double t;
 	int len, ret = -MW_E_TLS;
 
@@ -235,57 +236,56 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 		goto out;
 	memset(plain, 0, TLS_REC + 1);
 	memset(ct, 0, CIPHER_BATCH * rec_ct);
-	/* Walk the wire bytes of every chunk as one stream. */
+	/*
+	 * Walk the wire bytes of every chunk as one stream; each record is
+	 * encrypted straight from the chunks into the ciphertext buffer (a
+	 * record may straddle chunks: GCM takes it in pieces).
+	 */
 	left = 0;
+	total = r->wire_bytes;
 	for (;;) {
 		t = mw_thread_cpu_seconds();
-		for (nrec = 0; nrec < CIPHER_BATCH; nrec++) {
+		for (nrec = 0; nrec < CIPHER_BATCH && total; nrec++) {
 			uint8_t *rec = ct + nrec * rec_ct, *p = rec + TLS_HDR;
-			size_t n = 0;
+			size_t n = total < TLS_REC ? total : TLS_REC, got = 0;
+			static const uint8_t ctype = 23; /* application data */
 
-			while (n < TLS_REC) {
+			total -= n;
+			rec[0] = 23;
+			rec[1] = 3;
+			rec[2] = 3;
+			rec[3] = (uint8_t)((n + 1 + TLS_TAG) >> 8);
+			rec[4] = (uint8_t)(n + 1 + TLS_TAG);
+			record_nonce(nonce, iv, seq++);
+			if (EVP_EncryptInit_ex(ectx, NULL, NULL, NULL, nonce) != 1 ||
+			    EVP_EncryptUpdate(ectx, NULL, &len, rec, TLS_HDR) != 1)
+				goto out;
+			while (got < n) {
 				if (!left) {
-					if (ci == r->nchunks)
-						break;
 					off = 0;
 					left = r->wire_len[ci] < 0 ?
 						       chunk_len(r, ci) :
 						       (size_t)r->wire_len[ci];
+					src = r->wire_len[ci] < 0 ?
+						      r->corpus + ci * r->chunk :
+						      r->wire + ci * r->bound;
 					ci++;
 				}
-				take = left < TLS_REC - n ? left : TLS_REC - n;
-				/*
-				 * The source of chunk ci-1 at off; the cipher
-				 * runs in place over this record's copy, as
-				 * OpenSSL copies into its write buffer.
-				 */
-				memcpy(p + n,
-				       (r->wire_len[ci - 1] < 0 ?
-						r->corpus + (ci - 1) * r->chunk :
-						r->wire + (ci - 1) * r->bound) +
-					       off,
-				       take);
-				n += take;
+				take = left < n - got ? left : n - got;
+				if (EVP_EncryptUpdate(ectx, p + got, &len, src + off,
+						      (int)take) != 1 ||
+				    (size_t)len != take)
+					goto out;
+				got += take;
 				off += take;
 				left -= take;
 			}
-			if (!n)
-				break;
-			p[n++] = 23; /* inner content type: application data */
-			rec[0] = 23;
-			rec[1] = 3;
-			rec[2] = 3;
-			rec[3] = (uint8_t)((n + TLS_TAG) >> 8);
-			rec[4] = (uint8_t)(n + TLS_TAG);
-			record_nonce(nonce, iv, seq++);
-			if (EVP_EncryptInit_ex(ectx, NULL, NULL, NULL, nonce) != 1 ||
-			    EVP_EncryptUpdate(ectx, NULL, &len, rec, TLS_HDR) != 1 ||
-			    EVP_EncryptUpdate(ectx, p, &len, p, (int)n) != 1 ||
-			    EVP_EncryptFinal_ex(ectx, p + n, &len) != 1 ||
+			if (EVP_EncryptUpdate(ectx, p + n, &len, &ctype, 1) != 1 ||
+			    EVP_EncryptFinal_ex(ectx, p + n + 1, &len) != 1 ||
 			    EVP_CIPHER_CTX_ctrl(ectx, EVP_CTRL_AEAD_GET_TAG,
-						TLS_TAG, p + n) != 1)
+						TLS_TAG, p + n + 1) != 1)
 				goto out;
-			ct_len[nrec] = n;
+			ct_len[nrec] = n + 1;
 		}
 		*seal_s += mw_thread_cpu_seconds() - t;
 		t = mw_thread_cpu_seconds();
@@ -307,7 +307,7 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 			}
 		}
 		*open_s += mw_thread_cpu_seconds() - t;
-		if (nrec < CIPHER_BATCH)
+		if (!total)
 			break;
 	}
 	ret = 0;
