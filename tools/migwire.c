@@ -235,7 +235,7 @@ static const struct opt_def opt_defs[] = {
 	{ "chunk-size", 1, SIDE_SEND, o_chunk, "SIZE",
 	  "bytes per chunk, 4K-16M (default 256K)" },
 	{ "window", 1, SIDE_BOTH, o_window, "SIZE",
-	  "memory for chunks in flight on this side (default 32M)" },
+	  "memory for chunks in flight on this side (default 8M)" },
 	{ "tls-creds", 1, SIDE_BOTH, o_creds, "DIR",
 	  "QEMU tls-creds-x509 directory: ca-cert.pem and server-cert.pem/"
 	  "server-key.pem (recv) or client-cert.pem/client-key.pem (send)" },
@@ -496,7 +496,7 @@ static int run_side(int side, int argc, char **argv)
 	o.cfg.codec = MW_CODEC_ZSTD;
 	o.cfg.nr_chans = 2;
 	o.cfg.chunk_size = 256u << 10;
-	o.cfg.window = 32u << 20;
+	o.cfg.window = 8u << 20;
 	o.cfg.timeout_s = 30;
 	o.cfg.in_fd = 0;
 	o.cfg.out_fd = 1;

@@ -1392,11 +1392,13 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			    read(r->fail.wake_fd, &v, sizeof(v)) < 0)
 				v = 0;
 		}
-		if (mw_now_ns() >= next && st->f) {
+		if (mw_now_ns() >= next) {
 			struct mw_stats_snap sn;
 
-			snap_fill(r, &sn, chs, sts, t0);
-			mw_stats_write(st, &sn);
+			if (st->f) {
+				snap_fill(r, &sn, chs, sts, t0);
+				mw_stats_write(st, &sn);
+			}
 			next += 1000000000ull;
 		}
 	}

@@ -89,6 +89,8 @@ struct tx_stream {
 	/* forward, under s->lock */
 	struct tx_chunk **ready;
 	uint64_t next_seq, next_take, limit;
+	bool wants_drain; /* reader waits for next_take == next_seq */
+	int drain_efd;
 	bool input_done, end_claimed;
 	uint64_t total_chunks, total_bytes;
 	/* reverse, owned by channel id % nr_chans */
@@ -265,8 +267,13 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 		if (c || *end_st)
 			s->rr = (s->rr + i + 1) % s->nstreams;
 	}
-	if (c)
+	if (c) {
 		pthread_cond_broadcast(&s->cv); /* a reader may go on */
+		if (c->st->wants_drain && c->st->next_take == c->st->next_seq) {
+			c->st->wants_drain = false;
+			mw_efd_poke(c->st->drain_efd);
+		}
+	}
 	if (c || *end_st) {
 		if (takeable_locked(s))
 			wake_idle_locked(s);
@@ -298,44 +305,80 @@ static bool reader_may_take_locked(struct sender *s, struct tx_stream *st)
 	       st->next_seq - st->next_take < share;
 }
 
+/*
+ * The input has nothing more right now. Should the partial chunk leave?
+ * Yes when every earlier chunk of the stream has been taken by a channel:
+ * then nothing would go out sooner by waiting. Otherwise the channels are
+ * behind anyway, so wait for more input or for them to catch up, whichever
+ * comes first; that keeps chunks full under load without a timer.
+ */
+static bool partial_may_wait(struct tx_stream *st)
+{
+	struct sender *s = st->s;
+	bool wait;
+	uint64_t v;
+
+	if (read(st->drain_efd, &v, sizeof(v)) < 0)
+		v = 0; /* nothing pending: fine */
+	pthread_mutex_lock(&s->lock);
+	wait = st->next_take < st->next_seq;
+	st->wants_drain = wait;
+	pthread_mutex_unlock(&s->lock);
+	return wait;
+}
+
 /* Fills c from the stream: returns bytes (0 at EOF) or -errno. A partial
- * chunk is returned as soon as the input has no more bytes ready: the tail
- * of a migration is written while the VM is stopped. */
+ * chunk leaves as soon as the input pauses and the channels have taken
+ * everything before it: the tail of a migration is written while the VM is
+ * stopped, so no timer may hold it. */
 static ssize_t chunk_fill(struct tx_stream *st, struct tx_chunk *c)
 {
 	struct sender *s = st->s;
 	size_t len = 0, cap = s->cfg->chunk_size;
-	struct pollfd p[2] = {
+	struct pollfd p[3] = {
 		{ .fd = st->in_fd, .events = POLLIN },
 		{ .fd = s->fail.wake_fd, .events = POLLIN },
+		{ .fd = st->drain_efd, .events = POLLIN },
 	};
+	int timeout = -1, nfds = 2;
 
 	while (len < cap) {
 		ssize_t r;
 		int n;
 
-		n = poll(p, 2, len ? 0 : -1);
+		n = poll(p, (nfds_t)nfds, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (mw_fail_is_set(&s->fail))
 			return -MW_E_CANCEL;
-		if (n == 0)
-			break; /* input paused: ship what we have */
-		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			r = read(st->in_fd, c->raw + len, cap - len);
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (r < 0 && errno == ECONNRESET && st->is_sock)
+				break; /* QEMU reset its connection: EOF */
+			if (r < 0)
+				return -errno;
+			if (r == 0)
+				break;
+			len += (size_t)r;
+			timeout = 0;
+			nfds = 2;
 			continue;
-		r = read(st->in_fd, c->raw + len, cap - len);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		}
+		if (!len)
 			continue;
-		if (r < 0 && errno == ECONNRESET && st->is_sock)
-			break; /* QEMU reset its connection: treat as EOF */
-		if (r < 0)
-			return -errno;
-		if (r == 0)
+		/* input paused, or the backlog drained meanwhile */
+		if (!partial_may_wait(st))
 			break;
-		len += (size_t)r;
+		timeout = -1;
+		nfds = 3;
 	}
+	pthread_mutex_lock(&s->lock);
+	st->wants_drain = false;
+	pthread_mutex_unlock(&s->lock);
 	return (ssize_t)len;
 }
 
@@ -439,6 +482,13 @@ static int stream_start(struct sender *s, unsigned ep, int in_fd, int out_fd,
 	st->kind = kind;
 	st->in_fd = in_fd;
 	st->out_fd = out_fd;
+	st->drain_efd = mw_efd_new();
+	if (st->drain_efd < 0) {
+		ret = st->drain_efd;
+		free(st->ready);
+		free(st);
+		return ret;
+	}
 	st->is_sock = mw_fd_is_sock(in_fd);
 	st->limit = s->stream_window;
 	pthread_mutex_lock(&s->lock);
@@ -1107,6 +1157,7 @@ static void sender_free(struct sender *s)
 
 		if (st->is_sock)
 			close(st->in_fd);
+		close(st->drain_efd);
 		free(st->ready);
 		free(st);
 	}
