@@ -726,6 +726,17 @@ static int payload_done(struct rx_chan *ch)
 	int ret;
 
 	memset(&s->job, 0, sizeof(s->job));
+	if (ch->h.flags & MW_F_RAW) {
+		/* verify a raw chunk here while it is in cache: no hand-off */
+		ch->slot = NULL;
+		ch->phase = PH_HDR;
+		s->job.opaque = s;
+		if (mw_comp_checksum(s->raw, ch->h.raw_len) != ch->h.csum)
+			s->job.ret = mw_err_set(&s->job.err, -MW_E_CORRUPT,
+						"checksum mismatch");
+		slot_decoded(&s->job);
+		return 0;
+	}
 	s->job.dir = MW_COMP_DECOMPRESS;
 	s->job.raw = ch->h.flags & MW_F_RAW;
 	s->job.src = s->job.raw ? s->raw : s->wire;

@@ -439,6 +439,15 @@ static void *reader_main(void *arg)
 		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
 		memset(&c->job, 0, sizeof(c->job));
+		if (s->cfg->codec == MW_CODEC_NONE) {
+			/* no codec: checksum here while the bytes are in
+			 * cache, and skip a thread hand-off */
+			c->job.raw = true;
+			c->job.csum = mw_comp_checksum(c->raw, c->raw_len);
+			c->job.opaque = c;
+			chunk_compressed(&c->job);
+			continue;
+		}
 		c->job.dir = MW_COMP_COMPRESS;
 		c->job.src = c->raw;
 		c->job.src_len = c->raw_len;
