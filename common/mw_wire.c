@@ -161,7 +161,8 @@ int mw_end_decode(const uint8_t *p, size_t n, struct mw_end *out)
 	out->chunks = mw_get_be64(p + 8);
 	/* a chunk holds at least one byte and at most MW_CHUNK_MAX */
 	if (out->chunks > out->bytes ||
-	    out->bytes / MW_CHUNK_MAX > out->chunks)
+	    out->bytes / MW_CHUNK_MAX + !!(out->bytes % MW_CHUNK_MAX) >
+	    out->chunks)
 		return -MW_E_PROTO;
 	return 0;
 }

@@ -127,6 +127,12 @@ static int o_stats(struct opts *o, const char *a)
 	o->cfg.stats_file = a;
 	return 0;
 }
+static int o_latency(struct opts *o, const char *a)
+{
+	o->cfg.latency_file = a;
+	return 0;
+}
+
 static int o_verbose(struct opts *o, const char *a)
 {
 	o->cfg.verbose++;
@@ -267,6 +273,9 @@ static const struct opt_def opt_defs[] = {
 	  "how long to wait for the sender to connect (default 0: forever)" },
 	{ "stats-file", 1, SIDE_BOTH, o_stats, "PATH",
 	  "append a JSON stats line every second and a final one" },
+	{ "latency-file", 1, SIDE_BOTH, o_latency, "PATH",
+	  "write 'stream seq monotonic-ns' for every chunk read (send) or "
+	  "written (recv), for chunk latency measurements (migwire bench)" },
 	{ "print-config", 0, SIDE_BOTH, o_printcfg, NULL,
 	  "print the configuration in effect and exit" },
 	{ "verbose", 0, SIDE_BOTH, o_verbose, NULL,
@@ -510,6 +519,7 @@ static int run_side(int side, int argc, char **argv)
 	lopts[n++] = (struct option){ "help", 0, NULL, 'h' };
 	lopts[n] = (struct option){ 0 };
 	optind = 1;
+	opterr = 0; /* one line of our own instead of getopt's two */
 	while ((c = getopt_long(argc, argv, "hvq", lopts, &idx)) != -1) {
 		if (c == 'h') {
 			print_usage(stdout, side);
@@ -518,8 +528,15 @@ static int run_side(int side, int argc, char **argv)
 		if (c == 'v' || c == 'q')
 			c = 1000 + opt_index(c == 'v' ? "verbose" : "quiet");
 		if (c < 1000 || c >= 1000 + (int)NOPTS) {
-			fprintf(stderr, "migwire %s: see 'migwire %s --help'\n",
-				o.side_name, o.side_name);
+			if (c == ':' || (c == '?' && optopt &&
+					 optopt >= 1000))
+				fprintf(stderr, "migwire %s: option '%s' needs "
+					"a value (see --help)\n", o.side_name,
+					argv[optind - 1]);
+			else
+				fprintf(stderr, "migwire %s: unknown option "
+					"'%s' (see --help)\n", o.side_name,
+					argv[optind - 1]);
 			return 2;
 		}
 		if (opt_defs[c - 1000].fn(&o, optarg))

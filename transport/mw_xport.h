@@ -38,6 +38,8 @@ struct mw_xp_cfg {
 	uint32_t timeout_s;	   /* handshake, channel join and stall bound */
 	uint32_t wait_s;	   /* recv: wait for the first channel; 0 = forever */
 	const char *stats_file;	   /* JSON lines, or NULL */
+	const char *latency_file;  /* "stream seq ns" per chunk read (send) or
+				    * written (recv), CLOCK_MONOTONIC; or NULL */
 	int verbose;		   /* -v: summary line at the end */
 	int in_fd;		   /* send: stream source */
 	int out_fd;		   /* recv: stream sink */

@@ -161,6 +161,7 @@ struct receiver {
 	bool closed;
 	struct mw_close close;
 	bool complete; /* every stream written and closed, ACK queued */
+	FILE *lat;     /* --latency-file */
 };
 
 static unsigned long long deadline_after(uint32_t s)
@@ -618,6 +619,9 @@ static void *writer_main(void *arg)
 		bytes += s->raw_len;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
+		if (r->lat)
+			fprintf(r->lat, "%u %" PRIu64 " %llu\n", st->id, s->seq,
+				mw_now_ns());
 		pop_locked(st);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -1191,7 +1195,8 @@ static void *conn_main(void *arg)
 			    ch->conn.peer, ch->conn.err.msg[0] ?
 			    ch->conn.err.msg : mw_strerror(ret));
 	/* the sender learns why, unless it told us */
-	if (mw_fail_is_set(&r->fail) && !ch->ack_sent && ret != -MW_E_PEER)
+	if (mw_fail_is_set(&r->fail) && !ch->ack_sent && ret != -MW_E_PEER &&
+	    !ch->tx_ctl)
 		mw_conn_send_error(&ch->conn, r->fail.err.msg);
 	ch->cpu_final = mw_thread_cpu_seconds();
 	pthread_mutex_lock(&r->lock);
@@ -1545,6 +1550,11 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	if (!cfg->nr_eps)
 		fcntl(cfg->out_fd, F_SETPIPE_SZ, 1 << 20);
 	r.lst_efd = mw_efd_new();
+	if (cfg->latency_file && !(r.lat = fopen(cfg->latency_file, "we"))) {
+		ret = mw_err_set(err, -errno, "latency file %s: %s",
+				 cfg->latency_file, strerror(errno));
+		goto out;
+	}
 	if (cfg->tls.mode != MW_TLS_OFF) {
 		ret = mw_tls_ctx_new(&r.tls, &cfg->tls, err);
 		if (ret)
@@ -1588,6 +1598,8 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 out_stats:
 	mw_stats_close(&st);
 out:
+	if (r.lat)
+		fclose(r.lat);
 	receiver_free(&r);
 	pthread_cond_destroy(&r.live_cv);
 	pthread_cond_destroy(&r.cv);

@@ -126,6 +126,7 @@ struct tx_chan {
 	unsigned inflight; /* slots holding a frame, sealed or in the kernel */
 	unsigned head;	   /* oldest slot: the only one in the kernel */
 	bool sending;	   /* the head slot's send is posted */
+	bool dirty;	   /* the byte stream may end inside a frame */
 	struct tx_slot slot[TX_SLOTS];
 	struct mw_ctlq ctlq;
 	/* incoming frame being parsed */
@@ -168,6 +169,7 @@ struct sender {
 
 	atomic_bool acked;
 	struct tx_chan *chans;
+	FILE *lat; /* --latency-file */
 };
 
 static unsigned long long deadline_after(uint32_t s)
@@ -434,6 +436,9 @@ static void *reader_main(void *arg)
 		c->st = st;
 		c->seq = st->next_seq++;
 		pthread_mutex_unlock(&s->lock);
+		if (s->lat)
+			fprintf(s->lat, "%u %" PRIu64 " %llu\n", st->id, c->seq,
+				mw_now_ns());
 		c->raw_len = (uint32_t)n;
 		bytes += (uint64_t)n;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
@@ -1035,6 +1040,9 @@ static int chan_loop(struct tx_chan *ch)
 			if (ud == UD_EFD) {
 				post_efd(ch);
 			} else if (ud == UD_RECV) {
+				/* teardown shuts the socket's read side */
+				if (res <= 0 && mw_fail_is_set(&s->fail))
+					return -MW_E_CANCEL;
 				if (res == 0) {
 					if (atomic_load(&s->acked))
 						break;
@@ -1064,6 +1072,39 @@ static int chan_loop(struct tx_chan *ch)
 	return 0;
 }
 
+/*
+ * The loop ended (ack, failure, or stop): let a send still in the kernel
+ * finish, for at most a second, so the connection ends on a frame (and TLS
+ * record) boundary and an ERROR frame can still follow it. Otherwise the
+ * channel is dirty: an ERROR would land inside a record and the receiver
+ * would report a forged record instead of the reason.
+ */
+static void chan_drain(struct tx_chan *ch)
+{
+	unsigned long long dl = mw_now_ns() + 1000000000ull;
+
+	while (ch->ring_ok && ch->sending && !ch->dirty) {
+		struct __kernel_timespec ts = { 0, 100000000 };
+		struct io_uring_cqe *cqe;
+		uint64_t ud;
+		int res;
+
+		if (mw_now_ns() > dl) {
+			ch->dirty = true;
+			break;
+		}
+		if (io_uring_submit_and_wait_timeout(&ch->ring, &cqe, 1, &ts,
+						     NULL) < 0)
+			continue;
+		ud = io_uring_cqe_get_data64(cqe);
+		res = cqe->res;
+		io_uring_cqe_seen(&ch->ring, cqe);
+		if (ud >= UD_SEND0 && slot_sent(ch, (unsigned)(ud - UD_SEND0),
+						 res))
+			ch->dirty = true;
+	}
+}
+
 static void *chan_main(void *arg)
 {
 	struct tx_chan *ch = arg;
@@ -1089,6 +1130,10 @@ static void *chan_main(void *arg)
 	}
 	if (!ret)
 		ret = chan_loop(ch);
+	if (ret && ret != -MW_E_CANCEL)
+		ch->dirty = true; /* its own socket or TLS failed */
+	else
+		chan_drain(ch);
 	if (ret && ret != -MW_E_CANCEL)
 		mw_fail_set(&s->fail, ret, "channel %u (%s): %s", ch->idx,
 			    ch->conn.peer[0] ? ch->conn.peer : s->cfg->host,
@@ -1419,6 +1464,11 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	ret = listen_endpoints(&s, err);
 	if (ret)
 		goto out;
+	if (cfg->latency_file && !(s.lat = fopen(cfg->latency_file, "we"))) {
+		ret = mw_err_set(err, -errno, "latency file %s: %s",
+				 cfg->latency_file, strerror(errno));
+		goto out;
+	}
 	if (cfg->tls.mode != MW_TLS_OFF) {
 		ret = mw_tls_ctx_new(&s.tls, &cfg->tls, err);
 		if (ret)
@@ -1504,7 +1554,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		mw_err_set(err, ret, "%s", s.fail.err.msg);
 		/* tell the receiver why, so both sides print the cause */
 		for (i = 0; i < cfg->nr_chans; i++)
-			if (s.chans[i].conn.fd >= 0 && ret != -MW_E_PEER)
+			if (s.chans[i].conn.fd >= 0 && ret != -MW_E_PEER &&
+			    !s.chans[i].dirty && !s.chans[i].sending)
 				mw_conn_send_error(&s.chans[i].conn,
 						   s.fail.err.msg);
 	}
@@ -1518,6 +1569,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 out_stats:
 	mw_stats_close(&st);
 out:
+	if (s.lat)
+		fclose(s.lat);
 	free(chs);
 	sender_free(&s);
 	pthread_cond_destroy(&s.cv);

@@ -541,7 +541,7 @@ static void end_roundtrip(void **state)
 		{ MW_CHUNK_MAX, 1 },
 		{ 1000, 1000 },
 		{ UINT64_MAX, UINT64_MAX },
-		{ UINT64_MAX, UINT64_MAX / MW_CHUNK_MAX },
+		{ UINT64_MAX, UINT64_MAX / MW_CHUNK_MAX + 1 },
 	};
 	uint8_t raw[MW_END_LEN];
 	struct mw_end out;
@@ -570,8 +570,9 @@ static void end_rejects_impossible_totals(void **state)
 		/* chunks hold at most MW_CHUNK_MAX bytes */
 		{ 2ull * MW_CHUNK_MAX, 1 },
 		{ 1ull * MW_CHUNK_MAX, 0 },
-		/* { 5, 0 } should be refused too, but the bound is a floor
-		 * division (bytes / MW_CHUNK_MAX > chunks), so it passes */
+		{ 5, 0 },
+		{ 1ull * MW_CHUNK_MAX + 1, 1 },
+		{ UINT64_MAX, UINT64_MAX / MW_CHUNK_MAX },
 	};
 	uint8_t raw[MW_END_LEN];
 	struct mw_end out;
