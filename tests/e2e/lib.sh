@@ -39,6 +39,13 @@ e2e_wrap() { # ROLE CMD
 	printf '%s; rc=$?; echo "mw-e2e: %s exit status $rc" >&2; exit $rc' "$2" "$1"
 }
 
+# e2e_pki: a CA and certificates for both sides in $e2e_tmp/pki (@PKI@).
+e2e_pki() {
+	[ -x "$e2e_tools/mw-mkcerts" ] || skip "tools/mw-mkcerts is missing"
+	"$e2e_tools/mw-mkcerts" "$e2e_tmp/pki" >"$e2e_logdir/mkcerts.log" 2>&1 ||
+		fail "mw-mkcerts failed; see $e2e_logdir/mkcerts.log"
+}
+
 # e2e_transport [migwire send options...]: set RECV_CMD, SEND_CMD and
 # STATS_ARGS for the selected transport. Options after the first "--" go
 # to recv, the rest to send. TLS material comes from tools/mw-mkcerts.
@@ -57,9 +64,7 @@ e2e_transport() {
 	migwire)
 		[ -x "$MIGWIRE" ] || skip "no migwire binary at $MIGWIRE"
 		if printf '%s\n' "${send_opts[@]}" | grep -q -- '--tls-creds'; then
-			[ -x "$e2e_tools/mw-mkcerts" ] || skip "tools/mw-mkcerts is missing"
-			"$e2e_tools/mw-mkcerts" "$e2e_tmp/pki" >"$e2e_logdir/mkcerts.log" 2>&1 ||
-				fail "mw-mkcerts failed; see $e2e_logdir/mkcerts.log"
+			e2e_pki
 			send_opts=("${send_opts[@]/@PKI@/$e2e_tmp/pki}")
 			recv_opts=("${recv_opts[@]/@PKI@/$e2e_tmp/pki}")
 		fi
