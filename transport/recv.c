@@ -100,6 +100,7 @@ struct rx_stream {
 	double writer_cpu;
 	uint64_t rev_seq, rev_bytes;
 	atomic_ullong bytes_fwd, bytes_rev;
+	bool nbd_gone; /* the NBD server closed before the client's DISC */
 };
 
 struct rx_chan {
@@ -455,9 +456,14 @@ static void *rev_main(void *arg)
 			}
 			break;
 		}
-		if (st->rev_seq == 0 && st->kind == MW_SK_UNKNOWN)
-			st->kind = (uint8_t)mw_kind_sniff(c->payload, (size_t)n,
-							  true);
+		if (st->rev_seq == 0) {
+			unsigned k = mw_kind_sniff(c->payload, (size_t)n, true);
+
+			pthread_mutex_lock(&r->lock);
+			if (st->kind == MW_SK_UNKNOWN)
+				st->kind = (uint8_t)k;
+			pthread_mutex_unlock(&r->lock);
+		}
 		c->h.wire_len = c->h.raw_len = (uint32_t)n;
 		c->h.seq = st->rev_seq++;
 		c->h.csum = mw_comp_checksum(c->payload, (size_t)n);
@@ -534,6 +540,38 @@ static int stream_connect(struct rx_stream *st)
 	return 0;
 }
 
+/*
+ * An NBD client ends with a disconnect request and closes; an NBD server
+ * being stopped may close first (libvirt stops the destination's server
+ * right after the source's block job ends), so the request meets a closed
+ * socket. Losing exactly that request loses nothing. Returns true when
+ * p[0..n) is one NBD_CMD_DISC request (compact or extended header).
+ */
+static bool nbd_is_disc(const uint8_t *p, size_t n)
+{
+	if (n == 28 && mw_get_be32(p) == 0x25609513u)
+		return mw_get_be16(p + 6) == 2;
+	if (n == 32 && mw_get_be32(p) == 0x21e41c71u)
+		return mw_get_be16(p + 6) == 2;
+	return false;
+}
+
+/* write_all that says how far it got. */
+static int write_upto(int fd, const uint8_t *p, size_t n, size_t *done)
+{
+	*done = 0;
+	while (*done < n) {
+		ssize_t w = write(fd, p + *done, n - *done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		*done += (size_t)w;
+	}
+	return 0;
+}
+
 static bool writer_can_go_locked(struct rx_stream *st)
 {
 	return mw_fail_is_set(&st->r->fail) || mw_reasm_done(&st->ra) ||
@@ -563,6 +601,7 @@ static void *writer_main(void *arg)
 	struct rx_stream *st = arg;
 	struct receiver *r = st->r;
 	uint64_t bytes = 0;
+	unsigned kind;
 	char name[16];
 	int ret = 0;
 
@@ -602,11 +641,27 @@ static void *writer_main(void *arg)
 			break;
 		}
 		s = &st->slots[mw_reasm_head(&st->ra)];
-		pthread_mutex_unlock(&r->lock);
 		if (s->seq == 0 && st->kind == MW_SK_UNKNOWN)
 			st->kind = (uint8_t)mw_kind_sniff(s->raw, s->raw_len,
 							  false);
-		ret = mw_write_all(st->fd, s->raw, s->raw_len);
+		kind = st->kind;
+		pthread_mutex_unlock(&r->lock);
+		if (st->nbd_gone) {
+			ret = -EPIPE; /* more than the DISC after the close */
+		} else {
+			size_t done;
+
+			ret = write_upto(st->fd, s->raw, s->raw_len, &done);
+			if ((ret == -EPIPE || ret == -ECONNRESET) &&
+			    kind == MW_SK_NBD &&
+			    nbd_is_disc(s->raw + done, s->raw_len - done)) {
+				MW_LOG(MW_LOG_INFO, "stream %u: NBD server "
+				       "closed before the client's disconnect "
+				       "request; dropped it", st->id);
+				st->nbd_gone = true;
+				ret = 0;
+			}
+		}
 		pthread_mutex_lock(&r->lock);
 		if (ret) {
 			mw_fail_set(&r->fail, ret, "stream %u: write to the "
