@@ -682,6 +682,8 @@ int main(int argc, char **argv)
 	r.wire_len = calloc(r.nchunks, sizeof(*r.wire_len));
 	if (!r.wire || !r.wire_len) {
 		fprintf(stderr, "bench_ref: out of memory\n");
+		free(r.wire);
+		free(r.wire_len);
 		return 1;
 	}
 	memset(r.wire, 0, r.nchunks * r.bound);

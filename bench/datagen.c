@@ -83,7 +83,7 @@ static void page_random(uint8_t *p, uint64_t *s)
 #define SLACK 64
 
 struct word {
-	char s[15];
+	char s[16];
 	uint8_t len;
 };
 #define W(x) { x, sizeof(x) - 1 }

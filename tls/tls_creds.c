@@ -296,7 +296,7 @@ static ssize_t psk_line(const char *p, size_t n, const char **id,
 ssize_t mw_tls_psk_parse(const char *text, size_t len, const char *identity,
 			 uint8_t *key, size_t key_cap, struct mw_err *err)
 {
-	size_t want = identity ? strlen(identity) : 0, pos = 0, n, id_len;
+	size_t want = identity ? strlen(identity) : 0, pos = 0, n, id_len = 0;
 	ssize_t found = -1, ret;
 	unsigned int lineno = 0;
 	const char *p, *nl, *id;

@@ -571,7 +571,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 		printf("migwire %s (protocol %u)\n", MW_VERSION,
-		       MW_PROTO_VERSION);
+		       (unsigned)MW_PROTO_VERSION);
 		return 0;
 	}
 	if (!strcmp(argv[1], "send"))

@@ -23,7 +23,7 @@
 
 void mw_net_peer_name(int fd, char *buf, size_t cap)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { 0 };
 	socklen_t len = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;

@@ -1254,12 +1254,14 @@ static void *conn_main(void *arg)
 	    !ch->tx_ctl)
 		mw_conn_send_error(&ch->conn, r->fail.err.msg);
 	ch->cpu_final = mw_thread_cpu_seconds();
+	mw_ctlq_stop(&ch->ctlq);
+	mw_fail_wake(&r->fail);
+	/* last touch of r or ch: once off the live list the main thread may
+	 * free both */
 	pthread_mutex_lock(&r->lock);
 	atomic_store(&ch->exited, true);
 	live_remove_locked(r, ch);
 	pthread_mutex_unlock(&r->lock);
-	mw_ctlq_stop(&ch->ctlq);
-	mw_fail_wake(&r->fail);
 	return NULL;
 }
 

@@ -406,7 +406,7 @@ static void *reader_main(void *arg)
 		if (c && !mw_fail_is_set(&s->fail))
 			s->free_list = c->next_free;
 		pthread_mutex_unlock(&s->lock);
-		if (mw_fail_is_set(&s->fail))
+		if (!c || mw_fail_is_set(&s->fail))
 			break;
 		n = chunk_fill(st, c);
 		if (n < 0) {
