@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmd_bench.h"
 #include "mw_comp.h"
 #include "mw_log.h"
 #include "mw_parse.h"
@@ -335,6 +336,7 @@ static void print_main_help(FILE *f)
 		"QEMU migrate exec:)\n"
 		"       migwire recv --listen HOST:PORT [options] (destination, "
 		"-incoming exec:)\n"
+		"       migwire bench [options]\n"
 		"       migwire help [send|recv]\n"
 		"       migwire --version\n\n"
 		"`migwire send --help` and `migwire recv --help` list the "
@@ -578,6 +580,8 @@ int main(int argc, char **argv)
 		return run_side(SIDE_SEND, argc - 1, argv + 1);
 	if (!strcmp(argv[1], "recv"))
 		return run_side(SIDE_RECV, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return mw_cmd_bench(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "send"))
