@@ -93,6 +93,7 @@ static int recv_some(struct mw_conn *c, unsigned long long deadline)
 			 MSG_DONTWAIT);
 		if (r > 0) {
 			c->rx_len += (size_t)r;
+			c->rx_total += (size_t)r;
 			return 0;
 		}
 		if (r == 0)

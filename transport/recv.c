@@ -60,7 +60,8 @@
 #include "stats.h"
 #include "xp_int.h"
 
-#define MAX_PENDING 16
+#define MAX_PENDING 64 /* connections authenticating at once */
+#define JOIN_SECS 10	/* an unauthenticated connection's time limit */
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
 #define REV_QUEUE 16 /* reverse frames queued per channel before blocking */
 #define UD_EFD 1
@@ -832,7 +833,7 @@ static int ctrl_done(struct rx_chan *ch)
 	pthread_mutex_lock(&r->lock);
 	if (h->type == MW_FT_CLOSE) {
 		if (r->closed || mw_close_decode(ch->ctl, h->wire_len,
-						 &r->close))
+						 &r->close) || !r->close.streams)
 			ret = chan_err(ch, -MW_E_PROTO, "unexpected CLOSE frame");
 		r->closed = true;
 		check_complete_locked(r);
@@ -1060,11 +1061,11 @@ static int chan_loop(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
 	bool recv_posted = false, efd_posted = false, eof = false;
+	unsigned long long ack_dl = 0;
 	int ret;
 
 	for (;;) {
 		struct io_uring_cqe *cqe;
-		struct __kernel_timespec ts = { .tv_sec = 2 };
 
 		if (mw_fail_is_set(&r->fail))
 			return -MW_E_CANCEL;
@@ -1086,13 +1087,12 @@ static int chan_loop(struct rx_chan *ch)
 				recv_posted = true;
 			}
 		}
-		ret = ch->ack_sent ?
-		      io_uring_submit_and_wait_timeout(&ch->ring, &cqe, 1, &ts,
-						       NULL) :
-		      io_uring_submit_and_wait(&ch->ring, 1);
-		if (ret == -ETIME)
+		if (ch->ack_sent && !ack_dl)
+			ack_dl = mw_now_ns() + 2000000000ull;
+		ret = mw_uring_wait(&ch->ring, ack_dl ? 100000000ull : 0);
+		if (ack_dl && mw_now_ns() >= ack_dl)
 			return 0; /* the sender did not close after the ACK */
-		if (ret < 0 && ret != -EINTR)
+		if (ret < 0 && ret != -EINTR && ret != -ETIME)
 			return chan_err(ch, ret, "io_uring: %s",
 					mw_strerror(ret));
 		while (io_uring_peek_cqe(&ch->ring, &cqe) == 0) {
@@ -1154,7 +1154,8 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 static int chan_join(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
-	unsigned long long dl = deadline_after(r->cfg->timeout_s);
+	unsigned long long dl = deadline_after(r->cfg->timeout_s < JOIN_SECS ?
+					       r->cfg->timeout_s : JOIN_SECS);
 	uint8_t payload[MW_HELLO_LEN], first;
 	struct mw_frame_hdr h;
 	struct mw_hello hello;

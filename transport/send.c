@@ -584,7 +584,7 @@ static void *acceptor_main(void *arg)
 
 /* ---- channel ---- */
 
-static int chan_setup(struct tx_chan *ch)
+static int chan_setup_once(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
 	const struct mw_xp_cfg *cfg = s->cfg;
@@ -649,6 +649,34 @@ static int chan_setup(struct tx_chan *ch)
 		s->stream_window = ok.stream_window;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/*
+ * A receiver that hangs up before sending a single byte may be shedding
+ * load (it keeps a bounded number of unauthenticated connections, so a flood
+ * of idle connections can push ours out): try again a few times. Anything
+ * the receiver said (TLS alert, ERROR) is final.
+ */
+static int chan_setup(struct tx_chan *ch)
+{
+	struct sender *s = ch->s;
+	int ret, tries = 0;
+
+	for (;;) {
+		ret = chan_setup_once(ch);
+		if (!ret || mw_fail_is_set(&s->fail) || ++tries > 3 ||
+		    (ret != -MW_E_CLOSED && ret != -ECONNRESET &&
+		     ret != -EPIPE) || ch->conn.rx_total)
+			return ret;
+		MW_LOG(MW_LOG_INFO, "channel %u: receiver hung up during setup; "
+		       "retrying", ch->idx);
+		mw_conn_destroy(&ch->conn);
+		{
+			struct timespec ts = { 0, 300000000L * tries };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 }
 
 static void post_efd(struct tx_chan *ch)
@@ -1028,8 +1056,8 @@ static int chan_loop(struct tx_chan *ch)
 			ch->inflight++;
 			kick_send(ch);
 		}
-		ret = io_uring_submit_and_wait(&ch->ring, 1);
-		if (ret < 0 && ret != -EINTR)
+		ret = mw_uring_wait(&ch->ring, 0);
+		if (ret < 0 && ret != -EINTR && ret != -ETIME)
 			return mw_err_set(&ch->conn.err, ret, "io_uring: %s",
 					  mw_strerror(ret));
 		io_uring_for_each_cqe(&ch->ring, head, cqe) {
@@ -1084,7 +1112,6 @@ static void chan_drain(struct tx_chan *ch)
 	unsigned long long dl = mw_now_ns() + 1000000000ull;
 
 	while (ch->ring_ok && ch->sending && !ch->dirty) {
-		struct __kernel_timespec ts = { 0, 100000000 };
 		struct io_uring_cqe *cqe;
 		uint64_t ud;
 		int res;
@@ -1093,8 +1120,8 @@ static void chan_drain(struct tx_chan *ch)
 			ch->dirty = true;
 			break;
 		}
-		if (io_uring_submit_and_wait_timeout(&ch->ring, &cqe, 1, &ts,
-						     NULL) < 0)
+		if (mw_uring_wait(&ch->ring, 100000000ull) < 0 ||
+		    io_uring_peek_cqe(&ch->ring, &cqe))
 			continue;
 		ud = io_uring_cqe_get_data64(cqe);
 		res = cqe->res;
@@ -1115,6 +1142,11 @@ static void *chan_main(void *arg)
 	snprintf(name, sizeof(name), "mw-tx%u", ch->idx);
 	mw_thread_place(name, &s->cfg->cpus, 1 + s->cfg->threads + ch->idx);
 	ret = chan_setup(ch);
+	if (ret && ret != -MW_E_CANCEL)
+		mw_fail_set(&s->fail, ret, "channel %u (%s): %s", ch->idx,
+			    ch->conn.peer[0] ? ch->conn.peer : s->cfg->host,
+			    ch->conn.err.msg[0] ? ch->conn.err.msg :
+						  mw_strerror(ret));
 	pthread_mutex_lock(&s->lock);
 	if (!ret)
 		s->nready++;
@@ -1365,6 +1397,34 @@ static void maybe_close(struct sender *s)
 	       cl.streams);
 }
 
+static void check_signal(struct sender *s, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) == sizeof(si))
+		mw_fail_set(&s->fail, -MW_E_CANCEL, "interrupted by %s",
+			    strsignal((int)si.ssi_signo));
+}
+
+/* Waits until every channel is admitted, one failed, or a signal came. */
+static void wait_channels(struct sender *s, int sfd)
+{
+	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
+			       { .fd = s->fail.wake_fd, .events = POLLIN } };
+
+	for (;;) {
+		unsigned ready;
+
+		pthread_mutex_lock(&s->lock);
+		ready = s->nready;
+		pthread_mutex_unlock(&s->lock);
+		if (ready == s->cfg->nr_chans || mw_fail_is_set(&s->fail))
+			return;
+		if (poll(p, 2, 100) > 0 && (p[0].revents & POLLIN))
+			check_signal(s, sfd);
+	}
+}
+
 /* Waits for the session to end: ack, failure or signal. Writes stats. */
 static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 			 struct mw_stats_chan *chs,
@@ -1382,14 +1442,8 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 		if (ms > 200)
 			ms = 200;
 		if (poll(p, 2, ms) > 0) {
-			if (p[0].revents & POLLIN) {
-				struct signalfd_siginfo si;
-
-				if (read(sfd, &si, sizeof(si)) == sizeof(si))
-					mw_fail_set(&s->fail, -MW_E_CANCEL,
-						    "interrupted by %s",
-						    strsignal((int)si.ssi_signo));
-			}
+			if (p[0].revents & POLLIN)
+				check_signal(s, sfd);
 			if ((p[1].revents & POLLIN) &&
 			    !mw_fail_is_set(&s->fail) &&
 			    read(s->fail.wake_fd, &v, sizeof(v)) < 0)
@@ -1507,10 +1561,7 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		s.chans[i].started = true;
 	}
 	/* QEMU's data is read only once every channel is admitted */
-	pthread_mutex_lock(&s.lock);
-	while (s.nready < cfg->nr_chans && !mw_fail_is_set(&s.fail))
-		pthread_cond_wait(&s.cv, &s.lock);
-	pthread_mutex_unlock(&s.lock);
+	wait_channels(&s, sfd);
 	if (!mw_fail_is_set(&s.fail)) {
 		MW_LOG(MW_LOG_INFO, "%u channels up to %s:%u (%s, %s)",
 		       s.nready, cfg->host, cfg->port,

@@ -251,3 +251,38 @@ unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse)
 		return MW_SK_MULTIFD;
 	return MW_SK_UNKNOWN;
 }
+
+static long uring_slice_ms(void)
+{
+	static long slice = -1;
+
+	if (slice < 0) {
+		const char *e = getenv("MW_URING_SLICE_MS");
+
+		slice = e ? strtol(e, NULL, 10) : 0;
+		if (slice < 0)
+			slice = 0;
+	}
+	return slice;
+}
+
+int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns)
+{
+	unsigned long long slice = (unsigned long long)uring_slice_ms() *
+				   1000000ull;
+	unsigned long long t = timeout_ns;
+	struct __kernel_timespec ts;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (slice && (!t || t > slice))
+		t = slice;
+	if (!t) {
+		ret = io_uring_submit_and_wait(ring, 1);
+		return ret < 0 ? ret : 0;
+	}
+	ts.tv_sec = (long long)(t / 1000000000ull);
+	ts.tv_nsec = (long long)(t % 1000000000ull);
+	ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	return ret < 0 ? ret : 0;
+}

@@ -6,6 +6,7 @@
 #ifndef XP_INT_H
 #define XP_INT_H
 
+#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +29,7 @@ struct mw_conn {
 	struct mw_tls_sess *tls; /* NULL: plaintext */
 	uint8_t *rx;		 /* bytes received and not consumed yet */
 	size_t rx_off, rx_len, rx_cap;
+	size_t rx_total; /* bytes ever received by the blocking paths */
 	char peer[80]; /* "127.0.0.1:4444" */
 	struct mw_err err;
 };
@@ -137,6 +139,16 @@ void mw_fd_close_write(int fd, bool is_sock);
 bool mw_fd_is_sock(int fd);
 /* Sniffs the kind of QEMU connection from its first forward bytes. */
 unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse);
+
+/* ---- io_uring ---- */
+/*
+ * Submits and waits for at least one completion, at most timeout_ns (0: no
+ * limit). Returns 0, -ETIME or -errno. With MW_URING_SLICE_MS set in the
+ * environment every wait is cut into slices of that length: valgrind
+ * treats io_uring_enter as a call that does not block and would hold its
+ * big lock while one thread waits, starving the others.
+ */
+int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns);
 
 /* ---- misc ---- */
 int mw_efd_new(void);

@@ -11,11 +11,12 @@
 - only some channels join (a proxy between send and recv, 4 channels):
   the 2nd connection is accepted by the proxy and never forwarded (a black
   hole). recv --timeout 3, send --timeout 6: recv exits 1 within 4.5 s
-  saying 3 of 4 channels joined, send should exit 1 soon after with that
-  reason (today: at its own --timeout, XFAIL LATE_BUG). Both --timeout 3:
-  both exit 1 within 5.5 s (a race may hang send: XFAIL HANG_BUG). Or the
-  2nd connection is reset at once: both exit 1 with one line promptly
-  (recv's extra lines: XFAIL HS_BUG).
+  saying 3 of 4 channels joined, send exits 1 soon after with that
+  reason. Both --timeout 3: both exit 1 within 5.5 s. Or the 2nd
+  connection is reset at once: send retries that channel (a receiver
+  shedding a flood of idle connections looks the same) and the transfer
+  completes byte-exact, or both exit 1 with one line promptly (recv's
+  extra lines: XFAIL HS_BUG).
 recv never writes a byte in these cases.
 
     fault_timeouts.py MIGWIRE DATAGEN MKCERTS
@@ -37,10 +38,6 @@ from mwtest import MiB, fail, has_keywords, log
 # and signals are read only later (control_loop), so SIGTERM is ignored too.
 HANG_BUG = 'send hangs (SIGTERM ignored) when recv times out the join ' \
     'while a channel handshake is pending'
-# The same lost wakeup, deterministic: with a longer send --timeout, send
-# gets the receiver's ERROR at once but exits only at its own --timeout.
-LATE_BUG = 'send waits out its own --timeout after the receiver failed ' \
-    'the join'
 # As in fault_reset.py: when send fails while channels are in the
 # handshake, recv logs them as "rejected connection" (one line each).
 HS_BUG = 'sender fails while its channels join: recv logs them as rejected ' \
@@ -139,6 +136,14 @@ def partial_join(env, tls, mode, how, rto=3, sto=3):
         f'{"; ".join(t for _, t in px.events)}')
     fl.show(send)
     fl.show(recv)
+    if how == 'refuse' and send.rc == 0:
+        # a connection reset before the receiver said a word is retried
+        # by send (a receiver shedding a flood looks the same)
+        with open(inp, 'rb') as a, open(recv.out, 'rb') as b:
+            if recv.rc != 0 or a.read() != b.read():
+                fail(f'send succeeded after a retry, recv exit {recv.rc}')
+        log('  the sender retried the refused channel and completed')
+        return
     if mwtest.os.path.getsize(recv.out):
         fail('recv wrote bytes before all channels joined')
     sl = fl.clean_failure(send)
@@ -154,16 +159,10 @@ def partial_join(env, tls, mode, how, rto=3, sto=3):
     if tr > min(rto, sto) + 1.5:
         fail(f'recv took {tr:.1f} s (--timeout {rto}, sender {sto})')
     if ts > min(rto, sto) + 2.5:
-        msg = f'send took {ts:.1f} s to exit (--timeout {sto}); recv ' \
-            f'had failed after {tr:.1f} s and said so: {sl}'
-        if sto > rto:
-            raise mwtest.Xfail(f'{msg} [{LATE_BUG}]')
-        fail(msg)
+        fail(f'send took {ts:.1f} s to exit (--timeout {sto}); recv '
+             f'had failed after {tr:.1f} s and said so: {sl}')
     if sto > rto and 'of 4 channels joined' not in sl:
         fail(f'send does not carry the receiver\'s reason: {sl}')
-    if sto > rto:
-        fail(f'XPASS: send ended {ts - tr:.1f} s after recv: fixed? remove '
-             f'the LATE_BUG mark')
 
 
 def run():
