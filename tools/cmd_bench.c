@@ -1053,7 +1053,9 @@ static bool listening(int port)
 
 	snprintf(want, sizeof(want), "0100007F:%04X", port);
 	while (f && !yes && fgets(line, sizeof(line), f))
-		yes = sscanf(line, " %*s %63s %*s %x", local, &st) == 2 &&
+		/* kernel-formatted text */
+		yes = sscanf(line, " %*s %63s %*s %x", /* NOLINT(cert-err34-c) */
+			     local, &st) == 2 &&
 		      !strcmp(local, want) && st == 0x0A;
 	if (f)
 		fclose(f);
@@ -1173,13 +1175,18 @@ static struct lat *lat_load(const char *path, size_t *n)
 	struct lat *v = NULL, *q;
 	size_t cap = 0;
 	unsigned long long st, seq, ns;
+	char *q_end;
 
 	*n = 0;
 	for (p = s; p && *p; p = end + 1) {
 		end = strchr(p, '\n');
 		if (!end)
 			break;
-		if (sscanf(p, "%llu %llu %llu", &st, &seq, &ns) != 3)
+		errno = 0;
+		st = strtoull(p, &q_end, 10);
+		seq = strtoull(q_end, &q_end, 10);
+		ns = strtoull(q_end, &q_end, 10);
+		if (errno || q_end == p || q_end > end)
 			continue;
 		if (*n == cap) {
 			q = realloc(v, (cap = cap * 2 + 1024) * sizeof(*v));
@@ -1481,7 +1488,7 @@ static int build_confs(struct bench *b)
 	unsigned idx, x, ic, il, ik, it, is, ih;
 
 	b->conf = calloc(n, sizeof(*b->conf));
-	b->ref = calloc(2 * n, sizeof(*b->ref));
+	b->ref = calloc(2 * (size_t)n, sizeof(*b->ref));
 	if (!b->conf || !b->ref)
 		return -ENOMEM;
 	/* idx counts in mixed radix; channels vary fastest (plot lines) */
@@ -1926,15 +1933,14 @@ static int write_plot(const struct bench *b)
 	b_path(b, gp, "plot.gp");
 	d = fopen(dat, "we");
 	g = fopen(gp, "we");
-	if (!d || !g) {
+	if (!d || !g || b->nconf > 1024) {
+		ret = b->nconf > 1024 ? -E2BIG : -errno;
 		if (d)
 			fclose(d);
 		if (g)
 			fclose(g);
-		return -errno;
+		return ret;
 	}
-	if (b->nconf > 1024)
-		return -E2BIG;
 	for (i = 0; i < b->nconf; i++) {
 		for (j = 0; j < i && !same_series(&b->conf[i], &b->conf[j]);
 		     j++)
