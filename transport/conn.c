@@ -23,7 +23,7 @@ int mw_conn_init(struct mw_conn *c, int fd, struct mw_tls_ctx *tls)
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->rx_cap = MW_CONN_RX_CAP;
-	c->rx = malloc(c->rx_cap);
+	c->rx = mw_buf_alloc(c->rx_cap);
 	if (!c->rx)
 		return -ENOMEM;
 	mw_net_peer_name(fd, c->peer, sizeof(c->peer));

@@ -364,9 +364,9 @@ static struct rx_stream *stream_get_locked(struct receiver *r, uint32_t id,
 
 		s->st = st;
 		s->idx = i;
-		s->raw = malloc(r->sess.chunk_size);
+		s->raw = mw_buf_alloc(r->sess.chunk_size);
 		if (r->wire_cap)
-			s->wire = malloc(r->wire_cap);
+			s->wire = mw_buf_alloc(r->wire_cap);
 		if (!s->raw || (r->wire_cap && !s->wire))
 			goto err_mem;
 	}
@@ -1297,7 +1297,7 @@ static void accept_one(struct receiver *r)
 	if (r->tls) {
 		ch->sealed_cap = mw_tls_seal_bound(MW_FRAME_HDR_LEN +
 						   MW_REVERSE_MAX);
-		ch->sealed = malloc(ch->sealed_cap);
+		ch->sealed = mw_buf_alloc(ch->sealed_cap);
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

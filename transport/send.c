@@ -1198,9 +1198,9 @@ static int sender_alloc(struct sender *s)
 	for (i = 0; i < s->nchunks; i++) {
 		struct tx_chunk *c = &s->chunks[i];
 
-		c->raw = malloc(cfg->chunk_size);
+		c->raw = mw_buf_alloc(cfg->chunk_size);
 		if (s->out_cap)
-			c->out = malloc(s->out_cap);
+			c->out = mw_buf_alloc(s->out_cap);
 		if (!c->raw || (s->out_cap && !c->out))
 			return -ENOMEM;
 		c->next_free = s->free_list;
@@ -1226,7 +1226,7 @@ static int sender_alloc(struct sender *s)
 			sl->sealed_cap = mw_tls_seal_bound(
 				MW_FRAME_HDR_LEN + (s->out_cap > cfg->chunk_size ?
 						    s->out_cap : cfg->chunk_size));
-			sl->sealed = malloc(sl->sealed_cap);
+			sl->sealed = mw_buf_alloc(sl->sealed_cap);
 			if (!sl->sealed)
 				return -ENOMEM;
 		}

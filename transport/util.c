@@ -286,3 +286,10 @@ int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns)
 	ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
 	return ret < 0 ? ret : 0;
 }
+
+void *mw_buf_alloc(size_t n)
+{
+	size_t page = 4096;
+
+	return aligned_alloc(page, (n + page - 1) / page * page);
+}
