@@ -249,3 +249,16 @@ void mw_conn_send_error(struct mw_conn *c, const char *text)
 	h.wire_len = (uint32_t)(n > MW_ERROR_MAX ? MW_ERROR_MAX : n);
 	mw_conn_send_frame(c, &h, text, mw_now_ns() + 1000000000ull);
 }
+
+uint8_t *mw_conn_rx_room(struct mw_conn *c, size_t *len)
+{
+	if (c->rx_off == c->rx_len)
+		c->rx_off = c->rx_len = 0;
+	if (c->rx_off && c->rx_cap - c->rx_len < 16384) {
+		memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+		c->rx_len -= c->rx_off;
+		c->rx_off = 0;
+	}
+	*len = c->rx_cap - c->rx_len;
+	return c->rx + c->rx_len;
+}

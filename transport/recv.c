@@ -129,8 +129,7 @@ struct rx_chan {
 	uint8_t tx_hdr[MW_FRAME_HDR_LEN];
 	uint8_t *sealed;
 	size_t sealed_cap;
-	struct iovec iov[2];
-	struct msghdr msg;
+	struct mw_sendq sq;
 	atomic_ullong bytes_wire;
 	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
 	atomic_bool exited;
@@ -954,10 +953,8 @@ static int plain_received(struct rx_chan *ch, size_t n)
 
 static void post_efd(struct rx_chan *ch)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
-
-	io_uring_prep_read(sqe, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf), 0);
-	io_uring_sqe_set_data64(sqe, UD_EFD);
+	mw_uring_post_read(&ch->ring, ch->efd, &ch->efd_buf,
+			   sizeof(ch->efd_buf), UD_EFD);
 }
 
 /* Posts one recv: plaintext straight into its destination, ciphertext into
@@ -974,15 +971,7 @@ static void post_recv(struct rx_chan *ch)
 		len = ch->phase == PH_HDR ? sizeof(ch->hdr) - ch->have :
 					    ch->need;
 	} else {
-		if (c->rx_off == c->rx_len)
-			c->rx_off = c->rx_len = 0;
-		if (c->rx_off && c->rx_cap - c->rx_len < 16384) {
-			memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
-			c->rx_len -= c->rx_off;
-			c->rx_off = 0;
-		}
-		dst = c->rx + c->rx_len;
-		len = c->rx_cap - c->rx_len;
+		dst = mw_conn_rx_room(c, &len);
 	}
 	io_uring_prep_recv(sqe, c->fd, dst, len, 0);
 	io_uring_sqe_set_data64(sqe, UD_RECV);
@@ -992,13 +981,7 @@ static void post_recv(struct rx_chan *ch)
 
 static void post_send(struct rx_chan *ch)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
-
-	memset(&ch->msg, 0, sizeof(ch->msg));
-	ch->msg.msg_iov = ch->iov[0].iov_len ? ch->iov : ch->iov + 1;
-	ch->msg.msg_iovlen = ch->iov[0].iov_len && ch->iov[1].iov_len ? 2 : 1;
-	io_uring_prep_sendmsg(sqe, ch->conn.fd, &ch->msg, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, UD_SEND);
+	mw_sendq_post(&ch->ring, ch->conn.fd, &ch->sq, UD_SEND);
 }
 
 /* Starts sending the next queued frame, if any and none is in flight. */
@@ -1015,15 +998,15 @@ static int tx_next(struct rx_chan *ch)
 	plain[0] = (struct iovec){ ch->tx_hdr, sizeof(ch->tx_hdr) };
 	plain[1] = (struct iovec){ c->payload, c->h.wire_len };
 	if (!ch->conn.tls) {
-		ch->iov[0] = plain[0];
-		ch->iov[1] = plain[1];
+		ch->sq.iov[0] = plain[0];
+		ch->sq.iov[1] = plain[1];
 	} else {
 		n = mw_tls_seal(ch->conn.tls, plain, c->h.wire_len ? 2 : 1,
 				ch->sealed, ch->sealed_cap, &ch->conn.err);
 		if (n < 0)
 			return (int)n;
-		ch->iov[0] = (struct iovec){ NULL, 0 };
-		ch->iov[1] = (struct iovec){ ch->sealed, (size_t)n };
+		ch->sq.iov[0] = (struct iovec){ NULL, 0 };
+		ch->sq.iov[1] = (struct iovec){ ch->sealed, (size_t)n };
 	}
 	post_send(ch);
 	return 0;
@@ -1031,20 +1014,9 @@ static int tx_next(struct rx_chan *ch)
 
 static int tx_done(struct rx_chan *ch, int res)
 {
-	size_t left = (size_t)res;
-	unsigned k;
-
 	if (res < 0)
 		return chan_err(ch, res, "send: %s", mw_strerror(res));
-	for (k = 0; k < 2; k++) {
-		size_t take = left < ch->iov[k].iov_len ? left :
-							   ch->iov[k].iov_len;
-
-		ch->iov[k].iov_base = (uint8_t *)ch->iov[k].iov_base + take;
-		ch->iov[k].iov_len -= take;
-		left -= take;
-	}
-	if (ch->iov[0].iov_len || ch->iov[1].iov_len) {
+	if (mw_sendq_advance(&ch->sq, (size_t)res)) {
 		post_send(ch);
 		return 0;
 	}
@@ -1453,14 +1425,8 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 		if (ms > 200)
 			ms = 200;
 		if (poll(p, 2, ms) > 0) {
-			if (p[0].revents & POLLIN) {
-				struct signalfd_siginfo si;
-
-				if (read(sfd, &si, sizeof(si)) == sizeof(si))
-					mw_fail_set(&r->fail, -MW_E_CANCEL,
-						    "interrupted by %s",
-						    strsignal((int)si.ssi_signo));
-			}
+			if (p[0].revents & POLLIN)
+				mw_fail_signal(&r->fail, sfd);
 			if ((p[1].revents & POLLIN) &&
 			    !mw_fail_is_set(&r->fail) &&
 			    read(r->fail.wake_fd, &v, sizeof(v)) < 0)

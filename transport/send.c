@@ -108,8 +108,7 @@ struct tx_slot {
 	uint8_t end[MW_END_LEN];
 	uint8_t *sealed; /* TLS: ciphertext buffer */
 	size_t sealed_cap;
-	struct iovec iov[2];
-	struct msghdr msg;
+	struct mw_sendq sq;
 };
 
 struct tx_chan {
@@ -681,40 +680,24 @@ static int chan_setup(struct tx_chan *ch)
 
 static void post_efd(struct tx_chan *ch)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
-
-	io_uring_prep_read(sqe, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf), 0);
-	io_uring_sqe_set_data64(sqe, UD_EFD);
+	mw_uring_post_read(&ch->ring, ch->efd, &ch->efd_buf,
+			   sizeof(ch->efd_buf), UD_EFD);
 }
 
 static void post_recv(struct tx_chan *ch)
 {
-	struct mw_conn *c = &ch->conn;
 	struct io_uring_sqe *sqe;
+	size_t len;
+	uint8_t *room = mw_conn_rx_room(&ch->conn, &len);
 
-	if (c->rx_off == c->rx_len)
-		c->rx_off = c->rx_len = 0;
-	if (c->rx_off && c->rx_cap - c->rx_len < 16384) {
-		memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
-		c->rx_len -= c->rx_off;
-		c->rx_off = 0;
-	}
 	sqe = io_uring_get_sqe(&ch->ring);
-	io_uring_prep_recv(sqe, c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len,
-			   0);
+	io_uring_prep_recv(sqe, ch->conn.fd, room, len, 0);
 	io_uring_sqe_set_data64(sqe, UD_RECV);
 }
 
 static void post_send(struct tx_chan *ch, unsigned i)
 {
-	struct tx_slot *sl = &ch->slot[i];
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
-
-	memset(&sl->msg, 0, sizeof(sl->msg));
-	sl->msg.msg_iov = sl->iov[0].iov_len ? sl->iov : sl->iov + 1;
-	sl->msg.msg_iovlen = sl->iov[0].iov_len && sl->iov[1].iov_len ? 2 : 1;
-	io_uring_prep_sendmsg(sqe, ch->conn.fd, &sl->msg, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, UD_SEND0 + i);
+	mw_sendq_post(&ch->ring, ch->conn.fd, &ch->slot[i].sq, UD_SEND0 + i);
 }
 
 /*
@@ -766,8 +749,8 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 	plain[0] = (struct iovec){ sl->hdr, sizeof(sl->hdr) };
 	plain[1] = (struct iovec){ (void *)(uintptr_t)payload, h.wire_len };
 	if (!ch->conn.tls) {
-		sl->iov[0] = plain[0];
-		sl->iov[1] = plain[1];
+		sl->sq.iov[0] = plain[0];
+		sl->sq.iov[1] = plain[1];
 		mw_rate_take(&s->rate, sizeof(sl->hdr) + h.wire_len);
 		return 0;
 	}
@@ -782,8 +765,8 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 	}
 	if (n < 0)
 		return (int)n;
-	sl->iov[0] = (struct iovec){ NULL, 0 };
-	sl->iov[1] = (struct iovec){ sl->sealed, (size_t)n };
+	sl->sq.iov[0] = (struct iovec){ NULL, 0 };
+	sl->sq.iov[1] = (struct iovec){ sl->sealed, (size_t)n };
 	mw_rate_take(&s->rate, (size_t)n);
 	return 0;
 }
@@ -805,23 +788,13 @@ static void kick_send(struct tx_chan *ch)
 static int slot_sent(struct tx_chan *ch, unsigned i, int res)
 {
 	struct tx_slot *sl = &ch->slot[i];
-	size_t left = (size_t)res;
-	unsigned k;
 
 	if (res < 0)
 		return mw_err_set(&ch->conn.err, res, "send: %s",
 				  mw_strerror(res));
 	atomic_fetch_add_explicit(&ch->bytes_wire, (unsigned long long)res,
 				  memory_order_relaxed);
-	for (k = 0; k < 2; k++) {
-		size_t take = left < sl->iov[k].iov_len ? left :
-							   sl->iov[k].iov_len;
-
-		sl->iov[k].iov_base = (uint8_t *)sl->iov[k].iov_base + take;
-		sl->iov[k].iov_len -= take;
-		left -= take;
-	}
-	if (sl->iov[0].iov_len || sl->iov[1].iov_len) {
+	if (mw_sendq_advance(&sl->sq, (size_t)res)) {
 		post_send(ch, i);
 		return 0;
 	}
@@ -1397,15 +1370,6 @@ static void maybe_close(struct sender *s)
 	       cl.streams);
 }
 
-static void check_signal(struct sender *s, int sfd)
-{
-	struct signalfd_siginfo si;
-
-	if (read(sfd, &si, sizeof(si)) == sizeof(si))
-		mw_fail_set(&s->fail, -MW_E_CANCEL, "interrupted by %s",
-			    strsignal((int)si.ssi_signo));
-}
-
 /* Waits until every channel is admitted, one failed, or a signal came. */
 static void wait_channels(struct sender *s, int sfd)
 {
@@ -1421,7 +1385,7 @@ static void wait_channels(struct sender *s, int sfd)
 		if (ready == s->cfg->nr_chans || mw_fail_is_set(&s->fail))
 			return;
 		if (poll(p, 2, 100) > 0 && (p[0].revents & POLLIN))
-			check_signal(s, sfd);
+			mw_fail_signal(&s->fail, sfd);
 	}
 }
 
@@ -1443,7 +1407,7 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 			ms = 200;
 		if (poll(p, 2, ms) > 0) {
 			if (p[0].revents & POLLIN)
-				check_signal(s, sfd);
+				mw_fail_signal(&s->fail, sfd);
 			if ((p[1].revents & POLLIN) &&
 			    !mw_fail_is_set(&s->fail) &&
 			    read(s->fail.wake_fd, &v, sizeof(v)) < 0)

@@ -293,3 +293,47 @@ void *mw_buf_alloc(size_t n)
 
 	return aligned_alloc(page, (n + page - 1) / page * page);
 }
+
+void mw_uring_post_read(struct io_uring *ring, int fd, void *buf, size_t n,
+			uint64_t ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	io_uring_prep_read(sqe, fd, buf, (unsigned)n, 0);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+void mw_sendq_post(struct io_uring *ring, int fd, struct mw_sendq *sq,
+		   uint64_t ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	memset(&sq->msg, 0, sizeof(sq->msg));
+	sq->msg.msg_iov = sq->iov[0].iov_len ? sq->iov : sq->iov + 1;
+	sq->msg.msg_iovlen = sq->iov[0].iov_len && sq->iov[1].iov_len ? 2 : 1;
+	io_uring_prep_sendmsg(sqe, fd, &sq->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+bool mw_sendq_advance(struct mw_sendq *sq, size_t n)
+{
+	unsigned k;
+
+	for (k = 0; k < 2; k++) {
+		size_t take = n < sq->iov[k].iov_len ? n : sq->iov[k].iov_len;
+
+		sq->iov[k].iov_base = (uint8_t *)sq->iov[k].iov_base + take;
+		sq->iov[k].iov_len -= take;
+		n -= take;
+	}
+	return sq->iov[0].iov_len || sq->iov[1].iov_len;
+}
+
+void mw_fail_signal(struct mw_fail *f, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) == sizeof(si))
+		mw_fail_set(f, -MW_E_CANCEL, "interrupted by %s",
+			    strsignal((int)si.ssi_signo));
+}

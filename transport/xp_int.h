@@ -53,6 +53,9 @@ int mw_conn_send_frame(struct mw_conn *c, const struct mw_frame_hdr *h,
 int mw_conn_recv_frame(struct mw_conn *c, struct mw_frame_hdr *h,
 		       uint8_t *payload, size_t cap,
 		       unsigned long long deadline);
+/* Room for the next recv into c->rx (compacted when short): *len bytes at
+ * the returned pointer. */
+uint8_t *mw_conn_rx_room(struct mw_conn *c, size_t *len);
 /* Best-effort ERROR frame with text; never blocks longer than 1 s. */
 void mw_conn_send_error(struct mw_conn *c, const char *text);
 
@@ -85,6 +88,9 @@ static inline bool mw_fail_is_set(struct mw_fail *f)
 	return atomic_load_explicit(&f->failed, memory_order_acquire) != 0;
 }
 void mw_fail_wake(struct mw_fail *f);
+/* Reads one pending signal from the signalfd and latches it as the
+ * session's failure ("interrupted by ..."). */
+void mw_fail_signal(struct mw_fail *f, int sfd);
 
 /* ---- bandwidth cap: token bucket shared by all channels ---- */
 struct mw_rate {
@@ -149,6 +155,21 @@ unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse);
  * big lock while one thread waits, starving the others.
  */
 int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns);
+/* Posts a read of n bytes of fd into buf (the channels' eventfds). */
+void mw_uring_post_read(struct io_uring *ring, int fd, void *buf, size_t n,
+			uint64_t ud);
+
+/* One frame on its way out: up to two pieces (header + payload, or one
+ * sealed buffer), advanced over short sends. */
+struct mw_sendq {
+	struct iovec iov[2];
+	struct msghdr msg;
+};
+/* Posts a sendmsg of what is left in sq (borrowed until the CQE). */
+void mw_sendq_post(struct io_uring *ring, int fd, struct mw_sendq *sq,
+		   uint64_t ud);
+/* Accounts n sent bytes; returns true while bytes remain. */
+bool mw_sendq_advance(struct mw_sendq *sq, size_t n);
 
 /* ---- misc ---- */
 /*
