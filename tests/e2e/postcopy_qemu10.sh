@@ -10,10 +10,12 @@
 # every heartbeat checksum on both sides, each over 16 sampled working-set
 # pages, is checked against a host model of the working set
 # (--verify-heartbeats): faulted-in pages arrived intact and the guest runs on.
+# postcopy_qemu72 runs this on QEMU 7.2 (E2E_QEMU=7.2).
 . "$(dirname "$0")/lib-socket.sh"
-qemu10=$(e2e_qemu10)
+qemu=()
+[ "${E2E_QEMU:-}" = 7.2 ] || qemu=(--qemu "$(e2e_qemu10)")
 e2e_socket_transport --channels 2 --compress zstd --no-tls -- --no-tls
-e2e_socket_migrate --qemu "$qemu10" --mem 256 --ws 64 --rate 0 --max-bandwidth 32 \
+e2e_socket_migrate "${qemu[@]}" --mem 256 --ws 64 --rate 0 --max-bandwidth 32 \
 	--postcopy-after 1.5 --postcopy-run-dst --verify-heartbeats
 e2e_check "m['postcopy'].get('start_s') is not None and m['postcopy'].get('dst_cont_s') is not None" \
 	"the migration never switched to postcopy"
