@@ -322,6 +322,8 @@ bool mw_sendq_advance(struct mw_sendq *sq, size_t n)
 	for (k = 0; k < 2; k++) {
 		size_t take = n < sq->iov[k].iov_len ? n : sq->iov[k].iov_len;
 
+		if (!take)
+			continue; /* an empty piece may be NULL */
 		sq->iov[k].iov_base = (uint8_t *)sq->iov[k].iov_base + take;
 		sq->iov[k].iov_len -= take;
 		n -= take;
