@@ -98,6 +98,11 @@ ssize_t mw_tls_close(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 /* Bytes of plaintext already decrypted and waiting inside the session. */
 size_t mw_tls_pending(struct mw_tls_sess *s);
 
+/* Frees OpenSSL's per-thread state of the calling thread (its error queue).
+ * A detached thread that used TLS calls it last: its thread-exit cleanup
+ * could otherwise still be pending when the process exits. */
+void mw_tls_thread_stop(void);
+
 /* One-line description of the peer (certificate subject or PSK identity). */
 const char *mw_tls_peer_name(struct mw_tls_sess *s);
 

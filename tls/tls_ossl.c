@@ -901,3 +901,8 @@ const char *mw_tls_peer_name(struct mw_tls_sess *s)
 {
 	return s->peer[0] ? s->peer : "(handshake not complete)";
 }
+
+void mw_tls_thread_stop(void)
+{
+	OPENSSL_thread_stop();
+}

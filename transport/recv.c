@@ -1197,6 +1197,7 @@ static void *conn_main(void *arg)
 		       ch->conn.peer, ch->conn.err.msg);
 		if (ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
 			mw_conn_send_error(&ch->conn, ch->conn.err.msg);
+		mw_tls_thread_stop();
 		pthread_mutex_lock(&r->lock);
 		r->npending--;
 		live_remove_locked(r, ch);
@@ -1229,6 +1230,7 @@ static void *conn_main(void *arg)
 	ch->cpu_final = mw_thread_cpu_seconds();
 	mw_ctlq_stop(&ch->ctlq);
 	mw_fail_wake(&r->fail);
+	mw_tls_thread_stop();
 	/* last touch of r or ch: once off the live list the main thread may
 	 * free both */
 	pthread_mutex_lock(&r->lock);
@@ -1503,6 +1505,10 @@ static bool receiver_teardown(struct receiver *r)
 			pthread_join(st->rev, NULL);
 		else if (st->rev_started)
 			clean = false;
+		if (!clean)
+			MW_LOG(MW_LOG_WARN, "stream %u: %s thread still busy at "
+			       "exit", st->id, atomic_load(&st->writer_exited) ?
+			       "reverse" : "writer");
 	}
 	return clean;
 }
