@@ -1415,33 +1415,14 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			 struct mw_stats_chan *chs,
 			 struct mw_stats_stream *sts, double t0)
 {
-	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
-			       { .fd = r->fail.wake_fd, .events = POLLIN } };
 	unsigned long long next = mw_now_ns() + 1000000000ull;
 
 	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
-		unsigned long long now = mw_now_ns();
-		int ms = now >= next ? 0 : (int)((next - now) / 1000000ull) + 1;
-		uint64_t v;
-
-		if (ms > 200)
-			ms = 200;
-		if (poll(p, 2, ms) > 0) {
-			if (p[0].revents & POLLIN)
-				mw_fail_signal(&r->fail, sfd);
-			if ((p[1].revents & POLLIN) &&
-			    !mw_fail_is_set(&r->fail) &&
-			    read(r->fail.wake_fd, &v, sizeof(v)) < 0)
-				v = 0;
-		}
-		if (mw_now_ns() >= next) {
+		if (mw_fail_poll(&r->fail, sfd, &next) && st->f) {
 			struct mw_stats_snap sn;
 
-			if (st->f) {
-				snap_fill(r, &sn, chs, sts, t0);
-				mw_stats_write(st, &sn);
-			}
-			next += 1000000000ull;
+			snap_fill(r, &sn, chs, sts, t0);
+			mw_stats_write(st, &sn);
 		}
 	}
 }

@@ -1394,32 +1394,17 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 			 struct mw_stats_chan *chs,
 			 struct mw_stats_stream *sts, double t0)
 {
-	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
-			       { .fd = s->fail.wake_fd, .events = POLLIN } };
 	unsigned long long next = mw_now_ns() + 1000000000ull;
 
 	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
-		unsigned long long now = mw_now_ns();
-		int ms = now >= next ? 0 : (int)((next - now) / 1000000ull) + 1;
-		uint64_t v;
+		bool tick = mw_fail_poll(&s->fail, sfd, &next);
 
-		if (ms > 200)
-			ms = 200;
-		if (poll(p, 2, ms) > 0) {
-			if (p[0].revents & POLLIN)
-				mw_fail_signal(&s->fail, sfd);
-			if ((p[1].revents & POLLIN) &&
-			    !mw_fail_is_set(&s->fail) &&
-			    read(s->fail.wake_fd, &v, sizeof(v)) < 0)
-				v = 0;
-		}
 		maybe_close(s);
-		if (mw_now_ns() >= next) {
+		if (tick) {
 			struct mw_stats_snap sn;
 
 			snap_fill(s, &sn, chs, sts, t0);
 			mw_stats_write(st, &sn);
-			next += 1000000000ull;
 		}
 	}
 }

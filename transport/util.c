@@ -4,6 +4,7 @@
  * woken), the bandwidth cap, eventfds and signals. Any thread.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -338,4 +339,28 @@ void mw_fail_signal(struct mw_fail *f, int sfd)
 	if (read(sfd, &si, sizeof(si)) == sizeof(si))
 		mw_fail_set(f, -MW_E_CANCEL, "interrupted by %s",
 			    strsignal((int)si.ssi_signo));
+}
+
+bool mw_fail_poll(struct mw_fail *f, int sfd, unsigned long long *next)
+{
+	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
+			       { .fd = f->wake_fd, .events = POLLIN } };
+	unsigned long long now = mw_now_ns();
+	int ms = now >= *next ? 0 : (int)((*next - now) / 1000000ull) + 1;
+	uint64_t v;
+
+	if (ms > 200)
+		ms = 200;
+	if (poll(p, 2, ms) > 0) {
+		if (p[0].revents & POLLIN)
+			mw_fail_signal(f, sfd);
+		/* once failed the wake fd stays readable for every waiter */
+		if ((p[1].revents & POLLIN) && !mw_fail_is_set(f) &&
+		    read(f->wake_fd, &v, sizeof(v)) < 0)
+			v = 0;
+	}
+	if (mw_now_ns() < *next)
+		return false;
+	*next += 1000000000ull;
+	return true;
 }

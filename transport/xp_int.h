@@ -91,6 +91,13 @@ void mw_fail_wake(struct mw_fail *f);
 /* Reads one pending signal from the signalfd and latches it as the
  * session's failure ("interrupted by ..."). */
 void mw_fail_signal(struct mw_fail *f, int sfd);
+/*
+ * The main threads' wait: at most 200 ms or until *next (a mw_now_ns
+ * deadline), latching a signal from sfd as the failure and consuming
+ * wake-ups while the session is alive. Returns true when *next has passed
+ * (a stats tick is due) and moves *next one second on.
+ */
+bool mw_fail_poll(struct mw_fail *f, int sfd, unsigned long long *next);
 
 /* ---- bandwidth cap: token bucket shared by all channels ---- */
 struct mw_rate {
