@@ -1092,6 +1092,12 @@ static int chan_loop(struct rx_chan *ch)
 						"connection closed before the "
 						"end of the stream");
 			}
+			if (res == -ECONNRESET && !ch->ack_sent)
+				/* a sender killed with our credit frames
+				 * unread resets rather than closes */
+				return chan_err(ch, res, "connection reset: "
+						"closed before the end of the "
+						"stream");
 			if (res < 0)
 				return chan_err(ch, res, "recv: %s",
 						mw_strerror(res));

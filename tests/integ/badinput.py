@@ -547,7 +547,7 @@ def run():
     log('PASS')
 
 
-XFAIL_CASES = {'usage_unknown_option'}
+XFAIL_CASES = set()
 
 if __name__ == '__main__':
     mwtest.main(run)
