@@ -126,6 +126,7 @@ struct tx_chan {
 	unsigned head;	   /* oldest slot: the only one in the kernel */
 	bool sending;	   /* the head slot's send is posted */
 	bool dirty;	   /* the byte stream may end inside a frame */
+	atomic_int sock;   /* conn.fd for the main thread's teardown; -1 */
 	struct tx_slot slot[TX_SLOTS];
 	struct mw_ctlq ctlq;
 	/* incoming frame being parsed */
@@ -614,6 +615,7 @@ static int chan_setup_once(struct tx_chan *ch)
 		ch->conn.fd = -1;
 		return ret;
 	}
+	atomic_store(&ch->sock, fd);
 	ret = mw_conn_handshake(&ch->conn, dl);
 	if (ret)
 		return ret;
@@ -669,6 +671,7 @@ static int chan_setup(struct tx_chan *ch)
 			return ret;
 		MW_LOG(MW_LOG_INFO, "channel %u: receiver hung up during setup; "
 		       "retrying", ch->idx);
+		atomic_store(&ch->sock, -1);
 		mw_conn_destroy(&ch->conn);
 		{
 			struct timespec ts = { 0, 300000000L * tries };
@@ -1186,6 +1189,7 @@ static int sender_alloc(struct sender *s)
 		ch->s = s;
 		ch->idx = i;
 		ch->conn.fd = -1;
+		atomic_init(&ch->sock, -1);
 		ch->efd = mw_efd_new();
 		if (ch->efd < 0)
 			return ch->efd;
@@ -1535,9 +1539,12 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	}
 	if (!atomic_load(&s.acked)) {
 		/* channels stuck in a blocking setup step see a dead socket */
-		for (i = 0; i < cfg->nr_chans; i++)
-			if (s.chans[i].conn.fd >= 0)
-				shutdown(s.chans[i].conn.fd, SHUT_RD);
+		for (i = 0; i < cfg->nr_chans; i++) {
+			int fd = atomic_load(&s.chans[i].sock);
+
+			if (fd >= 0)
+				shutdown(fd, SHUT_RD);
+		}
 	}
 	for (i = 0; i < cfg->nr_chans; i++)
 		if (s.chans[i].started)

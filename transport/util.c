@@ -253,18 +253,22 @@ unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse)
 	return MW_SK_UNKNOWN;
 }
 
+static long uring_slice;
+static pthread_once_t uring_slice_once = PTHREAD_ONCE_INIT;
+
+static void uring_slice_init(void)
+{
+	const char *e = getenv("MW_URING_SLICE_MS");
+
+	uring_slice = e ? strtol(e, NULL, 10) : 0;
+	if (uring_slice < 0)
+		uring_slice = 0;
+}
+
 static long uring_slice_ms(void)
 {
-	static long slice = -1;
-
-	if (slice < 0) {
-		const char *e = getenv("MW_URING_SLICE_MS");
-
-		slice = e ? strtol(e, NULL, 10) : 0;
-		if (slice < 0)
-			slice = 0;
-	}
-	return slice;
+	pthread_once(&uring_slice_once, uring_slice_init);
+	return uring_slice;
 }
 
 int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns)
