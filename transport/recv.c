@@ -847,7 +847,7 @@ static int ctrl_done(struct rx_chan *ch)
 		else if (st->opened && r->cfg->nr_eps)
 			ret = chan_err(ch, -MW_E_PROTO, "stream %u opened twice",
 				       st->id);
-		if (!ret) {
+		if (!ret && st) {
 			st->opened = true;
 			st->ep = o.endpoint;
 		}
