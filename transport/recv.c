@@ -165,11 +165,6 @@ struct receiver {
 	FILE *lat;     /* --latency-file */
 };
 
-static unsigned long long deadline_after(uint32_t s)
-{
-	return s ? mw_now_ns() + (unsigned long long)s * 1000000000ull : 0;
-}
-
 static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
@@ -524,7 +519,7 @@ static int stream_connect(struct rx_stream *st)
 				   "stream %u names endpoint %u, but only %u "
 				   "--connect given", st->id, st->ep,
 				   cfg->nr_eps);
-	fd = mw_ep_connect(&cfg->eps[st->ep], deadline_after(cfg->timeout_s),
+	fd = mw_ep_connect(&cfg->eps[st->ep], mw_deadline_after(cfg->timeout_s),
 			   &err);
 	if (fd < 0)
 		return mw_fail_set(&r->fail, fd, "stream %u: %s", st->id,
@@ -1132,7 +1127,7 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 static int chan_join(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
-	unsigned long long dl = deadline_after(r->cfg->timeout_s < JOIN_SECS ?
+	unsigned long long dl = mw_deadline_after(r->cfg->timeout_s < JOIN_SECS ?
 					       r->cfg->timeout_s : JOIN_SECS);
 	uint8_t payload[MW_HELLO_LEN], first;
 	struct mw_frame_hdr h;
@@ -1305,7 +1300,7 @@ static void *listener_main(void *arg)
 {
 	struct receiver *r = arg;
 	const struct mw_xp_cfg *cfg = r->cfg;
-	unsigned long long wait_dl = deadline_after(cfg->wait_s);
+	unsigned long long wait_dl = mw_deadline_after(cfg->wait_s);
 
 	mw_thread_place("mw-listen", &cfg->cpus, 0);
 	for (;;) {

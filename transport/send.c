@@ -172,11 +172,6 @@ struct sender {
 	FILE *lat; /* --latency-file */
 };
 
-static unsigned long long deadline_after(uint32_t s)
-{
-	return s ? mw_now_ns() + (unsigned long long)s * 1000000000ull : 0;
-}
-
 /* ---- chunk pool and ready rings ---- */
 
 static void wake_idle_locked(struct sender *s)
@@ -588,7 +583,7 @@ static int chan_setup_once(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
 	const struct mw_xp_cfg *cfg = s->cfg;
-	unsigned long long dl = deadline_after(cfg->timeout_s);
+	unsigned long long dl = mw_deadline_after(cfg->timeout_s);
 	struct mw_hello hello = {
 		.version = MW_PROTO_VERSION,
 		.chan_index = (uint16_t)ch->idx,

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 
 #include "mw_err.h"
+#include "mw_thread.h"
 #include "mw_tls.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
@@ -179,6 +180,12 @@ void mw_sendq_post(struct io_uring *ring, int fd, struct mw_sendq *sq,
 bool mw_sendq_advance(struct mw_sendq *sq, size_t n);
 
 /* ---- misc ---- */
+/* A mw_now_ns() deadline s seconds from now; 0 (none) for s == 0. */
+static inline unsigned long long mw_deadline_after(uint32_t s)
+{
+	return s ? mw_now_ns() + (unsigned long long)s * 1000000000ull : 0;
+}
+
 /*
  * Page-aligned buffer for bulk data, freed with free(). glibc's malloc puts
  * large blocks 16 bytes past a page boundary, and the kernel's copies into
