@@ -219,6 +219,14 @@ static int o_wait(struct opts *o, const char *a)
 	return parse_u32_opt("wait", a, 0, 86400 * 7, &o->cfg.wait_s);
 }
 
+static int o_io(struct opts *o, const char *a)
+{
+	if (mw_io_parse(a, &o->cfg.io))
+		return usage_err("--io: unknown engine '%s'; use auto, uring "
+				 "or poll", a);
+	return 0;
+}
+
 static const struct opt_def opt_defs[] = {
 	{ "to", 1, SIDE_SEND, o_to, "HOST:PORT",
 	  "receiver address (required)" },
@@ -272,6 +280,11 @@ static const struct opt_def opt_defs[] = {
 	  "both pipes or sockets)" },
 	{ "wait", 1, SIDE_RECV, o_wait, "SECS",
 	  "how long to wait for the sender to connect (default 0: forever)" },
+	{ "io", 1, SIDE_BOTH, o_io, "ENGINE",
+	  "how channels wait for their sockets: uring (io_uring, fail "
+	  "without it), poll (poll(2); works where io_uring is blocked, "
+	  "e.g. by a container's seccomp profile, and under valgrind) or "
+	  "auto (default: io_uring, else poll with a warning)" },
 	{ "stats-file", 1, SIDE_BOTH, o_stats, "PATH",
 	  "append a JSON stats line every second and a final one" },
 	{ "latency-file", 1, SIDE_BOTH, o_latency, "PATH",
@@ -478,6 +491,7 @@ static void print_config(const struct opts *o, int side)
 	}
 	printf("threads=%u\nwindow=%llu\ntimeout=%u\n", c->threads,
 	       (unsigned long long)c->window, c->timeout_s);
+	printf("io=%s\n", mw_io_name(c->io));
 	printf("cpus=");
 	for (i = 0; i < c->cpus.n; i++)
 		printf("%s%u", i ? "," : "", c->cpus.cpu[i]);

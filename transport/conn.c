@@ -3,7 +3,7 @@
  * A connection: one TCP socket, optionally a TLS session over it, and the
  * bytes received but not consumed yet. This file has the blocking paths used
  * while a channel is set up or torn down (handshake, HELLO, ACK, ERROR); the
- * data path lives in the io_uring loops of send.c and recv.c, which share
+ * data path lives in the ring loops of send.c and recv.c (ring.h), which share
  * mw_conn_read_buffered() with it. Context: the owning channel thread.
  */
 #include <errno.h>

@@ -24,6 +24,13 @@ struct mw_endpoint {
 
 #define MW_ENDPOINTS_MAX 8
 
+/* --io: how the channels wait for their sockets (transport/ring.h) */
+enum mw_io {
+	MW_IO_AUTO = 0, /* io_uring; poll(2) where the kernel refuses it */
+	MW_IO_URING,
+	MW_IO_POLL,
+};
+
 struct mw_xp_cfg {
 	/* both sides */
 	enum mw_codec codec;	   /* send: codec to use */
@@ -41,6 +48,7 @@ struct mw_xp_cfg {
 	const char *latency_file;  /* "stream seq ns" per chunk read (send) or
 				    * written (recv), CLOCK_MONOTONIC; or NULL */
 	int verbose;		   /* -v: summary line at the end */
+	enum mw_io io;		   /* the channels' I/O engine */
 	int in_fd;		   /* send: stream source */
 	int out_fd;		   /* recv: stream sink */
 	int rev_fd;		   /* exec mode: send: stdout, recv: stdin; -1: none */
@@ -51,6 +59,10 @@ struct mw_xp_cfg {
 	unsigned nr_eps;
 	struct mw_endpoint eps[MW_ENDPOINTS_MAX];
 };
+
+/* "auto" | "uring" | "poll" <-> enum mw_io. parse returns 0 or -EINVAL. */
+int mw_io_parse(const char *s, enum mw_io *out);
+const char *mw_io_name(enum mw_io io);
 
 /* Parses "unix:/path" or "tcp:host:port". Returns 0 or -EINVAL. */
 int mw_endpoint_parse(const char *s, struct mw_endpoint *out);

@@ -126,7 +126,8 @@ int mw_net_connect(const char *host, uint16_t port,
 	if (fd < 0)
 		return mw_err_set(err, ret, "connect to %s:%u: %s", host, port,
 				  mw_strerror(ret));
-	/* back to blocking: handshakes use poll, data uses io_uring */
+	/* back to blocking: handshakes use poll, data uses the ring (ring.h:
+	 * its poll backend sends and receives with MSG_DONTWAIT) */
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	mw_net_peer_name(fd, peer, peer_cap);
 	return fd;

@@ -40,7 +40,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <liburing.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -57,6 +56,7 @@
 #include "mw_thread.h"
 #include "mw_xport.h"
 #include "reasm.h"
+#include "ring.h"
 #include "stats.h"
 #include "xp_int.h"
 
@@ -109,7 +109,7 @@ struct rx_chan {
 	int idx; /* -1 until admitted */
 	pthread_t th;
 	struct mw_conn conn;
-	struct io_uring ring;
+	struct mw_ring ring;
 	bool ring_ok;
 	int efd;
 	uint64_t efd_buf;
@@ -163,6 +163,7 @@ struct receiver {
 	struct mw_close close;
 	bool complete; /* every stream written and closed, ACK queued */
 	FILE *lat;     /* --latency-file */
+	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
 };
 
 static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
@@ -948,8 +949,8 @@ static int plain_received(struct rx_chan *ch, size_t n)
 
 static void post_efd(struct rx_chan *ch)
 {
-	mw_uring_post_read(&ch->ring, ch->efd, &ch->efd_buf,
-			   sizeof(ch->efd_buf), UD_EFD);
+	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
+			  UD_EFD);
 }
 
 /* Posts one recv: plaintext straight into its destination, ciphertext into
@@ -957,7 +958,6 @@ static void post_efd(struct rx_chan *ch)
 static void post_recv(struct rx_chan *ch)
 {
 	struct mw_conn *c = &ch->conn;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ch->ring);
 	uint8_t *dst;
 	size_t len;
 
@@ -968,8 +968,7 @@ static void post_recv(struct rx_chan *ch)
 	} else {
 		dst = mw_conn_rx_room(c, &len);
 	}
-	io_uring_prep_recv(sqe, c->fd, dst, len, 0);
-	io_uring_sqe_set_data64(sqe, UD_RECV);
+	mw_ring_post_recv(&ch->ring, c->fd, dst, len, UD_RECV);
 }
 
 /* ---- channel: outgoing control and reverse frames ---- */
@@ -1032,7 +1031,7 @@ static int chan_loop(struct rx_chan *ch)
 	int ret;
 
 	for (;;) {
-		struct io_uring_cqe *cqe;
+		struct mw_ring_cqe cqe;
 
 		if (mw_fail_is_set(&r->fail))
 			return -MW_E_CANCEL;
@@ -1056,17 +1055,17 @@ static int chan_loop(struct rx_chan *ch)
 		}
 		if (ch->ack_sent && !ack_dl)
 			ack_dl = mw_now_ns() + 2000000000ull;
-		ret = mw_uring_wait(&ch->ring, ack_dl ? 100000000ull : 0);
+		ret = mw_ring_wait(&ch->ring, ack_dl ? 100000000ull : 0);
 		if (ack_dl && mw_now_ns() >= ack_dl)
 			return 0; /* the sender did not close after the ACK */
 		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return chan_err(ch, ret, "io_uring: %s",
+			return chan_err(ch, ret, "%s: %s", mw_io_name(r->io),
 					mw_strerror(ret));
-		while (io_uring_peek_cqe(&ch->ring, &cqe) == 0) {
-			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			int res = cqe->res;
+		while (mw_ring_peek(&ch->ring, &cqe)) {
+			uint64_t ud = cqe.ud;
+			int res = cqe.res;
 
-			io_uring_cqe_seen(&ch->ring, cqe);
+			mw_ring_advance(&ch->ring, 1);
 			if (ud == UD_EFD) {
 				efd_posted = false;
 				continue;
@@ -1213,9 +1212,10 @@ static void *conn_main(void *arg)
 	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
 	mw_thread_place(name, &r->cfg->cpus, 1 + r->cfg->threads +
 			(unsigned)ch->idx);
-	ret = io_uring_queue_init(8, &ch->ring, 0);
+	ret = mw_ring_init(&ch->ring, 8, r->io);
 	if (ret)
-		chan_err(ch, ret, "io_uring setup: %s", mw_strerror(ret));
+		chan_err(ch, ret, "%s setup: %s", mw_io_name(r->io),
+			 mw_strerror(ret));
 	else
 		ch->ring_ok = true;
 	if (!ret)
@@ -1352,6 +1352,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 
 	memset(sn, 0, sizeof(*sn));
 	sn->side = "recv";
+	sn->io = mw_io_name(r->io);
 	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
 	sn->chans = chs;
 	sn->streams = sts;
@@ -1506,7 +1507,7 @@ static void receiver_free(struct receiver *r)
 		if (!ch)
 			continue;
 		if (ch->ring_ok)
-			io_uring_queue_exit(&ch->ring);
+			mw_ring_destroy(&ch->ring);
 		mw_conn_destroy(&ch->conn);
 		mw_ctlq_destroy(&ch->ctlq);
 		close(ch->efd);
@@ -1552,6 +1553,9 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	sfd = mw_signals_block();
 	if (sfd < 0)
 		return mw_err_set(err, sfd, "signalfd: %s", mw_strerror(sfd));
+	ret = mw_ring_select(cfg->io, &r.io, err);
+	if (ret)
+		goto out_sfd;
 	ret = mw_fail_init(&r.fail);
 	if (ret)
 		goto out_sfd;
@@ -1583,9 +1587,12 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		ret = r.listen_fd;
 		goto out_stats;
 	}
-	MW_LOG(MW_LOG_INFO, "listening on %s:%u (%s)", *cfg->host ? cfg->host :
-	       "*", cfg->port, cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
-	       cfg->tls.mode == MW_TLS_PSK ? "TLS PSK" : "no TLS");
+	MW_LOG(MW_LOG_INFO, "listening on %s:%u (%s, io %s)",
+	       *cfg->host ? cfg->host : "*", cfg->port,
+	       cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
+	       cfg->tls.mode == MW_TLS_PSK  ? "TLS PSK" :
+					      "no TLS",
+	       mw_io_name(r.io));
 	ret = pthread_create(&r.listener, NULL, listener_main, &r);
 	r.listener_started = !ret;
 	if (ret)

@@ -6,7 +6,8 @@
  * DESIGN
  * Threads: the main thread (setup, signals, stats, session end), one reader
  * per stream (mw-readN), the compress workers (compress/), one thread per
- * channel (mw-txN) that owns its socket, TLS session and io_uring ring, and
+ * channel (mw-txN) that owns its socket, TLS session and I/O ring (ring.h:
+ * io_uring, or poll(2) where io_uring is refused or --io poll says so), and
  * in socket mode an acceptor (mw-accept) for the QEMU-side endpoints.
  *
  * A stream is one QEMU connection: stdin/stdout under exec: (stream 0), or
@@ -40,7 +41,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <liburing.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +54,7 @@
 #include "mw_log.h"
 #include "mw_thread.h"
 #include "mw_xport.h"
+#include "ring.h"
 #include "stats.h"
 #include "xp_int.h"
 
@@ -117,7 +118,7 @@ struct tx_chan {
 	pthread_t th;
 	bool started;
 	struct mw_conn conn;
-	struct io_uring ring;
+	struct mw_ring ring;
 	bool ring_ok;
 	int efd;
 	uint64_t efd_buf;
@@ -169,7 +170,8 @@ struct sender {
 
 	atomic_bool acked;
 	struct tx_chan *chans;
-	FILE *lat; /* --latency-file */
+	FILE *lat;     /* --latency-file */
+	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
 };
 
 /* ---- chunk pool and ready rings ---- */
@@ -678,19 +680,16 @@ static int chan_setup(struct tx_chan *ch)
 
 static void post_efd(struct tx_chan *ch)
 {
-	mw_uring_post_read(&ch->ring, ch->efd, &ch->efd_buf,
-			   sizeof(ch->efd_buf), UD_EFD);
+	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
+			  UD_EFD);
 }
 
 static void post_recv(struct tx_chan *ch)
 {
-	struct io_uring_sqe *sqe;
 	size_t len;
 	uint8_t *room = mw_conn_rx_room(&ch->conn, &len);
 
-	sqe = io_uring_get_sqe(&ch->ring);
-	io_uring_prep_recv(sqe, ch->conn.fd, room, len, 0);
-	io_uring_sqe_set_data64(sqe, UD_RECV);
+	mw_ring_post_recv(&ch->ring, ch->conn.fd, room, len, UD_RECV);
 }
 
 static void post_send(struct tx_chan *ch, unsigned i)
@@ -1001,8 +1000,7 @@ static int chan_loop(struct tx_chan *ch)
 	post_efd(ch);
 	post_recv(ch);
 	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
-		struct io_uring_cqe *cqe;
-		unsigned head, seen = 0;
+		struct mw_ring_cqe cqe;
 
 		while (ch->inflight < TX_SLOTS) {
 			unsigned i = (ch->head + ch->inflight) % TX_SLOTS;
@@ -1027,15 +1025,15 @@ static int chan_loop(struct tx_chan *ch)
 			ch->inflight++;
 			kick_send(ch);
 		}
-		ret = mw_uring_wait(&ch->ring, 0);
+		ret = mw_ring_wait(&ch->ring, 0);
 		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return mw_err_set(&ch->conn.err, ret, "io_uring: %s",
-					  mw_strerror(ret));
-		io_uring_for_each_cqe(&ch->ring, head, cqe) {
-			uint64_t ud = io_uring_cqe_get_data64(cqe);
-			int res = cqe->res;
+			return mw_err_set(&ch->conn.err, ret, "%s: %s",
+					  mw_io_name(s->io), mw_strerror(ret));
+		while (mw_ring_peek(&ch->ring, &cqe)) {
+			uint64_t ud = cqe.ud;
+			int res = cqe.res;
 
-			seen++;
+			mw_ring_advance(&ch->ring, 1);
 			if (ud == UD_EFD) {
 				post_efd(ch);
 			} else if (ud == UD_RECV) {
@@ -1066,7 +1064,6 @@ static int chan_loop(struct tx_chan *ch)
 					return ret;
 			}
 		}
-		io_uring_cq_advance(&ch->ring, seen);
 	}
 	return 0;
 }
@@ -1083,22 +1080,18 @@ static void chan_drain(struct tx_chan *ch)
 	unsigned long long dl = mw_now_ns() + 1000000000ull;
 
 	while (ch->ring_ok && ch->sending && !ch->dirty) {
-		struct io_uring_cqe *cqe;
-		uint64_t ud;
-		int res;
+		struct mw_ring_cqe cqe;
 
 		if (mw_now_ns() > dl) {
 			ch->dirty = true;
 			break;
 		}
-		if (mw_uring_wait(&ch->ring, 100000000ull) < 0 ||
-		    io_uring_peek_cqe(&ch->ring, &cqe))
+		if (mw_ring_wait(&ch->ring, 100000000ull) < 0 ||
+		    !mw_ring_peek(&ch->ring, &cqe))
 			continue;
-		ud = io_uring_cqe_get_data64(cqe);
-		res = cqe->res;
-		io_uring_cqe_seen(&ch->ring, cqe);
-		if (ud >= UD_SEND0 && slot_sent(ch, (unsigned)(ud - UD_SEND0),
-						 res))
+		mw_ring_advance(&ch->ring, 1);
+		if (cqe.ud >= UD_SEND0 &&
+		    slot_sent(ch, (unsigned)(cqe.ud - UD_SEND0), cqe.res))
 			ch->dirty = true;
 	}
 }
@@ -1124,10 +1117,10 @@ static void *chan_main(void *arg)
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->lock);
 	if (!ret) {
-		ret = io_uring_queue_init(4 * TX_SLOTS + 4, &ch->ring, 0);
+		ret = mw_ring_init(&ch->ring, 4 * TX_SLOTS + 4, s->io);
 		if (ret)
-			mw_err_set(&ch->conn.err, ret, "io_uring setup: %s",
-				   mw_strerror(ret));
+			mw_err_set(&ch->conn.err, ret, "%s setup: %s",
+				   mw_io_name(s->io), mw_strerror(ret));
 		else
 			ch->ring_ok = true;
 	}
@@ -1224,7 +1217,7 @@ static void sender_free(struct sender *s)
 			struct tx_chan *ch = &s->chans[i];
 
 			if (ch->ring_ok)
-				io_uring_queue_exit(&ch->ring);
+				mw_ring_destroy(&ch->ring);
 			if (ch->conn.rx || ch->conn.fd >= 0)
 				mw_conn_destroy(&ch->conn);
 			if (ch->efd >= 0) {
@@ -1264,6 +1257,7 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 
 	memset(sn, 0, sizeof(*sn));
 	sn->side = "send";
+	sn->io = mw_io_name(s->io);
 	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
 	sn->nchans = s->cfg->nr_chans;
 	sn->chans = chs;
@@ -1453,6 +1447,9 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	sfd = mw_signals_block();
 	if (sfd < 0)
 		return mw_err_set(err, sfd, "signalfd: %s", mw_strerror(sfd));
+	ret = mw_ring_select(cfg->io, &s.io, err);
+	if (ret)
+		goto out_sfd;
 	ret = mw_fail_init(&s.fail);
 	if (ret)
 		goto out_sfd;
@@ -1511,11 +1508,12 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	/* QEMU's data is read only once every channel is admitted */
 	wait_channels(&s, sfd);
 	if (!mw_fail_is_set(&s.fail)) {
-		MW_LOG(MW_LOG_INFO, "%u channels up to %s:%u (%s, %s)",
+		MW_LOG(MW_LOG_INFO, "%u channels up to %s:%u (%s, %s, io %s)",
 		       s.nready, cfg->host, cfg->port,
 		       cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
-		       cfg->tls.mode == MW_TLS_PSK ? "TLS PSK" : "no TLS",
-		       mw_codec_name(cfg->codec));
+		       cfg->tls.mode == MW_TLS_PSK  ? "TLS PSK" :
+						      "no TLS",
+		       mw_codec_name(cfg->codec), mw_io_name(s.io));
 		start_streams(&s);
 	}
 	control_loop(&s, sfd, &st, chs, sts, t0);

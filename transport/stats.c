@@ -49,11 +49,13 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 		memset(st->last_chan, 0, st->nchans * sizeof(*st->last_chan));
 	}
 	fprintf(st->f,
-		"{\"time\":%lld,\"side\":\"%s\",\"final\":%s,\"elapsed_s\":%.3f,"
+		"{\"time\":%lld,\"side\":\"%s\",\"io\":\"%s\",\"final\":%s,"
+		"\"elapsed_s\":%.3f,"
 		"\"bytes_in\":%llu,\"bytes_wire\":%llu,\"ratio\":%.4f,"
 		"\"chunks\":%llu,\"rate_in_MBps\":%.1f,\"rate_wire_MBps\":%.1f,"
 		"\"channels\":[",
-		(long long)time(NULL), s->side, s->final ? "true" : "false",
+		(long long)time(NULL), s->side, s->io ? s->io : "",
+		s->final ? "true" : "false",
 		s->elapsed, (unsigned long long)s->bytes_raw,
 		(unsigned long long)s->bytes_wire,
 		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
@@ -103,14 +105,15 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 		cpu += s->stage_cpu[i];
 	mw_log_emit(MW_LOG_INFO,
 		    "%s %llu bytes in %.2f s (%.1f MB/s), %llu on the wire "
-		    "(ratio %.2f), %llu chunks, %u channels, %.2f CPU s: %s",
+		    "(ratio %.2f), %llu chunks, %u channels (io %s), %.2f CPU s: %s",
 		    strcmp(s->side, "send") ? "wrote" : "read",
 		    (unsigned long long)s->bytes_raw, s->elapsed,
 		    s->elapsed > 0 ? (double)s->bytes_raw / s->elapsed / 1e6 : 0,
 		    (unsigned long long)s->bytes_wire,
 		    s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
 				    0.0,
-		    (unsigned long long)s->chunks, s->nchans, cpu,
+		    (unsigned long long)s->chunks, s->nchans,
+		    s->io ? s->io : "?", cpu,
 		    s->result ? s->result : "ok");
 }
 

@@ -23,6 +23,7 @@ struct mw_stats_stream {
 
 struct mw_stats_snap {
 	const char *side;
+	const char *io; /* the channels' I/O engine: "uring" or "poll" */
 	double elapsed;
 	uint64_t bytes_raw;  /* send: bytes from QEMU; recv: bytes to QEMU */
 	uint64_t bytes_wire; /* frame bytes (headers + payloads) */

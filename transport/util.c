@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mw_thread.h"
+#include "ring.h"
 #include "xp_int.h"
 
 int mw_fail_init(struct mw_fail *f)
@@ -253,45 +254,6 @@ unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse)
 	return MW_SK_UNKNOWN;
 }
 
-static long uring_slice;
-static pthread_once_t uring_slice_once = PTHREAD_ONCE_INIT;
-
-static void uring_slice_init(void)
-{
-	const char *e = getenv("MW_URING_SLICE_MS");
-
-	uring_slice = e ? strtol(e, NULL, 10) : 0;
-	if (uring_slice < 0)
-		uring_slice = 0;
-}
-
-static long uring_slice_ms(void)
-{
-	pthread_once(&uring_slice_once, uring_slice_init);
-	return uring_slice;
-}
-
-int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns)
-{
-	unsigned long long slice = (unsigned long long)uring_slice_ms() *
-				   1000000ull;
-	unsigned long long t = timeout_ns;
-	struct __kernel_timespec ts;
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	if (slice && (!t || t > slice))
-		t = slice;
-	if (!t) {
-		ret = io_uring_submit_and_wait(ring, 1);
-		return ret < 0 ? ret : 0;
-	}
-	ts.tv_sec = (long long)(t / 1000000000ull);
-	ts.tv_nsec = (long long)(t % 1000000000ull);
-	ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-	return ret < 0 ? ret : 0;
-}
-
 void *mw_buf_alloc(size_t n)
 {
 	size_t page = 4096;
@@ -299,25 +261,13 @@ void *mw_buf_alloc(size_t n)
 	return aligned_alloc(page, (n + page - 1) / page * page);
 }
 
-void mw_uring_post_read(struct io_uring *ring, int fd, void *buf, size_t n,
-			uint64_t ud)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	io_uring_prep_read(sqe, fd, buf, (unsigned)n, 0);
-	io_uring_sqe_set_data64(sqe, ud);
-}
-
-void mw_sendq_post(struct io_uring *ring, int fd, struct mw_sendq *sq,
+void mw_sendq_post(struct mw_ring *ring, int fd, struct mw_sendq *sq,
 		   uint64_t ud)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
 	memset(&sq->msg, 0, sizeof(sq->msg));
 	sq->msg.msg_iov = sq->iov[0].iov_len ? sq->iov : sq->iov + 1;
 	sq->msg.msg_iovlen = sq->iov[0].iov_len && sq->iov[1].iov_len ? 2 : 1;
-	io_uring_prep_sendmsg(sqe, fd, &sq->msg, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ud);
+	mw_ring_post_sendmsg(ring, fd, &sq->msg, ud);
 }
 
 bool mw_sendq_advance(struct mw_sendq *sq, size_t n)

@@ -6,7 +6,6 @@
 #ifndef XP_INT_H
 #define XP_INT_H
 
-#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -154,18 +153,8 @@ bool mw_fd_is_sock(int fd);
 /* Sniffs the kind of QEMU connection from its first forward bytes. */
 unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse);
 
-/* ---- io_uring ---- */
-/*
- * Submits and waits for at least one completion, at most timeout_ns (0: no
- * limit). Returns 0, -ETIME or -errno. With MW_URING_SLICE_MS set in the
- * environment every wait is cut into slices of that length: valgrind
- * treats io_uring_enter as a call that does not block and would hold its
- * big lock while one thread waits, starving the others.
- */
-int mw_uring_wait(struct io_uring *ring, unsigned long long timeout_ns);
-/* Posts a read of n bytes of fd into buf (the channels' eventfds). */
-void mw_uring_post_read(struct io_uring *ring, int fd, void *buf, size_t n,
-			uint64_t ud);
+/* ---- channel sends (the rings are in ring.h) ---- */
+struct mw_ring;
 
 /* One frame on its way out: up to two pieces (header + payload, or one
  * sealed buffer), advanced over short sends. */
@@ -173,8 +162,8 @@ struct mw_sendq {
 	struct iovec iov[2];
 	struct msghdr msg;
 };
-/* Posts a sendmsg of what is left in sq (borrowed until the CQE). */
-void mw_sendq_post(struct io_uring *ring, int fd, struct mw_sendq *sq,
+/* Posts a sendmsg of what is left in sq (borrowed until its completion). */
+void mw_sendq_post(struct mw_ring *ring, int fd, struct mw_sendq *sq,
 		   uint64_t ud);
 /* Accounts n sent bytes; returns true while bytes remain. */
 bool mw_sendq_advance(struct mw_sendq *sq, size_t n);
