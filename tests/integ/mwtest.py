@@ -14,14 +14,18 @@ to the receiver's PID (no probe connection, which a receiver would count as
 a bad client). A receiver that lost the port race is restarted on another.
 """
 import atexit
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 
 MiB = 1 << 20
@@ -124,6 +128,65 @@ def is_listening(pid, port):
     if not ino:
         return False
     return any(ino & _pid_sockets(p) for p in _descendants(pid))
+
+
+def pipe_holding(data):
+    """A pipe (r, w) with data already in it (len(data) <= 64 KiB, the
+    default pipe capacity, so the write cannot block)."""
+    r, w = os.pipe()
+    if data:
+        os.write(w, data)
+    return r, w
+
+
+def unread(fd):
+    """Bytes queued for reading on a pipe or socket (FIONREAD)."""
+    b = fcntl.ioctl(fd, termios.FIONREAD, struct.pack('i', 0))
+    return struct.unpack('i', b)[0]
+
+
+class Collect(threading.Thread):
+    """Reads a file object, descriptor or socket to EOF in the background.
+    data: what arrived so far; err: the exception that ended it, if any.
+    join_data(timeout) waits for EOF and returns the bytes."""
+
+    def __init__(self, src, name='collect'):
+        super().__init__(daemon=True, name=name)
+        self.src = src
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+        self.err = None
+        self.start()
+
+    def _read(self):
+        if isinstance(self.src, socket.socket):
+            return self.src.recv(1 << 16)
+        if isinstance(self.src, int):
+            return os.read(self.src, 1 << 16)
+        return self.src.read1(1 << 16)
+
+    def run(self):
+        try:
+            while True:
+                b = self._read()
+                if not b:
+                    break
+                with self.lock:
+                    self.buf += b
+        except Exception as e:  # noqa: BLE001 (the caller checks err)
+            self.err = e
+
+    @property
+    def data(self):
+        with self.lock:
+            return bytes(self.buf)
+
+    def join_data(self, timeout, what='the reader'):
+        self.join(timeout)
+        if self.is_alive():
+            fail(f'{what} saw no EOF within {timeout} s '
+                 f'({len(self.data)} B so far)')
+        return self.data
 
 
 class Proc:
@@ -286,8 +349,9 @@ class Env:
     def recv(self, args, out=None, port=None, host='127.0.0.1', wait_up=True,
              tries=5, stdin=subprocess.DEVNULL, env=None):
         """Starts `migwire recv --listen host:PORT args`, waits until it
-        listens. out: a path for its stdout (default: a new temp file), or
-        subprocess.PIPE (then read proc.p.stdout). Returns (Proc, port)."""
+        listens. out: a path for its stdout (default: a new temp file),
+        subprocess.PIPE (then read proc.p.stdout) or a descriptor. stdin:
+        anything Popen takes. Returns (Proc, port)."""
         for _ in range(tries):
             pt = port or free_port(socket.AF_INET6 if ':' in host else
                                    socket.AF_INET, host)
@@ -296,7 +360,7 @@ class Env:
             o = out or self._next('recv.out')
             argv = [self.mw, 'recv', '--listen', hp, *args]
             with open(err, 'wb') as fe:
-                if o == subprocess.PIPE:
+                if isinstance(o, int):  # subprocess.PIPE or an fd
                     p = self.popen(argv, stdin=stdin, stdout=o, stderr=fe,
                                    env=env)
                 else:
