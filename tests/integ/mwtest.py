@@ -76,20 +76,24 @@ def free_port(family=socket.AF_INET, host='127.0.0.1'):
         return s.getsockname()[1]
 
 
-def _listen_inodes(port):
-    """Socket inodes in LISTEN state on the given local port."""
-    out = set()
+def _tcp_rows():
+    """(local port, remote port, state, inode) of every TCP socket in
+    /proc/net/tcp and tcp6 (state in hex, '0A' = LISTEN)."""
     for table in ('/proc/net/tcp', '/proc/net/tcp6'):
         try:
             with open(table) as f:
                 next(f)
                 for row in f:
                     c = row.split()
-                    if c[3] == '0A' and int(c[1].rsplit(':', 1)[1], 16) == port:
-                        out.add(c[9])
+                    yield (int(c[1].rsplit(':', 1)[1], 16),
+                           int(c[2].rsplit(':', 1)[1], 16), c[3], c[9])
         except FileNotFoundError:
             pass
-    return out
+
+
+def _listen_inodes(port):
+    """Socket inodes in LISTEN state on the given local port."""
+    return {ino for lp, _, st, ino in _tcp_rows() if st == '0A' and lp == port}
 
 
 def _pid_sockets(pid):
@@ -128,6 +132,40 @@ def is_listening(pid, port):
     if not ino:
         return False
     return any(ino & _pid_sockets(p) for p in _descendants(pid))
+
+
+def unix_listening(path):
+    """True when a unix stream socket bound to path LISTENs (from
+    /proc/net/unix: no probe connection, which a sender would take for a
+    QEMU connection)."""
+    try:
+        with open('/proc/net/unix') as f:
+            next(f)
+            for row in f:
+                c = row.split()
+                # Flags __SO_ACCEPTCON (0x10000) marks a listening socket
+                if len(c) >= 8 and c[7] == path and int(c[3], 16) & 0x10000:
+                    return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def tcp_conn_exists(port_a, port_b):
+    """True while /proc/net/tcp lists a socket between these two local
+    ports (either end). A socket that received an RST leaves the table."""
+    return any({lp, rp} == {port_a, port_b} for lp, rp, _, _ in _tcp_rows())
+
+
+def recv_exact(s, n):
+    """n bytes from socket s, or fewer if it reaches EOF first."""
+    b = b''
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            break
+        b += c
+    return b
 
 
 def pipe_holding(data):
