@@ -58,16 +58,6 @@ def parse_hello(b):
     return idx, cnt, codec, p[16:32], chunk, window
 
 
-def recv_exact(s, n):
-    b = b''
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            break
-        b += c
-    return b
-
-
 def read_reply(s, timeout=8):
     """Reads what the receiver answers until it closes; returns
     (list of (type, payload), closed)."""
@@ -316,7 +306,7 @@ class Proxy:
             except OSError:
                 return
             self.socks.append(c)
-            first = recv_exact(c, HDR + HELLO_LEN)
+            first = mwtest.recv_exact(c, HDR + HELLO_LEN)
             h = parse_hello(first)
             self.hellos.append(h)
             if h[0] == self.hold:

@@ -14,14 +14,18 @@ to the receiver's PID (no probe connection, which a receiver would count as
 a bad client). A receiver that lost the port race is restarted on another.
 """
 import atexit
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 
 MiB = 1 << 20
@@ -72,20 +76,24 @@ def free_port(family=socket.AF_INET, host='127.0.0.1'):
         return s.getsockname()[1]
 
 
-def _listen_inodes(port):
-    """Socket inodes in LISTEN state on the given local port."""
-    out = set()
+def _tcp_rows():
+    """(local port, remote port, state, inode) of every TCP socket in
+    /proc/net/tcp and tcp6 (state in hex, '0A' = LISTEN)."""
     for table in ('/proc/net/tcp', '/proc/net/tcp6'):
         try:
             with open(table) as f:
                 next(f)
                 for row in f:
                     c = row.split()
-                    if c[3] == '0A' and int(c[1].rsplit(':', 1)[1], 16) == port:
-                        out.add(c[9])
+                    yield (int(c[1].rsplit(':', 1)[1], 16),
+                           int(c[2].rsplit(':', 1)[1], 16), c[3], c[9])
         except FileNotFoundError:
             pass
-    return out
+
+
+def _listen_inodes(port):
+    """Socket inodes in LISTEN state on the given local port."""
+    return {ino for lp, _, st, ino in _tcp_rows() if st == '0A' and lp == port}
 
 
 def _pid_sockets(pid):
@@ -124,6 +132,99 @@ def is_listening(pid, port):
     if not ino:
         return False
     return any(ino & _pid_sockets(p) for p in _descendants(pid))
+
+
+def unix_listening(path):
+    """True when a unix stream socket bound to path LISTENs (from
+    /proc/net/unix: no probe connection, which a sender would take for a
+    QEMU connection)."""
+    try:
+        with open('/proc/net/unix') as f:
+            next(f)
+            for row in f:
+                c = row.split()
+                # Flags __SO_ACCEPTCON (0x10000) marks a listening socket
+                if len(c) >= 8 and c[7] == path and int(c[3], 16) & 0x10000:
+                    return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def tcp_conn_exists(port_a, port_b):
+    """True while /proc/net/tcp lists a socket between these two local
+    ports (either end). A socket that received an RST leaves the table."""
+    return any({lp, rp} == {port_a, port_b} for lp, rp, _, _ in _tcp_rows())
+
+
+def recv_exact(s, n):
+    """n bytes from socket s, or fewer if it reaches EOF first."""
+    b = b''
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            break
+        b += c
+    return b
+
+
+def pipe_holding(data):
+    """A pipe (r, w) with data already in it (len(data) <= 64 KiB, the
+    default pipe capacity, so the write cannot block)."""
+    r, w = os.pipe()
+    if data:
+        os.write(w, data)
+    return r, w
+
+
+def unread(fd):
+    """Bytes queued for reading on a pipe or socket (FIONREAD)."""
+    b = fcntl.ioctl(fd, termios.FIONREAD, struct.pack('i', 0))
+    return struct.unpack('i', b)[0]
+
+
+class Collect(threading.Thread):
+    """Reads a file object, descriptor or socket to EOF in the background.
+    data: what arrived so far; err: the exception that ended it, if any.
+    join_data(timeout) waits for EOF and returns the bytes."""
+
+    def __init__(self, src, name='collect'):
+        super().__init__(daemon=True, name=name)
+        self.src = src
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+        self.err = None
+        self.start()
+
+    def _read(self):
+        if isinstance(self.src, socket.socket):
+            return self.src.recv(1 << 16)
+        if isinstance(self.src, int):
+            return os.read(self.src, 1 << 16)
+        return self.src.read1(1 << 16)
+
+    def run(self):
+        try:
+            while True:
+                b = self._read()
+                if not b:
+                    break
+                with self.lock:
+                    self.buf += b
+        except Exception as e:  # noqa: BLE001 (the caller checks err)
+            self.err = e
+
+    @property
+    def data(self):
+        with self.lock:
+            return bytes(self.buf)
+
+    def join_data(self, timeout, what='the reader'):
+        self.join(timeout)
+        if self.is_alive():
+            fail(f'{what} saw no EOF within {timeout} s '
+                 f'({len(self.data)} B so far)')
+        return self.data
 
 
 class Proc:
@@ -286,8 +387,9 @@ class Env:
     def recv(self, args, out=None, port=None, host='127.0.0.1', wait_up=True,
              tries=5, stdin=subprocess.DEVNULL, env=None):
         """Starts `migwire recv --listen host:PORT args`, waits until it
-        listens. out: a path for its stdout (default: a new temp file), or
-        subprocess.PIPE (then read proc.p.stdout). Returns (Proc, port)."""
+        listens. out: a path for its stdout (default: a new temp file),
+        subprocess.PIPE (then read proc.p.stdout) or a descriptor. stdin:
+        anything Popen takes. Returns (Proc, port)."""
         for _ in range(tries):
             pt = port or free_port(socket.AF_INET6 if ':' in host else
                                    socket.AF_INET, host)
@@ -296,7 +398,7 @@ class Env:
             o = out or self._next('recv.out')
             argv = [self.mw, 'recv', '--listen', hp, *args]
             with open(err, 'wb') as fe:
-                if o == subprocess.PIPE:
+                if isinstance(o, int):  # subprocess.PIPE or an fd
                     p = self.popen(argv, stdin=stdin, stdout=o, stderr=fe,
                                    env=env)
                 else:
