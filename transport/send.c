@@ -1477,8 +1477,12 @@ static int start_streams(struct sender *s)
 	const struct mw_xp_cfg *cfg = s->cfg;
 	int ret;
 
-	if (!cfg->nr_eps)
+	if (!cfg->nr_eps) {
+		/* exec: QEMU writes into a pipe; at 64 KiB (the default) its
+		 * migration thread and our reader take turns every 64 KiB */
+		fcntl(cfg->in_fd, F_SETPIPE_SZ, 1 << 20);
 		return stream_start(s, 0, cfg->in_fd, cfg->rev_fd, MW_SK_EXEC);
+	}
 	s->accepting = true;
 	ret = pthread_create(&s->acceptor, NULL, acceptor_main, s);
 	if (ret)
