@@ -13,6 +13,9 @@ repeats, interleaved and in a rotating order, REPS times:
   mw_tls_zstd_stats  the same with --stats-file on both sides (per-stage
                    CPU; also avoids the receiver's idle poll loop, which
                    only stops spinning when a stats file is written)
+  mw_tls_zstd_adapt  the same as mw_tls_zstd with send --adaptive
+                   (T1_adapt, T2_adapt: for information, the targets are
+                   on mw_tls_zstd, which compresses every chunk)
   mw_plain         migwire --no-tls --compress none --channels 1 (T3, T4)
   socat            socat -u relay, default options                   (T3)
   socat_b256k      socat -u -b 262144                                 (T3)
@@ -247,7 +250,8 @@ class Bench:
 
     # ---- one configuration ----
 
-    def mw_argv(self, port, tls, codec, channels, chunk, window, stats):
+    def mw_argv(self, port, tls, codec, channels, chunk, window, stats,
+                adaptive=False):
         common = (['--tls-creds', self.certs] if tls else ['--no-tls'])
         if window:
             common += ['--window', str(window)]
@@ -258,13 +262,15 @@ class Bench:
                 '--chunk-size', str(chunk)] + common
         if codec != 'none':
             send += ['--compress-level', str(self.a.level)]
+        if adaptive:
+            send += ['--adaptive']
         if stats:
             recv += ['--stats-file', os.path.join(self.tmp, 'recv.stats')]
             send += ['--stats-file', os.path.join(self.tmp, 'send.stats')]
         return recv, send
 
     def run_mw(self, tls, codec, channels, chunk, window, stats=False,
-               out=os.devnull):
+               out=os.devnull, adaptive=False):
         for f in ('recv.stats', 'send.stats'):
             try:
                 os.unlink(os.path.join(self.tmp, f))
@@ -273,7 +279,7 @@ class Bench:
         for attempt in range(3):
             port = free_port()
             recv, send = self.mw_argv(port, tls, codec, channels, chunk,
-                                      window, stats)
+                                      window, stats, adaptive)
             try:
                 res = run_pair(recv, send, port, self.corpus, out,
                                self.a.timeout, self.tmp)
@@ -403,7 +409,8 @@ def target_line(tid, what, ratios, limit, better, extra=None):
 
 def main_run(b, a):
     size = a.size
-    configs = ['ref', 'mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_plain']
+    configs = ['ref', 'mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt',
+               'mw_plain']
     if b.socat:
         configs += ['socat', 'socat_b256k']
     else:
@@ -423,6 +430,9 @@ def main_run(b, a):
             elif c == 'mw_tls_zstd_stats':
                 r = b.run_mw(True, 'zstd', a.channels, a.chunk_size,
                              a.window, stats=True)
+            elif c == 'mw_tls_zstd_adapt':
+                r = b.run_mw(True, 'zstd', a.channels, a.chunk_size,
+                             a.window, adaptive=True)
             elif c == 'mw_plain':
                 r = b.run_mw(False, 'none', 1, a.chunk_size, a.window)
             elif c == 'socat':
@@ -452,12 +462,12 @@ def main_run(b, a):
         lines.append(summarize(c, runs[c], size, ex))
 
     refs = runs['ref']
-    for c in ('mw_tls_zstd', 'mw_tls_zstd_stats'):
+    for c in ('mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt'):
         t1 = [size / 1e6 / r['wall_s'] / ref['codec_mbps']
               for r, ref in zip(runs[c], refs)]
         t2 = [(r['send']['cpu_s'] + r['recv']['cpu_s']) /
               ref['unavoidable_cpu_s'] for r, ref in zip(runs[c], refs)]
-        sfx = '' if c == 'mw_tls_zstd' else '_stats'
+        sfx = c[len('mw_tls_zstd'):]
         lines.append(target_line('T1' + sfx, c + ' throughput / bare codec '
                                  'rate (compress+decompress wall)', t1, 0.55,
                                  'higher'))
@@ -470,7 +480,8 @@ def main_run(b, a):
                   for r, s in zip(runs['mw_plain'], runs[c])]
             lines.append(target_line('T3_' + c, 'mw_plain throughput / ' + c
                                      + ' throughput', t3, 1.0, 'higher'))
-    for c in ('mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_plain'):
+    for c in ('mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt',
+              'mw_plain'):
         win = a.window or 32 * MIB
         hwm = [max(r['send']['hwm'], r['recv']['hwm']) for r in runs[c]]
         lines.append(target_line(

@@ -44,6 +44,7 @@ struct mw_comp_pool {
 	struct mw_comp_job **ring;
 	unsigned cap, head, count; /* under lock */
 	bool stopping;		   /* under lock */
+	bool newest_first;	   /* under lock */
 	unsigned nthreads, started;
 	char prefix[12]; /* room for "<prefix><i>" in 15 chars */
 	struct mw_cpus cpus;
@@ -154,8 +155,12 @@ static void *comp_worker_main(void *arg)
 			pthread_cond_wait(&p->job_ready, &p->lock);
 		if (p->stopping)
 			break;
-		job = p->ring[p->head];
-		p->head = (p->head + 1) % p->cap;
+		if (p->newest_first) {
+			job = p->ring[(p->head + p->count - 1) % p->cap];
+		} else {
+			job = p->ring[p->head];
+			p->head = (p->head + 1) % p->cap;
+		}
 		p->count--;
 		pthread_cond_signal(&p->slot_free);
 		pthread_mutex_unlock(&p->lock);
@@ -247,6 +252,33 @@ int mw_comp_pool_submit(struct mw_comp_pool *p, struct mw_comp_job *job)
 	pthread_cond_signal(&p->job_ready);
 	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+void mw_comp_pool_newest_first(struct mw_comp_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->newest_first = true;
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool mw_comp_pool_claim(struct mw_comp_pool *p, struct mw_comp_job *job)
+{
+	unsigned i, k;
+	bool found = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->count && !found; i++)
+		found = p->ring[(p->head + i) % p->cap] == job;
+	if (found) {
+		/* close the gap: later jobs keep their order */
+		for (k = i - 1; k + 1 < p->count; k++)
+			p->ring[(p->head + k) % p->cap] =
+				p->ring[(p->head + k + 1) % p->cap];
+		p->count--;
+		pthread_cond_signal(&p->slot_free);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return found;
 }
 
 void mw_comp_pool_free(struct mw_comp_pool *p)

@@ -105,6 +105,19 @@ int mw_comp_pool_new(struct mw_comp_pool **out, enum mw_codec c, int level,
  */
 int mw_comp_pool_submit(struct mw_comp_pool *p, struct mw_comp_job *job);
 /*
+ * Workers take the newest queued job instead of the oldest. With
+ * mw_comp_pool_claim() on the oldest this lets a consumer that must go in
+ * order take work from one end while the workers compress ahead from the
+ * other (send --adaptive). Context: any thread.
+ */
+void mw_comp_pool_newest_first(struct mw_comp_pool *p);
+/*
+ * Takes a queued job back before any worker started it: returns true and
+ * the job is the caller's again (its done will not run), or false when a
+ * worker has it or it is finished. Context: any thread.
+ */
+bool mw_comp_pool_claim(struct mw_comp_pool *p, struct mw_comp_job *job);
+/*
  * Makes every blocked and later submit return -MW_E_CANCEL and tells the
  * workers to exit after the job in hand; does not wait. Lets a failing
  * session free a reader stuck in submit before mw_comp_pool_free().

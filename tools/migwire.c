@@ -166,6 +166,13 @@ static int o_compress(struct opts *o, const char *a)
 	return 0;
 }
 
+static int o_adaptive(struct opts *o, const char *a)
+{
+	(void)a;
+	o->cfg.adaptive = true;
+	return 0;
+}
+
 static int o_level(struct opts *o, const char *a)
 {
 	char *end;
@@ -243,6 +250,11 @@ static const struct opt_def opt_defs[] = {
 	  "none | zlib | zstd (default zstd)" },
 	{ "compress-level", 1, SIDE_SEND, o_level, "L",
 	  "codec level (zstd 1-19, default 1; zlib 1-9, default 1)" },
+	{ "adaptive", 0, SIDE_SEND, o_adaptive, NULL,
+	  "send a chunk uncompressed when a channel has room for it before "
+	  "a compress worker has started it (the network is faster than the "
+	  "codec): more bytes on the wire, less CPU, higher throughput on "
+	  "fast links (default off: every chunk is compressed)" },
 	{ "compress-threads", 1, SIDE_SEND, o_threads, "N",
 	  "compression workers (default: online CPUs, at most 8)" },
 	{ "decompress-threads", 1, SIDE_RECV, o_threads, "N",
@@ -430,6 +442,9 @@ static int finish_cfg(struct opts *o, int side)
 		return usage_err("--compress-level must be in %d..%d for %s",
 				 lmin, lmax, mw_codec_name(c->codec));
 	}
+	if (c->adaptive && c->codec == MW_CODEC_NONE)
+		return usage_err("--adaptive needs a codec (--compress zlib "
+				 "or zstd)");
 	if (!o->have_threads)
 		c->threads = default_threads();
 	if (o->input && parse_fd("input", o->input, &c->in_fd))
@@ -484,6 +499,7 @@ static void print_config(const struct opts *o, int side)
 	if (side == SIDE_SEND) {
 		printf("channels=%u\ncompress=%s\ncompress-level=%d\n",
 		       c->nr_chans, mw_codec_name(c->codec), c->level);
+		printf("adaptive=%s\n", c->adaptive ? "on" : "off");
 		printf("chunk-size=%u\nmax-bandwidth=%llu\n", c->chunk_size,
 		       (unsigned long long)c->max_bw);
 		if (c->tls.mode == MW_TLS_X509)

@@ -35,6 +35,7 @@ struct mw_xp_cfg {
 	/* both sides */
 	enum mw_codec codec;	   /* send: codec to use */
 	int level;		   /* send: codec level */
+	bool adaptive;		   /* send: raw when the codec is behind */
 	uint32_t nr_chans;	   /* send: channels to open */
 	uint32_t chunk_size;	   /* send: bytes per chunk */
 	uint64_t window;	   /* bytes of chunk buffers on this side */

@@ -89,6 +89,7 @@ struct tx_stream {
 	double reader_cpu;
 	/* forward, under s->lock */
 	struct tx_chunk **ready;
+	struct tx_chunk **queued; /* --adaptive: submitted, maybe not started */
 	uint64_t next_seq, next_take, limit;
 	bool wants_drain; /* reader waits for next_take == next_seq */
 	int drain_efd;
@@ -169,6 +170,7 @@ struct sender {
 	bool acceptor_started;
 
 	atomic_bool acked;
+	atomic_ullong chunks_adaptive; /* sent raw by --adaptive */
 	struct tx_chan *chans;
 	FILE *lat;     /* --latency-file */
 	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
@@ -186,12 +188,29 @@ static void wake_idle_locked(struct sender *s)
 	}
 }
 
+/*
+ * --adaptive: the stream's next chunk when it was handed to the compress
+ * pool and is not ready yet (a worker may have started it meanwhile).
+ */
+static struct tx_chunk *queued_next_locked(struct sender *s,
+					   struct tx_stream *st)
+{
+	struct tx_chunk *q = st->queued[st->next_take % s->nchunks];
+
+	if (!s->cfg->adaptive || !q || q->st != st ||
+	    q->seq != st->next_take || st->next_take >= st->limit)
+		return NULL;
+	return q;
+}
+
 static bool stream_takeable_locked(struct sender *s, struct tx_stream *st)
 {
 	struct tx_chunk *c = st->ready[st->next_take % s->nchunks];
 
 	if (c && c->seq == st->next_take && st->next_take < st->limit)
 		return true;
+	if (queued_next_locked(s, st))
+		return true; /* probably still claimable */
 	return st->input_done && !st->end_claimed &&
 	       st->next_take == st->total_chunks;
 }
@@ -236,6 +255,18 @@ static void chunk_compressed(struct mw_comp_job *job)
 }
 
 /*
+ * --adaptive: the stream's next chunk (slot) still waits in the compress
+ * queue while this channel has room for a frame, i.e. the network is ahead
+ * of the codec. Take the job back from the pool; the chunk goes raw.
+ */
+static bool chunk_claim_locked(struct sender *s, struct tx_stream *st)
+{
+	struct tx_chunk *q = queued_next_locked(s, st);
+
+	return q && mw_comp_pool_claim(s->pool, &q->job);
+}
+
+/*
  * Takes the next chunk of some stream in sequence order, or claims a
  * stream's END (*end_st). Returns NULL and parks the channel as idle when
  * nothing is takeable.
@@ -245,6 +276,7 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 {
 	struct sender *s = ch->s;
 	struct tx_chunk *c = NULL;
+	bool stolen = false;
 	unsigned i;
 
 	*end_st = NULL;
@@ -257,7 +289,13 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 		    st->next_take < st->limit) {
 			c = st->ready[slot];
 			st->ready[slot] = NULL;
+			st->queued[slot] = NULL;
 			st->next_take++;
+		} else if (chunk_claim_locked(s, st)) {
+			c = st->queued[slot];
+			st->queued[slot] = NULL;
+			st->next_take++;
+			stolen = true;
 		} else if (st->input_done && !st->end_claimed &&
 			   st->next_take == st->total_chunks) {
 			st->end_claimed = true;
@@ -281,6 +319,14 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 		s->idle[s->nidle++] = ch->idx;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (stolen && c) {
+		/* what the worker would have done, without the codec */
+		memset(&c->job, 0, sizeof(c->job));
+		c->job.raw = true;
+		c->job.csum = mw_comp_checksum(c->raw, c->raw_len);
+		atomic_fetch_add_explicit(&s->chunks_adaptive, 1,
+					  memory_order_relaxed);
+	}
 	return c;
 }
 
@@ -392,6 +438,7 @@ static void *reader_main(void *arg)
 	mw_thread_place(st->id ? name : "mw-read", &s->cfg->cpus, 0);
 	for (;;) {
 		struct tx_chunk *c;
+		uint64_t seq;
 		ssize_t n;
 		int ret;
 
@@ -457,11 +504,24 @@ static void *reader_main(void *arg)
 		c->job.dst_cap = c->out ? s->out_cap : 0;
 		c->job.done = chunk_compressed;
 		c->job.opaque = c;
+		seq = c->seq; /* c is not ours once submitted */
+		if (s->cfg->adaptive) {
+			pthread_mutex_lock(&s->lock);
+			st->queued[seq % s->nchunks] = c;
+			pthread_mutex_unlock(&s->lock);
+		}
 		ret = mw_comp_pool_submit(s->pool, &c->job);
 		if (ret) {
 			mw_fail_set(&s->fail, ret, "compress queue: %s",
 				    mw_strerror(ret));
 			break;
+		}
+		if (s->cfg->adaptive) {
+			/* an idle channel may take it raw right away */
+			pthread_mutex_lock(&s->lock);
+			if (seq == st->next_take)
+				wake_idle_locked(s);
+			pthread_mutex_unlock(&s->lock);
 		}
 	}
 	st->reader_cpu = mw_thread_cpu_seconds();
@@ -483,11 +543,12 @@ static int stream_start(struct sender *s, unsigned ep, int in_fd, int out_fd,
 
 	st = calloc(1, sizeof(*st));
 	if (st)
-		st->ready = calloc(s->nchunks, sizeof(*st->ready));
+		st->ready = calloc(2 * (size_t)s->nchunks, sizeof(*st->ready));
 	if (!st || !st->ready) {
 		free(st);
 		return -ENOMEM;
 	}
+	st->queued = st->ready + s->nchunks; /* one allocation, one free */
 	st->s = s;
 	st->ep = ep;
 	st->kind = kind;
@@ -1267,6 +1328,9 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 	sn->stage_name[2] = "encrypt";
 	sn->stage_name[3] = "send";
 	sn->stage_cpu[1] = s->pool ? mw_comp_pool_cpu_seconds(s->pool) : 0;
+	sn->adaptive = s->cfg->adaptive;
+	sn->chunks_adaptive = atomic_load_explicit(&s->chunks_adaptive,
+						   memory_order_relaxed);
 	pthread_mutex_lock(&s->lock);
 	sn->nstreams = s->nstreams;
 	for (i = 0; i < s->nstreams; i++) {
@@ -1407,8 +1471,12 @@ static int start_streams(struct sender *s)
 	const struct mw_xp_cfg *cfg = s->cfg;
 	int ret;
 
-	if (!cfg->nr_eps)
+	if (!cfg->nr_eps) {
+		/* exec: QEMU writes into a pipe; at 64 KiB (the default) its
+		 * migration thread and our reader take turns every 64 KiB */
+		fcntl(cfg->in_fd, F_SETPIPE_SZ, 1 << 20);
 		return stream_start(s, 0, cfg->in_fd, cfg->rev_fd, MW_SK_EXEC);
+	}
 	s->accepting = true;
 	ret = pthread_create(&s->acceptor, NULL, acceptor_main, s);
 	if (ret)
@@ -1495,6 +1563,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		mw_err_set(err, ret, "compress pool: %s", mw_strerror(ret));
 		goto out_stats;
 	}
+	if (cfg->adaptive)
+		mw_comp_pool_newest_first(s.pool); /* channels claim the oldest */
 	for (i = 0; i < cfg->nr_chans; i++) {
 		ret = pthread_create(&s.chans[i].th, NULL, chan_main,
 				     &s.chans[i]);

@@ -52,8 +52,7 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 		"{\"time\":%lld,\"side\":\"%s\",\"io\":\"%s\",\"final\":%s,"
 		"\"elapsed_s\":%.3f,"
 		"\"bytes_in\":%llu,\"bytes_wire\":%llu,\"ratio\":%.4f,"
-		"\"chunks\":%llu,\"rate_in_MBps\":%.1f,\"rate_wire_MBps\":%.1f,"
-		"\"channels\":[",
+		"\"chunks\":%llu,\"rate_in_MBps\":%.1f,\"rate_wire_MBps\":%.1f,",
 		(long long)time(NULL), s->side, s->io ? s->io : "",
 		s->final ? "true" : "false",
 		s->elapsed, (unsigned long long)s->bytes_raw,
@@ -63,6 +62,10 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 		(unsigned long long)s->chunks,
 		rate(s->bytes_raw, st->last_raw, dt),
 		rate(s->bytes_wire, st->last_wire, dt));
+	if (s->adaptive)
+		fprintf(st->f, "\"chunks_adaptive\":%llu,",
+			(unsigned long long)s->chunks_adaptive);
+	fprintf(st->f, "\"channels\":[");
 	for (i = 0; i < s->nchans && i < st->nchans; i++) {
 		fprintf(st->f, "%s{\"id\":%u,\"bytes\":%llu,\"MBps\":%.1f,"
 			"\"cpu_s\":%.3f}", i ? "," : "", i,

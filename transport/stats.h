@@ -28,6 +28,8 @@ struct mw_stats_snap {
 	uint64_t bytes_raw;  /* send: bytes from QEMU; recv: bytes to QEMU */
 	uint64_t bytes_wire; /* frame bytes (headers + payloads) */
 	uint64_t chunks;
+	bool adaptive;		   /* send --adaptive: report chunks_adaptive */
+	uint64_t chunks_adaptive; /* chunks sent raw because the codec lagged */
 	unsigned nchans;
 	const struct mw_stats_chan *chans;
 	unsigned nstreams;

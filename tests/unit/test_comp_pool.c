@@ -55,6 +55,7 @@ struct tracker {
 	bool gate_closed;    /* under lock: done() waits while set */
 	unsigned in_gate;    /* under lock: workers waiting at the gate */
 	atomic_uint calls[NR_JOBS];
+	unsigned order[NR_JOBS]; /* under lock: job indexes in done() order */
 };
 
 static struct tracker trk;
@@ -78,6 +79,8 @@ static void job_done(struct mw_comp_job *job)
 
 	atomic_fetch_add(&trk.calls[idx], 1);
 	pthread_mutex_lock(&trk.lock);
+	if (trk.done_total + trk.in_gate < NR_JOBS)
+		trk.order[trk.done_total + trk.in_gate] = (unsigned)idx;
 	trk.in_gate++;
 	pthread_cond_broadcast(&trk.cond);
 	while (trk.gate_closed)
@@ -362,13 +365,17 @@ static void *submit_thread(void *arg)
 /*
  * A one-worker pool made full: job 0 is held at the gate, jobs 1..cap
  * fill the queue, and job cap + 1 is submitted by another thread, where
- * it must block. c holds cap + 2 chunks.
+ * it must block. Returns the cap + 2 chunks (the caller frees them) with
+ * a 30 s alarm running.
  */
-static void gated_fill(struct mw_comp_pool **p, unsigned cap,
-		       struct chunk *c, struct submitter *s, pthread_t *th)
+static struct chunk *gated_fill(struct mw_comp_pool **p, unsigned cap,
+				struct submitter *s, pthread_t *th)
 {
+	struct chunk *c = calloc(cap + 2, sizeof(*c));
 	unsigned i;
 
+	assert_non_null(c);
+	alarm(30);
 	assert_int_equal(mw_comp_pool_new(p, MW_CODEC_ZSTD, 1, 1, cap, "t",
 					  NULL, 0),
 			 0);
@@ -385,20 +392,19 @@ static void gated_fill(struct mw_comp_pool **p, unsigned cap,
 	usleep(200 * 1000);
 	assert_false(atomic_load(&s->returned));
 	assert_int_equal(done_total(), 0);
+	return c;
 }
 
 /* Submit blocks at queue_cap and goes through once jobs drain. */
 static void pool_submit_blocks_at_cap(void **state)
 {
 	struct mw_comp_pool *p;
-	struct chunk *c = calloc(4, sizeof(*c));
+	struct chunk *c;
 	struct submitter s = { 0 };
 	pthread_t th;
 
 	(void)state;
-	assert_non_null(c);
-	alarm(30);
-	gated_fill(&p, 2, c, &s, &th);
+	c = gated_fill(&p, 2, &s, &th);
 	gate_open();
 	pthread_join(th, NULL);
 	assert_int_equal(atomic_load(&s.ret), 0);
@@ -417,15 +423,13 @@ static void pool_submit_blocks_at_cap(void **state)
 static void pool_stop_and_free_with_queued_jobs(void **state)
 {
 	struct mw_comp_pool *p;
-	struct chunk *c = calloc(6, sizeof(*c));
+	struct chunk *c;
 	struct submitter s = { 0 };
 	pthread_t th;
 	unsigned i;
 
 	(void)state;
-	assert_non_null(c);
-	alarm(30);
-	gated_fill(&p, 4, c, &s, &th);
+	c = gated_fill(&p, 4, &s, &th);
 	mw_comp_pool_stop(p);
 	pthread_join(th, NULL);
 	assert_int_equal(atomic_load(&s.ret), -MW_E_CANCEL);
@@ -436,6 +440,39 @@ static void pool_stop_and_free_with_queued_jobs(void **state)
 	assert_int_equal(atomic_load(&trk.calls[0]), 1);
 	for (i = 1; i < 6; i++)
 		assert_int_equal(atomic_load(&trk.calls[i]), 0);
+	free(c);
+	alarm(0);
+}
+
+/*
+ * claim takes back a queued job, from any place in the queue, but never one
+ * a worker has; the freed slot lets a blocked submitter in. With
+ * newest_first the worker then takes the newest job first.
+ */
+static void pool_claim_and_newest_first(void **state)
+{
+	static const unsigned want[] = { 0, 5, 4, 3, 1 };
+	struct mw_comp_pool *p;
+	struct chunk *c;
+	struct submitter s = { 0 };
+	pthread_t th;
+	unsigned i;
+
+	(void)state;
+	c = gated_fill(&p, 4, &s, &th); /* 0 at the gate, 1-4 queued, 5 waits */
+	assert_false(mw_comp_pool_claim(p, &c[0].job));
+	assert_true(mw_comp_pool_claim(p, &c[2].job));
+	assert_false(mw_comp_pool_claim(p, &c[2].job));
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&s.ret), 0); /* 5 is queued now */
+	mw_comp_pool_newest_first(p);
+	gate_open();
+	wait_done(5);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(trk.order[i], want[i]);
+	assert_int_equal(atomic_load(&trk.calls[2]), 0);
+	assert_int_equal(c[2].job.ret, 0); /* untouched by the pool */
+	mw_comp_pool_free(p);
 	free(c);
 	alarm(0);
 }
@@ -478,6 +515,7 @@ int main(void)
 		cmocka_unit_test(pool_submit_blocks_at_cap),
 		cmocka_unit_test(pool_stop_and_free_with_queued_jobs),
 		cmocka_unit_test(pool_free_while_busy),
+		cmocka_unit_test(pool_claim_and_newest_first),
 	};
 	const char *env = getenv("MW_TEST_SEED");
 
