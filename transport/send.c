@@ -1490,8 +1490,6 @@ static int listen_endpoints(struct sender *s, struct mw_err *err)
 {
 	unsigned i;
 
-	for (i = 0; i < MW_ENDPOINTS_MAX; i++)
-		s->lfd[i] = -1;
 	for (i = 0; i < s->cfg->nr_eps; i++) {
 		s->lfd[i] = mw_ep_listen(&s->cfg->eps[i], err);
 		if (s->lfd[i] < 0)
@@ -1511,6 +1509,10 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	int sfd, ret;
 	unsigned i;
 
+	/* before any exit through sender_free(), which closes them (and
+	 * unlinks their unix paths) */
+	for (i = 0; i < MW_ENDPOINTS_MAX; i++)
+		s.lfd[i] = -1;
 	signal(SIGPIPE, SIG_IGN);
 	sfd = mw_signals_block();
 	if (sfd < 0)
