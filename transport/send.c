@@ -333,6 +333,8 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 		s->idle[s->nidle++] = ch->idx;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (*end_st)
+		mw_fail_wake(&s->fail); /* the session may be over */
 	if (stolen && c) {
 		/* what the worker would have done, without the codec */
 		memset(&c->job, 0, sizeof(c->job));
@@ -1191,6 +1193,7 @@ static void *chan_main(void *arg)
 		s->nready++;
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->lock);
+	mw_fail_wake(&s->fail); /* wait_channels() */
 	if (!ret) {
 		ret = mw_ring_init(&ch->ring, 4 * TX_SLOTS + 4, s->io);
 		if (ret)
@@ -1444,8 +1447,7 @@ static void maybe_close(struct sender *s)
 /* Waits until every channel is admitted, one failed, or a signal came. */
 static void wait_channels(struct sender *s, int sfd)
 {
-	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
-			       { .fd = s->fail.wake_fd, .events = POLLIN } };
+	unsigned long long next = mw_now_ns() + 1000000000ull;
 
 	for (;;) {
 		unsigned ready;
@@ -1455,8 +1457,8 @@ static void wait_channels(struct sender *s, int sfd)
 		pthread_mutex_unlock(&s->lock);
 		if (ready == s->cfg->nr_chans || mw_fail_is_set(&s->fail))
 			return;
-		if (poll(p, 2, 100) > 0 && (p[0].revents & POLLIN))
-			mw_fail_signal(&s->fail, sfd);
+		/* a channel that gets ready pokes the wake fd */
+		mw_fail_poll(&s->fail, sfd, &next);
 	}
 }
 
