@@ -480,6 +480,11 @@ static int finish_cfg(struct opts *o, int side)
 					 "mode, not with %s endpoints",
 					 side == SIDE_SEND ? "--listen" :
 							     "--connect");
+		if (n && o->no_rp)
+			return usage_err("--no-return-path is for the exec: "
+					 "mode; with --connect every QEMU "
+					 "connection carries its own return "
+					 "path");
 		for (i = 0; i < n; i++)
 			if (mw_endpoint_parse(eps[i], &c->eps[i]))
 				return usage_err("'%s' is not unix:PATH or "
@@ -514,6 +519,10 @@ static void print_config(const struct opts *o, int side)
 		if (c->tls.mode == MW_TLS_X509)
 			printf("tls-hostname=%s\n", c->tls.hostname);
 	}
+	if (side == SIDE_RECV)
+		printf("return-path=%s\n", c->nr_eps ? "per connection" :
+		       c->rev_fd >= 0 && is_pipe_or_socket(c->rev_fd) ?
+		       "stdin" : "off");
 	printf("threads=%u\nwindow=%llu\ntimeout=%u\n", c->threads,
 	       (unsigned long long)c->window, c->timeout_s);
 	printf("io=%s\n", mw_io_name(c->io));

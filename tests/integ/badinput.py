@@ -465,6 +465,11 @@ USAGE = [
     ('port 0', ['recv', '--listen', '127.0.0.1:0', '--no-tls'], ('port',)),
     ('bare IPv6', ['send', '--to', '::1:4444', '--no-tls'], ('::1',)),
     ('unknown command', ['bogus'], ('bogus',)),
+    ('--no-return-path with --connect', ['recv', '--listen', '127.0.0.1:9',
+                                         '--no-tls', '--connect',
+                                         'unix:/tmp/x.sock',
+                                         '--no-return-path'],
+     ('no-return-path', 'exec')),
 ]
 
 
