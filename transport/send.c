@@ -236,6 +236,15 @@ static void chunk_put(struct sender *s, struct tx_chunk *c)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The chunk travels raw: its job says so and carries the checksum. */
+static void chunk_raw(struct tx_chunk *c)
+{
+	memset(&c->job, 0, sizeof(c->job));
+	c->job.raw = true;
+	c->job.csum = mw_comp_checksum(c->raw, c->raw_len);
+	c->job.opaque = c;
+}
+
 /* Compress worker: the chunk is ready to be taken. */
 static void chunk_compressed(struct mw_comp_job *job)
 {
@@ -336,10 +345,7 @@ static struct tx_chunk *chunk_take(struct tx_chan *ch,
 	if (*end_st)
 		mw_fail_wake(&s->fail); /* the session may be over */
 	if (stolen && c) {
-		/* what the worker would have done, without the codec */
-		memset(&c->job, 0, sizeof(c->job));
-		c->job.raw = true;
-		c->job.csum = mw_comp_checksum(c->raw, c->raw_len);
+		chunk_raw(c); /* what the worker would have done, sans codec */
 		atomic_fetch_add_explicit(&s->chunks_adaptive, 1,
 					  memory_order_relaxed);
 	}
@@ -495,6 +501,9 @@ static void *reader_main(void *arg)
 							  false);
 		c->st = st;
 		c->seq = st->next_seq++;
+		seq = c->seq; /* c is not ours once submitted */
+		if (s->cfg->adaptive) /* claimable once in the pool's queue */
+			st->queued[seq % s->nchunks] = c;
 		pthread_mutex_unlock(&s->lock);
 		if (s->lat)
 			fprintf(s->lat, "%u %" PRIu64 " %llu\n", st->id, c->seq,
@@ -503,16 +512,14 @@ static void *reader_main(void *arg)
 		bytes += (uint64_t)n;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
-		memset(&c->job, 0, sizeof(c->job));
 		if (s->cfg->codec == MW_CODEC_NONE) {
 			/* no codec: checksum here while the bytes are in
 			 * cache, and skip a thread hand-off */
-			c->job.raw = true;
-			c->job.csum = mw_comp_checksum(c->raw, c->raw_len);
-			c->job.opaque = c;
+			chunk_raw(c);
 			chunk_compressed(&c->job);
 			continue;
 		}
+		memset(&c->job, 0, sizeof(c->job));
 		c->job.dir = MW_COMP_COMPRESS;
 		c->job.src = c->raw;
 		c->job.src_len = c->raw_len;
@@ -520,12 +527,6 @@ static void *reader_main(void *arg)
 		c->job.dst_cap = c->out ? s->out_cap : 0;
 		c->job.done = chunk_compressed;
 		c->job.opaque = c;
-		seq = c->seq; /* c is not ours once submitted */
-		if (s->cfg->adaptive) {
-			pthread_mutex_lock(&s->lock);
-			st->queued[seq % s->nchunks] = c;
-			pthread_mutex_unlock(&s->lock);
-		}
 		ret = mw_comp_pool_submit(s->pool, &c->job);
 		if (ret) {
 			mw_fail_set(&s->fail, ret, "compress queue: %s",

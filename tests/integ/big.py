@@ -17,21 +17,11 @@ import subprocess
 import time
 
 import mwtest
+from faultlib import status_kb
 from mwtest import MiB, fail, log
 
 SLACK = 64 * MiB
 SEED = 11
-
-
-def status_kb(pid, key):
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def parse_size(s):
