@@ -78,9 +78,11 @@ ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
  * Decrypts: takes ciphertext from in (sets *consumed) and writes up to
  * out_cap plaintext bytes into out. Returns plaintext bytes (>0), -EAGAIN
  * when a whole record is not there yet (feed more), 0 on a clean TLS
- * close_notify, or -MW_E_TLS. Ciphertext that was consumed but not yet
- * returned as plaintext stays buffered inside the session; call again with
- * in_len 0 to drain it before feeding more.
+ * close_notify, or -MW_E_TLS. Bytes not consumed (the start of a record)
+ * stay with the caller, who offers them again with what follows them.
+ * Plaintext of a record that did not fit out stays inside the session
+ * (mw_tls_pending()); call again with in_len 0 to drain it before feeding
+ * more. After an error, every later call fails the same way.
  */
 ssize_t mw_tls_open(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 		    size_t *consumed, uint8_t *out, size_t out_cap,

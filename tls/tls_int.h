@@ -5,15 +5,24 @@
  *
  * DESIGN: a session talks to OpenSSL through one custom BIO whose read side
  * borrows the caller's input buffer and whose write side writes straight
- * into the caller's output buffer, so sealing copies each record once
- * (OpenSSL's record buffer -> caller's buffer). Bytes OpenSSL writes while
- * no output buffer is lent (alerts or a KeyUpdate reply during open) go to
- * a small "spill" buffer that the next call with an output buffer empties
- * first, so the order of records on the wire is kept.
+ * into the caller's output buffer. Bytes OpenSSL writes while no output
+ * buffer is lent (alerts or a KeyUpdate reply during open) go to a small
+ * "spill" buffer that the next call with an output buffer empties first,
+ * so the order of records on the wire is kept.
+ *
+ * libssl does the handshake. Then tls_rec.c takes the application records
+ * over (own_rec): it seals from the caller's iovecs into the caller's
+ * buffer and opens from the caller's input into the caller's output, with
+ * the keys libssl negotiated, so no record is copied. libssl would copy
+ * each one twice: plaintext into its write buffer, and ciphertext into its
+ * read buffer and plaintext back out. ctx->own_records off leaves the
+ * records to libssl; the wire is the same either way.
  */
 #ifndef MW_TLS_INT_H
 #define MW_TLS_INT_H
 
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 
 #include "mw_tls.h"
@@ -28,9 +37,15 @@
 
 /* mw_tls_ctx_new_opt() flags */
 #define MW_TLS_CTX_NO_CERT 0x1u /* client: present no certificate (tests) */
+#define MW_TLS_CTX_OSSL_RECORDS 0x2u /* leave records to libssl */
+
+/* Records per write key before we send a KeyUpdate: RFC 8446 5.5 allows
+ * 2^24.5 full records under one AES-GCM key (about 380 GiB). */
+#define MW_TLS_REKEY_RECORDS (1ull << 23)
 
 struct mw_tls_ctx {
 	SSL_CTX *ssl_ctx;
+	bool own_records;	/* tls_rec.c seals and opens after the handshake */
 	enum mw_tls_mode mode;
 	bool server;
 	char *hostname;		/* client x509: name or IP to verify */
@@ -42,6 +57,30 @@ struct mw_tls_ctx {
 	char *psk_identity;	/* client */
 	uint8_t psk_key[MW_TLS_PSK_MAX]; /* client */
 	size_t psk_key_len;
+};
+
+/* One direction of application traffic protection (tls_rec.c). */
+struct mw_tls_dir {
+	EVP_CIPHER_CTX *cc;
+	uint8_t secret[EVP_MAX_MD_SIZE]; /* current traffic secret */
+	size_t secret_len;
+	uint8_t iv[12];
+	uint64_t seq;		/* records under the current key */
+};
+
+/* Our own record layer once the handshake is done (tls_rec.c). */
+struct mw_tls_rec {
+	EVP_CIPHER *cipher;
+	EVP_KDF *kdf;
+	char md_name[32];
+	size_t key_len, secret_len;
+	struct mw_tls_dir rd, wr;
+	uint8_t *plain;		/* one opened record that did not fit out */
+	size_t plain_off, plain_len;
+	bool closed;		/* close_notify received */
+	bool ku_owed;		/* the peer asked for our KeyUpdate */
+	uint64_t rekey_at;	/* MW_TLS_REKEY_RECORDS; tests lower it */
+	unsigned long long key_updates_sent, key_updates_recv;
 };
 
 struct mw_tls_sess {
@@ -58,6 +97,8 @@ struct mw_tls_sess {
 	uint8_t *stage;		/* MW_TLS_REC_PLAIN bytes: gathers iovecs */
 	bool hs_done;
 	bool saw_input;
+	bool own_rec;		/* records go through rec, not libssl */
+	struct mw_tls_rec rec;
 	struct mw_err cb_err;	/* found inside an OpenSSL callback */
 	struct mw_err sticky;	/* open: error held back behind data */
 	char peer[256];		/* mw_tls_peer_name() */
@@ -69,6 +110,30 @@ struct mw_tls_sess {
  * empties the queue and returns buf ("no OpenSSL error" if empty).
  */
 const char *mw_tls_ossl_errstr(char *buf, size_t cap);
+
+/* The alert a peer sent, as a one-line error (auth or TLS). */
+int mw_tls_fail_alert(struct mw_tls_sess *s, int alert, const char *text,
+		      const char *what, struct mw_err *err);
+
+/*
+ * tls_rec.c. keylog: takes a keylog line of s's handshake (the traffic
+ * secrets). start: after the handshake, takes the records over from
+ * libssl (s->own_rec) when it can; 0 also when it leaves them to libssl,
+ * or -ENOMEM. seal/close: write records at s->out + s->out_len (lent,
+ * room checked) and return s->out_len. open: reads whole records from the
+ * lent input, as mw_tls_open(). free: wipes keys.
+ */
+void mw_tls_rec_keylog(struct mw_tls_sess *s, const char *line);
+int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err);
+ssize_t mw_tls_rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
+			int iovcnt, size_t total, struct mw_err *err);
+ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err);
+ssize_t mw_tls_rec_open(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
+			struct mw_err *err);
+size_t mw_tls_rec_pending(const struct mw_tls_sess *s);
+/* Output bytes the next seal needs beyond seal_bound(): a KeyUpdate due. */
+size_t mw_tls_rec_seal_extra(const struct mw_tls_sess *s);
+void mw_tls_rec_free(struct mw_tls_rec *r);
 
 /*
  * mw_tls_ctx_new() with flags (MW_TLS_CTX_*). Tests use it to build a

@@ -239,8 +239,8 @@ static int sess_fail_verify(struct mw_tls_sess *s, struct mw_err *err)
 			  X509_verify_cert_error_string(vr));
 }
 
-static int sess_fail_alert(struct mw_tls_sess *s, int alert, const char *text,
-			   const char *what, struct mw_err *err)
+int mw_tls_fail_alert(struct mw_tls_sess *s, int alert, const char *text,
+		      const char *what, struct mw_err *err)
 {
 	struct mw_tls_ctx *ctx = s->ctx;
 	int code = alert_is_auth(alert) ? -MW_E_AUTH : -MW_E_TLS;
@@ -299,9 +299,9 @@ static int sess_fail(struct mw_tls_sess *s, int r, const char *what,
 				  text);
 	if (reason >= SSL_AD_REASON_OFFSET &&
 	    reason < SSL_AD_REASON_OFFSET + 256)
-		return sess_fail_alert(s, reason - SSL_AD_REASON_OFFSET,
-				       ERR_reason_error_string(code), what,
-				       err);
+		return mw_tls_fail_alert(s, reason - SSL_AD_REASON_OFFSET,
+					 ERR_reason_error_string(code), what,
+					 err);
 	switch (reason) {
 	case SSL_R_CERTIFICATE_VERIFY_FAILED:
 		return sess_fail_verify(s, err);
@@ -449,6 +449,36 @@ static int psk_find_cb(SSL *ssl, const unsigned char *id, size_t id_len,
 
 /* ---- contexts ---- */
 
+/* Hands the traffic secrets to tls_rec.c (see there). */
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+	struct mw_tls_sess *s = SSL_get_app_data(ssl);
+
+	if (s)
+		mw_tls_rec_keylog(s, line);
+}
+
+/*
+ * Who seals and opens records after the handshake: tls_rec.c unless the
+ * caller or MIGWIRE_TLS_RECORDS=openssl leaves them to libssl (the wire is
+ * the same; the switch is for comparisons and as a way out).
+ */
+static int ctx_set_records(struct mw_tls_ctx *ctx, unsigned int flags,
+			   struct mw_err *err)
+{
+	const char *v = getenv("MIGWIRE_TLS_RECORDS");
+
+	ctx->own_records = !(flags & MW_TLS_CTX_OSSL_RECORDS);
+	if (!v || !v[0] || !strcmp(v, "own"))
+		return 0;
+	if (strcmp(v, "openssl"))
+		return mw_err_set(err, -MW_E_USAGE,
+				  "MIGWIRE_TLS_RECORDS='%s': use 'own' or 'openssl'",
+				  v);
+	ctx->own_records = false;
+	return 0;
+}
+
 /* Keeps the host name, without IPv6 brackets, and whether it is an IP. */
 static int ctx_set_host(struct mw_tls_ctx *ctx, const char *host,
 			struct mw_err *err)
@@ -487,6 +517,11 @@ static int ctx_setup_ssl(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 	SSL_CTX_set_options(sc, SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET |
 					SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
+	ret = ctx_set_records(ctx, flags, err);
+	if (ret < 0)
+		return ret;
+	if (ctx->own_records)
+		SSL_CTX_set_keylog_callback(sc, keylog_cb);
 	/* send our certificate file as it is, as QEMU does: the peer has the
 	 * same ca-cert.pem */
 	SSL_CTX_set_mode(sc, SSL_MODE_NO_AUTO_CHAIN);
@@ -655,6 +690,7 @@ void mw_tls_sess_free(struct mw_tls_sess *s)
 	if (!s)
 		return;
 	SSL_free(s->ssl);
+	mw_tls_rec_free(&s->rec);
 	free(s->spill);
 	if (s->stage)
 		OPENSSL_clear_free(s->stage, MW_TLS_REC_PLAIN);
@@ -706,6 +742,8 @@ int mw_tls_handshake(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 	if (r == 1) {
 		s->hs_done = true;
 		sess_peer_fill(s);
+		if (s->ctx->own_records)
+			ret = mw_tls_rec_start(s, err);
 	} else {
 		ret = sess_fail(s, r, "handshake", err);
 		if (ret == 0)
@@ -773,11 +811,17 @@ ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
 		total += iov[i].iov_len;
 	}
 	need = mw_tls_seal_bound(total) - MW_TLS_SEAL_SLACK + s->spill_len;
+	if (s->own_rec)
+		need += mw_tls_rec_seal_extra(s);
 	if (out_cap < need)
 		return mw_err_set(err, -MW_E_NOSPACE,
 				  "TLS seal: %zu plaintext bytes need %zu bytes of output, buffer has %zu",
 				  total, need, out_cap);
 	sess_lend(s, NULL, 0, out, out_cap);
+	if (s->own_rec) {
+		ret = mw_tls_rec_seal(s, iov, iovcnt, total, err);
+		goto done;
+	}
 	left = total;
 	i = 0;
 	while (left) {
@@ -835,6 +879,10 @@ ssize_t mw_tls_open(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 		return mw_err_set(err, -EINVAL, "TLS open: no output space");
 	/* no output buffer: a KeyUpdate reply or alert spills */
 	sess_lend(s, in, in_len, NULL, 0);
+	if (s->own_rec) {
+		ret = mw_tls_rec_open(s, out, out_cap, err);
+		goto done;
+	}
 	while (total < out_cap) {
 		want = out_cap - total;
 		ERR_clear_error();
@@ -877,6 +925,10 @@ ssize_t mw_tls_close(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 				  "TLS close: need %zu bytes of output, buffer has %zu",
 				  need, out_cap);
 	sess_lend(s, NULL, 0, out, out_cap);
+	if (s->own_rec) {
+		ret = mw_tls_rec_close(s, err);
+		goto done;
+	}
 	ERR_clear_error();
 	r = SSL_shutdown(s->ssl);
 	if (r < 0) {
@@ -892,7 +944,11 @@ done:
 
 size_t mw_tls_pending(struct mw_tls_sess *s)
 {
-	int n = SSL_pending(s->ssl);
+	int n;
+
+	if (s->own_rec)
+		return mw_tls_rec_pending(s);
+	n = SSL_pending(s->ssl);
 
 	return n > 0 ? (size_t)n : 0;
 }

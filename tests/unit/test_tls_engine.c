@@ -33,6 +33,8 @@ static char pki[PATH_MAX], other[PATH_MAX], caonly[PATH_MAX];
 static char mixed[PATH_MAX], badkey[PATH_MAX], psk_qemu[PATH_MAX];
 static uint64_t seed;
 static size_t hs_out_cap = HS_OUT; /* what hs_step() lends as output */
+/* who seals and opens records on each side (tls/record groups) */
+static unsigned int rec_cflags, rec_sflags;
 
 /* ---- helpers ---- */
 
@@ -136,9 +138,12 @@ static void pair_init(struct pair *p, const struct mw_tls_cfg *ccfg,
 		      unsigned int cflags, const struct mw_tls_cfg *scfg)
 {
 	memset(p, 0, sizeof(*p));
-	assert_int_equal(mw_tls_ctx_new_opt(&p->cctx, ccfg, cflags, &p->cerr),
+	assert_int_equal(mw_tls_ctx_new_opt(&p->cctx, ccfg, cflags | rec_cflags,
+					    &p->cerr),
 			 0);
-	assert_int_equal(mw_tls_ctx_new(&p->sctx, scfg, &p->serr), 0);
+	assert_int_equal(mw_tls_ctx_new_opt(&p->sctx, scfg, rec_sflags,
+					    &p->serr),
+			 0);
 	assert_int_equal(mw_tls_sess_new(&p->c, p->cctx, &p->cerr), 0);
 	assert_int_equal(mw_tls_sess_new(&p->s, p->sctx, &p->serr), 0);
 	p->cret = p->sret = -EAGAIN;
@@ -792,7 +797,7 @@ static void record_byte_by_byte(void **state)
 {
 	uint8_t src[300], dst[300];
 	struct mw_err err = { 0 };
-	size_t i, used, got = 0;
+	size_t i, used, got = 0, taken = 0;
 	struct pair p;
 	ssize_t n;
 
@@ -800,10 +805,12 @@ static void record_byte_by_byte(void **state)
 	rnd_fill(src, sizeof(src));
 	pair_psk(&p);
 	seal_to(p.c, &p.c2s, src, sizeof(src));
+	/* one more byte arrives each time; what was not consumed is offered
+	 * again, as the transport does */
 	for (i = 0; i < p.c2s.len; i++) {
-		n = mw_tls_open(p.s, p.c2s.buf + i, 1, &used, dst + got,
-				sizeof(dst) - got, &err);
-		assert_int_equal(used, 1);
+		n = mw_tls_open(p.s, p.c2s.buf + taken, i + 1 - taken, &used,
+				dst + got, sizeof(dst) - got, &err);
+		taken += used;
 		if (i + 1 < p.c2s.len) {
 			assert_int_equal(n, -EAGAIN);
 		} else {
@@ -811,6 +818,7 @@ static void record_byte_by_byte(void **state)
 			got += (size_t)n;
 		}
 	}
+	assert_int_equal(taken, p.c2s.len);
 	assert_memory_equal(src, dst, sizeof(src));
 	pair_destroy(&p);
 }
@@ -901,17 +909,113 @@ static void record_key_update(void **state)
 
 	(void)state;
 	pair_psk(&p);
+	if (p.s->own_rec) {
+		/* only libssl can ask: this runs with a libssl server */
+		pair_destroy(&p);
+		skip();
+	}
 	assert_int_equal(SSL_key_update(p.s->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
 	seal_to(p.s, &p.s2c, "one", 3);
 	assert_int_equal(open_all(p.c, &p.s2c, buf, 3, 3), 3);
 	seal_to(p.c, &p.c2s, "two", 3);
 	assert_true(p.c2s.len > 3 + MW_TLS_REC_OVERHEAD); /* + KeyUpdate */
 	assert_int_equal(p.c->spill_len, 0);
+	if (p.c->own_rec)
+		assert_int_equal(p.c->rec.key_updates_recv, 1);
 	assert_int_equal(open_all(p.s, &p.c2s, buf, 3, 3), 3);
 	assert_memory_equal(buf, "two", 3);
 	seal_to(p.s, &p.s2c, "three", 5);
 	assert_int_equal(open_all(p.c, &p.s2c, buf, 5, 5), 5);
 	assert_memory_equal(buf, "three", 5);
+	pair_destroy(&p);
+}
+
+/*
+ * Our records rekey every rekey_at records: a KeyUpdate goes ahead of the
+ * next record, the peer (libssl or ours) follows, data stays intact.
+ */
+static void record_rekey(void **state)
+{
+	enum { LEN = 100 * KIB };
+	static uint8_t src[LEN], dst[LEN];
+	struct pair p;
+	int round;
+
+	(void)state;
+	rnd_fill(src, sizeof(src));
+	pair_psk(&p);
+	if (!p.c->own_rec) {
+		pair_destroy(&p);
+		skip();
+	}
+	p.c->rec.rekey_at = 3;
+	for (round = 0; round < 4; round++) {
+		seal_to(p.c, &p.c2s, src, sizeof(src));
+		memset(dst, 0, sizeof(dst));
+		assert_int_equal(open_all(p.s, &p.c2s, dst, sizeof(dst),
+					  sizeof(dst)),
+				 sizeof(dst));
+		assert_memory_equal(src, dst, sizeof(dst));
+	}
+	/* one KeyUpdate per seal call once the key is worn */
+	assert_int_equal(p.c->rec.key_updates_sent, 3);
+	if (p.s->own_rec)
+		assert_int_equal(p.s->rec.key_updates_recv, 3);
+	pair_destroy(&p);
+}
+
+/* Each TLS 1.3 suite we offer, both ways. */
+static void record_suites(void **state)
+{
+	static const char *const suites[] = {
+		"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+		"TLS_CHACHA20_POLY1305_SHA256",
+	};
+	struct mw_tls_cfg cc = x509_cfg(false, pki, "localhost");
+	struct mw_tls_cfg sc = x509_cfg(true, pki, NULL);
+	uint8_t src[40000], dst[40000];
+	struct pair p;
+	size_t i;
+
+	(void)state;
+	rnd_fill(src, sizeof(src));
+	for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+		pair_init(&p, &cc, 0, &sc);
+		assert_int_equal(SSL_set_ciphersuites(p.c->ssl, suites[i]), 1);
+		pair_handshake(&p);
+		assert_int_equal(p.cret, 0);
+		assert_int_equal(p.sret, 0);
+		assert_string_equal(SSL_CIPHER_standard_name(
+					    SSL_get_current_cipher(p.s->ssl)),
+				    suites[i]);
+		assert_int_equal(p.c->own_rec, !rec_cflags);
+		assert_int_equal(p.s->own_rec, !rec_sflags);
+		seal_to(p.c, &p.c2s, src, sizeof(src));
+		assert_int_equal(open_all(p.s, &p.c2s, dst, sizeof(dst), 5000),
+				 sizeof(dst));
+		assert_memory_equal(src, dst, sizeof(dst));
+		seal_to(p.s, &p.s2c, src, 1000);
+		assert_int_equal(open_all(p.c, &p.s2c, dst, 1000, 1000), 1000);
+		assert_memory_equal(src, dst, 1000);
+		pair_destroy(&p);
+	}
+}
+
+/* A record of another type than application data after the handshake. */
+static void record_bad_header(void **state)
+{
+	uint8_t out[64];
+	struct mw_err err = { 0 };
+	struct pair p;
+	size_t used;
+
+	(void)state;
+	pair_psk(&p);
+	seal_to(p.c, &p.c2s, "data", 4);
+	p.c2s.buf[0] = 0x16;
+	assert_int_equal(mw_tls_open(p.s, p.c2s.buf, p.c2s.len, &used, out,
+				     sizeof(out), &err),
+			 -MW_E_TLS);
 	pair_destroy(&p);
 }
 
@@ -968,8 +1072,24 @@ int main(void)
 		cmocka_unit_test(record_seal_bound),
 		cmocka_unit_test(record_close_notify),
 		cmocka_unit_test(record_key_update),
+		cmocka_unit_test(record_rekey),
+		cmocka_unit_test(record_suites),
+		cmocka_unit_test(record_bad_header),
 		cmocka_unit_test(record_before_handshake),
 	};
+	/* the same cases with records sealed and opened by libssl on one
+	 * side or both: the wire is the same */
+	static const unsigned int modes[][2] = {
+		{ 0, 0 },
+		{ MW_TLS_CTX_OSSL_RECORDS, 0 },
+		{ 0, MW_TLS_CTX_OSSL_RECORDS },
+		{ MW_TLS_CTX_OSSL_RECORDS, MW_TLS_CTX_OSSL_RECORDS },
+	};
+	static const char *const mode_names[] = {
+		"tls/record own-own", "tls/record libssl-own",
+		"tls/record own-libssl", "tls/record libssl-libssl",
+	};
+	size_t m;
 	const char *env = getenv("MW_TEST_SEED");
 	int fails = 0;
 
@@ -984,7 +1104,13 @@ int main(void)
 	}
 	fails += cmocka_run_group_tests_name("tls/x509", x509, NULL, NULL);
 	fails += cmocka_run_group_tests_name("tls/psk", psk, NULL, NULL);
-	fails += cmocka_run_group_tests_name("tls/record", record, NULL, NULL);
+	for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		rec_cflags = modes[m][0];
+		rec_sflags = modes[m][1];
+		fails += cmocka_run_group_tests_name(mode_names[m], record, NULL,
+						     NULL);
+	}
+	rec_cflags = rec_sflags = 0;
 	group_teardown(NULL);
 	return fails ? 1 : 0;
 }
