@@ -16,6 +16,9 @@ repeats, interleaved and in a rotating order, REPS times:
   mw_tls_zstd_adapt  the same as mw_tls_zstd with send --adaptive
                    (T1_adapt, T2_adapt: for information, the targets are
                    on mw_tls_zstd, which compresses every chunk)
+  mw_tls_zstd_libssl  the same as mw_tls_zstd with MIGWIRE_TLS_RECORDS=
+                   openssl on both sides: libssl seals and opens the
+                   records (T1_libssl, T2_libssl: for information)
   mw_plain         migwire --no-tls --compress none --channels 1 (T3, T4)
   socat            socat -u relay, default options                   (T3)
   socat_b256k      socat -u -b 262144                                 (T3)
@@ -134,7 +137,8 @@ def hwm_sampler(pids, hwm, stop):
         stop.wait(0.02)
 
 
-def run_pair(recv_argv, send_argv, port, corpus, out_path, timeout, tmp):
+def run_pair(recv_argv, send_argv, port, corpus, out_path, timeout, tmp,
+             env=None):
     """Starts the receiver, waits until it listens, starts the sender on
     the corpus, reaps both with wait4. Returns wall seconds (sender start
     to the last exit) and per side CPU seconds (wait4) and VmHWM.
@@ -151,7 +155,7 @@ def run_pair(recv_argv, send_argv, port, corpus, out_path, timeout, tmp):
         send_argv = [TIME, '-f', '%M', '-o', hwm_files['send']] + send_argv
     with open(out_path, 'wb') as rout, tempfile.TemporaryFile() as rerr, \
             tempfile.TemporaryFile() as serr, open(corpus, 'rb') as fin:
-        recv = subprocess.Popen(recv_argv, stdin=subprocess.DEVNULL,
+        recv = subprocess.Popen(recv_argv, stdin=subprocess.DEVNULL, env=env,
                                 stdout=rout, stderr=rerr,
                                 start_new_session=True)
         deadline = time.monotonic() + 10
@@ -164,7 +168,7 @@ def run_pair(recv_argv, send_argv, port, corpus, out_path, timeout, tmp):
                                rerr.read().decode(errors='replace'))
             time.sleep(0.002)
         t0 = time.monotonic()
-        send = subprocess.Popen(send_argv, stdin=fin,
+        send = subprocess.Popen(send_argv, stdin=fin, env=env,
                                 stdout=subprocess.DEVNULL, stderr=serr,
                                 start_new_session=True)
         procs = {recv.pid: recv, send.pid: send}
@@ -270,7 +274,9 @@ class Bench:
         return recv, send
 
     def run_mw(self, tls, codec, channels, chunk, window, stats=False,
-               out=os.devnull, adaptive=False):
+               out=os.devnull, adaptive=False, records=None):
+        env = dict(os.environ, MIGWIRE_TLS_RECORDS=records) if records \
+            else None
         for f in ('recv.stats', 'send.stats'):
             try:
                 os.unlink(os.path.join(self.tmp, f))
@@ -282,7 +288,7 @@ class Bench:
                                       window, stats, adaptive)
             try:
                 res = run_pair(recv, send, port, self.corpus, out,
-                               self.a.timeout, self.tmp)
+                               self.a.timeout, self.tmp, env)
                 break
             except RunError as e:
                 # a port taken between free_port() and bind: try another
@@ -410,7 +416,7 @@ def target_line(tid, what, ratios, limit, better, extra=None):
 def main_run(b, a):
     size = a.size
     configs = ['ref', 'mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt',
-               'mw_plain']
+               'mw_tls_zstd_libssl', 'mw_plain']
     if b.socat:
         configs += ['socat', 'socat_b256k']
     else:
@@ -433,6 +439,9 @@ def main_run(b, a):
             elif c == 'mw_tls_zstd_adapt':
                 r = b.run_mw(True, 'zstd', a.channels, a.chunk_size,
                              a.window, adaptive=True)
+            elif c == 'mw_tls_zstd_libssl':
+                r = b.run_mw(True, 'zstd', a.channels, a.chunk_size,
+                             a.window, records='openssl')
             elif c == 'mw_plain':
                 r = b.run_mw(False, 'none', 1, a.chunk_size, a.window)
             elif c == 'socat':
@@ -462,7 +471,8 @@ def main_run(b, a):
         lines.append(summarize(c, runs[c], size, ex))
 
     refs = runs['ref']
-    for c in ('mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt'):
+    for c in ('mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt',
+              'mw_tls_zstd_libssl'):
         t1 = [size / 1e6 / r['wall_s'] / ref['codec_mbps']
               for r, ref in zip(runs[c], refs)]
         t2 = [(r['send']['cpu_s'] + r['recv']['cpu_s']) /
@@ -481,7 +491,7 @@ def main_run(b, a):
             lines.append(target_line('T3_' + c, 'mw_plain throughput / ' + c
                                      + ' throughput', t3, 1.0, 'higher'))
     for c in ('mw_tls_zstd', 'mw_tls_zstd_stats', 'mw_tls_zstd_adapt',
-              'mw_plain'):
+              'mw_tls_zstd_libssl', 'mw_plain'):
         win = a.window or 32 * MIB
         hwm = [max(r['send']['hwm'], r['recv']['hwm']) for r in runs[c]]
         lines.append(target_line(
