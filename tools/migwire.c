@@ -608,7 +608,8 @@ static int run_side(int side, int argc, char **argv)
 	if (ret) {
 		mw_log_emit(MW_LOG_ERR, "%s", err.msg[0] ? err.msg :
 			    mw_strerror(ret));
-		return 1;
+		/* a bad setting found only at start-up (the environment) */
+		return ret == -MW_E_USAGE ? 2 : 1;
 	}
 	return 0;
 }

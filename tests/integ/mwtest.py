@@ -428,7 +428,7 @@ class Env:
         fail('could not find a free port for recv')
 
     def send(self, port, args, stdin=None, stdin_path=None, host='127.0.0.1',
-             out=None):
+             out=None, env=None):
         """Starts `migwire send --to host:port args` reading stdin_path
         (or the given stdin file object / pipe). Returns Proc."""
         hp = f'[{host}]:{port}' if ':' in host else f'{host}:{port}'
@@ -438,9 +438,11 @@ class Env:
         with open(o, 'wb') as fo, open(err, 'wb') as fe:
             if stdin_path is not None:
                 with open(stdin_path, 'rb') as fi:
-                    p = self.popen(argv, stdin=fi, stdout=fo, stderr=fe)
+                    p = self.popen(argv, stdin=fi, stdout=fo, stderr=fe,
+                                   env=env)
             else:
-                p = self.popen(argv, stdin=stdin, stdout=fo, stderr=fe)
+                p = self.popen(argv, stdin=stdin, stdout=fo, stderr=fe,
+                               env=env)
         return Proc(self, 'send', argv, p, err, o)
 
     def run_cli(self, args, timeout=10):
