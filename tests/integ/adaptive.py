@@ -42,12 +42,7 @@ def trip(env, inp, want, name, extra):
     send = env.send(port, tls + ['--channels', '2', '--compress', 'zstd',
                                  '--stats-file', stats, '--timeout', '30'] +
                     extra, stdin_path=inp)
-    src = send.wait(120)
-    rrc = recv.wait(30 if src == 0 else 40)
-    if src != 0 or rrc != 0:
-        fail(f'{name}: send exit {src}, recv exit {rrc}\n'
-             f'  send: {send.stderr().strip()}\n'
-             f'  recv: {recv.stderr().strip()}')
+    mwtest.wait_pair(name, send, recv, 120)
     if mwtest.sha256_file(recv.out) != want:
         fail(f'{name}: output differs from input')
     os.unlink(recv.out)

@@ -452,6 +452,17 @@ class Env:
         return r.returncode, r.stderr.decode('utf-8', 'replace')
 
 
+def wait_pair(what, send, recv, send_timeout=60):
+    """Waits for a send and its recv; both must exit 0, else fails with
+    what each said."""
+    src = send.wait(send_timeout)
+    rrc = recv.wait(30 if src == 0 else 40)
+    if src != 0 or rrc != 0:
+        fail(f'{what}: send exit {src}, recv exit {rrc}\n'
+             f'  send: {send.stderr().strip()}\n'
+             f'  recv: {recv.stderr().strip()}')
+
+
 def tls_args(mode, env):
     """Arguments for one TLS mode, the same on both sides."""
     if mode == 'x509':

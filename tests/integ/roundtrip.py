@@ -28,16 +28,11 @@ def one(env, mode, codec, ch, kind, path, size, want, host='127.0.0.1'):
     send = env.send(port, tls + ['--channels', str(ch), '--compress', codec,
                                  '--timeout', '20'], stdin_path=path,
                     host=host)
-    src = send.wait(60)
-    rrc = recv.wait(30 if src == 0 else 40)
-    dt = time.monotonic() - t0
     what = f'tls={mode} codec={codec} channels={ch} input={kind}'
     if host != '127.0.0.1':
         what += f' via {host}'
-    if src != 0 or rrc != 0:
-        fail(f'{what}: send exit {src}, recv exit {rrc}\n'
-             f'  send: {send.stderr().strip()}\n'
-             f'  recv: {recv.stderr().strip()}')
+    mwtest.wait_pair(what, send, recv, 60)
+    dt = time.monotonic() - t0
     got = mwtest.sha256_file(recv.out)
     n = os.path.getsize(recv.out)
     if n != size or got != want:
