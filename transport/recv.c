@@ -1243,12 +1243,16 @@ static void *conn_main(void *arg)
 
 static void accept_one(struct receiver *r)
 {
+	struct sockaddr_storage peer = { 0 };
+	socklen_t plen = sizeof(peer);
 	struct rx_chan *ch;
 	pthread_attr_t attr;
 	pthread_t th;
 	int fd, ret;
 
-	fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	/* the address from accept: getpeername() fails once a peer reset */
+	fd = accept4(r->listen_fd, (struct sockaddr *)&peer, &plen,
+		     SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
 	pthread_mutex_lock(&r->lock);
@@ -1265,6 +1269,8 @@ static void accept_one(struct receiver *r)
 		free(ch);
 		return;
 	}
+	if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6)
+		mw_net_addr_name(&peer, ch->conn.peer, sizeof(ch->conn.peer));
 	ch->r = r;
 	ch->idx = -1;
 	ch->efd = mw_efd_new();

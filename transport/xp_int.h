@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -68,6 +69,9 @@ int mw_net_listen(const char *host, uint16_t port, struct mw_err *err);
  * larger buffers. */
 void mw_net_tune(int fd, uint32_t timeout_s);
 void mw_net_peer_name(int fd, char *buf, size_t cap);
+/* "host:port" ("[v6]:port") of an address; "?:0" when it is neither. */
+void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf,
+		      size_t cap);
 /* poll() for ev until deadline: 0, -MW_E_TIMEOUT or -errno. */
 int mw_net_wait(int fd, short ev, unsigned long long deadline);
 
