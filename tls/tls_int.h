@@ -80,6 +80,9 @@ struct mw_tls_rec {
 	bool closed;		/* close_notify received */
 	bool ku_owed;		/* the peer asked for our KeyUpdate */
 	uint64_t rekey_at;	/* MW_TLS_REKEY_RECORDS; tests lower it */
+	uint64_t wr_mark;	/* BIO bytes written when our key was made */
+	bool wr_marked;
+	struct mw_err wr_err;	/* the write side is dead: why */
 	unsigned long long key_updates_sent, key_updates_recv;
 };
 

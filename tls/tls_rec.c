@@ -20,7 +20,13 @@
  * AES-GCM limit of RFC 8446 section 5.5.
  *
  * The traffic secrets come from the keylog callback, the only place
- * OpenSSL 3.0 hands them out; they are wiped once the keys are derived.
+ * OpenSSL 3.0 hands them out. A session that takes the records over keeps
+ * the current secret of each direction (KeyUpdate derives the next one
+ * from it) until it is freed; any other session wipes them at once.
+ *
+ * We send no alert when a record fails (libssl would send bad_record_mac
+ * or unexpected_message): the transport closes the connection and the
+ * peer learns why from its own error or our ERROR frame.
  */
 #include "tls_int.h"
 
@@ -82,37 +88,46 @@ static int hkdf_label(struct mw_tls_rec *r, const uint8_t *secret,
 	return ok ? 0 : -1;
 }
 
-/* (Re)keys one direction from d->secret; the record counter restarts. */
-static int dir_key(struct mw_tls_rec *r, struct mw_tls_dir *d, int enc)
+/*
+ * Keys one direction from secret: the secret, IV and cipher context are
+ * replaced and the record counter restarts, all or nothing (a half-done
+ * change could reuse a nonce under the old key).
+ */
+static int dir_key(struct mw_tls_rec *r, struct mw_tls_dir *d,
+		   const uint8_t *secret, int enc)
 {
-	uint8_t key[32];
+	EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+	uint8_t key[32], iv[REC_IV];
 	int ret = -1;
 
-	if (hkdf_label(r, d->secret, "key", key, r->key_len) < 0 ||
-	    hkdf_label(r, d->secret, "iv", d->iv, REC_IV) < 0)
+	if (!cc || hkdf_label(r, secret, "key", key, r->key_len) < 0 ||
+	    hkdf_label(r, secret, "iv", iv, REC_IV) < 0 ||
+	    EVP_CipherInit_ex2(cc, r->cipher, key, NULL, enc, NULL) != 1)
 		goto out;
-	if (!d->cc && !(d->cc = EVP_CIPHER_CTX_new()))
-		goto out;
-	if (EVP_CipherInit_ex2(d->cc, r->cipher, key, NULL, enc, NULL) != 1)
-		goto out;
+	EVP_CIPHER_CTX_free(d->cc);
+	d->cc = cc;
+	cc = NULL;
+	if (secret != d->secret)
+		memcpy(d->secret, secret, r->secret_len);
+	memcpy(d->iv, iv, REC_IV);
 	d->seq = 0;
 	ret = 0;
 out:
+	EVP_CIPHER_CTX_free(cc);
 	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(iv, sizeof(iv));
 	return ret;
 }
 
-/* RFC 8446 7.2: the next application traffic secret. */
+/* RFC 8446 7.2: moves to the next application traffic secret. */
 static int dir_update(struct mw_tls_rec *r, struct mw_tls_dir *d, int enc)
 {
 	uint8_t next[EVP_MAX_MD_SIZE];
-	int ret;
+	int ret = -1;
 
-	if (hkdf_label(r, d->secret, "traffic upd", next, r->secret_len) < 0)
-		return -1;
-	memcpy(d->secret, next, r->secret_len);
+	if (hkdf_label(r, d->secret, "traffic upd", next, r->secret_len) == 0)
+		ret = dir_key(r, d, next, enc);
 	OPENSSL_cleanse(next, sizeof(next));
-	ret = dir_key(r, d, enc);
 	return ret;
 }
 
@@ -159,6 +174,10 @@ void mw_tls_rec_keylog(struct mw_tls_sess *s, const char *line)
 		return;
 	/* the client writes with the client secret */
 	d = client == s->ctx->server ? &s->rec.rd : &s->rec.wr;
+	if (d == &s->rec.wr) {
+		s->rec.wr_mark = BIO_number_written(SSL_get_wbio(s->ssl));
+		s->rec.wr_marked = true;
+	}
 	p = strchr(line + sizeof(cl) - 1, ' ');
 	if (!p)
 		return;
@@ -175,6 +194,7 @@ void mw_tls_rec_keylog(struct mw_tls_sess *s, const char *line)
 static void dir_wipe(struct mw_tls_dir *d)
 {
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
+	OPENSSL_cleanse(d->iv, sizeof(d->iv));
 	d->secret_len = 0;
 }
 
@@ -207,10 +227,22 @@ int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err)
 	ERR_clear_error();
 	/*
 	 * Anything unusual leaves the records to libssl (ret 1): the wire is
-	 * the same either way. libssl must hold no record bytes of its own.
+	 * the same either way. Both directions restart at record 0 here, so
+	 * libssl must not have used an application key yet: it holds no
+	 * record bytes it read, it owes no KeyUpdate, no early data, and a
+	 * server wrote nothing after its application key was made (a
+	 * NewSessionTicket would be record 0). A client makes its keys before
+	 * it sends its last flight under the handshake keys, and libssl
+	 * writes nothing more before SSL_do_handshake() returns.
 	 */
 	if (SSL_version(s->ssl) != TLS1_3_VERSION || !c ||
-	    SSL_has_pending(s->ssl))
+	    SSL_has_pending(s->ssl) ||
+	    SSL_get_key_update_type(s->ssl) != SSL_KEY_UPDATE_NONE ||
+	    SSL_get_early_data_status(s->ssl) == SSL_EARLY_DATA_ACCEPTED)
+		goto out;
+	if (s->ctx->server &&
+	    (!r->wr_marked ||
+	     BIO_number_written(SSL_get_wbio(s->ssl)) != r->wr_mark))
 		goto out;
 	name = suite_cipher(SSL_CIPHER_get_protocol_id(c), &r->key_len);
 	md = SSL_CIPHER_get_handshake_digest(c);
@@ -228,7 +260,8 @@ int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err)
 		ret = mw_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (dir_key(r, &r->rd, 0) < 0 || dir_key(r, &r->wr, 1) < 0)
+	if (dir_key(r, &r->rd, r->rd.secret, 0) < 0 ||
+	    dir_key(r, &r->wr, r->wr.secret, 1) < 0)
 		goto out;
 	if (!r->rekey_at)
 		r->rekey_at = MW_TLS_REKEY_RECORDS;
@@ -336,11 +369,24 @@ static int seal_key_update(struct mw_tls_sess *s, struct mw_err *err)
 	ret = seal_one(s, CT_HANDSHAKE, &cur, sizeof(msg), err);
 	if (ret)
 		return ret;
+	/* the caller stops the write side if this fails: the peer moves to
+	 * the next key with the record just sealed */
 	if (dir_update(r, &r->wr, 1) < 0)
 		return seal_fail(err);
 	r->ku_owed = false;
 	r->key_updates_sent++;
 	return 0;
+}
+
+/*
+ * The write side after a failure or our close_notify: nothing more may be
+ * sealed (a failed rekey must not go on under the old key).
+ */
+static int wr_dead(struct mw_tls_sess *s, int ret, struct mw_err *err)
+{
+	if (!s->rec.wr_err.code)
+		s->rec.wr_err = *err;
+	return ret;
 }
 
 ssize_t mw_tls_rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
@@ -351,13 +397,16 @@ ssize_t mw_tls_rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
 	int ret;
 
 	(void)iovcnt;
+	if (s->rec.wr_err.code)
+		return mw_err_set(err, s->rec.wr_err.code, "%s",
+				  s->rec.wr_err.msg);
 	ret = seal_key_update(s, err);
 	while (!ret && total) {
 		n = total < MW_TLS_REC_PLAIN ? total : MW_TLS_REC_PLAIN;
 		ret = seal_one(s, CT_APPDATA, &cur, n, err);
 		total -= n;
 	}
-	return ret ? ret : (ssize_t)s->out_len;
+	return ret ? wr_dead(s, ret, err) : (ssize_t)s->out_len;
 }
 
 ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err)
@@ -366,9 +415,18 @@ ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err)
 	struct iovec iov = { .iov_base = (void *)(uintptr_t)alert,
 			     .iov_len = 2 };
 	struct iov_cur cur = { .iov = &iov };
-	int ret = seal_one(s, CT_ALERT, &cur, sizeof(alert), err);
+	struct mw_err closed = { 0 };
+	int ret;
 
-	return ret ? ret : (ssize_t)s->out_len;
+	if (s->rec.wr_err.code)
+		return mw_err_set(err, s->rec.wr_err.code, "%s",
+				  s->rec.wr_err.msg);
+	ret = seal_one(s, CT_ALERT, &cur, sizeof(alert), err);
+	if (ret)
+		return wr_dead(s, ret, err);
+	mw_err_set(&closed, -MW_E_TLS, "TLS seal after close");
+	s->rec.wr_err = closed;
+	return (ssize_t)s->out_len;
 }
 
 /* ---- opening ---- */
@@ -379,7 +437,12 @@ static int open_handshake(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 {
 	struct mw_tls_rec *r = &s->rec;
 	size_t len;
+	char e[256];
 
+	/* RFC 8446 5.1: no zero-length handshake fragments */
+	if (!n)
+		return mw_err_set(err, -MW_E_TLS,
+				  "TLS connection failed: empty handshake record");
 	while (n) {
 		if (n < 4 || (len = (size_t)p[1] << 16 | (size_t)p[2] << 8 |
 				    p[3]) > n - 4)
@@ -395,11 +458,12 @@ static int open_handshake(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 						  "TLS connection failed: data after KeyUpdate in the same record");
 			if (dir_update(r, &r->rd, 0) < 0)
 				return mw_err_set(err, -MW_E_TLS,
-						  "TLS connection failed: cannot derive the peer's next key");
+						  "TLS connection failed: cannot derive the peer's next key: %s",
+						  mw_tls_ossl_errstr(e, sizeof(e)));
 			if (p[4])
 				r->ku_owed = true;
 			r->key_updates_recv++;
-		} else if (p[0] != HS_NEW_SESSION_TICKET) {
+		} else if (p[0] != HS_NEW_SESSION_TICKET || s->ctx->server) {
 			return mw_err_set(err, -MW_E_TLS,
 					  "TLS connection failed: unexpected handshake message %u after the handshake",
 					  p[0]);
@@ -422,6 +486,9 @@ static int open_alert(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 		s->rec.closed = true;
 		return 0;
 	}
+	/* the one alert TLS 1.3 lets a peer send and go on (libssl too) */
+	if (p[1] == SSL_AD_USER_CANCELLED)
+		return 0;
 	/* libssl's words for it, as when libssl reads the alert */
 	text = ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0,
 						SSL_AD_REASON_OFFSET + p[1]));

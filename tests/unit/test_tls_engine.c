@@ -235,6 +235,19 @@ static void seal_to(struct mw_tls_sess *s, struct wire *w, const void *p,
 	free(buf);
 }
 
+/* Seals text on one side and checks that the other side opens it. */
+static void pass_text(struct mw_tls_sess *from, struct wire *w,
+		      struct mw_tls_sess *to, const char *text)
+{
+	size_t n = strlen(text);
+	uint8_t buf[64];
+
+	assert_true(n <= sizeof(buf));
+	seal_to(from, w, text, n);
+	assert_int_equal(open_all(to, w, buf, n, n), n);
+	assert_memory_equal(buf, text, n);
+}
+
 static void pair_connect(struct pair *p, const struct mw_tls_cfg *ccfg,
 			 const struct mw_tls_cfg *scfg)
 {
@@ -731,6 +744,9 @@ static void pair_psk(struct pair *p)
 	struct mw_tls_cfg sc = psk_cfg(true, psk_qemu, NULL);
 
 	pair_connect(p, &cc, &sc);
+	/* each side runs the record layer its group asks for */
+	assert_int_equal(p->c->own_rec, !rec_cflags);
+	assert_int_equal(p->s->own_rec, !rec_sflags);
 }
 
 static void record_tampered(void **state)
@@ -915,8 +931,7 @@ static void record_key_update(void **state)
 		skip();
 	}
 	assert_int_equal(SSL_key_update(p.s->ssl, SSL_KEY_UPDATE_REQUESTED), 1);
-	seal_to(p.s, &p.s2c, "one", 3);
-	assert_int_equal(open_all(p.c, &p.s2c, buf, 3, 3), 3);
+	pass_text(p.s, &p.s2c, p.c, "one");
 	seal_to(p.c, &p.c2s, "two", 3);
 	assert_true(p.c2s.len > 3 + MW_TLS_REC_OVERHEAD); /* + KeyUpdate */
 	assert_int_equal(p.c->spill_len, 0);
@@ -924,9 +939,7 @@ static void record_key_update(void **state)
 		assert_int_equal(p.c->rec.key_updates_recv, 1);
 	assert_int_equal(open_all(p.s, &p.c2s, buf, 3, 3), 3);
 	assert_memory_equal(buf, "two", 3);
-	seal_to(p.s, &p.s2c, "three", 5);
-	assert_int_equal(open_all(p.c, &p.s2c, buf, 5, 5), 5);
-	assert_memory_equal(buf, "three", 5);
+	pass_text(p.s, &p.s2c, p.c, "three");
 	pair_destroy(&p);
 }
 
@@ -999,6 +1012,45 @@ static void record_suites(void **state)
 		assert_memory_equal(src, dst, 1000);
 		pair_destroy(&p);
 	}
+}
+
+/*
+ * A server that sends a ticket has used its application key: it must
+ * leave its records to libssl (else record 0 would be sealed twice under
+ * one nonce), and our client ignores the ticket.
+ */
+static void record_ticket_keeps_libssl(void **state)
+{
+	struct mw_tls_cfg cc = psk_cfg(false, psk_qemu, NULL);
+	struct mw_tls_cfg sc = psk_cfg(true, psk_qemu, NULL);
+	struct pair p;
+
+	(void)state;
+	pair_init(&p, &cc, 0, &sc);
+	assert_int_equal(SSL_set_num_tickets(p.s->ssl, 1), 1);
+	pair_handshake(&p);
+	assert_int_equal(p.cret, 0);
+	assert_int_equal(p.sret, 0);
+	assert_false(p.s->own_rec);
+	assert_int_equal(p.c->own_rec, !rec_cflags);
+	pass_text(p.s, &p.s2c, p.c, "one");
+	pass_text(p.c, &p.c2s, p.s, "two");
+	pair_destroy(&p);
+}
+
+/* Nothing is sealed after our close_notify. */
+static void record_seal_after_close(void **state)
+{
+	uint8_t out[256];
+	struct iovec iov = { .iov_base = out, .iov_len = 1 };
+	struct mw_err err = { 0 };
+	struct pair p;
+
+	(void)state;
+	pair_psk(&p);
+	assert_true(mw_tls_close(p.c, out, sizeof(out), &err) > 0);
+	assert_true(mw_tls_seal(p.c, &iov, 1, out, sizeof(out), &err) < 0);
+	pair_destroy(&p);
 }
 
 /* A record of another type than application data after the handshake. */
@@ -1074,6 +1126,8 @@ int main(void)
 		cmocka_unit_test(record_key_update),
 		cmocka_unit_test(record_rekey),
 		cmocka_unit_test(record_suites),
+		cmocka_unit_test(record_ticket_keeps_libssl),
+		cmocka_unit_test(record_seal_after_close),
 		cmocka_unit_test(record_bad_header),
 		cmocka_unit_test(record_before_handshake),
 	};
