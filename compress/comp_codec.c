@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#ifdef MW_HAVE_XXH_DISPATCH
+/* XXH3_64bits becomes the run-time dispatched (SSE2/AVX2/AVX512) one */
+#include <xxh_x86dispatch.h>
+#endif
 
 static const struct mw_comp_ops *const comp_ops[MW_CODEC_MAX] = {
 	[MW_CODEC_NONE] = &mw_comp_none_ops,
