@@ -736,14 +736,30 @@ static int chan_setup_once(struct tx_chan *ch)
 static int chan_setup(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
+	struct mw_err first = { 0 };
 	int ret, tries = 0;
 
 	for (;;) {
 		ret = chan_setup_once(ch);
+		/*
+		 * A receiver that hung up on every try and is gone by the
+		 * last one (connection refused): why it hung up is the news
+		 */
+		if (ret && first.code && !ch->conn.rx_total &&
+		    (ret == -ECONNREFUSED || ret == -MW_E_TIMEOUT)) {
+			char why[sizeof(first.msg)];
+
+			snprintf(why, sizeof(why), "%s", ch->conn.err.msg);
+			return mw_err_set(&ch->conn.err, first.code,
+					  "%s; on retry %d: %s", first.msg,
+					  tries, why);
+		}
 		if (!ret || mw_fail_is_set(&s->fail) || ++tries > 3 ||
 		    (ret != -MW_E_CLOSED && ret != -ECONNRESET &&
 		     ret != -EPIPE) || ch->conn.rx_total)
 			return ret;
+		if (!first.code)
+			first = ch->conn.err;
 		MW_LOG(MW_LOG_INFO, "channel %u: receiver hung up during setup; "
 		       "retrying", ch->idx);
 		atomic_store(&ch->sock, -1);
