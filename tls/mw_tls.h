@@ -105,6 +105,13 @@ size_t mw_tls_pending(struct mw_tls_sess *s);
  * could otherwise still be pending when the process exits. */
 void mw_tls_thread_stop(void);
 
+/*
+ * Who seals and opens records after the handshake, from the environment
+ * (MIGWIRE_TLS_RECORDS): "own" (default) or "openssl"; NULL for any other
+ * value, which mw_tls_ctx_new() refuses as a usage error.
+ */
+const char *mw_tls_records_mode(void);
+
 /* One-line description of the peer (certificate subject or PSK identity). */
 const char *mw_tls_peer_name(struct mw_tls_sess *s);
 

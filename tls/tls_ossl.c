@@ -463,19 +463,26 @@ static void keylog_cb(const SSL *ssl, const char *line)
  * caller or MIGWIRE_TLS_RECORDS=openssl leaves them to libssl (the wire is
  * the same; the switch is for comparisons and as a way out).
  */
-static int ctx_set_records(struct mw_tls_ctx *ctx, unsigned int flags,
-			   struct mw_err *err)
+const char *mw_tls_records_mode(void)
 {
 	const char *v = getenv("MIGWIRE_TLS_RECORDS");
 
-	ctx->own_records = !(flags & MW_TLS_CTX_OSSL_RECORDS);
 	if (!v || !v[0] || !strcmp(v, "own"))
-		return 0;
-	if (strcmp(v, "openssl"))
+		return "own";
+	return strcmp(v, "openssl") ? NULL : "openssl";
+}
+
+static int ctx_set_records(struct mw_tls_ctx *ctx, unsigned int flags,
+			   struct mw_err *err)
+{
+	const char *mode = mw_tls_records_mode();
+
+	if (!mode)
 		return mw_err_set(err, -MW_E_USAGE,
 				  "MIGWIRE_TLS_RECORDS='%s': use 'own' or 'openssl'",
-				  v);
-	ctx->own_records = false;
+				  getenv("MIGWIRE_TLS_RECORDS"));
+	ctx->own_records = !(flags & MW_TLS_CTX_OSSL_RECORDS) &&
+			   !strcmp(mode, "own");
 	return 0;
 }
 

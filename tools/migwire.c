@@ -510,6 +510,9 @@ static void print_config(const struct opts *o, int side)
 	printf("address=%s:%u\n", c->host, c->port);
 	printf("tls=%s\n", c->tls.mode == MW_TLS_X509 ? "x509" :
 	       c->tls.mode == MW_TLS_PSK ? "psk" : "off");
+	if (c->tls.mode != MW_TLS_OFF)
+		printf("tls-records=%s\n", mw_tls_records_mode() ?
+		       mw_tls_records_mode() : "(invalid MIGWIRE_TLS_RECORDS)");
 	if (side == SIDE_SEND) {
 		printf("channels=%u\ncompress=%s\ncompress-level=%d\n",
 		       c->nr_chans, mw_codec_name(c->codec), c->level);

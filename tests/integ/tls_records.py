@@ -8,7 +8,8 @@ so each side may choose on its own. Byte-exact zstd round trips over 3
 channels, 24 MiB realistic input, for x509 and PSK, with the two sides
 choosing differently both ways (own/own is in roundtrip.py; KeyUpdate and
 rekeying are in the unit tests). And MIGWIRE_TLS_RECORDS=bogus is a usage
-error (exit 2, one line naming the variable) on either side.
+error (exit 2, one line naming the variable) on either side, and
+--print-config names the choice.
 
     tls_records.py MIGWIRE DATAGEN MKCERTS
 """
@@ -64,8 +65,22 @@ def bogus(env):
         log(f'ok  {side} MIGWIRE_TLS_RECORDS=bogus: exit 2: {lines[0]}')
 
 
+def print_config(env):
+    tls = mwtest.tls_args('psk', env)
+    for choice, want in ((None, 'own'), ('openssl', 'openssl')):
+        r = subprocess.run([env.mw, 'send', '--to', '127.0.0.1:1', *tls,
+                            '--print-config'], env=records_env(choice),
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=20)
+        if r.returncode or f'tls-records={want}' not in r.stdout.split():
+            fail(f'--print-config with MIGWIRE_TLS_RECORDS={choice}: exit '
+                 f'{r.returncode}, want tls-records={want}: {r.stdout}')
+    log('ok  --print-config shows tls-records=own / openssl')
+
+
 def run():
     env = mwtest.Env('tls_records')
+    print_config(env)
     inp = env.make_input('realistic', 24 * MiB, seed=17)
     want = mwtest.sha256_file(inp)
     for mode in ('x509', 'psk'):
