@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 
+import faultlib as fl
 import mwtest
 from mwtest import MiB, Xfail, fail, has_keywords, log
 
@@ -514,35 +515,9 @@ def run():
     unknown = want - set(names)
     if unknown:
         fail(f'unknown case(s) {sorted(unknown)}; cases: {names}')
-    failed, xfail, xpass = [], [], []
-    t00 = time.monotonic()
-    for c in CASES:
-        if want and c.__name__ not in want:
-            continue
-        t0 = time.monotonic()
-        log(f'--- {c.__name__}')
-        try:
-            c(env)
-            if c.__name__ in XFAIL_CASES:
-                xpass.append(c.__name__)
-                log(f'XPASS {c.__name__}: fixed? remove the XFAIL mark')
-            else:
-                log(f'ok  {c.__name__} ({time.monotonic() - t0:.1f} s)')
-        except Xfail as e:
-            xfail.append(c.__name__)
-            log(f'XFAIL {c.__name__}: {e} (known migwire bug)')
-        except mwtest.TestFailure as e:
-            failed.append(c.__name__)
-            log(f'FAIL {c.__name__}: {e}')
-        env.cleanup_procs()
-    log(f'{len(failed)} failed, {len(xfail)} xfail, {len(xpass)} xpass '
-        f'({time.monotonic() - t00:.1f} s)')
-    if failed:
-        fail(', '.join(failed))
+    fl.run_cases(env, [(c.__name__, lambda c=c: c(env)) for c in CASES
+                       if not want or c.__name__ in want])
     log('PASS')
-
-
-XFAIL_CASES = set()
 
 if __name__ == '__main__':
     mwtest.main(run)

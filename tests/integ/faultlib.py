@@ -171,6 +171,7 @@ def run_cases(env, cases, known=None, racy=()):
     failed, xfail = [], 0
     for name, fn in cases:
         log(f'--- {name}')
+        t1 = time.monotonic()
         try:
             fn()
             if name in known:
@@ -178,6 +179,8 @@ def run_cases(env, cases, known=None, racy=()):
                 failed.append(name)
             elif name in racy:
                 log(f'XPASS {name} (the known bug is a race)')
+            else:
+                log(f'ok  {name} ({time.monotonic() - t1:.1f} s)')
         except mwtest.Xfail as e:
             xfail += 1
             log(f'XFAIL {name}: {e} (known migwire bug)')
