@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -16,7 +17,8 @@
 #include "mw_thread.h"
 #include "xp_int.h"
 
-int mw_conn_init(struct mw_conn *c, int fd, struct mw_tls_ctx *tls)
+int mw_conn_init(struct mw_conn *c, int fd, const char *peer,
+		 struct mw_tls_ctx *tls)
 {
 	int ret;
 
@@ -26,7 +28,7 @@ int mw_conn_init(struct mw_conn *c, int fd, struct mw_tls_ctx *tls)
 	c->rx = mw_buf_alloc(c->rx_cap);
 	if (!c->rx)
 		return -ENOMEM;
-	mw_net_peer_name(fd, c->peer, sizeof(c->peer));
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	if (tls) {
 		ret = mw_tls_sess_new(&c->tls, tls, &c->err);
 		if (ret) {

@@ -244,7 +244,7 @@ int mw_ep_connect(const struct mw_endpoint *ep, unsigned long long deadline,
 		  struct mw_err *err)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char peer[80], name[300];
+	char peer[MW_PEER_MAX], name[300];
 	int fd, ret;
 
 	if (ep->type == MW_EP_TCP) {

@@ -1245,6 +1245,7 @@ static void accept_one(struct receiver *r)
 {
 	struct sockaddr_storage peer = { 0 };
 	socklen_t plen = sizeof(peer);
+	char name[MW_PEER_MAX];
 	struct rx_chan *ch;
 	pthread_attr_t attr;
 	pthread_t th;
@@ -1264,13 +1265,12 @@ static void accept_one(struct receiver *r)
 	pthread_mutex_unlock(&r->lock);
 	mw_net_tune(fd, r->cfg->timeout_s);
 	ch = calloc(1, sizeof(*ch));
-	if (!ch || mw_conn_init(&ch->conn, fd, r->tls)) {
+	mw_net_addr_name(&peer, name, sizeof(name));
+	if (!ch || mw_conn_init(&ch->conn, fd, name, r->tls)) {
 		close(fd);
 		free(ch);
 		return;
 	}
-	if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6)
-		mw_net_addr_name(&peer, ch->conn.peer, sizeof(ch->conn.peer));
 	ch->r = r;
 	ch->idx = -1;
 	ch->efd = mw_efd_new();

@@ -676,7 +676,7 @@ static int chan_setup_once(struct tx_chan *ch)
 	struct mw_frame_hdr h = { .type = MW_FT_HELLO,
 				  .wire_len = MW_HELLO_LEN };
 	struct mw_hello_ok ok;
-	char peer[80];
+	char peer[MW_PEER_MAX];
 	int fd, ret;
 
 	fd = mw_net_connect(cfg->host, cfg->port, dl, peer, sizeof(peer),
@@ -684,7 +684,7 @@ static int chan_setup_once(struct tx_chan *ch)
 	if (fd < 0)
 		return fd;
 	mw_net_tune(fd, cfg->timeout_s);
-	ret = mw_conn_init(&ch->conn, fd, s->tls);
+	ret = mw_conn_init(&ch->conn, fd, peer, s->tls);
 	if (ret) {
 		close(fd);
 		ch->conn.fd = -1;

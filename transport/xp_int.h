@@ -24,6 +24,8 @@
 /* ---- connection: one TCP socket, optionally wrapped in TLS ---- */
 
 #define MW_CONN_RX_CAP (256u << 10)
+/* "host:port" of a peer, "[v6]:port" included */
+#define MW_PEER_MAX 80u
 
 struct mw_conn {
 	int fd;
@@ -31,11 +33,13 @@ struct mw_conn {
 	uint8_t *rx;		 /* bytes received and not consumed yet */
 	size_t rx_off, rx_len, rx_cap;
 	size_t rx_total; /* bytes ever received by the blocking paths */
-	char peer[80]; /* "127.0.0.1:4444" */
+	char peer[MW_PEER_MAX]; /* "127.0.0.1:4444" */
 	struct mw_err err;
 };
 
-int mw_conn_init(struct mw_conn *c, int fd, struct mw_tls_ctx *tls);
+/* peer: "host:port" the caller knows from connect() or accept() */
+int mw_conn_init(struct mw_conn *c, int fd, const char *peer,
+		 struct mw_tls_ctx *tls);
 void mw_conn_destroy(struct mw_conn *c);
 /* TLS handshake over the blocking socket, bounded by deadline (mw_now_ns
  * clock, 0 = none). Returns 0 or -errno/-MW_E_* with c->err set. */
