@@ -504,6 +504,7 @@ static int finish_cfg(struct opts *o, int side)
 static void print_config(const struct opts *o, int side)
 {
 	const struct mw_xp_cfg *c = &o->cfg;
+	const char *records = mw_tls_records_mode();
 	unsigned i;
 
 	printf("side=%s\n", side == SIDE_SEND ? "send" : "recv");
@@ -511,8 +512,8 @@ static void print_config(const struct opts *o, int side)
 	printf("tls=%s\n", c->tls.mode == MW_TLS_X509 ? "x509" :
 	       c->tls.mode == MW_TLS_PSK ? "psk" : "off");
 	if (c->tls.mode != MW_TLS_OFF)
-		printf("tls-records=%s\n", mw_tls_records_mode() ?
-		       mw_tls_records_mode() : "(invalid MIGWIRE_TLS_RECORDS)");
+		printf("tls-records=%s\n",
+		       records ? records : "(invalid MIGWIRE_TLS_RECORDS)");
 	if (side == SIDE_SEND) {
 		printf("channels=%u\ncompress=%s\ncompress-level=%d\n",
 		       c->nr_chans, mw_codec_name(c->codec), c->level);

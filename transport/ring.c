@@ -14,10 +14,10 @@
  * non-blocking anyway). An operation that still says EAGAIN stays pending;
  * anything else becomes a completion with io_uring's res (bytes, 0 = EOF,
  * -errno). Operations are performed only while no completion waits to be
- * reaped, so the completion queue never holds more than the table. POLLHUP/POLLERR count as ready: performing the
- * operation then returns the EOF or error, so a teardown's shutdown(2) of
- * the socket or poke of the eventfd wakes a waiting channel as it does
- * under io_uring.
+ * reaped, so the completion queue never holds more than the table.
+ * POLLHUP/POLLERR count as ready: performing the operation then returns
+ * the EOF or error, so a teardown's shutdown(2) of the socket or poke of
+ * the eventfd wakes a waiting channel as it does under io_uring.
  */
 #include "ring.h"
 
