@@ -350,8 +350,11 @@ static void print_usage(FILE *f, int side)
 	}
 	fprintf(f, "  %-28s %s\n", "-h, --help", "this text");
 	fprintf(f, "\nTLS is on by default (TLS 1.3, mutual X.509 or PSK); "
-		"--no-tls must be said.\nExit status: 0 success, 1 failure, "
-		"2 usage error. Errors are one line on stderr.\n");
+		"--no-tls must be said.\nEnvironment: MIGWIRE_TLS_RECORDS=own "
+		"(default: migwire seals the records\nafter OpenSSL's "
+		"handshake) or openssl (OpenSSL does; the wire is the same).\n"
+		"Exit status: 0 success, 1 failure, 2 usage error. Errors are "
+		"one line on stderr.\n");
 }
 
 static void print_main_help(FILE *f)
