@@ -136,6 +136,11 @@ ssize_t mw_tls_rec_open(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 size_t mw_tls_rec_pending(const struct mw_tls_sess *s);
 /* Output bytes the next seal needs beyond seal_bound(): a KeyUpdate due. */
 size_t mw_tls_rec_seal_extra(const struct mw_tls_sess *s);
+/* Tests only: seals p[0..n) as one record of inner content type ctype
+ * into out (n + 22 bytes), whatever it holds. Returns bytes or an error. */
+ssize_t mw_tls_rec_seal_type(struct mw_tls_sess *s, uint8_t ctype,
+			     const void *p, size_t n, uint8_t *out,
+			     size_t out_cap, struct mw_err *err);
 void mw_tls_rec_free(struct mw_tls_rec *r);
 
 /*

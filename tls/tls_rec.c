@@ -658,3 +658,25 @@ size_t mw_tls_rec_seal_extra(const struct mw_tls_sess *s)
 
 	return r->wr.seq >= r->rekey_at || r->ku_owed ? KU_REC_LEN : 0;
 }
+
+ssize_t mw_tls_rec_seal_type(struct mw_tls_sess *s, uint8_t ctype,
+			     const void *p, size_t n, uint8_t *out,
+			     size_t out_cap, struct mw_err *err)
+{
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)p, .iov_len = n };
+	struct iov_cur cur = { .iov = &iov };
+	ssize_t ret;
+
+	if (!s->own_rec || out_cap < n + REC_HDR + 1 + REC_TAG ||
+	    n + 1 + REC_TAG > REC_CT_MAX)
+		return mw_err_set(err, -EINVAL, "seal_type: not possible");
+	s->out = out;
+	s->out_cap = out_cap;
+	s->out_len = 0;
+	ret = seal_one(s, ctype, &cur, n, err);
+	if (!ret)
+		ret = (ssize_t)s->out_len;
+	s->out = NULL;
+	s->out_cap = s->out_len = 0;
+	return ret;
+}

@@ -1068,6 +1068,77 @@ static void record_bad_header(void **state)
 	assert_int_equal(mw_tls_open(p.s, p.c2s.buf, p.c2s.len, &used, out,
 				     sizeof(out), &err),
 			 -MW_E_TLS);
+	if (p.s->own_rec)
+		assert_msg(&err, "record of type 22 after the handshake");
+	pair_destroy(&p);
+}
+
+/*
+ * Records that authenticate but carry what a peer must not send after the
+ * handshake: each ends the session with its own message. The sealer is
+ * ours (any content), the opener ours too (its messages are checked).
+ */
+static void record_hostile_contents(void **state)
+{
+	static uint8_t big[MW_TLS_REC_PLAIN + 1], zeros[8];
+	static const uint8_t nst[] = { 4, 0, 0, 0 };
+	static const uint8_t ku_bad[] = { 24, 0, 0, 1, 2 };
+	static const uint8_t ku_more[] = { 24, 0, 0, 1, 0, 4, 0, 0, 0 };
+	static const uint8_t split[] = { 24, 0, 0, 5 };
+	static const uint8_t fatal[] = { 2, 40 };
+	static const uint8_t short_alert[] = { 1 };
+	static const uint8_t ccs[] = { 1 };
+	static const struct {
+		uint8_t ctype;
+		const uint8_t *p;
+		size_t n;
+		int code;
+		const char *msg;
+	} cases[] = {
+		{ 0x16, nst, 0, -MW_E_TLS, "empty handshake record" },
+		{ 0x16, nst, sizeof(nst), -MW_E_TLS,
+		  "unexpected handshake message 4" },
+		{ 0x16, ku_bad, sizeof(ku_bad), -MW_E_TLS, "malformed KeyUpdate" },
+		{ 0x16, ku_more, sizeof(ku_more), -MW_E_TLS,
+		  "data after KeyUpdate" },
+		{ 0x16, split, sizeof(split), -MW_E_TLS, "split across records" },
+		{ 0x15, fatal, sizeof(fatal), -MW_E_AUTH, "handshake failure" },
+		{ 0x15, short_alert, sizeof(short_alert), -MW_E_TLS,
+		  "malformed alert" },
+		{ 0x14, ccs, sizeof(ccs), -MW_E_TLS, "content type 20" },
+		{ 0x00, zeros, sizeof(zeros), -MW_E_TLS,
+		  "without a content type" },
+		{ 0x17, big, sizeof(big), -MW_E_TLS, "over the 16 KiB limit" },
+	};
+	static uint8_t ct[sizeof(big) + 64], out[sizeof(big)];
+	struct mw_err err = { 0 };
+	struct pair p;
+	size_t i, used;
+	ssize_t n;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pair_psk(&p);
+		if (!p.c->own_rec || !p.s->own_rec) {
+			pair_destroy(&p);
+			skip();
+		}
+		n = mw_tls_rec_seal_type(p.c, cases[i].ctype, cases[i].p,
+					 cases[i].n, ct, sizeof(ct), &err);
+		assert_true(n > 0);
+		assert_int_equal(mw_tls_open(p.s, ct, (size_t)n, &used, out,
+					     sizeof(out), &err),
+				 cases[i].code);
+		assert_msg(&err, cases[i].msg);
+		pair_destroy(&p);
+	}
+	/* user_canceled is not fatal: the data after it arrives */
+	pair_psk(&p);
+	n = mw_tls_rec_seal_type(p.c, 0x15, (const uint8_t[]){ 1, 90 }, 2, ct,
+				 sizeof(ct), &err);
+	assert_true(n > 0);
+	wire_put(&p.c2s, ct, (size_t)n);
+	pass_text(p.c, &p.c2s, p.s, "after");
 	pair_destroy(&p);
 }
 
@@ -1129,6 +1200,7 @@ int main(void)
 		cmocka_unit_test(record_ticket_keeps_libssl),
 		cmocka_unit_test(record_seal_after_close),
 		cmocka_unit_test(record_bad_header),
+		cmocka_unit_test(record_hostile_contents),
 		cmocka_unit_test(record_before_handshake),
 	};
 	/* the same cases with records sealed and opened by libssl on one
