@@ -370,8 +370,10 @@ int main(void)
 			fprintf(stderr, "ring/uring: %s\n", err.msg);
 			return 1;
 		}
+		/* The poll cases still count; a skip tells ctest that
+		 * half of this binary did not run (exit 77). */
 		fprintf(stderr, "ring/uring: skipped: %s\n", err.msg);
-		return ret;
+		return ret ? ret : 77;
 	}
 	test_io = MW_IO_URING;
 	memcpy(uring_tests, poll_tests, sizeof(uring_tests));
