@@ -169,19 +169,18 @@ static void bench_checksum(struct bench *b)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: bench_comp [options]\n"
-		"  --size SIZE     corpus bytes (default 64M)\n"
-		"  --seed N        mw-datagen seed (default 0)\n"
-		"  --codecs LIST   e.g. zstd,zlib (default zstd,zlib)\n"
-		"  --zstd-levels L comma list (default -3,1,3,9)\n"
-		"  --zlib-levels L comma list (default 1,6)\n"
-		"  --chunks LIST   chunk sizes (default 64K,256K,1M)\n"
-		"  --runs N        timed runs after one warm-up, 1..64 "
-		"(default 5)\n"
-		"  --cpu N         pin to this CPU\n"
-		"Prints one JSON line per configuration; the corpus is the\n"
-		"default mw-datagen mix. MW_GIT_SHA names the build.\n");
+	fprintf(f, "usage: bench_comp [options]\n"
+		   "  --size SIZE     corpus bytes (default 64M)\n"
+		   "  --seed N        mw-datagen seed (default 0)\n"
+		   "  --codecs LIST   e.g. zstd,zlib (default zstd,zlib)\n"
+		   "  --zstd-levels L comma list (default -3,1,3,9)\n"
+		   "  --zlib-levels L comma list (default 1,6)\n"
+		   "  --chunks LIST   chunk sizes (default 64K,256K,1M)\n"
+		   "  --runs N        timed runs after one warm-up, 1..64 "
+		   "(default 5)\n"
+		   "  --cpu N         pin to this CPU\n"
+		   "Prints one JSON line per configuration; the corpus is the\n"
+		   "default mw-datagen mix. MW_GIT_SHA names the build.\n");
 }
 
 /* Calls fn on each comma-separated item of list; stops at an error. */
@@ -265,7 +264,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bench b = { .size = 64u << 20, .runs = 5 };
-	struct run_ctx rc = { .b = &b, .codecs = "zstd,zlib",
+	struct run_ctx rc = { .b = &b,
+			      .codecs = "zstd,zlib",
 			      .chunks = "64K,256K,1M" };
 	struct mw_datagen_cfg cfg;
 	struct mw_cpus cpus = { 0 };

@@ -226,7 +226,8 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 
 	*seal_s = *open_s = 0;
 	if (!ciph || !ectx || !dctx || !plain || !ct) {
-		fprintf(stderr, "bench_ref: cipher %s unavailable\n", r->cipher);
+		fprintf(stderr, "bench_ref: cipher %s unavailable\n",
+			r->cipher);
 		goto out;
 	}
 	memset(key, 0x5a, sizeof(key));
@@ -257,8 +258,10 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 			rec[3] = (uint8_t)((n + 1 + TLS_TAG) >> 8);
 			rec[4] = (uint8_t)(n + 1 + TLS_TAG);
 			record_nonce(nonce, iv, seq++);
-			if (EVP_EncryptInit_ex(ectx, NULL, NULL, NULL, nonce) != 1 ||
-			    EVP_EncryptUpdate(ectx, NULL, &len, rec, TLS_HDR) != 1)
+			if (EVP_EncryptInit_ex(ectx, NULL, NULL, NULL, nonce) !=
+				    1 ||
+			    EVP_EncryptUpdate(ectx, NULL, &len, rec, TLS_HDR) !=
+				    1)
 				goto out;
 			while (got < n) {
 				if (!left) {
@@ -267,12 +270,14 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 						       chunk_len(r, ci) :
 						       (size_t)r->wire_len[ci];
 					src = r->wire_len[ci] < 0 ?
-						      r->corpus + ci * r->chunk :
+						      r->corpus +
+							      ci * r->chunk :
 						      r->wire + ci * r->bound;
 					ci++;
 				}
 				take = left < n - got ? left : n - got;
-				if (EVP_EncryptUpdate(ectx, p + got, &len, src + off,
+				if (EVP_EncryptUpdate(ectx, p + got, &len,
+						      src + off,
 						      (int)take) != 1 ||
 				    (size_t)len != take)
 					goto out;
@@ -280,7 +285,8 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 				off += take;
 				left -= take;
 			}
-			if (EVP_EncryptUpdate(ectx, p + n, &len, &ctype, 1) != 1 ||
+			if (EVP_EncryptUpdate(ectx, p + n, &len, &ctype, 1) !=
+				    1 ||
 			    EVP_EncryptFinal_ex(ectx, p + n + 1, &len) != 1 ||
 			    EVP_CIPHER_CTX_ctrl(ectx, EVP_CTRL_AEAD_GET_TAG,
 						TLS_TAG, p + n + 1) != 1)
@@ -294,14 +300,18 @@ static int cipher_pass(struct ref *r, double *seal_s, double *open_s)
 			size_t n = ct_len[k];
 
 			record_nonce(nonce, iv, oseq++);
-			if (EVP_DecryptInit_ex(dctx, NULL, NULL, NULL, nonce) != 1 ||
-			    EVP_DecryptUpdate(dctx, NULL, &len, rec, TLS_HDR) != 1 ||
-			    EVP_DecryptUpdate(dctx, plain, &len, p, (int)n) != 1 ||
+			if (EVP_DecryptInit_ex(dctx, NULL, NULL, NULL, nonce) !=
+				    1 ||
+			    EVP_DecryptUpdate(dctx, NULL, &len, rec, TLS_HDR) !=
+				    1 ||
+			    EVP_DecryptUpdate(dctx, plain, &len, p, (int)n) !=
+				    1 ||
 			    EVP_CIPHER_CTX_ctrl(dctx, EVP_CTRL_AEAD_SET_TAG,
 						TLS_TAG, p + n) != 1 ||
 			    EVP_DecryptFinal_ex(dctx, plain + len, &len) != 1) {
-				fprintf(stderr, "bench_ref: record %llu does "
-						"not open\n",
+				fprintf(stderr,
+					"bench_ref: record %llu does "
+					"not open\n",
 					(unsigned long long)(oseq - 1));
 				goto out;
 			}
@@ -589,8 +599,11 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ref r = { .size = 256u << 20, .chunk = 256u << 10,
-			 .threads = 2, .codec = MW_CODEC_ZSTD, .level = 1,
+	struct ref r = { .size = 256u << 20,
+			 .chunk = 256u << 10,
+			 .threads = 2,
+			 .codec = MW_CODEC_ZSTD,
+			 .level = 1,
 			 .cipher = "aes-256-gcm" };
 	const char *input = NULL, *sha;
 	struct mw_datagen_cfg cfg;

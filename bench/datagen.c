@@ -86,35 +86,38 @@ struct word {
 	char s[16];
 	uint8_t len;
 };
-#define W(x) { x, sizeof(x) - 1 }
+#define W(x)                     \
+	{                        \
+		x, sizeof(x) - 1 \
+	}
 
 static const struct word words[128] = {
-	W("the"),     W("of"),	    W("and"),	  W("to"),	W("a"),
-	W("in"),      W("is"),	    W("it"),	  W("you"),	W("that"),
-	W("he"),      W("was"),	    W("for"),	  W("on"),	W("are"),
-	W("with"),    W("as"),	    W("his"),	  W("they"),	W("be"),
-	W("at"),      W("one"),	    W("have"),	  W("this"),	W("from"),
-	W("or"),      W("had"),	    W("by"),	  W("hot"),	W("word"),
-	W("but"),     W("what"),    W("some"),	  W("we"),	W("can"),
-	W("out"),     W("other"),   W("were"),	  W("all"),	W("there"),
-	W("when"),    W("up"),	    W("use"),	  W("your"),	W("how"),
-	W("said"),    W("an"),	    W("each"),	  W("she"),	W("which"),
-	W("do"),      W("their"),   W("time"),	  W("if"),	W("will"),
-	W("way"),     W("about"),   W("many"),	  W("then"),	W("them"),
-	W("write"),   W("would"),   W("like"),	  W("so"),	W("these"),
-	W("her"),     W("long"),    W("make"),	  W("thing"),	W("see"),
-	W("him"),     W("two"),	    W("has"),	  W("look"),	W("more"),
-	W("day"),     W("could"),   W("go"),	  W("come"),	W("did"),
-	W("number"),  W("sound"),   W("no"),	  W("most"),	W("people"),
-	W("my"),      W("over"),    W("know"),	  W("water"),	W("than"),
-	W("call"),    W("first"),   W("who"),	  W("may"),	W("down"),
-	W("side"),    W("been"),    W("now"),	  W("find"),	W("memory"),
-	W("page"),    W("kernel"),  W("process"), W("system"),	W("file"),
-	W("network"), W("guest"),   W("host"),	  W("device"),	W("driver"),
-	W("buffer"),  W("request"), W("value"),	  W("error"),	W("state"),
+	W("the"),	W("of"),      W("and"),	    W("to"),	 W("a"),
+	W("in"),	W("is"),      W("it"),	    W("you"),	 W("that"),
+	W("he"),	W("was"),     W("for"),	    W("on"),	 W("are"),
+	W("with"),	W("as"),      W("his"),	    W("they"),	 W("be"),
+	W("at"),	W("one"),     W("have"),    W("this"),	 W("from"),
+	W("or"),	W("had"),     W("by"),	    W("hot"),	 W("word"),
+	W("but"),	W("what"),    W("some"),    W("we"),	 W("can"),
+	W("out"),	W("other"),   W("were"),    W("all"),	 W("there"),
+	W("when"),	W("up"),      W("use"),	    W("your"),	 W("how"),
+	W("said"),	W("an"),      W("each"),    W("she"),	 W("which"),
+	W("do"),	W("their"),   W("time"),    W("if"),	 W("will"),
+	W("way"),	W("about"),   W("many"),    W("then"),	 W("them"),
+	W("write"),	W("would"),   W("like"),    W("so"),	 W("these"),
+	W("her"),	W("long"),    W("make"),    W("thing"),	 W("see"),
+	W("him"),	W("two"),     W("has"),	    W("look"),	 W("more"),
+	W("day"),	W("could"),   W("go"),	    W("come"),	 W("did"),
+	W("number"),	W("sound"),   W("no"),	    W("most"),	 W("people"),
+	W("my"),	W("over"),    W("know"),    W("water"),	 W("than"),
+	W("call"),	W("first"),   W("who"),	    W("may"),	 W("down"),
+	W("side"),	W("been"),    W("now"),	    W("find"),	 W("memory"),
+	W("page"),	W("kernel"),  W("process"), W("system"), W("file"),
+	W("network"),	W("guest"),   W("host"),    W("device"), W("driver"),
+	W("buffer"),	W("request"), W("value"),   W("error"),	 W("state"),
 	W("migration"), W("virtual"), W("machine"), W("server"), W("client"),
-	W("table"),   W("index"),   W("user"),	  W("data"),	W("stream"),
-	W("channel"), W("block"),   W("queue"),
+	W("table"),	W("index"),   W("user"),    W("data"),	 W("stream"),
+	W("channel"),	W("block"),   W("queue"),
 };
 
 static void page_text(uint8_t *p, uint64_t *s)
@@ -155,41 +158,44 @@ struct insn {
 	uint8_t b[8];	  /* opcode bytes; the immediate overwrites the tail */
 	uint8_t len, imm; /* total length; kind of trailing immediate */
 };
-#define I(len, imm, ...) { { __VA_ARGS__ }, len, imm }
+#define I(len, imm, ...)                  \
+	{                                 \
+		{ __VA_ARGS__ }, len, imm \
+	}
 
 /* Frequent compiler output; 32 entries so 5 bits pick one. */
 static const struct insn insns[32] = {
-	I(1, IMM_NONE, 0x55),		 /* push rbp */
-	I(3, IMM_NONE, 0x48, 0x89, 0xe5),	 /* mov rbp,rsp */
-	I(4, IMM_D8, 0x48, 0x83, 0xec),	 /* sub rsp,imm8 */
-	I(4, IMM_D8, 0x48, 0x8b, 0x45),	 /* mov rax,[rbp+d8] */
-	I(4, IMM_D8, 0x48, 0x89, 0x45),	 /* mov [rbp+d8],rax */
-	I(3, IMM_D8, 0x8b, 0x45),		 /* mov eax,[rbp+d8] */
-	I(3, IMM_D8, 0x89, 0x45),		 /* mov [rbp+d8],eax */
-	I(5, IMM_32, 0xe8),		 /* call rel32 */
-	I(5, IMM_32, 0xb8),		 /* mov eax,imm32 */
-	I(2, IMM_D8, 0x74),		 /* je rel8 */
-	I(2, IMM_D8, 0x75),		 /* jne rel8 */
-	I(2, IMM_D8, 0xeb),		 /* jmp rel8 */
-	I(3, IMM_NONE, 0x48, 0x85, 0xc0),	 /* test rax,rax */
-	I(2, IMM_NONE, 0x31, 0xc0),	 /* xor eax,eax */
-	I(3, IMM_NONE, 0x48, 0x89, 0xc7),	 /* mov rdi,rax */
-	I(3, IMM_NONE, 0x48, 0x89, 0xde),	 /* mov rsi,rbx */
-	I(1, IMM_NONE, 0xc3),		 /* ret: then padding */
-	I(1, IMM_NONE, 0x5d),		 /* pop rbp */
-	I(1, IMM_NONE, 0x53),		 /* push rbx */
-	I(1, IMM_NONE, 0x5b),		 /* pop rbx */
-	I(7, IMM_32, 0x48, 0x8d, 0x05),	 /* lea rax,[rip+d32] */
-	I(7, IMM_32, 0x48, 0x8b, 0x05),	 /* mov rax,[rip+d32] */
-	I(6, IMM_32, 0x0f, 0x84),		 /* je rel32 */
-	I(6, IMM_32, 0x0f, 0x85),		 /* jne rel32 */
-	I(3, IMM_NONE, 0x48, 0x39, 0xd0),	 /* cmp rax,rdx */
-	I(4, IMM_D8, 0x48, 0x83, 0xc4),	 /* add rsp,imm8 */
-	I(3, IMM_D8, 0x83, 0xf8),		 /* cmp eax,imm8 */
-	I(4, IMM_D8, 0x48, 0x8b, 0x7d),	 /* mov rdi,[rbp+d8] */
-	I(4, IMM_D8, 0x48, 0x8b, 0x75),	 /* mov rsi,[rbp+d8] */
-	I(3, IMM_NONE, 0x48, 0x89, 0xd8),	 /* mov rax,rbx */
-	I(2, IMM_NONE, 0x89, 0xc2),	 /* mov edx,eax */
+	I(1, IMM_NONE, 0x55),			/* push rbp */
+	I(3, IMM_NONE, 0x48, 0x89, 0xe5),	/* mov rbp,rsp */
+	I(4, IMM_D8, 0x48, 0x83, 0xec),		/* sub rsp,imm8 */
+	I(4, IMM_D8, 0x48, 0x8b, 0x45),		/* mov rax,[rbp+d8] */
+	I(4, IMM_D8, 0x48, 0x89, 0x45),		/* mov [rbp+d8],rax */
+	I(3, IMM_D8, 0x8b, 0x45),		/* mov eax,[rbp+d8] */
+	I(3, IMM_D8, 0x89, 0x45),		/* mov [rbp+d8],eax */
+	I(5, IMM_32, 0xe8),			/* call rel32 */
+	I(5, IMM_32, 0xb8),			/* mov eax,imm32 */
+	I(2, IMM_D8, 0x74),			/* je rel8 */
+	I(2, IMM_D8, 0x75),			/* jne rel8 */
+	I(2, IMM_D8, 0xeb),			/* jmp rel8 */
+	I(3, IMM_NONE, 0x48, 0x85, 0xc0),	/* test rax,rax */
+	I(2, IMM_NONE, 0x31, 0xc0),		/* xor eax,eax */
+	I(3, IMM_NONE, 0x48, 0x89, 0xc7),	/* mov rdi,rax */
+	I(3, IMM_NONE, 0x48, 0x89, 0xde),	/* mov rsi,rbx */
+	I(1, IMM_NONE, 0xc3),			/* ret: then padding */
+	I(1, IMM_NONE, 0x5d),			/* pop rbp */
+	I(1, IMM_NONE, 0x53),			/* push rbx */
+	I(1, IMM_NONE, 0x5b),			/* pop rbx */
+	I(7, IMM_32, 0x48, 0x8d, 0x05),		/* lea rax,[rip+d32] */
+	I(7, IMM_32, 0x48, 0x8b, 0x05),		/* mov rax,[rip+d32] */
+	I(6, IMM_32, 0x0f, 0x84),		/* je rel32 */
+	I(6, IMM_32, 0x0f, 0x85),		/* jne rel32 */
+	I(3, IMM_NONE, 0x48, 0x39, 0xd0),	/* cmp rax,rdx */
+	I(4, IMM_D8, 0x48, 0x83, 0xc4),		/* add rsp,imm8 */
+	I(3, IMM_D8, 0x83, 0xf8),		/* cmp eax,imm8 */
+	I(4, IMM_D8, 0x48, 0x8b, 0x7d),		/* mov rdi,[rbp+d8] */
+	I(4, IMM_D8, 0x48, 0x8b, 0x75),		/* mov rsi,[rbp+d8] */
+	I(3, IMM_NONE, 0x48, 0x89, 0xd8),	/* mov rax,rbx */
+	I(2, IMM_NONE, 0x89, 0xc2),		/* mov edx,eax */
 	I(5, IMM_NONE, 0x0f, 0x1f, 0x44, 0x00), /* nopl 0(rax,rax) */
 };
 
@@ -275,8 +281,8 @@ static void page_fill(uint8_t *p, const struct mw_datagen_cfg *cfg,
 	}
 }
 
-void mw_datagen_fill(uint8_t *buf, size_t len,
-		     const struct mw_datagen_cfg *cfg, uint64_t offset)
+void mw_datagen_fill(uint8_t *buf, size_t len, const struct mw_datagen_cfg *cfg,
+		     uint64_t offset)
 {
 	uint8_t tmp[MW_DATAGEN_PAGE];
 	uint64_t page = offset / MW_DATAGEN_PAGE;

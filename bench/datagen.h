@@ -51,7 +51,7 @@ enum mw_datagen_kind mw_datagen_page_kind(const struct mw_datagen_cfg *cfg,
  * Writes bytes [offset, offset + len) of the stream cfg describes into buf.
  * offset need not be page-aligned. Pure function: any thread.
  */
-void mw_datagen_fill(uint8_t *buf, size_t len,
-		     const struct mw_datagen_cfg *cfg, uint64_t offset);
+void mw_datagen_fill(uint8_t *buf, size_t len, const struct mw_datagen_cfg *cfg,
+		     uint64_t offset);
 
 #endif

@@ -144,7 +144,8 @@ static int parse_args(int argc, char **argv, struct mw_datagen_cfg *cfg,
 		case OPT_TEXT:
 		case OPT_CODE:
 		case OPT_RANDOM:
-			k = c - OPT_ZERO; /* same order as enum mw_datagen_kind */
+			k = c -
+			    OPT_ZERO; /* same order as enum mw_datagen_kind */
 			if (parse_fraction(optarg, &cfg->weight[k]))
 				return bad_value(long_opts[3 + k].name, optarg);
 			break;
@@ -166,7 +167,8 @@ static int parse_args(int argc, char **argv, struct mw_datagen_cfg *cfg,
 	}
 	if (optind < argc || !have_size) {
 		fprintf(stderr, "mw-datagen: %s\n",
-			have_size ? "unexpected argument" : "--size is required");
+			have_size ? "unexpected argument" :
+				    "--size is required");
 		usage(stderr);
 		return 2;
 	}

@@ -22,9 +22,9 @@ void mw_log_set_side(const char *side);
 void mw_log_emit(int lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-#define MW_LOG(lvl, ...)                               \
-	do {                                           \
-		if ((lvl) <= mw_log_level)             \
+#define MW_LOG(lvl, ...)                                 \
+	do {                                             \
+		if ((lvl) <= mw_log_level)               \
 			mw_log_emit((lvl), __VA_ARGS__); \
 	} while (0)
 

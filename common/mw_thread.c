@@ -7,8 +7,7 @@
 #include <sched.h>
 #include <time.h>
 
-int mw_thread_place(const char *name, const struct mw_cpus *cpus,
-		    unsigned slot)
+int mw_thread_place(const char *name, const struct mw_cpus *cpus, unsigned slot)
 {
 	cpu_set_t set;
 

@@ -162,7 +162,7 @@ int mw_end_decode(const uint8_t *p, size_t n, struct mw_end *out)
 	/* a chunk holds at least one byte and at most MW_CHUNK_MAX */
 	if (out->chunks > out->bytes ||
 	    out->bytes / MW_CHUNK_MAX + !!(out->bytes % MW_CHUNK_MAX) >
-	    out->chunks)
+		    out->chunks)
 		return -MW_E_PROTO;
 	return 0;
 }

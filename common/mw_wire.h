@@ -34,9 +34,9 @@
 enum mw_frame_type {
 	MW_FT_HELLO = 1,    /* sender -> receiver, first frame of a channel */
 	MW_FT_HELLO_OK = 2, /* receiver -> sender: channel admitted */
-	MW_FT_DATA = 3,     /* one chunk of a stream */
-	MW_FT_END = 4,      /* a stream direction is complete: totals */
-	MW_FT_ACK = 5,      /* receiver -> sender: output flushed and closed */
+	MW_FT_DATA = 3,	    /* one chunk of a stream */
+	MW_FT_END = 4,	    /* a stream direction is complete: totals */
+	MW_FT_ACK = 5,	    /* receiver -> sender: output flushed and closed */
 	MW_FT_ERROR = 6,    /* either way: the session failed, text follows */
 	MW_FT_OPEN = 7,	    /* sender -> receiver: a stream starts */
 	MW_FT_WINDOW = 8,   /* receiver -> sender: credit for a stream */
@@ -104,12 +104,12 @@ struct mw_close {
 };
 
 struct mw_end {
-	uint64_t bytes;  /* raw bytes in the stream direction */
+	uint64_t bytes;	 /* raw bytes in the stream direction */
 	uint64_t chunks; /* DATA frames in the stream direction */
 };
 
 struct mw_ack {
-	uint64_t bytes;  /* raw bytes written to the output */
+	uint64_t bytes;	 /* raw bytes written to the output */
 	uint64_t chunks; /* chunks written */
 };
 

@@ -31,9 +31,8 @@ static ssize_t none_compress(struct mw_codec_ctx *ctx, const void *src,
 	return mw_err_set(err, -MW_E_NOSPACE, "none: chunk travels raw");
 }
 
-static int none_decompress(struct mw_codec_ctx *ctx, const void *src,
-			   size_t n, void *dst, size_t raw_len,
-			   struct mw_err *err)
+static int none_decompress(struct mw_codec_ctx *ctx, const void *src, size_t n,
+			   void *dst, size_t raw_len, struct mw_err *err)
 {
 	return mw_err_set(err, -MW_E_CORRUPT,
 			  "none: %zu-byte payload is not marked raw", n);

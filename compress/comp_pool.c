@@ -61,8 +61,7 @@ static uint64_t comp_thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void comp_job_compress(struct mw_codec_ctx *ctx,
-			      struct mw_comp_job *job)
+static void comp_job_compress(struct mw_codec_ctx *ctx, struct mw_comp_job *job)
 {
 	ssize_t n;
 
@@ -200,7 +199,8 @@ int mw_comp_pool_new(struct mw_comp_pool **out, enum mw_codec c, int level,
 	}
 	p->cap = queue_cap;
 	p->nthreads = nthreads;
-	snprintf(p->prefix, sizeof(p->prefix), "%s", prefix ? prefix : "mw-comp");
+	snprintf(p->prefix, sizeof(p->prefix), "%s",
+		 prefix ? prefix : "mw-comp");
 	if (cpus)
 		p->cpus = *cpus;
 	p->cpu_slot0 = cpu_slot0;

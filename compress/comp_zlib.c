@@ -81,9 +81,8 @@ static ssize_t zlib_compress(struct mw_codec_ctx *ctx, const void *src,
 			  s->msg ? s->msg : zError(ret));
 }
 
-static int zlib_decompress(struct mw_codec_ctx *ctx, const void *src,
-			   size_t n, void *dst, size_t raw_len,
-			   struct mw_err *err)
+static int zlib_decompress(struct mw_codec_ctx *ctx, const void *src, size_t n,
+			   void *dst, size_t raw_len, struct mw_err *err)
 {
 	struct zlib_priv *z = ctx->priv;
 	z_stream *s = &z->inf;

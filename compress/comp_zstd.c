@@ -55,8 +55,8 @@ static int zstd_init(struct mw_codec_ctx *ctx)
 	/* Only out-of-range values fail, and the level was checked. */
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(
 		    z->cctx, ZSTD_c_compressionLevel, ctx->level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag,
-						0)))
+	    ZSTD_isError(
+		    ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_checksumFlag, 0)))
 		return -EINVAL;
 	return 0;
 }
@@ -73,13 +73,11 @@ static ssize_t zstd_compress(struct mw_codec_ctx *ctx, const void *src,
 	if (ZSTD_getErrorCode(ret) == ZSTD_error_dstSize_tooSmall)
 		return mw_err_set(err, -MW_E_NOSPACE,
 				  "zstd: %zu bytes do not shrink", n);
-	return mw_err_set(err, -MW_E_CODEC, "zstd: %s",
-			  ZSTD_getErrorName(ret));
+	return mw_err_set(err, -MW_E_CODEC, "zstd: %s", ZSTD_getErrorName(ret));
 }
 
-static int zstd_decompress(struct mw_codec_ctx *ctx, const void *src,
-			   size_t n, void *dst, size_t raw_len,
-			   struct mw_err *err)
+static int zstd_decompress(struct mw_codec_ctx *ctx, const void *src, size_t n,
+			   void *dst, size_t raw_len, struct mw_err *err)
 {
 	struct zstd_priv *z = ctx->priv;
 	unsigned long long fcs = ZSTD_getFrameContentSize(src, n);

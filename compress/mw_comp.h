@@ -76,14 +76,14 @@ struct mw_comp_job {
 	size_t src_len;
 	uint8_t *dst; /* compress: >= mw_codec_bound(); decompress: raw */
 	size_t dst_cap;
-	size_t raw_len;	   /* decompress: expected raw length */
-	bool raw;	   /* decompress: src is raw, only verify */
-	uint64_t csum;	   /* decompress: expected checksum */
+	size_t raw_len; /* decompress: expected raw length */
+	bool raw;	/* decompress: src is raw, only verify */
+	uint64_t csum;	/* decompress: expected checksum */
 	mw_comp_done_fn *done;
 	void *opaque; /* the caller's, untouched */
 	/* out */
-	int ret;	  /* 0 or -errno/-MW_E_*; text in err */
-	size_t out_len;	  /* compress: bytes in dst (unless raw) */
+	int ret;	/* 0 or -errno/-MW_E_*; text in err */
+	size_t out_len; /* compress: bytes in dst (unless raw) */
 	struct mw_err err;
 	/* compress outputs raw and csum too: raw = did not shrink */
 };

@@ -26,14 +26,16 @@ enum mw_tls_mode { MW_TLS_OFF = 0, MW_TLS_X509, MW_TLS_PSK };
 
 struct mw_tls_cfg {
 	enum mw_tls_mode mode;
-	bool server;		/* recv side: accepts connections */
-	const char *creds_dir;	/* X509: QEMU layout directory */
-	const char *hostname;	/* client: name (or IP) the server cert must match */
-	const char *psk_file;	/* PSK: keys.psk */
-	const char *psk_identity; /* PSK client: identity to use (default "qemu") */
+	bool server;	       /* recv side: accepts connections */
+	const char *creds_dir; /* X509: QEMU layout directory */
+	const char
+		*hostname; /* client: name (or IP) the server cert must match */
+	const char *psk_file; /* PSK: keys.psk */
+	const char *
+		psk_identity; /* PSK client: identity to use (default "qemu") */
 };
 
-struct mw_tls_ctx; /* shared by all channels of a side; thread-safe */
+struct mw_tls_ctx;  /* shared by all channels of a side; thread-safe */
 struct mw_tls_sess; /* one per channel; used by one thread at a time */
 
 /* Loads credentials and builds the context. On error *err says which file

@@ -102,9 +102,10 @@ static int creds_load_pair(SSL_CTX *sc, const char *dir, const char *side,
 					  "%s: private key does not match %s",
 					  key, cert);
 		}
-		return mw_err_set(err, -MW_E_TLS,
-				  "%s: not a valid unencrypted PEM private key (%s)",
-				  key, mw_tls_ossl_errstr(e, sizeof(e)));
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"%s: not a valid unencrypted PEM private key (%s)", key,
+			mw_tls_ossl_errstr(e, sizeof(e)));
 	}
 	ERR_clear_error();
 	if (SSL_CTX_check_private_key(sc) != 1) {
@@ -198,7 +199,8 @@ int mw_tls_creds_psk_load(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 	int ret;
 
 	if (!cfg->psk_file || !cfg->psk_file[0])
-		return mw_err_set(err, -EINVAL, "PSK TLS needs a keys.psk file");
+		return mw_err_set(err, -EINVAL,
+				  "PSK TLS needs a keys.psk file");
 	ctx->psk_path = strdup(cfg->psk_file);
 	if (!ctx->psk_path)
 		return mw_err_set(err, -ENOMEM, "out of memory");
@@ -247,9 +249,10 @@ static ssize_t psk_line(const char *p, size_t n, const char **id,
 	size_t hex_len, i;
 
 	if (!colon)
-		return mw_err_set(err, -EINVAL,
-				  "line %u: missing ':' between identity and key",
-				  lineno);
+		return mw_err_set(
+			err, -EINVAL,
+			"line %u: missing ':' between identity and key",
+			lineno);
 	*id = p;
 	*id_len = (size_t)(colon - p);
 	if (*id_len == 0)
@@ -260,20 +263,23 @@ static ssize_t psk_line(const char *p, size_t n, const char **id,
 	if (hex_len == 0)
 		return mw_err_set(err, -EINVAL, "line %u: empty key", lineno);
 	if (hex_len % 2)
-		return mw_err_set(err, -EINVAL,
-				  "line %u: key has an odd number of hex digits (%zu)",
-				  lineno, hex_len);
+		return mw_err_set(
+			err, -EINVAL,
+			"line %u: key has an odd number of hex digits (%zu)",
+			lineno, hex_len);
 	for (i = 0; i < hex_len; i++)
 		if (hex_val(hex[i]) < 0)
-			return mw_err_set(err, -EINVAL,
-					  "line %u: key is not hex (character %zu)",
-					  lineno, i + 1);
+			return mw_err_set(
+				err, -EINVAL,
+				"line %u: key is not hex (character %zu)",
+				lineno, i + 1);
 	if (!key)
 		return (ssize_t)(hex_len / 2);
 	if (hex_len / 2 > key_cap)
-		return mw_err_set(err, -EINVAL,
-				  "line %u: key of %zu bytes is longer than %zu",
-				  lineno, hex_len / 2, key_cap);
+		return mw_err_set(
+			err, -EINVAL,
+			"line %u: key of %zu bytes is longer than %zu", lineno,
+			hex_len / 2, key_cap);
 	for (i = 0; i < hex_len / 2; i++)
 		key[i] = (uint8_t)(hex_val(hex[2 * i]) << 4 |
 				   hex_val(hex[2 * i + 1]));
@@ -315,8 +321,7 @@ ssize_t mw_tls_psk_parse(const char *text, size_t len, const char *identity,
 		if (found >= 0 || !identity || id_len != want ||
 		    memcmp(id, identity, want))
 			continue;
-		found = psk_line(p, n, &id, &id_len, key, key_cap, lineno,
-				 err);
+		found = psk_line(p, n, &id, &id_len, key, key_cap, lineno, err);
 		if (found < 0)
 			return found;
 	}

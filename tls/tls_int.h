@@ -45,16 +45,16 @@
 
 struct mw_tls_ctx {
 	SSL_CTX *ssl_ctx;
-	bool own_records;	/* tls_rec.c seals and opens after the handshake */
+	bool own_records; /* tls_rec.c seals and opens after the handshake */
 	enum mw_tls_mode mode;
 	bool server;
-	char *hostname;		/* client x509: name or IP to verify */
+	char *hostname; /* client x509: name or IP to verify */
 	bool host_is_ip;
-	char *ca_path;		/* for "not signed by <ca>" in messages */
+	char *ca_path; /* for "not signed by <ca>" in messages */
 	char *psk_path;
-	char *psk_text;		/* server: keys.psk text, wiped on free */
+	char *psk_text; /* server: keys.psk text, wiped on free */
 	size_t psk_text_len;
-	char *psk_identity;	/* client */
+	char *psk_identity;		 /* client */
 	uint8_t psk_key[MW_TLS_PSK_MAX]; /* client */
 	size_t psk_key_len;
 };
@@ -65,7 +65,7 @@ struct mw_tls_dir {
 	uint8_t secret[EVP_MAX_MD_SIZE]; /* current traffic secret */
 	size_t secret_len;
 	uint8_t iv[12];
-	uint64_t seq;		/* records under the current key */
+	uint64_t seq; /* records under the current key */
 };
 
 /* Our own record layer once the handshake is done (tls_rec.c). */
@@ -75,14 +75,14 @@ struct mw_tls_rec {
 	char md_name[32];
 	size_t key_len, secret_len;
 	struct mw_tls_dir rd, wr;
-	uint8_t *plain;		/* one opened record that did not fit out */
+	uint8_t *plain; /* one opened record that did not fit out */
 	size_t plain_off, plain_len;
-	bool closed;		/* close_notify received */
-	bool ku_owed;		/* the peer asked for our KeyUpdate */
-	uint64_t rekey_at;	/* MW_TLS_REKEY_RECORDS; tests lower it */
-	uint64_t wr_mark;	/* BIO bytes written when our key was made */
+	bool closed;	   /* close_notify received */
+	bool ku_owed;	   /* the peer asked for our KeyUpdate */
+	uint64_t rekey_at; /* MW_TLS_REKEY_RECORDS; tests lower it */
+	uint64_t wr_mark;  /* BIO bytes written when our key was made */
 	bool wr_marked;
-	struct mw_err wr_err;	/* the write side is dead: why */
+	struct mw_err wr_err; /* the write side is dead: why */
 	unsigned long long key_updates_sent, key_updates_recv;
 };
 
@@ -97,14 +97,14 @@ struct mw_tls_sess {
 	/* see DESIGN above */
 	uint8_t *spill;
 	size_t spill_len, spill_cap;
-	uint8_t *stage;		/* MW_TLS_REC_PLAIN bytes: gathers iovecs */
+	uint8_t *stage; /* MW_TLS_REC_PLAIN bytes: gathers iovecs */
 	bool hs_done;
 	bool saw_input;
-	bool own_rec;		/* records go through rec, not libssl */
+	bool own_rec; /* records go through rec, not libssl */
 	struct mw_tls_rec rec;
-	struct mw_err cb_err;	/* found inside an OpenSSL callback */
-	struct mw_err sticky;	/* open: error held back behind data */
-	char peer[256];		/* mw_tls_peer_name() */
+	struct mw_err cb_err; /* found inside an OpenSSL callback */
+	struct mw_err sticky; /* open: error held back behind data */
+	char peer[256];	      /* mw_tls_peer_name() */
 };
 
 /*

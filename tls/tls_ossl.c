@@ -223,18 +223,20 @@ static int sess_fail_verify(struct mw_tls_sess *s, struct mw_err *err)
 	long vr = SSL_get_verify_result(s->ssl);
 
 	if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
-		return mw_err_set(err, -MW_E_AUTH,
-				  "server certificate does not match host name '%s'",
-				  ctx->hostname);
+		return mw_err_set(
+			err, -MW_E_AUTH,
+			"server certificate does not match host name '%s'",
+			ctx->hostname);
 	if (vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		return mw_err_set(err, -MW_E_AUTH,
-				  "server certificate does not match IP address '%s'",
-				  ctx->hostname);
+		return mw_err_set(
+			err, -MW_E_AUTH,
+			"server certificate does not match IP address '%s'",
+			ctx->hostname);
 	if (x509_err_is_issuer(vr))
-		return mw_err_set(err, -MW_E_AUTH,
-				  "certificate verify failed: %s (peer certificate is not signed by %s)",
-				  X509_verify_cert_error_string(vr),
-				  ctx->ca_path);
+		return mw_err_set(
+			err, -MW_E_AUTH,
+			"certificate verify failed: %s (peer certificate is not signed by %s)",
+			X509_verify_cert_error_string(vr), ctx->ca_path);
 	return mw_err_set(err, -MW_E_AUTH, "certificate verify failed: %s",
 			  X509_verify_cert_error_string(vr));
 }
@@ -251,17 +253,20 @@ int mw_tls_fail_alert(struct mw_tls_sess *s, int alert, const char *text,
 		code = -MW_E_AUTH;
 
 	if (code == -MW_E_AUTH && ctx->mode == MW_TLS_PSK && !ctx->server)
-		return mw_err_set(err, code,
-				  "peer rejected the %s: %s (does its keys.psk have identity '%s' with our key?)",
-				  what, text, ctx->psk_identity);
+		return mw_err_set(
+			err, code,
+			"peer rejected the %s: %s (does its keys.psk have identity '%s' with our key?)",
+			what, text, ctx->psk_identity);
 	if (alert == SSL_AD_CERTIFICATE_REQUIRED)
-		return mw_err_set(err, code,
-				  "peer rejected the %s: %s (it requires a client certificate)",
-				  what, text);
+		return mw_err_set(
+			err, code,
+			"peer rejected the %s: %s (it requires a client certificate)",
+			what, text);
 	if (code == -MW_E_AUTH && ctx->mode == MW_TLS_X509)
-		return mw_err_set(err, code,
-				  "peer rejected the %s: %s (it does not accept our certificate)",
-				  what, text);
+		return mw_err_set(
+			err, code,
+			"peer rejected the %s: %s (it does not accept our certificate)",
+			what, text);
 	return mw_err_set(err, code, "peer aborted the %s: %s", what, text);
 }
 
@@ -309,9 +314,10 @@ static int sess_fail(struct mw_tls_sess *s, int r, const char *what,
 		return mw_err_set(err, -MW_E_AUTH,
 				  "peer did not present a certificate");
 	case SSL_R_BINDER_DOES_NOT_VERIFY:
-		return mw_err_set(err, -MW_E_AUTH,
-				  "PSK of identity '%s' differs from the peer's (binder does not verify)",
-				  s->peer[0] ? s->peer + 4 : "?");
+		return mw_err_set(
+			err, -MW_E_AUTH,
+			"PSK of identity '%s' differs from the peer's (binder does not verify)",
+			s->peer[0] ? s->peer + 4 : "?");
 	case SSL_R_WRONG_VERSION_NUMBER:
 	case SSL_R_HTTP_REQUEST:
 	case SSL_R_HTTPS_PROXY_REQUEST:
@@ -322,9 +328,10 @@ static int sess_fail(struct mw_tls_sess *s, int r, const char *what,
 					  ERR_reason_error_string(code));
 		break;
 	case SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC:
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS record failed authentication, data corrupted or injected (%s)",
-				  text);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS record failed authentication, data corrupted or injected (%s)",
+			text);
 	default:
 		break;
 	}
@@ -351,9 +358,10 @@ static int sess_not_tls(const uint8_t *in, size_t n, struct mw_err *err)
 	}
 	*p = '\0';
 	if (printable)
-		return mw_err_set(err, -MW_E_TLS,
-				  "peer is not speaking TLS (first bytes look like plaintext: \"%s\")",
-				  show);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"peer is not speaking TLS (first bytes look like plaintext: \"%s\")",
+			show);
 	return mw_err_set(err, -MW_E_TLS,
 			  "peer is not speaking TLS (first bytes: %s)", show);
 }
@@ -361,8 +369,7 @@ static int sess_not_tls(const uint8_t *in, size_t n, struct mw_err *err)
 /* ---- PSK ---- */
 
 /* Identities come from the wire: keep messages one printable line. */
-static void psk_ident_show(char *dst, size_t cap, const uint8_t *id,
-			   size_t len)
+static void psk_ident_show(char *dst, size_t cap, const uint8_t *id, size_t len)
 {
 	size_t i, n = len < cap - 1 ? len : cap - 1;
 
@@ -478,9 +485,10 @@ static int ctx_set_records(struct mw_tls_ctx *ctx, unsigned int flags,
 	const char *mode = mw_tls_records_mode();
 
 	if (!mode)
-		return mw_err_set(err, -MW_E_USAGE,
-				  "MIGWIRE_TLS_RECORDS='%s': use 'own' or 'openssl'",
-				  getenv("MIGWIRE_TLS_RECORDS"));
+		return mw_err_set(
+			err, -MW_E_USAGE,
+			"MIGWIRE_TLS_RECORDS='%s': use 'own' or 'openssl'",
+			getenv("MIGWIRE_TLS_RECORDS"));
 	ctx->own_records = !(flags & MW_TLS_CTX_OSSL_RECORDS) &&
 			   !strcmp(mode, "own");
 	return 0;
@@ -494,8 +502,9 @@ static int ctx_set_host(struct mw_tls_ctx *ctx, const char *host,
 	size_t n;
 
 	if (!host || !host[0])
-		return mw_err_set(err, -EINVAL,
-				  "x509 client needs the server's host name to check its certificate");
+		return mw_err_set(
+			err, -EINVAL,
+			"x509 client needs the server's host name to check its certificate");
 	n = strlen(host);
 	if (host[0] == '[' && n > 2 && host[n - 1] == ']')
 		ctx->hostname = strndup(host + 1, n - 2);
@@ -557,9 +566,9 @@ static int ctx_setup_ssl(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 		return ret;
 	/* QEMU's verify-peer=on: the server insists on a client certificate */
 	if (cfg->server)
-		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER |
-					       SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-				   NULL);
+		SSL_CTX_set_verify(
+			sc, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			NULL);
 	else
 		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
 	return 0;
@@ -574,10 +583,12 @@ int mw_tls_ctx_new_opt(struct mw_tls_ctx **out, const struct mw_tls_cfg *cfg,
 
 	*out = NULL;
 	if (cfg->mode != MW_TLS_X509 && cfg->mode != MW_TLS_PSK)
-		return mw_err_set(err, -EINVAL, "TLS context without a TLS mode");
+		return mw_err_set(err, -EINVAL,
+				  "TLS context without a TLS mode");
 	pthread_once(&bio_once, bio_meth_init);
 	if (!bio_meth)
-		return mw_err_set(err, -ENOMEM, "TLS: cannot create BIO method");
+		return mw_err_set(err, -ENOMEM,
+				  "TLS: cannot create BIO method");
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return mw_err_set(err, -ENOMEM, "out of memory");
@@ -754,8 +765,9 @@ int mw_tls_handshake(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 	} else {
 		ret = sess_fail(s, r, "handshake", err);
 		if (ret == 0)
-			ret = mw_err_set(err, -MW_E_CLOSED,
-					 "peer closed TLS during the handshake");
+			ret = mw_err_set(
+				err, -MW_E_CLOSED,
+				"peer closed TLS during the handshake");
 	}
 done:
 	*consumed = s->in_off;
@@ -787,8 +799,9 @@ static int seal_write(struct mw_tls_sess *s, const void *p, size_t n,
 		r = SSL_write(s->ssl, p, (int)chunk);
 		if (r <= 0) {
 			r = sess_fail(s, r, "seal", err);
-			return r ? r : mw_err_set(err, -MW_E_TLS,
-						  "TLS seal after close");
+			return r ? r :
+				   mw_err_set(err, -MW_E_TLS,
+					      "TLS seal after close");
 		}
 		p = (const uint8_t *)p + r;
 		n -= (size_t)r;
@@ -814,16 +827,18 @@ ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
 		return mw_err_set(err, -MW_E_TLS, "TLS seal before handshake");
 	for (i = 0; i < iovcnt; i++) {
 		if (total + iov[i].iov_len < total)
-			return mw_err_set(err, -EINVAL, "TLS seal: size overflow");
+			return mw_err_set(err, -EINVAL,
+					  "TLS seal: size overflow");
 		total += iov[i].iov_len;
 	}
 	need = mw_tls_seal_bound(total) - MW_TLS_SEAL_SLACK + s->spill_len;
 	if (s->own_rec)
 		need += mw_tls_rec_seal_extra(s);
 	if (out_cap < need)
-		return mw_err_set(err, -MW_E_NOSPACE,
-				  "TLS seal: %zu plaintext bytes need %zu bytes of output, buffer has %zu",
-				  total, need, out_cap);
+		return mw_err_set(
+			err, -MW_E_NOSPACE,
+			"TLS seal: %zu plaintext bytes need %zu bytes of output, buffer has %zu",
+			total, need, out_cap);
 	sess_lend(s, NULL, 0, out, out_cap);
 	if (s->own_rec) {
 		ret = mw_tls_rec_seal(s, iov, iovcnt, total, err);
@@ -840,8 +855,9 @@ ssize_t mw_tls_seal(struct mw_tls_sess *s, const struct iovec *iov, int iovcnt,
 		if (avail == left || avail >= MW_TLS_REC_PLAIN) {
 			n = avail == left ? avail :
 					    avail - avail % MW_TLS_REC_PLAIN;
-			ret = seal_write(s, (const uint8_t *)iov[i].iov_base +
-						    off, n, err);
+			ret = seal_write(s,
+					 (const uint8_t *)iov[i].iov_base + off,
+					 n, err);
 			off += n;
 		} else {
 			n = left < MW_TLS_REC_PLAIN ? left : MW_TLS_REC_PLAIN;
@@ -928,9 +944,10 @@ ssize_t mw_tls_close(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 	if (!s->hs_done)
 		return mw_err_set(err, -MW_E_TLS, "TLS close before handshake");
 	if (out_cap < need)
-		return mw_err_set(err, -MW_E_NOSPACE,
-				  "TLS close: need %zu bytes of output, buffer has %zu",
-				  need, out_cap);
+		return mw_err_set(
+			err, -MW_E_NOSPACE,
+			"TLS close: need %zu bytes of output, buffer has %zu",
+			need, out_cap);
 	sess_lend(s, NULL, 0, out, out_cap);
 	if (s->own_rec) {
 		ret = mw_tls_rec_close(s, err);

@@ -74,14 +74,12 @@ static int hkdf_label(struct mw_tls_rec *r, const uint8_t *secret,
 	p[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
 	p[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
 						r->md_name, 0);
-	p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-						 (void *)(uintptr_t)secret,
-						 r->secret_len);
+	p[2] = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)secret, r->secret_len);
 	p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PREFIX,
 						 (char[]){ "tls13 " }, 6);
-	p[4] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_LABEL,
-						 (void *)(uintptr_t)label,
-						 strlen(label));
+	p[4] = OSSL_PARAM_construct_octet_string(
+		OSSL_KDF_PARAM_LABEL, (void *)(uintptr_t)label, strlen(label));
 	p[5] = OSSL_PARAM_construct_end();
 	ok = EVP_KDF_derive(kc, out, n, p) == 1;
 	EVP_KDF_CTX_free(kc);
@@ -240,9 +238,8 @@ int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err)
 	    SSL_get_key_update_type(s->ssl) != SSL_KEY_UPDATE_NONE ||
 	    SSL_get_early_data_status(s->ssl) == SSL_EARLY_DATA_ACCEPTED)
 		goto out;
-	if (s->ctx->server &&
-	    (!r->wr_marked ||
-	     BIO_number_written(SSL_get_wbio(s->ssl)) != r->wr_mark))
+	if (s->ctx->server && (!r->wr_marked || BIO_number_written(SSL_get_wbio(
+							s->ssl)) != r->wr_mark))
 		goto out;
 	name = suite_cipher(SSL_CIPHER_get_protocol_id(c), &r->key_len);
 	md = SSL_CIPHER_get_handshake_digest(c);
@@ -332,10 +329,11 @@ static int seal_one(struct mw_tls_sess *s, uint8_t ctype, struct iov_cur *cur,
 		piece = cur->iov[cur->i].iov_len - cur->off;
 		if (piece > n)
 			piece = n;
-		if (EVP_EncryptUpdate(d->cc, q, &len,
-				      (const uint8_t *)cur->iov[cur->i].iov_base +
-					      cur->off,
-				      (int)piece) != 1)
+		if (EVP_EncryptUpdate(
+			    d->cc, q, &len,
+			    (const uint8_t *)cur->iov[cur->i].iov_base +
+				    cur->off,
+			    (int)piece) != 1)
 			return seal_fail(err);
 		q += len;
 		cur->off += piece;
@@ -359,7 +357,8 @@ static int seal_one(struct mw_tls_sess *s, uint8_t ctype, struct iov_cur *cur,
 static int seal_key_update(struct mw_tls_sess *s, struct mw_err *err)
 {
 	struct mw_tls_rec *r = &s->rec;
-	uint8_t msg[5] = { HS_KEY_UPDATE, 0, 0, 1, 0 /* update_not_requested */ };
+	uint8_t msg[5] = { HS_KEY_UPDATE, 0, 0, 1,
+			   0 /* update_not_requested */ };
 	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
 	struct iov_cur cur = { .iov = &iov };
 	int ret;
@@ -411,7 +410,8 @@ ssize_t mw_tls_rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
 
 ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err)
 {
-	static const uint8_t alert[2] = { 1 /* warning */, 0 /* close_notify */ };
+	static const uint8_t alert[2] = { 1 /* warning */,
+					  0 /* close_notify */ };
 	struct iovec iov = { .iov_base = (void *)(uintptr_t)alert,
 			     .iov_len = 2 };
 	struct iov_cur cur = { .iov = &iov };
@@ -441,32 +441,38 @@ static int open_handshake(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 
 	/* RFC 8446 5.1: no zero-length handshake fragments */
 	if (!n)
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS connection failed: empty handshake record");
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS connection failed: empty handshake record");
 	while (n) {
 		if (n < 4 || (len = (size_t)p[1] << 16 | (size_t)p[2] << 8 |
 				    p[3]) > n - 4)
-			return mw_err_set(err, -MW_E_TLS,
-					  "TLS connection failed: handshake message split across records (not supported after the handshake)");
+			return mw_err_set(
+				err, -MW_E_TLS,
+				"TLS connection failed: handshake message split across records (not supported after the handshake)");
 		if (p[0] == HS_KEY_UPDATE) {
 			if (len != 1 || p[4] > 1)
-				return mw_err_set(err, -MW_E_TLS,
-						  "TLS connection failed: malformed KeyUpdate");
+				return mw_err_set(
+					err, -MW_E_TLS,
+					"TLS connection failed: malformed KeyUpdate");
 			/* must end its record: the next one uses the new key */
 			if (n != 5)
-				return mw_err_set(err, -MW_E_TLS,
-						  "TLS connection failed: data after KeyUpdate in the same record");
+				return mw_err_set(
+					err, -MW_E_TLS,
+					"TLS connection failed: data after KeyUpdate in the same record");
 			if (dir_update(r, &r->rd, 0) < 0)
-				return mw_err_set(err, -MW_E_TLS,
-						  "TLS connection failed: cannot derive the peer's next key: %s",
-						  mw_tls_ossl_errstr(e, sizeof(e)));
+				return mw_err_set(
+					err, -MW_E_TLS,
+					"TLS connection failed: cannot derive the peer's next key: %s",
+					mw_tls_ossl_errstr(e, sizeof(e)));
 			if (p[4])
 				r->ku_owed = true;
 			r->key_updates_recv++;
 		} else if (p[0] != HS_NEW_SESSION_TICKET || s->ctx->server) {
-			return mw_err_set(err, -MW_E_TLS,
-					  "TLS connection failed: unexpected handshake message %u after the handshake",
-					  p[0]);
+			return mw_err_set(
+				err, -MW_E_TLS,
+				"TLS connection failed: unexpected handshake message %u after the handshake",
+				p[0]);
 		}
 		p += 4 + len;
 		n -= 4 + len;
@@ -490,8 +496,8 @@ static int open_alert(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 	if (p[1] == SSL_AD_USER_CANCELLED)
 		return 0;
 	/* libssl's words for it, as when libssl reads the alert */
-	text = ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0,
-						SSL_AD_REASON_OFFSET + p[1]));
+	text = ERR_reason_error_string(
+		ERR_PACK(ERR_LIB_SSL, 0, SSL_AD_REASON_OFFSET + p[1]));
 	return mw_tls_fail_alert(s, p[1],
 				 text ? text : SSL_alert_desc_string_long(p[1]),
 				 "connection", err);
@@ -521,30 +527,32 @@ static ssize_t open_one(struct mw_tls_sess *s, const uint8_t *in, size_t clen,
 	ERR_clear_error();
 	if (fin != 1) {
 		OPENSSL_cleanse(dst, n);
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS record failed authentication, data corrupted or injected (bad record mac, record %llu of this key)",
-				  (unsigned long long)d->seq);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS record failed authentication, data corrupted or injected (bad record mac, record %llu of this key)",
+			(unsigned long long)d->seq);
 	}
 	d->seq++;
 	/* RFC 8446 5.4: zero padding, then the real content type */
 	while (n && !dst[n - 1])
 		n--;
 	if (!n)
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS connection failed: record without a content type");
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS connection failed: record without a content type");
 	*ctype = dst[--n];
 	if (n > MW_TLS_REC_PLAIN)
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS connection failed: record of %zu bytes is over the 16 KiB limit",
-				  n);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS connection failed: record of %zu bytes is over the 16 KiB limit",
+			n);
 	return (ssize_t)n;
-fail:
-	{
-		char e[256];
+fail : {
+	char e[256];
 
-		return mw_err_set(err, -MW_E_TLS, "TLS open failed: %s",
-				  mw_tls_ossl_errstr(e, sizeof(e)));
-	}
+	return mw_err_set(err, -MW_E_TLS, "TLS open failed: %s",
+			  mw_tls_ossl_errstr(e, sizeof(e)));
+}
 }
 
 /* Checks the 5-byte header; returns the ciphertext length or an error. */
@@ -553,17 +561,20 @@ static ssize_t hdr_check(const uint8_t *h, struct mw_err *err)
 	size_t clen = (size_t)h[3] << 8 | h[4];
 
 	if (h[0] != CT_APPDATA)
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS connection failed: record of type %u after the handshake (only application data is sent encrypted)",
-				  h[0]);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS connection failed: record of type %u after the handshake (only application data is sent encrypted)",
+			h[0]);
 	if (h[1] != 3 || h[2] != 3)
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS connection failed: record version %u.%u (want 3.3)",
-				  h[1], h[2]);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS connection failed: record version %u.%u (want 3.3)",
+			h[1], h[2]);
 	if (clen < 1 + REC_TAG || clen > REC_CT_MAX)
-		return mw_err_set(err, -MW_E_TLS,
-				  "TLS connection failed: record length %zu out of range",
-				  clen);
+		return mw_err_set(
+			err, -MW_E_TLS,
+			"TLS connection failed: record length %zu out of range",
+			clen);
 	return (ssize_t)clen;
 }
 
@@ -623,9 +634,10 @@ static ssize_t open_into(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 		} else if (ctype == CT_ALERT) {
 			ret = open_alert(s, dst, (size_t)n, err);
 		} else {
-			ret = mw_err_set(err, -MW_E_TLS,
-					 "TLS connection failed: record of content type %u",
-					 ctype);
+			ret = mw_err_set(
+				err, -MW_E_TLS,
+				"TLS connection failed: record of content type %u",
+				ctype);
 		}
 		if (ret)
 			return ret;

@@ -50,7 +50,8 @@ struct opt_def {
 	const char *help;
 };
 
-static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 static int usage_err(const char *fmt, ...)
 {
 	char msg[512];
@@ -71,8 +72,10 @@ static int parse_u32_opt(const char *name, const char *arg, uint32_t min,
 	if (mw_parse_u32(arg, min, max, out) == 0)
 		return 0;
 	snprintf(range, sizeof(range), "%u..%u", min, max);
-	fprintf(stderr, "migwire: --%s: '%s' is not a number in %s "
-		"(see --help)\n", name, arg, range);
+	fprintf(stderr,
+		"migwire: --%s: '%s' is not a number in %s "
+		"(see --help)\n",
+		name, arg, range);
 	return -MW_E_USAGE;
 }
 
@@ -82,7 +85,8 @@ static int parse_size_opt(const char *name, const char *arg, uint64_t min,
 	uint64_t v;
 
 	if (mw_parse_size(arg, &v) || v < min || v > max) {
-		fprintf(stderr, "migwire: --%s: '%s' is not a size in "
+		fprintf(stderr,
+			"migwire: --%s: '%s' is not a size in "
 			"%llu..%llu bytes (suffixes K, M, G) (see --help)\n",
 			name, arg, (unsigned long long)min,
 			(unsigned long long)max);
@@ -92,7 +96,11 @@ static int parse_size_opt(const char *name, const char *arg, uint64_t min,
 	return 0;
 }
 
-static int o_to(struct opts *o, const char *a) { o->to = a; return 0; }
+static int o_to(struct opts *o, const char *a)
+{
+	o->to = a;
+	return 0;
+}
 static int o_listen(struct opts *o, const char *a)
 {
 	if (o->side_name[0] == 'r') {
@@ -114,15 +122,51 @@ static int o_connect(struct opts *o, const char *a)
 	o->connect_eps[o->nr_connect++] = a;
 	return 0;
 }
-static int o_creds(struct opts *o, const char *a) { o->creds = a; return 0; }
-static int o_psk(struct opts *o, const char *a) { o->psk = a; return 0; }
-static int o_psk_id(struct opts *o, const char *a) { o->psk_id = a; return 0; }
-static int o_host(struct opts *o, const char *a) { o->hostname = a; return 0; }
-static int o_notls(struct opts *o, const char *a) { o->no_tls = true; return 0; }
-static int o_input(struct opts *o, const char *a) { o->input = a; return 0; }
-static int o_norp(struct opts *o, const char *a) { o->no_rp = true; return 0; }
-static int o_output(struct opts *o, const char *a) { o->output = a; return 0; }
-static int o_cpus(struct opts *o, const char *a) { o->cpus = a; return 0; }
+static int o_creds(struct opts *o, const char *a)
+{
+	o->creds = a;
+	return 0;
+}
+static int o_psk(struct opts *o, const char *a)
+{
+	o->psk = a;
+	return 0;
+}
+static int o_psk_id(struct opts *o, const char *a)
+{
+	o->psk_id = a;
+	return 0;
+}
+static int o_host(struct opts *o, const char *a)
+{
+	o->hostname = a;
+	return 0;
+}
+static int o_notls(struct opts *o, const char *a)
+{
+	o->no_tls = true;
+	return 0;
+}
+static int o_input(struct opts *o, const char *a)
+{
+	o->input = a;
+	return 0;
+}
+static int o_norp(struct opts *o, const char *a)
+{
+	o->no_rp = true;
+	return 0;
+}
+static int o_output(struct opts *o, const char *a)
+{
+	o->output = a;
+	return 0;
+}
+static int o_cpus(struct opts *o, const char *a)
+{
+	o->cpus = a;
+	return 0;
+}
 static int o_stats(struct opts *o, const char *a)
 {
 	o->cfg.stats_file = a;
@@ -162,7 +206,8 @@ static int o_compress(struct opts *o, const char *a)
 {
 	if (mw_codec_parse(a, &o->cfg.codec))
 		return usage_err("--compress: unknown codec '%s'; use none, "
-				 "zlib or zstd", a);
+				 "zlib or zstd",
+				 a);
 	return 0;
 }
 
@@ -196,8 +241,8 @@ static int o_threads(struct opts *o, const char *a)
 static int o_chunk(struct opts *o, const char *a)
 {
 	uint64_t v = 0;
-	int ret = parse_size_opt("chunk-size", a, MW_CHUNK_MIN, MW_CHUNK_MAX,
-				 &v);
+	int ret =
+		parse_size_opt("chunk-size", a, MW_CHUNK_MIN, MW_CHUNK_MAX, &v);
 
 	if (!ret)
 		o->cfg.chunk_size = (uint32_t)v;
@@ -230,7 +275,8 @@ static int o_io(struct opts *o, const char *a)
 {
 	if (mw_io_parse(a, &o->cfg.io))
 		return usage_err("--io: unknown engine '%s'; use auto, uring "
-				 "or poll", a);
+				 "or poll",
+				 a);
 	return 0;
 }
 
@@ -345,11 +391,13 @@ static void print_usage(FILE *f, int side)
 		if (!(d->side & side))
 			continue;
 		snprintf(left, sizeof(left), "--%s%s%s", d->name,
-			 d->arg_name ? " " : "", d->arg_name ? d->arg_name : "");
+			 d->arg_name ? " " : "",
+			 d->arg_name ? d->arg_name : "");
 		fprintf(f, "  %-28s %s\n", left, d->help);
 	}
 	fprintf(f, "  %-28s %s\n", "-h, --help", "this text");
-	fprintf(f, "\nTLS is on by default (TLS 1.3, mutual X.509 or PSK); "
+	fprintf(f,
+		"\nTLS is on by default (TLS 1.3, mutual X.509 or PSK); "
 		"--no-tls must be said.\nEnvironment: MIGWIRE_TLS_RECORDS=own "
 		"(default: migwire seals the records\nafter OpenSSL's "
 		"handshake) or openssl (OpenSSL does; the wire is the same).\n"
@@ -370,7 +418,8 @@ static void print_main_help(FILE *f)
 		"       migwire --version\n\n"
 		"`migwire send --help` and `migwire recv --help` list the "
 		"options.\nSee also: man migwire (docs/migwire.1), "
-		"docs/usage.md.\n", MW_VERSION);
+		"docs/usage.md.\n",
+		MW_VERSION);
 }
 
 static int parse_fd(const char *name, const char *arg, int *out)
@@ -378,7 +427,8 @@ static int parse_fd(const char *name, const char *arg, int *out)
 	uint32_t v;
 
 	if (strncmp(arg, "fd:", 3) || mw_parse_u32(arg + 3, 0, 65535, &v))
-		return usage_err("--%s: '%s' is not of the form fd:N", name, arg);
+		return usage_err("--%s: '%s' is not of the form fd:N", name,
+				 arg);
 	if (fcntl((int)v, F_GETFD) < 0)
 		return usage_err("--%s: descriptor %u is not open", name, v);
 	*out = (int)v;
@@ -424,8 +474,9 @@ static int finish_cfg(struct opts *o, int side)
 	int lmin, lmax;
 
 	if (!addr)
-		return usage_err("%s is required", side == SIDE_SEND ?
-				 "--to HOST:PORT" : "--listen HOST:PORT");
+		return usage_err("%s is required",
+				 side == SIDE_SEND ? "--to HOST:PORT" :
+						     "--listen HOST:PORT");
 	if (mw_parse_hostport(addr, c->host, sizeof(c->host), &c->port))
 		return usage_err("'%s' is not HOST:PORT", addr);
 	if (side == SIDE_SEND && !c->host[0])
@@ -464,10 +515,11 @@ static int finish_cfg(struct opts *o, int side)
 	if (o->output && parse_fd("output", o->output, &c->out_fd))
 		return -MW_E_USAGE;
 	/* a socket from QEMU's fd: URI carries both directions */
-	c->rev_fd = side == SIDE_SEND ? (o->input && is_socket(c->in_fd) ?
-					  c->in_fd : STDOUT_FILENO) :
-					 (o->output && is_socket(c->out_fd) ?
-					  c->out_fd : STDIN_FILENO);
+	c->rev_fd = side == SIDE_SEND ?
+			    (o->input && is_socket(c->in_fd) ? c->in_fd :
+							       STDOUT_FILENO) :
+			    (o->output && is_socket(c->out_fd) ? c->out_fd :
+								 STDIN_FILENO);
 	/* a receiver writing to a file or terminal is not under QEMU: its
 	 * stdin (e.g. an ssh session's) is no return path */
 	if (side == SIDE_RECV && (o->no_rp || !is_pipe_or_socket(c->out_fd)))
@@ -491,13 +543,15 @@ static int finish_cfg(struct opts *o, int side)
 		for (i = 0; i < n; i++)
 			if (mw_endpoint_parse(eps[i], &c->eps[i]))
 				return usage_err("'%s' is not unix:PATH or "
-						 "tcp:HOST:PORT", eps[i]);
+						 "tcp:HOST:PORT",
+						 eps[i]);
 		c->nr_eps = n;
 	}
 	if (o->cpus) {
 		if (mw_parse_cpus(o->cpus, &c->cpus))
 			return usage_err("--cpus: '%s' is not a CPU list like "
-					 "0-3,8", o->cpus);
+					 "0-3,8",
+					 o->cpus);
 	} else {
 		mw_cpus_isolated(&c->cpus);
 	}
@@ -513,7 +567,8 @@ static void print_config(const struct opts *o, int side)
 	printf("side=%s\n", side == SIDE_SEND ? "send" : "recv");
 	printf("address=%s:%u\n", c->host, c->port);
 	printf("tls=%s\n", c->tls.mode == MW_TLS_X509 ? "x509" :
-	       c->tls.mode == MW_TLS_PSK ? "psk" : "off");
+			   c->tls.mode == MW_TLS_PSK  ? "psk" :
+							"off");
 	if (c->tls.mode != MW_TLS_OFF)
 		printf("tls-records=%s\n",
 		       records ? records : "(invalid MIGWIRE_TLS_RECORDS)");
@@ -527,9 +582,11 @@ static void print_config(const struct opts *o, int side)
 			printf("tls-hostname=%s\n", c->tls.hostname);
 	}
 	if (side == SIDE_RECV)
-		printf("return-path=%s\n", c->nr_eps ? "per connection" :
+		printf("return-path=%s\n",
+		       c->nr_eps ? "per connection" :
 		       c->rev_fd >= 0 && is_pipe_or_socket(c->rev_fd) ?
-		       "stdin" : "off");
+				   "stdin" :
+				   "off");
 	printf("threads=%u\nwindow=%llu\ntimeout=%u\n", c->threads,
 	       (unsigned long long)c->window, c->timeout_s);
 	printf("io=%s\n", mw_io_name(c->io));
@@ -585,23 +642,26 @@ static int run_side(int side, int argc, char **argv)
 		if (c == 'v' || c == 'q')
 			c = 1000 + opt_index(c == 'v' ? "verbose" : "quiet");
 		if (c < 1000 || c >= 1000 + (int)NOPTS) {
-			if (c == ':' || (c == '?' && optopt &&
-					 optopt >= 1000))
-				fprintf(stderr, "migwire %s: option '%s' needs "
-					"a value (see --help)\n", o.side_name,
-					argv[optind - 1]);
+			if (c == ':' || (c == '?' && optopt && optopt >= 1000))
+				fprintf(stderr,
+					"migwire %s: option '%s' needs "
+					"a value (see --help)\n",
+					o.side_name, argv[optind - 1]);
 			else
-				fprintf(stderr, "migwire %s: unknown option "
-					"'%s' (see --help)\n", o.side_name,
-					argv[optind - 1]);
+				fprintf(stderr,
+					"migwire %s: unknown option "
+					"'%s' (see --help)\n",
+					o.side_name, argv[optind - 1]);
 			return 2;
 		}
 		if (opt_defs[c - 1000].fn(&o, optarg))
 			return 2;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "migwire %s: unexpected argument '%s' (see "
-			"--help)\n", o.side_name, argv[optind]);
+		fprintf(stderr,
+			"migwire %s: unexpected argument '%s' (see "
+			"--help)\n",
+			o.side_name, argv[optind]);
 		return 2;
 	}
 	if (finish_cfg(&o, side))
@@ -613,8 +673,8 @@ static int run_side(int side, int argc, char **argv)
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
 	if (ret) {
-		mw_log_emit(MW_LOG_ERR, "%s", err.msg[0] ? err.msg :
-			    mw_strerror(ret));
+		mw_log_emit(MW_LOG_ERR, "%s",
+			    err.msg[0] ? err.msg : mw_strerror(ret));
 		/* a bad setting found only at start-up (the environment) */
 		return ret == -MW_E_USAGE ? 2 : 1;
 	}

@@ -106,10 +106,11 @@ static int recv_some(struct mw_conn *c, unsigned long long deadline)
 					  strerror(errno));
 		ret = mw_net_wait(c->fd, POLLIN, deadline);
 		if (ret)
-			return mw_err_set(&c->err, ret, "%s",
-					  ret == -MW_E_TIMEOUT ?
-					  "peer sent nothing before the timeout" :
-					  mw_strerror(ret));
+			return mw_err_set(
+				&c->err, ret, "%s",
+				ret == -MW_E_TIMEOUT ?
+					"peer sent nothing before the timeout" :
+					mw_strerror(ret));
 	}
 }
 
@@ -200,7 +201,8 @@ int mw_conn_send_frame(struct mw_conn *c, const struct mw_frame_hdr *h,
 	uint8_t hdr[MW_FRAME_HDR_LEN];
 	struct iovec iov[2] = {
 		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
-		{ .iov_base = (void *)(uintptr_t)payload, .iov_len = h->wire_len },
+		{ .iov_base = (void *)(uintptr_t)payload,
+		  .iov_len = h->wire_len },
 	};
 	uint8_t *sealed;
 	size_t cap;
@@ -218,8 +220,7 @@ int mw_conn_send_frame(struct mw_conn *c, const struct mw_frame_hdr *h,
 	sealed = malloc(cap);
 	if (!sealed)
 		return -ENOMEM;
-	n = mw_tls_seal(c->tls, iov, h->wire_len ? 2 : 1, sealed, cap,
-			&c->err);
+	n = mw_tls_seal(c->tls, iov, h->wire_len ? 2 : 1, sealed, cap, &c->err);
 	ret = n < 0 ? (int)n : send_all(c, sealed, (size_t)n, deadline);
 	free(sealed);
 	return ret;
@@ -236,8 +237,9 @@ int mw_conn_recv_frame(struct mw_conn *c, struct mw_frame_hdr *h,
 		return ret;
 	ret = mw_frame_hdr_decode(hdr, sizeof(hdr), (uint32_t)cap, h);
 	if (ret)
-		return mw_err_set(&c->err, ret,
-				  "malformed frame header (not a migwire peer?)");
+		return mw_err_set(
+			&c->err, ret,
+			"malformed frame header (not a migwire peer?)");
 	return mw_conn_read(c, payload, h->wire_len, deadline);
 }
 

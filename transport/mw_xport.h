@@ -33,27 +33,27 @@ enum mw_io {
 
 struct mw_xp_cfg {
 	/* both sides */
-	enum mw_codec codec;	   /* send: codec to use */
-	int level;		   /* send: codec level */
-	bool adaptive;		   /* send: raw when the codec is behind */
-	uint32_t nr_chans;	   /* send: channels to open */
-	uint32_t chunk_size;	   /* send: bytes per chunk */
-	uint64_t window;	   /* bytes of chunk buffers on this side */
-	uint32_t threads;	   /* compress (send) / decompress (recv) workers */
-	struct mw_tls_cfg tls;	   /* mode MW_TLS_OFF only with --no-tls */
-	struct mw_cpus cpus;	   /* placement; n == 0: not pinned */
-	uint64_t max_bw;	   /* send: wire bytes per second; 0 = no cap */
-	uint32_t timeout_s;	   /* handshake, channel join and stall bound */
-	uint32_t wait_s;	   /* recv: wait for the first channel; 0 = forever */
-	const char *stats_file;	   /* JSON lines, or NULL */
-	const char *latency_file;  /* "stream seq ns" per chunk read (send) or
+	enum mw_codec codec;   /* send: codec to use */
+	int level;	       /* send: codec level */
+	bool adaptive;	       /* send: raw when the codec is behind */
+	uint32_t nr_chans;     /* send: channels to open */
+	uint32_t chunk_size;   /* send: bytes per chunk */
+	uint64_t window;       /* bytes of chunk buffers on this side */
+	uint32_t threads;      /* compress (send) / decompress (recv) workers */
+	struct mw_tls_cfg tls; /* mode MW_TLS_OFF only with --no-tls */
+	struct mw_cpus cpus;   /* placement; n == 0: not pinned */
+	uint64_t max_bw;       /* send: wire bytes per second; 0 = no cap */
+	uint32_t timeout_s;    /* handshake, channel join and stall bound */
+	uint32_t wait_s; /* recv: wait for the first channel; 0 = forever */
+	const char *stats_file;	  /* JSON lines, or NULL */
+	const char *latency_file; /* "stream seq ns" per chunk read (send) or
 				    * written (recv), CLOCK_MONOTONIC; or NULL */
-	int verbose;		   /* -v: summary line at the end */
-	enum mw_io io;		   /* the channels' I/O engine */
-	int in_fd;		   /* send: stream source */
-	int out_fd;		   /* recv: stream sink */
-	int rev_fd;		   /* exec mode: send: stdout, recv: stdin; -1: none */
-	char host[256];		   /* send: --to host; recv: --listen host */
+	int verbose;		  /* -v: summary line at the end */
+	enum mw_io io;		  /* the channels' I/O engine */
+	int in_fd;		  /* send: stream source */
+	int out_fd;		  /* recv: stream sink */
+	int rev_fd;	/* exec mode: send: stdout, recv: stdin; -1: none */
+	char host[256]; /* send: --to host; recv: --listen host */
 	uint16_t port;
 	/* socket mode: send --listen / recv --connect, paired by position;
 	 * none: exec mode, one stream over in_fd/out_fd and rev_fd */

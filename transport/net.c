@@ -21,8 +21,7 @@
 #include "mw_thread.h"
 #include "xp_int.h"
 
-void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf,
-		      size_t cap)
+void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
@@ -65,7 +64,8 @@ void mw_net_tune(int fd, uint32_t timeout_s)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 	/* a dead peer fails the write instead of hanging for 15 minutes */
 	if (uto)
-		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto,
+			   sizeof(uto));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
@@ -90,9 +90,8 @@ int mw_net_wait(int fd, short ev, unsigned long long deadline)
 	return r == 0 ? -MW_E_TIMEOUT : 0;
 }
 
-int mw_net_connect(const char *host, uint16_t port,
-		   unsigned long long deadline, char *peer, size_t peer_cap,
-		   struct mw_err *err)
+int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
+		   char *peer, size_t peer_cap, struct mw_err *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	char portstr[8];
@@ -107,8 +106,9 @@ int mw_net_connect(const char *host, uint16_t port,
 		socklen_t l = sizeof(ret);
 		int soerr = 0;
 
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-			    SOCK_NONBLOCK, ai->ai_protocol);
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
 		if (fd < 0) {
 			ret = -errno;
 			continue;
@@ -118,7 +118,8 @@ int mw_net_connect(const char *host, uint16_t port,
 			ret = mw_net_wait(fd, POLLOUT, deadline);
 			if (!ret) {
 				l = sizeof(soerr);
-				getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
+					   &l);
 				ret = -soerr;
 			}
 			if (!ret)
@@ -143,7 +144,8 @@ int mw_net_connect(const char *host, uint16_t port,
 int mw_net_listen(const char *host, uint16_t port, struct mw_err *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *res;
+				  .ai_flags = AI_PASSIVE },
+			*res;
 	char portstr[8];
 	int fd, one = 1, gai, ret;
 
@@ -173,7 +175,6 @@ err_res:
 			  port, mw_strerror(ret));
 }
 
-
 int mw_endpoint_parse(const char *s, struct mw_endpoint *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -195,7 +196,8 @@ int mw_endpoint_parse(const char *s, struct mw_endpoint *out)
 	if (!strncmp(s, "tcp:", 4)) {
 		out->type = MW_EP_TCP;
 		if (mw_parse_hostport(s + 4, out->addr, sizeof(out->addr),
-				      &out->port) || !out->addr[0])
+				      &out->port) ||
+		    !out->addr[0])
 			return -EINVAL;
 		return 0;
 	}

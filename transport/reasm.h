@@ -27,8 +27,8 @@ struct mw_reasm {
 	uint64_t granted; /* the sender may send seq < granted */
 	uint64_t end;	  /* chunks in the stream, once END said so */
 	bool ended;
-	uint8_t *state;	  /* per slot, enum mw_reasm_state */
-	uint64_t *seq;	  /* per slot */
+	uint8_t *state; /* per slot, enum mw_reasm_state */
+	uint64_t *seq;	/* per slot */
 };
 
 /* nslots >= 1; the initial credit is nslots. Returns 0 or -ENOMEM. */

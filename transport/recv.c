@@ -61,7 +61,7 @@
 #include "xp_int.h"
 
 #define MAX_PENDING 64 /* connections authenticating at once */
-#define JOIN_SECS 10	/* an unauthenticated connection's time limit */
+#define JOIN_SECS 10   /* an unauthenticated connection's time limit */
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
 #define REV_QUEUE 16 /* reverse frames queued per channel before blocking */
 #define UD_EFD 1
@@ -190,8 +190,9 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	uint64_t slots;
 	int ret;
 
-	r->wire_cap = codec == MW_CODEC_NONE ? 0 :
-		      mw_codec_bound(codec, h->chunk_size);
+	r->wire_cap = codec == MW_CODEC_NONE ?
+			      0 :
+			      mw_codec_bound(codec, h->chunk_size);
 	per = h->chunk_size + r->wire_cap;
 	slots = cfg->window / per;
 	/* exec: one stream gets the whole window; sockets: a quarter each,
@@ -202,7 +203,8 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	ret = mw_comp_pool_new(&r->pool, codec, mw_codec_level_default(codec),
 			       cfg->threads, r->credit * MW_STREAMS_MAX,
 			       codec == MW_CODEC_ZSTD ? "mw-unzstd" :
-			       codec == MW_CODEC_ZLIB ? "mw-unzlib" : "mw-sum",
+			       codec == MW_CODEC_ZLIB ? "mw-unzlib" :
+							"mw-sum",
 			       &cfg->cpus, 1);
 	if (ret)
 		return mw_err_set(err, ret, "decompress pool: %s",
@@ -210,9 +212,10 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	r->sess = *h;
 	r->have_session = true;
 	r->first_join_ns = mw_now_ns();
-	MW_LOG(MW_LOG_INFO, "session: %u channels, %s, chunk %u, %u slots "
-	       "per stream", h->chan_count, mw_codec_name(codec),
-	       h->chunk_size, r->credit);
+	MW_LOG(MW_LOG_INFO,
+	       "session: %u channels, %s, chunk %u, %u slots "
+	       "per stream",
+	       h->chan_count, mw_codec_name(codec), h->chunk_size, r->credit);
 	return 0;
 }
 
@@ -224,8 +227,8 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 	if (h->version != MW_PROTO_VERSION)
 		return mw_err_set(err, -MW_E_AUTH,
 				  "protocol version %u not supported (this "
-				  "receiver speaks %u)", h->version,
-				  MW_PROTO_VERSION);
+				  "receiver speaks %u)",
+				  h->version, MW_PROTO_VERSION);
 	if (h->codec >= MW_CODEC_MAX)
 		return mw_err_set(err, -MW_E_PROTO, "unknown codec %u",
 				  h->codec);
@@ -236,8 +239,9 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 				  "channel belongs to another session");
 	if (h->chan_count != r->sess.chan_count || h->codec != r->sess.codec ||
 	    h->chunk_size != r->sess.chunk_size)
-		return mw_err_set(err, -MW_E_PROTO,
-				  "channel parameters differ from the session's");
+		return mw_err_set(
+			err, -MW_E_PROTO,
+			"channel parameters differ from the session's");
 	if (r->chans[h->chan_index])
 		return mw_err_set(err, -MW_E_PROTO, "channel %u joined twice",
 				  h->chan_index);
@@ -254,8 +258,8 @@ static void poke_all_locked(struct receiver *r)
 
 /* Queues a frame on the channel that carries stream `id`'s control and
  * reverse traffic. limit > 0 blocks while that queue is that full. */
-static int queue_for_stream(struct receiver *r, unsigned id,
-			    struct mw_ctl *c, unsigned limit)
+static int queue_for_stream(struct receiver *r, unsigned id, struct mw_ctl *c,
+			    unsigned limit)
 {
 	struct rx_chan *ch;
 
@@ -303,7 +307,8 @@ static void check_complete_locked(struct receiver *r)
 	if (a.bytes != r->close.bytes || a.chunks != r->close.chunks) {
 		mw_fail_set(&r->fail, -MW_E_CORRUPT,
 			    "session totals differ: wrote %" PRIu64 " bytes, "
-			    "sender sent %" PRIu64, a.bytes, r->close.bytes);
+			    "sender sent %" PRIu64,
+			    a.bytes, r->close.bytes);
 		return;
 	}
 	r->complete = true;
@@ -340,7 +345,8 @@ static struct rx_stream *stream_get_locked(struct receiver *r, uint32_t id,
 	if (r->streams[id])
 		return r->streams[id];
 	if (!cfg->nr_eps && id > 0) {
-		chan_err(ch, -MW_E_PROTO, "stream %u, but this receiver has no "
+		chan_err(ch, -MW_E_PROTO,
+			 "stream %u, but this receiver has no "
 			 "--connect endpoints (exec mode carries one stream)",
 			 id);
 		return NULL;
@@ -418,7 +424,8 @@ static void *rev_main(void *arg)
 			{ .fd = r->fail.wake_fd, .events = POLLIN },
 		};
 		struct mw_frame_hdr h = {
-			.type = MW_FT_DATA, .flags = MW_F_RAW,
+			.type = MW_FT_DATA,
+			.flags = MW_F_RAW,
 			.stream = st->id | MW_STREAM_REVERSE,
 		};
 		struct mw_ctl *c;
@@ -446,8 +453,8 @@ static void *rev_main(void *arg)
 			if (n < 0 && errno != ECONNRESET) {
 				mw_fail_set(&r->fail, -errno,
 					    "stream %u: read from the "
-					    "destination QEMU: %s", st->id,
-					    strerror(errno));
+					    "destination QEMU: %s",
+					    st->id, strerror(errno));
 				goto out;
 			}
 			break;
@@ -518,8 +525,8 @@ static int stream_connect(struct rx_stream *st)
 	if (st->ep >= cfg->nr_eps)
 		return mw_fail_set(&r->fail, -MW_E_PROTO,
 				   "stream %u names endpoint %u, but only %u "
-				   "--connect given", st->id, st->ep,
-				   cfg->nr_eps);
+				   "--connect given",
+				   st->id, st->ep, cfg->nr_eps);
 	fd = mw_ep_connect(&cfg->eps[st->ep], mw_deadline_after(cfg->timeout_s),
 			   &err);
 	if (fd < 0)
@@ -651,20 +658,24 @@ static void *writer_main(void *arg)
 			if ((ret == -EPIPE || ret == -ECONNRESET) &&
 			    kind == MW_SK_NBD &&
 			    nbd_is_disc(s->raw + done, s->raw_len - done)) {
-				MW_LOG(MW_LOG_INFO, "stream %u: NBD server "
+				MW_LOG(MW_LOG_INFO,
+				       "stream %u: NBD server "
 				       "closed before the client's disconnect "
-				       "request; dropped it", st->id);
+				       "request; dropped it",
+				       st->id);
 				st->nbd_gone = true;
 				ret = 0;
 			}
 		}
 		pthread_mutex_lock(&r->lock);
 		if (ret) {
-			mw_fail_set(&r->fail, ret, "stream %u: write to the "
-				    "destination QEMU: %s%s", st->id,
-				    mw_strerror(ret),
+			mw_fail_set(&r->fail, ret,
+				    "stream %u: write to the "
+				    "destination QEMU: %s%s",
+				    st->id, mw_strerror(ret),
 				    ret == -EPIPE || ret == -ECONNRESET ?
-				    " (it closed its input)" : "");
+					    " (it closed its input)" :
+					    "");
 			break;
 		}
 		bytes += s->raw_len;
@@ -688,8 +699,9 @@ static void slot_decoded(struct mw_comp_job *job)
 	struct receiver *r = s->st->r;
 
 	if (job->ret)
-		mw_fail_set(&r->fail, job->ret, "stream %u chunk %" PRIu64 ": %s",
-			    s->st->id, s->seq, job->err.msg);
+		mw_fail_set(&r->fail, job->ret,
+			    "stream %u chunk %" PRIu64 ": %s", s->st->id,
+			    s->seq, job->err.msg);
 	pthread_mutex_lock(&r->lock);
 	if (!job->ret)
 		mw_reasm_mark(&s->st->ra, s->idx, MW_RS_READY);
@@ -745,15 +757,18 @@ static int header_done(struct rx_chan *ch)
 		return chan_err(ch, ret, "malformed frame header");
 	ch->have = 0;
 	if (h->stream & MW_STREAM_REVERSE)
-		return chan_err(ch, -MW_E_PROTO, "reverse-direction %s frame "
-				"from the sender", mw_frame_type_name(h->type));
+		return chan_err(ch, -MW_E_PROTO,
+				"reverse-direction %s frame "
+				"from the sender",
+				mw_frame_type_name(h->type));
 	switch (h->type) {
 	case MW_FT_DATA:
 		if (h->raw_len > r->sess.chunk_size)
-			return chan_err(ch, -MW_E_PROTO,
-					"chunk of %u bytes exceeds the session's "
-					"chunk size %u", h->raw_len,
-					r->sess.chunk_size);
+			return chan_err(
+				ch, -MW_E_PROTO,
+				"chunk of %u bytes exceeds the session's "
+				"chunk size %u",
+				h->raw_len, r->sess.chunk_size);
 		if (!(h->flags & MW_F_RAW) &&
 		    (h->codec != r->sess.codec || !r->wire_cap))
 			return chan_err(ch, -MW_E_PROTO,
@@ -809,7 +824,8 @@ static int payload_done(struct rx_chan *ch)
 	ch->phase = PH_HDR;
 	ret = mw_comp_pool_submit(r->pool, &s->job);
 	return ret ? chan_err(ch, ret, "decompress queue: %s",
-			      mw_strerror(ret)) : 0;
+			      mw_strerror(ret)) :
+		     0;
 }
 
 static int ctrl_done(struct rx_chan *ch)
@@ -827,9 +843,11 @@ static int ctrl_done(struct rx_chan *ch)
 	}
 	pthread_mutex_lock(&r->lock);
 	if (h->type == MW_FT_CLOSE) {
-		if (r->closed || mw_close_decode(ch->ctl, h->wire_len,
-						 &r->close) || !r->close.streams)
-			ret = chan_err(ch, -MW_E_PROTO, "unexpected CLOSE frame");
+		if (r->closed ||
+		    mw_close_decode(ch->ctl, h->wire_len, &r->close) ||
+		    !r->close.streams)
+			ret = chan_err(ch, -MW_E_PROTO,
+				       "unexpected CLOSE frame");
 		r->closed = true;
 		check_complete_locked(r);
 	} else if (h->type == MW_FT_OPEN) {
@@ -841,8 +859,8 @@ static int ctrl_done(struct rx_chan *ch)
 		else if (!(st = stream_get_locked(r, h->stream, ch)))
 			ret = ch->conn.err.code;
 		else if (st->opened && r->cfg->nr_eps)
-			ret = chan_err(ch, -MW_E_PROTO, "stream %u opened twice",
-				       st->id);
+			ret = chan_err(ch, -MW_E_PROTO,
+				       "stream %u opened twice", st->id);
 		if (!ret && st) {
 			st->opened = true;
 			st->ep = o.endpoint;
@@ -857,8 +875,8 @@ static int ctrl_done(struct rx_chan *ch)
 		else if (!(st = stream_get_locked(r, h->stream, ch)))
 			ret = ch->conn.err.code;
 		else if (mw_reasm_end(&st->ra, e.chunks, &why))
-			ret = chan_err(ch, -MW_E_PROTO, "stream %u: %s",
-				       st->id, why);
+			ret = chan_err(ch, -MW_E_PROTO, "stream %u: %s", st->id,
+				       why);
 		else
 			st->end_bytes = e.bytes;
 	}
@@ -892,13 +910,17 @@ static int chan_process(struct rx_chan *ch)
 		if (want && ch->conn.tls) {
 			double t = mw_thread_cpu_seconds();
 
-			n = mw_conn_read_buffered(&ch->conn, dst, want, &closed);
-			atomic_fetch_add_explicit(&ch->open_ns,
-						  (unsigned long long)
-						  ((mw_thread_cpu_seconds() - t) *
-						   1e9), memory_order_relaxed);
+			n = mw_conn_read_buffered(&ch->conn, dst, want,
+						  &closed);
+			atomic_fetch_add_explicit(
+				&ch->open_ns,
+				(unsigned long long)((mw_thread_cpu_seconds() -
+						      t) *
+						     1e9),
+				memory_order_relaxed);
 		} else if (want) {
-			n = mw_conn_read_buffered(&ch->conn, dst, want, &closed);
+			n = mw_conn_read_buffered(&ch->conn, dst, want,
+						  &closed);
 		}
 		if (want) {
 			if (n < 0)
@@ -1089,7 +1111,8 @@ static int chan_loop(struct rx_chan *ch)
 			if (res == -ECONNRESET && !ch->ack_sent)
 				/* a sender killed with our credit frames
 				 * unread resets rather than closes */
-				return chan_err(ch, res, "connection reset: "
+				return chan_err(ch, res,
+						"connection reset: "
 						"closed before the end of the "
 						"stream");
 			if (res < 0)
@@ -1126,8 +1149,8 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 static int chan_join(struct rx_chan *ch)
 {
 	struct receiver *r = ch->r;
-	unsigned long long dl = mw_deadline_after(r->cfg->timeout_s < JOIN_SECS ?
-					       r->cfg->timeout_s : JOIN_SECS);
+	unsigned long long dl = mw_deadline_after(
+		r->cfg->timeout_s < JOIN_SECS ? r->cfg->timeout_s : JOIN_SECS);
 	uint8_t payload[MW_HELLO_LEN], first;
 	struct mw_frame_hdr h;
 	struct mw_hello hello;
@@ -1155,7 +1178,8 @@ static int chan_join(struct rx_chan *ch)
 	if (ret)
 		return ret;
 	if (mw_hello_decode(payload, sizeof(payload), &hello))
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO, "malformed HELLO");
+		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+				  "malformed HELLO");
 	pthread_mutex_lock(&r->lock);
 	ret = admit_locked(r, &hello, &ch->conn.err);
 	if (!ret) {
@@ -1210,8 +1234,8 @@ static void *conn_main(void *arg)
 		return NULL;
 	}
 	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
-	mw_thread_place(name, &r->cfg->cpus, 1 + r->cfg->threads +
-			(unsigned)ch->idx);
+	mw_thread_place(name, &r->cfg->cpus,
+			1 + r->cfg->threads + (unsigned)ch->idx);
 	ret = mw_ring_init(&ch->ring, 8, r->io);
 	if (ret)
 		chan_err(ch, ret, "%s setup: %s", mw_io_name(r->io),
@@ -1222,8 +1246,9 @@ static void *conn_main(void *arg)
 		ret = chan_loop(ch);
 	if (ret && ret != -MW_E_CANCEL)
 		mw_fail_set(&r->fail, ret, "channel %d (%s): %s", ch->idx,
-			    ch->conn.peer, ch->conn.err.msg[0] ?
-			    ch->conn.err.msg : mw_strerror(ret));
+			    ch->conn.peer,
+			    ch->conn.err.msg[0] ? ch->conn.err.msg :
+						  mw_strerror(ret));
 	/* the sender learns why, unless it told us */
 	if (mw_fail_is_set(&r->fail) && !ch->ack_sent && ret != -MW_E_PEER &&
 	    !ch->tx_ctl)
@@ -1276,8 +1301,8 @@ static void accept_one(struct receiver *r)
 	ch->efd = mw_efd_new();
 	mw_ctlq_init(&ch->ctlq, ch->efd);
 	if (r->tls) {
-		ch->sealed_cap = mw_tls_seal_bound(MW_FRAME_HDR_LEN +
-						   MW_REVERSE_MAX);
+		ch->sealed_cap =
+			mw_tls_seal_bound(MW_FRAME_HDR_LEN + MW_REVERSE_MAX);
 		ch->sealed = mw_buf_alloc(ch->sealed_cap);
 	}
 	pthread_attr_init(&attr);
@@ -1285,8 +1310,9 @@ static void accept_one(struct receiver *r)
 	pthread_mutex_lock(&r->lock);
 	r->npending++;
 	r->live[r->nlive++] = ch;
-	ret = (r->tls && !ch->sealed) || ch->efd < 0 ? ENOMEM :
-	      pthread_create(&th, &attr, conn_main, ch);
+	ret = (r->tls && !ch->sealed) || ch->efd < 0 ?
+		      ENOMEM :
+		      pthread_create(&th, &attr, conn_main, ch);
 	if (ret) {
 		r->npending--;
 		r->nlive--;
@@ -1319,9 +1345,11 @@ static void *listener_main(void *arg)
 		pthread_mutex_lock(&r->lock);
 		joined = r->joined;
 		count = r->have_session ? r->sess.chan_count : 0;
-		dl = r->have_session ? r->first_join_ns +
-		     (unsigned long long)cfg->timeout_s * 1000000000ull :
-		     wait_dl;
+		dl = r->have_session ?
+			     r->first_join_ns +
+				     (unsigned long long)cfg->timeout_s *
+					     1000000000ull :
+			     wait_dl;
 		pthread_mutex_unlock(&r->lock);
 		if (mw_fail_is_set(&r->fail) || (count && joined == count))
 			break;
@@ -1329,8 +1357,8 @@ static void *listener_main(void *arg)
 			if (count)
 				mw_fail_set(&r->fail, -MW_E_TIMEOUT,
 					    "only %u of %u channels joined "
-					    "within %u s", joined, count,
-					    cfg->timeout_s);
+					    "within %u s",
+					    joined, count, cfg->timeout_s);
 			else
 				mw_fail_set(&r->fail, -MW_E_TIMEOUT,
 					    "no sender connected within %u s",
@@ -1378,12 +1406,15 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 			continue;
 		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
 						    memory_order_relaxed);
-		chs[i].cpu = atomic_load(&ch->exited) ? ch->cpu_final :
-			     mw_stats_thread_cpu(ch->th);
+		chs[i].cpu = atomic_load(&ch->exited) ?
+				     ch->cpu_final :
+				     mw_stats_thread_cpu(ch->th);
 		sn->bytes_wire += chs[i].bytes;
 		sn->stage_cpu[0] += chs[i].cpu;
-		sn->stage_cpu[1] += (double)atomic_load_explicit(&ch->open_ns,
-						memory_order_relaxed) / 1e9;
+		sn->stage_cpu[1] +=
+			(double)atomic_load_explicit(&ch->open_ns,
+						     memory_order_relaxed) /
+			1e9;
 	}
 	sn->stage_cpu[0] -= sn->stage_cpu[1];
 	if (sn->stage_cpu[0] < 0)
@@ -1399,8 +1430,8 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 		sn->bytes_raw += sts[i].fwd;
 		sn->chunks += st->ra.next;
 		sn->stage_cpu[3] += atomic_load(&st->writer_exited) ?
-				    st->writer_cpu :
-				    mw_stats_thread_cpu(st->writer);
+					    st->writer_cpu :
+					    mw_stats_thread_cpu(st->writer);
 		sn->nstreams = i + 1;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -1420,8 +1451,8 @@ static bool all_done(struct receiver *r)
 }
 
 static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
-			 struct mw_stats_chan *chs,
-			 struct mw_stats_stream *sts, double t0)
+			 struct mw_stats_chan *chs, struct mw_stats_stream *sts,
+			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
 
@@ -1495,9 +1526,12 @@ static bool receiver_teardown(struct receiver *r)
 		else if (st->rev_started)
 			clean = false;
 		if (!clean)
-			MW_LOG(MW_LOG_WARN, "stream %u: %s thread still busy at "
-			       "exit", st->id, atomic_load(&st->writer_exited) ?
-			       "reverse" : "writer");
+			MW_LOG(MW_LOG_WARN,
+			       "stream %u: %s thread still busy at "
+			       "exit",
+			       st->id,
+			       atomic_load(&st->writer_exited) ? "reverse" :
+								 "writer");
 	}
 	return clean;
 }

@@ -199,8 +199,8 @@ static struct tx_chunk *queued_next_locked(struct sender *s,
 {
 	struct tx_chunk *q = st->queued[st->next_take % s->nchunks];
 
-	if (!s->cfg->adaptive || !q || q->st != st ||
-	    q->seq != st->next_take || st->next_take >= st->limit)
+	if (!s->cfg->adaptive || !q || q->st != st || q->seq != st->next_take ||
+	    st->next_take >= st->limit)
 		return NULL;
 	return q;
 }
@@ -501,7 +501,7 @@ static void *reader_main(void *arg)
 							  false);
 		c->st = st;
 		c->seq = st->next_seq++;
-		seq = c->seq; /* c is not ours once submitted */
+		seq = c->seq;	      /* c is not ours once submitted */
 		if (s->cfg->adaptive) /* claimable once in the pool's queue */
 			st->queued[seq % s->nchunks] = c;
 		pthread_mutex_unlock(&s->lock);
@@ -622,8 +622,10 @@ static void *acceptor_main(void *arg)
 		unsigned i;
 
 		for (i = 0; i < cfg->nr_eps; i++)
-			p[i] = (struct pollfd){ .fd = s->lfd[i], .events = POLLIN };
-		p[i] = (struct pollfd){ .fd = s->fail.wake_fd, .events = POLLIN };
+			p[i] = (struct pollfd){ .fd = s->lfd[i],
+						.events = POLLIN };
+		p[i] = (struct pollfd){ .fd = s->fail.wake_fd,
+					.events = POLLIN };
 		if (poll(p, cfg->nr_eps + 1, -1) < 0 && errno != EINTR)
 			break;
 		pthread_mutex_lock(&s->lock);
@@ -642,8 +644,10 @@ static void *acceptor_main(void *arg)
 				continue;
 			ret = stream_start(s, i, fd, fd, MW_SK_UNKNOWN);
 			if (ret) {
-				MW_LOG(MW_LOG_WARN, "refused a connection on "
-				       "endpoint %u: %s", i, mw_strerror(ret));
+				MW_LOG(MW_LOG_WARN,
+				       "refused a connection on "
+				       "endpoint %u: %s",
+				       i, mw_strerror(ret));
 				close(fd);
 			}
 		}
@@ -756,12 +760,15 @@ static int chan_setup(struct tx_chan *ch)
 		}
 		if (!ret || mw_fail_is_set(&s->fail) || ++tries > 3 ||
 		    (ret != -MW_E_CLOSED && ret != -ECONNRESET &&
-		     ret != -EPIPE) || ch->conn.rx_total)
+		     ret != -EPIPE) ||
+		    ch->conn.rx_total)
 			return ret;
 		if (!first.code)
 			first = ch->conn.err;
-		MW_LOG(MW_LOG_INFO, "channel %u: receiver hung up during setup; "
-		       "retrying", ch->idx);
+		MW_LOG(MW_LOG_INFO,
+		       "channel %u: receiver hung up during setup; "
+		       "retrying",
+		       ch->idx);
 		atomic_store(&ch->sock, -1);
 		mw_conn_destroy(&ch->conn);
 		{
@@ -850,9 +857,11 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 
 		n = mw_tls_seal(ch->conn.tls, plain, h.wire_len ? 2 : 1,
 				sl->sealed, sl->sealed_cap, &ch->conn.err);
-		atomic_fetch_add_explicit(&ch->seal_ns, (unsigned long long)
-					  ((mw_thread_cpu_seconds() - t) * 1e9),
-					  memory_order_relaxed);
+		atomic_fetch_add_explicit(
+			&ch->seal_ns,
+			(unsigned long long)((mw_thread_cpu_seconds() - t) *
+					     1e9),
+			memory_order_relaxed);
 	}
 	if (n < 0)
 		return (int)n;
@@ -931,9 +940,11 @@ static int rev_frame(struct tx_chan *ch)
 
 		if (mw_end_decode(ch->in_payload, h->wire_len, &e) ||
 		    e.chunks != st->rev_seq || e.bytes != st->rev_bytes)
-			return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
-					  "stream %u: reverse END totals differ "
-					  "from what arrived", st->id);
+			return mw_err_set(
+				&ch->conn.err, -MW_E_CORRUPT,
+				"stream %u: reverse END totals differ "
+				"from what arrived",
+				st->id);
 		mw_fd_close_write(st->out_fd, st->is_sock);
 		if (!st->is_sock)
 			st->out_fd = -1;
@@ -949,7 +960,8 @@ static int rev_frame(struct tx_chan *ch)
 	if (mw_comp_checksum(ch->in_payload, h->raw_len) != h->csum)
 		return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
 				  "stream %u: reverse chunk %" PRIu64
-				  ": checksum mismatch", st->id, h->seq);
+				  ": checksum mismatch",
+				  st->id, h->seq);
 	if (st->rev_seq == 0 && st->kind == MW_SK_UNKNOWN)
 		st->kind = (uint8_t)mw_kind_sniff(ch->in_payload, h->raw_len,
 						  true);
@@ -962,8 +974,10 @@ static int rev_frame(struct tx_chan *ch)
 	ret = mw_write_all(st->out_fd, ch->in_payload, h->raw_len);
 	if (ret == -EPIPE || ret == -ECONNRESET) {
 		/* QEMU closed this connection; it wants no more replies */
-		MW_LOG(MW_LOG_INFO, "stream %u: local peer closed; dropping "
-		       "the rest of its reverse direction", st->id);
+		MW_LOG(MW_LOG_INFO,
+		       "stream %u: local peer closed; dropping "
+		       "the rest of its reverse direction",
+		       st->id);
 		st->rev_discard = true;
 		return 0;
 	}
@@ -1021,8 +1035,8 @@ static int frame_received(struct tx_chan *ch)
 			pthread_mutex_unlock(&s->lock);
 			return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
 					  "receiver acknowledged %" PRIu64
-					  " bytes, %" PRIu64 " sent", a.bytes,
-					  bytes);
+					  " bytes, %" PRIu64 " sent",
+					  a.bytes, bytes);
 		}
 		pthread_mutex_unlock(&s->lock);
 		atomic_store(&s->acked, true);
@@ -1048,22 +1062,23 @@ static int chan_parse_rx(struct tx_chan *ch)
 		int ret;
 
 		if (!ch->in_got_hdr)
-			r = mw_conn_read_buffered(&ch->conn,
-						  ch->in_hdr + ch->in_have,
-						  sizeof(ch->in_hdr) - ch->in_have,
-						  &closed);
+			r = mw_conn_read_buffered(
+				&ch->conn, ch->in_hdr + ch->in_have,
+				sizeof(ch->in_hdr) - ch->in_have, &closed);
 		else
-			r = mw_conn_read_buffered(&ch->conn,
-						  ch->in_payload + ch->in_have,
-						  ch->in_h.wire_len - ch->in_have,
-						  &closed);
+			r = mw_conn_read_buffered(
+				&ch->conn, ch->in_payload + ch->in_have,
+				ch->in_h.wire_len - ch->in_have, &closed);
 		if (r < 0)
 			return (int)r;
 		if (closed)
-			return atomic_load(&s->acked) ? 0 :
-			       mw_err_set(&ch->conn.err, -MW_E_CLOSED,
-					  "receiver closed the TLS session");
-		if (r == 0 && !(ch->in_got_hdr && ch->in_have == ch->in_h.wire_len))
+			return atomic_load(&s->acked) ?
+				       0 :
+				       mw_err_set(
+					       &ch->conn.err, -MW_E_CLOSED,
+					       "receiver closed the TLS session");
+		if (r == 0 &&
+		    !(ch->in_got_hdr && ch->in_have == ch->in_h.wire_len))
 			return 0;
 		ch->in_have += (size_t)r;
 		if (!ch->in_got_hdr) {
@@ -1071,8 +1086,9 @@ static int chan_parse_rx(struct tx_chan *ch)
 				continue;
 			if (mw_frame_hdr_decode(ch->in_hdr, sizeof(ch->in_hdr),
 						MW_REVERSE_MAX, &ch->in_h))
-				return mw_err_set(&ch->conn.err, -MW_E_PROTO,
-						  "malformed frame from receiver");
+				return mw_err_set(
+					&ch->conn.err, -MW_E_PROTO,
+					"malformed frame from receiver");
 			ch->in_got_hdr = true;
 			ch->in_have = 0;
 		}
@@ -1244,7 +1260,8 @@ static int sender_alloc(struct sender *s)
 	unsigned i;
 
 	s->out_cap = cfg->codec == MW_CODEC_NONE ?
-		     0 : mw_codec_bound(cfg->codec, cfg->chunk_size);
+			     0 :
+			     mw_codec_bound(cfg->codec, cfg->chunk_size);
 	per += s->out_cap;
 	s->nchunks = (unsigned)(cfg->window / per);
 	if (s->nchunks < 2)
@@ -1284,8 +1301,10 @@ static int sender_alloc(struct sender *s)
 			struct tx_slot *sl = &ch->slot[k];
 
 			sl->sealed_cap = mw_tls_seal_bound(
-				MW_FRAME_HDR_LEN + (s->out_cap > cfg->chunk_size ?
-						    s->out_cap : cfg->chunk_size));
+				MW_FRAME_HDR_LEN +
+				(s->out_cap > cfg->chunk_size ?
+					 s->out_cap :
+					 cfg->chunk_size));
 			sl->sealed = mw_buf_alloc(sl->sealed_cap);
 			if (!sl->sealed)
 				return -ENOMEM;
@@ -1363,8 +1382,8 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 	sn->stage_name[3] = "send";
 	sn->stage_cpu[1] = s->pool ? mw_comp_pool_cpu_seconds(s->pool) : 0;
 	sn->adaptive = s->cfg->adaptive;
-	sn->chunks_adaptive = atomic_load_explicit(&s->chunks_adaptive,
-						   memory_order_relaxed);
+	sn->chunks_adaptive =
+		atomic_load_explicit(&s->chunks_adaptive, memory_order_relaxed);
 	pthread_mutex_lock(&s->lock);
 	sn->nstreams = s->nstreams;
 	for (i = 0; i < s->nstreams; i++) {
@@ -1378,9 +1397,10 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 		sn->bytes_raw += sts[i].fwd;
 		sn->chunks += st->next_take;
 		if (st->reader_started)
-			sn->stage_cpu[0] += atomic_load(&st->reader_exited) ?
-					    st->reader_cpu :
-					    mw_stats_thread_cpu(st->reader);
+			sn->stage_cpu[0] +=
+				atomic_load(&st->reader_exited) ?
+					st->reader_cpu :
+					mw_stats_thread_cpu(st->reader);
 	}
 	pthread_mutex_unlock(&s->lock);
 	for (i = 0; i < s->cfg->nr_chans; i++) {
@@ -1389,11 +1409,14 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
 						    memory_order_relaxed);
 		chs[i].cpu = !ch->started ? 0 :
-			     atomic_load(&ch->exited) ? ch->cpu_final :
-			     mw_stats_thread_cpu(ch->th);
+			     atomic_load(&ch->exited) ?
+					    ch->cpu_final :
+					    mw_stats_thread_cpu(ch->th);
 		sn->bytes_wire += chs[i].bytes;
-		sn->stage_cpu[2] += (double)atomic_load_explicit(&ch->seal_ns,
-						memory_order_relaxed) / 1e9;
+		sn->stage_cpu[2] +=
+			(double)atomic_load_explicit(&ch->seal_ns,
+						     memory_order_relaxed) /
+			1e9;
 		sn->stage_cpu[3] += chs[i].cpu;
 	}
 	sn->stage_cpu[3] -= sn->stage_cpu[2];
@@ -1481,8 +1504,8 @@ static void wait_channels(struct sender *s, int sfd)
 
 /* Waits for the session to end: ack, failure or signal. Writes stats. */
 static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
-			 struct mw_stats_chan *chs,
-			 struct mw_stats_stream *sts, double t0)
+			 struct mw_stats_chan *chs, struct mw_stats_stream *sts,
+			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
 
@@ -1578,7 +1601,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	}
 	ret = sender_alloc(&s);
 	if (ret) {
-		mw_err_set(err, ret, "allocating buffers: %s", mw_strerror(ret));
+		mw_err_set(err, ret, "allocating buffers: %s",
+			   mw_strerror(ret));
 		goto out;
 	}
 	chs = calloc(cfg->nr_chans, sizeof(*chs));
@@ -1591,15 +1615,18 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		goto out;
 	}
 	ret = mw_comp_pool_new(&s.pool, cfg->codec, cfg->level, cfg->threads,
-			       s.nchunks, cfg->codec == MW_CODEC_ZSTD ? "mw-zstd" :
-			       cfg->codec == MW_CODEC_ZLIB ? "mw-zlib" : "mw-sum",
+			       s.nchunks,
+			       cfg->codec == MW_CODEC_ZSTD ? "mw-zstd" :
+			       cfg->codec == MW_CODEC_ZLIB ? "mw-zlib" :
+							     "mw-sum",
 			       &cfg->cpus, 1);
 	if (ret) {
 		mw_err_set(err, ret, "compress pool: %s", mw_strerror(ret));
 		goto out_stats;
 	}
 	if (cfg->adaptive)
-		mw_comp_pool_newest_first(s.pool); /* channels claim the oldest */
+		mw_comp_pool_newest_first(
+			s.pool); /* channels claim the oldest */
 	for (i = 0; i < cfg->nr_chans; i++) {
 		ret = pthread_create(&s.chans[i].th, NULL, chan_main,
 				     &s.chans[i]);

@@ -54,8 +54,8 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 		"\"bytes_in\":%llu,\"bytes_wire\":%llu,\"ratio\":%.4f,"
 		"\"chunks\":%llu,\"rate_in_MBps\":%.1f,\"rate_wire_MBps\":%.1f,",
 		(long long)time(NULL), s->side, s->io ? s->io : "",
-		s->final ? "true" : "false",
-		s->elapsed, (unsigned long long)s->bytes_raw,
+		s->final ? "true" : "false", s->elapsed,
+		(unsigned long long)s->bytes_raw,
 		(unsigned long long)s->bytes_wire,
 		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
 				0.0,
@@ -67,17 +67,20 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 			(unsigned long long)s->chunks_adaptive);
 	fprintf(st->f, "\"channels\":[");
 	for (i = 0; i < s->nchans && i < st->nchans; i++) {
-		fprintf(st->f, "%s{\"id\":%u,\"bytes\":%llu,\"MBps\":%.1f,"
-			"\"cpu_s\":%.3f}", i ? "," : "", i,
-			(unsigned long long)s->chans[i].bytes,
+		fprintf(st->f,
+			"%s{\"id\":%u,\"bytes\":%llu,\"MBps\":%.1f,"
+			"\"cpu_s\":%.3f}",
+			i ? "," : "", i, (unsigned long long)s->chans[i].bytes,
 			rate(s->chans[i].bytes, st->last_chan[i], dt),
 			s->chans[i].cpu);
 		st->last_chan[i] = s->chans[i].bytes;
 	}
 	fprintf(st->f, "],\"streams\":[");
 	for (i = 0; i < s->nstreams; i++)
-		fprintf(st->f, "%s{\"id\":%u,\"kind\":\"%s\",\"fwd\":%llu,"
-			"\"rev\":%llu}", i ? "," : "", i,
+		fprintf(st->f,
+			"%s{\"id\":%u,\"kind\":\"%s\",\"fwd\":%llu,"
+			"\"rev\":%llu}",
+			i ? "," : "", i,
 			mw_stream_kind_name(s->streams[i].kind),
 			(unsigned long long)s->streams[i].fwd,
 			(unsigned long long)s->streams[i].rev);
@@ -89,8 +92,11 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 	if (s->final) {
 		fprintf(st->f, ",\"result\":\"");
 		for (const char *p = s->result ? s->result : ""; *p; p++)
-			fprintf(st->f, (*p == '"' || *p == '\\') ? "\\%c" :
-				((unsigned char)*p < 0x20 ? "?" : "%c"), *p);
+			fprintf(st->f,
+				(*p == '"' || *p == '\\') ?
+					"\\%c" :
+					((unsigned char)*p < 0x20 ? "?" : "%c"),
+				*p);
 		fprintf(st->f, "\"");
 	}
 	fprintf(st->f, "}\n");
@@ -106,18 +112,18 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 
 	for (i = 0; i < MW_STATS_STAGES; i++)
 		cpu += s->stage_cpu[i];
-	mw_log_emit(MW_LOG_INFO,
-		    "%s %llu bytes in %.2f s (%.1f MB/s), %llu on the wire "
-		    "(ratio %.2f), %llu chunks, %u channels (io %s), %.2f CPU s: %s",
-		    strcmp(s->side, "send") ? "wrote" : "read",
-		    (unsigned long long)s->bytes_raw, s->elapsed,
-		    s->elapsed > 0 ? (double)s->bytes_raw / s->elapsed / 1e6 : 0,
-		    (unsigned long long)s->bytes_wire,
-		    s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
-				    0.0,
-		    (unsigned long long)s->chunks, s->nchans,
-		    s->io ? s->io : "?", cpu,
-		    s->result ? s->result : "ok");
+	mw_log_emit(
+		MW_LOG_INFO,
+		"%s %llu bytes in %.2f s (%.1f MB/s), %llu on the wire "
+		"(ratio %.2f), %llu chunks, %u channels (io %s), %.2f CPU s: %s",
+		strcmp(s->side, "send") ? "wrote" : "read",
+		(unsigned long long)s->bytes_raw, s->elapsed,
+		s->elapsed > 0 ? (double)s->bytes_raw / s->elapsed / 1e6 : 0,
+		(unsigned long long)s->bytes_wire,
+		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
+				0.0,
+		(unsigned long long)s->chunks, s->nchans, s->io ? s->io : "?",
+		cpu, s->result ? s->result : "ok");
 }
 
 void mw_stats_close(struct mw_stats *st)

@@ -16,9 +16,9 @@ struct mw_stats_chan {
 };
 
 struct mw_stats_stream {
-	unsigned kind;	/* enum mw_stream_kind */
-	uint64_t fwd;	/* raw bytes source -> destination */
-	uint64_t rev;	/* raw bytes destination -> source */
+	unsigned kind; /* enum mw_stream_kind */
+	uint64_t fwd;  /* raw bytes source -> destination */
+	uint64_t rev;  /* raw bytes destination -> source */
 };
 
 struct mw_stats_snap {
@@ -28,7 +28,7 @@ struct mw_stats_snap {
 	uint64_t bytes_raw;  /* send: bytes from QEMU; recv: bytes to QEMU */
 	uint64_t bytes_wire; /* frame bytes (headers + payloads) */
 	uint64_t chunks;
-	bool adaptive;		   /* send --adaptive: report chunks_adaptive */
+	bool adaptive;		  /* send --adaptive: report chunks_adaptive */
 	uint64_t chunks_adaptive; /* chunks sent raw because the codec lagged */
 	unsigned nchans;
 	const struct mw_stats_chan *chans;

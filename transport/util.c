@@ -90,8 +90,10 @@ void mw_rate_take(struct mw_rate *r, size_t n)
 	pthread_mutex_unlock(&r->lock);
 	if (debt > 0) {
 		double s = debt / (double)r->rate;
-		struct timespec ts = { .tv_sec = (time_t)s,
-				       .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
+		struct timespec ts = {
+			.tv_sec = (time_t)s,
+			.tv_nsec = (long)((s - (double)(time_t)s) * 1e9)
+		};
 
 		while (nanosleep(&ts, &ts) && errno == EINTR)
 			;
@@ -246,7 +248,7 @@ unsigned mw_kind_sniff(const uint8_t *p, size_t n, bool reverse)
 {
 	if (reverse)
 		return n >= 8 && !memcmp(p, "NBDMAGIC", 8) ? MW_SK_NBD :
-							      MW_SK_UNKNOWN;
+							     MW_SK_UNKNOWN;
 	if (n >= 4 && !memcmp(p, "QEVM", 4))
 		return MW_SK_MAIN;
 	if (n >= 4 && mw_get_be32(p) == 0x11223344u)

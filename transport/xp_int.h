@@ -32,7 +32,7 @@ struct mw_conn {
 	struct mw_tls_sess *tls; /* NULL: plaintext */
 	uint8_t *rx;		 /* bytes received and not consumed yet */
 	size_t rx_off, rx_len, rx_cap;
-	size_t rx_total; /* bytes ever received by the blocking paths */
+	size_t rx_total;	/* bytes ever received by the blocking paths */
 	char peer[MW_PEER_MAX]; /* "127.0.0.1:4444" */
 	struct mw_err err;
 };
@@ -65,17 +65,15 @@ uint8_t *mw_conn_rx_room(struct mw_conn *c, size_t *len);
 void mw_conn_send_error(struct mw_conn *c, const char *text);
 
 /* ---- sockets ---- */
-int mw_net_connect(const char *host, uint16_t port,
-		   unsigned long long deadline, char *peer, size_t peer_cap,
-		   struct mw_err *err);
+int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
+		   char *peer, size_t peer_cap, struct mw_err *err);
 int mw_net_listen(const char *host, uint16_t port, struct mw_err *err);
 /* Socket options every channel gets: nodelay, keepalive, user timeout,
  * larger buffers. */
 void mw_net_tune(int fd, uint32_t timeout_s);
 void mw_net_peer_name(int fd, char *buf, size_t cap);
 /* "host:port" ("[v6]:port") of an address; "?:0" when it is neither. */
-void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf,
-		      size_t cap);
+void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap);
 /* poll() for ev until deadline: 0, -MW_E_TIMEOUT or -errno. */
 int mw_net_wait(int fd, short ev, unsigned long long deadline);
 

@@ -238,7 +238,8 @@ static void honest_close(struct ncase *k)
 {
 	struct mw_frame_hdr h = { .type = MW_FT_CLOSE,
 				  .wire_len = MW_CLOSE_LEN };
-	struct mw_close c = { .streams = 1, .bytes = k->claimed,
+	struct mw_close c = { .streams = 1,
+			      .bytes = k->claimed,
 			      .chunks = k->next_seq };
 	uint8_t p[MW_CLOSE_LEN];
 

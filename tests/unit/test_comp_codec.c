@@ -48,7 +48,7 @@ static void fill_text(uint8_t *p, size_t n)
 {
 	static const char *const words[] = {
 		"migration ", "dirty ", "page ", "guest ", "memory ",
-		"stream ",    "the ",   "of ",	 "and ",   "channel\n",
+		"stream ",    "the ",	"of ",	 "and ",   "channel\n",
 	};
 	size_t i = 0, k, len;
 
@@ -69,9 +69,9 @@ static void fill_text(uint8_t *p, size_t n)
  */
 static const enum mw_codec codec_zlib = MW_CODEC_ZLIB;
 static const enum mw_codec codec_zstd = MW_CODEC_ZSTD;
-#define PER_CODEC(fn)                                                  \
-	{ "zlib/" #fn, fn, NULL, NULL, (void *)(uintptr_t)&codec_zlib }, \
-	{                                                              \
+#define PER_CODEC(fn)                                                       \
+	{ "zlib/" #fn, fn, NULL, NULL, (void *)(uintptr_t)&codec_zlib },    \
+	{                                                                   \
 		"zstd/" #fn, fn, NULL, NULL, (void *)(uintptr_t)&codec_zstd \
 	}
 
@@ -126,8 +126,8 @@ static void cb_teardown(struct codec_buf *b)
 static int cb_decompress(struct codec_buf *b, size_t n, size_t raw_len)
 {
 	struct mw_err err = { 0 };
-	int ret = mw_codec_decompress(b->ctx, b->wire, n, b->out, raw_len,
-				      &err);
+	int ret =
+		mw_codec_decompress(b->ctx, b->wire, n, b->out, raw_len, &err);
 
 	if (ret < 0) {
 		assert_int_equal(err.code, ret);

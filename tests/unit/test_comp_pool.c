@@ -260,12 +260,12 @@ static void pool_new_rejects(void **state)
 	struct mw_comp_pool *p = (void *)1;
 
 	(void)state;
-	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZSTD, 1, 0, 4, "t",
-					  NULL, 0),
+	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZSTD, 1, 0, 4, "t", NULL,
+					  0),
 			 -EINVAL);
 	assert_null(p);
-	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZSTD, 1, 1, 0, "t",
-					  NULL, 0),
+	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZSTD, 1, 1, 0, "t", NULL,
+					  0),
 			 -EINVAL);
 	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZLIB, 42, 1, 4, "t",
 					  NULL, 0),
@@ -292,9 +292,8 @@ static void pool_detects_corruption(void **state)
 	(void)state;
 	assert_non_null(c);
 	alarm(30);
-	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZSTD, 1, 1, 4, "t",
-					  NULL, 0),
-			 0);
+	assert_int_equal(
+		mw_comp_pool_new(&p, MW_CODEC_ZSTD, 1, 1, 4, "t", NULL, 0), 0);
 	compress_job_prep(c, 0); /* even key: compressible */
 	assert_int_equal(run_one(p, c), 0);
 	assert_false(c->job.raw);
@@ -376,9 +375,8 @@ static struct chunk *gated_fill(struct mw_comp_pool **p, unsigned cap,
 
 	assert_non_null(c);
 	alarm(30);
-	assert_int_equal(mw_comp_pool_new(p, MW_CODEC_ZSTD, 1, 1, cap, "t",
-					  NULL, 0),
-			 0);
+	assert_int_equal(
+		mw_comp_pool_new(p, MW_CODEC_ZSTD, 1, 1, cap, "t", NULL, 0), 0);
 	tracker_reset(true);
 	for (i = 0; i < cap + 2; i++)
 		compress_job_prep(&c[i], i);
@@ -487,9 +485,8 @@ static void pool_free_while_busy(void **state)
 	(void)state;
 	assert_non_null(c);
 	alarm(30);
-	assert_int_equal(mw_comp_pool_new(&p, MW_CODEC_ZSTD, 3, 4, 64, "t",
-					  NULL, 0),
-			 0);
+	assert_int_equal(
+		mw_comp_pool_new(&p, MW_CODEC_ZSTD, 3, 4, 64, "t", NULL, 0), 0);
 	tracker_reset(false);
 	for (i = 0; i < 64; i++) {
 		compress_job_prep(&c[i], i);

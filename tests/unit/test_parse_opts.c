@@ -40,8 +40,8 @@ static void size_bad(const char *s, int want)
 	int ret = mw_parse_size(s, &v);
 
 	if (ret != want)
-		fail_msg("mw_parse_size(\"%s\") = %d, want %d", s ? s : "(null)",
-			 ret, want);
+		fail_msg("mw_parse_size(\"%s\") = %d, want %d",
+			 s ? s : "(null)", ret, want);
 	assert_true(v == 0xdeadbeef);
 }
 
@@ -187,8 +187,8 @@ static void cpus_ok(const char *s, const uint16_t *want, unsigned n)
 		fail_msg("mw_parse_cpus(\"%s\"): %u cpus, want %u", s, c.n, n);
 	for (i = 0; i < n; i++)
 		if (c.cpu[i] != want[i])
-			fail_msg("mw_parse_cpus(\"%s\")[%u] = %u, want %u", s, i,
-				 c.cpu[i], want[i]);
+			fail_msg("mw_parse_cpus(\"%s\")[%u] = %u, want %u", s,
+				 i, c.cpu[i], want[i]);
 }
 
 static void cpus_bad(const char *s, int want)
@@ -199,8 +199,8 @@ static void cpus_bad(const char *s, int want)
 	memset(&c, 0x5a, sizeof(c));
 	ret = mw_parse_cpus(s, &c);
 	if (ret != want)
-		fail_msg("mw_parse_cpus(\"%s\") = %d, want %d", s ? s : "(null)",
-			 ret, want);
+		fail_msg("mw_parse_cpus(\"%s\") = %d, want %d",
+			 s ? s : "(null)", ret, want);
 	assert_int_equal(c.n, 0x5a5a);
 }
 
@@ -315,8 +315,8 @@ static void hostport_rejects(void **state)
 	(void)state;
 	hp_bad(NULL, -EINVAL);
 	hp_bad("", -EINVAL);
-	hp_bad("127.0.0.1", -EINVAL);      /* missing port */
-	hp_bad("127.0.0.1:", -EINVAL);     /* empty port */
+	hp_bad("127.0.0.1", -EINVAL);  /* missing port */
+	hp_bad("127.0.0.1:", -EINVAL); /* empty port */
 	hp_bad("[::1]", -EINVAL);
 	hp_bad("[::1]:", -EINVAL);
 	hp_bad("[::1]4444", -EINVAL);
@@ -327,7 +327,7 @@ static void hostport_rejects(void **state)
 	hp_bad("host:-1", -EINVAL);
 	hp_bad("host:44x", -EINVAL);
 	hp_bad("host:http", -EINVAL);
-	hp_bad("::1:4444", -EINVAL);        /* bare IPv6 needs brackets */
+	hp_bad("::1:4444", -EINVAL); /* bare IPv6 needs brackets */
 	hp_bad("fe80::1:4444", -EINVAL);
 	hp_bad("a:b:4444", -EINVAL);
 	/* the host must fit the caller's buffer with its NUL */
@@ -366,8 +366,8 @@ int main(void)
 
 	failed += cmocka_run_group_tests_name("parse/size", size_tests, NULL,
 					      NULL);
-	failed += cmocka_run_group_tests_name("parse/u32", u32_tests, NULL,
-					      NULL);
+	failed +=
+		cmocka_run_group_tests_name("parse/u32", u32_tests, NULL, NULL);
 	failed += cmocka_run_group_tests_name("parse/cpus", cpus_tests, NULL,
 					      NULL);
 	failed += cmocka_run_group_tests_name("parse/hostport", hostport_tests,

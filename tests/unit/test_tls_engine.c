@@ -121,16 +121,20 @@ struct pair {
 static struct mw_tls_cfg x509_cfg(bool server, const char *dir,
 				  const char *host)
 {
-	struct mw_tls_cfg cfg = { .mode = MW_TLS_X509, .server = server,
-				  .creds_dir = dir, .hostname = host };
+	struct mw_tls_cfg cfg = { .mode = MW_TLS_X509,
+				  .server = server,
+				  .creds_dir = dir,
+				  .hostname = host };
 	return cfg;
 }
 
 static struct mw_tls_cfg psk_cfg(bool server, const char *file,
 				 const char *ident)
 {
-	struct mw_tls_cfg cfg = { .mode = MW_TLS_PSK, .server = server,
-				  .psk_file = file, .psk_identity = ident };
+	struct mw_tls_cfg cfg = { .mode = MW_TLS_PSK,
+				  .server = server,
+				  .psk_file = file,
+				  .psk_identity = ident };
 	return cfg;
 }
 
@@ -141,9 +145,8 @@ static void pair_init(struct pair *p, const struct mw_tls_cfg *ccfg,
 	assert_int_equal(mw_tls_ctx_new_opt(&p->cctx, ccfg, cflags | rec_cflags,
 					    &p->cerr),
 			 0);
-	assert_int_equal(mw_tls_ctx_new_opt(&p->sctx, scfg, rec_sflags,
-					    &p->serr),
-			 0);
+	assert_int_equal(
+		mw_tls_ctx_new_opt(&p->sctx, scfg, rec_sflags, &p->serr), 0);
 	assert_int_equal(mw_tls_sess_new(&p->c, p->cctx, &p->cerr), 0);
 	assert_int_equal(mw_tls_sess_new(&p->s, p->sctx, &p->serr), 0);
 	p->cret = p->sret = -EAGAIN;
@@ -166,8 +169,8 @@ static bool hs_step(struct mw_tls_sess *s, struct wire *in, struct wire *out,
 	static uint8_t buf[HS_OUT];
 	size_t used = 0, n = 0;
 
-	*ret = mw_tls_handshake(s, in->buf, in->len, &used, buf, hs_out_cap,
-				&n, err);
+	*ret = mw_tls_handshake(s, in->buf, in->len, &used, buf, hs_out_cap, &n,
+				err);
 	wire_take(in, used);
 	wire_put(out, buf, n);
 	return used || n;
@@ -311,8 +314,8 @@ static int group_setup(void **state)
 	path_join(mixed, tmpdir, "mixed");
 	path_join(badkey, tmpdir, "badkey");
 	path_join(psk_qemu, tmpdir, "psk/keys.psk");
-	if (run("'%s' '%s' --hostname dst.example --ip 10.1.2.3 >/dev/null",
-		mk, pki) ||
+	if (run("'%s' '%s' --hostname dst.example --ip 10.1.2.3 >/dev/null", mk,
+		pki) ||
 	    run("'%s' '%s' >/dev/null", mk, other) ||
 	    run("'%s' --psk '%s/psk' >/dev/null", mk, tmpdir))
 		return -1;
@@ -328,12 +331,16 @@ static int group_setup(void **state)
 		return -1;
 	path_join(a, tmpdir, "a.psk");
 	path_join(b, tmpdir, "b.psk");
-	write_text(a, "# two users\nalice:000102030405060708090a0b0c0d0e0f\n"
-		      "bob:1111111111111111111111111111111111111111111111111111111111111111\n"
-		      "long:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-		      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
-	write_text(b, "qemu:2222222222222222222222222222222222222222222222222222222222222222\n"
-		      "carol:33\n");
+	write_text(
+		a,
+		"# two users\nalice:000102030405060708090a0b0c0d0e0f\n"
+		"bob:1111111111111111111111111111111111111111111111111111111111111111\n"
+		"long:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+	write_text(
+		b,
+		"qemu:2222222222222222222222222222222222222222222222222222222222222222\n"
+		"carol:33\n");
 	return 0;
 }
 
@@ -379,8 +386,9 @@ static void x509_roundtrip_1mib(void **state)
 		n = mw_tls_seal(p.c, iov, 2, ct, cap, &err);
 		if (n < 0)
 			fail_msg("seal: %s", err.msg);
-		assert_int_equal((size_t)n, piece + piece / MW_TLS_REC_PLAIN *
-						     MW_TLS_REC_OVERHEAD);
+		assert_int_equal((size_t)n,
+				 piece + piece / MW_TLS_REC_PLAIN *
+						 MW_TLS_REC_OVERHEAD);
 		assert_true((size_t)n <= cap);
 		wire_put(&p.c2s, ct, (size_t)n);
 		got += open_all(p.s, &p.c2s, dst + got, total - got, piece);
@@ -455,8 +463,9 @@ static void x509_wrong_hostname(void **state)
 	pair_init(&p, &cc, 0, &sc);
 	pair_handshake(&p);
 	assert_int_equal(p.cret, -MW_E_AUTH);
-	assert_string_equal(p.cerr.msg,
-			    "server certificate does not match host name 'foo.example'");
+	assert_string_equal(
+		p.cerr.msg,
+		"server certificate does not match host name 'foo.example'");
 	/* the server never gets the client's Finished */
 	assert_int_not_equal(p.sret, 0);
 	pair_destroy(&p);
@@ -473,9 +482,10 @@ static void x509_wrong_ca(void **state)
 	pair_init(&p, &cc, 0, &sc);
 	pair_handshake(&p);
 	assert_int_equal(p.cret, -MW_E_AUTH);
-	snprintf(want, sizeof(want),
-		 "certificate verify failed: unable to get local issuer certificate (peer certificate is not signed by %s/ca-cert.pem)",
-		 other);
+	snprintf(
+		want, sizeof(want),
+		"certificate verify failed: unable to get local issuer certificate (peer certificate is not signed by %s/ca-cert.pem)",
+		other);
 	assert_string_equal(p.cerr.msg, want);
 	pair_destroy(&p);
 }
@@ -513,11 +523,13 @@ static void x509_client_from_other_ca(void **state)
 	char want[PATH_MAX + 128];
 
 	(void)state;
-	snprintf(want, sizeof(want),
-		 "certificate verify failed: unable to get local issuer certificate (peer certificate is not signed by %s/ca-cert.pem)",
-		 pki);
-	expect_client_rejected(&cc, 0, want,
-			       "peer rejected the connection: tlsv1 alert unknown ca (it does not accept our certificate)");
+	snprintf(
+		want, sizeof(want),
+		"certificate verify failed: unable to get local issuer certificate (peer certificate is not signed by %s/ca-cert.pem)",
+		pki);
+	expect_client_rejected(
+		&cc, 0, want,
+		"peer rejected the connection: tlsv1 alert unknown ca (it does not accept our certificate)");
 }
 
 static void x509_client_without_cert(void **state)
@@ -525,9 +537,9 @@ static void x509_client_without_cert(void **state)
 	struct mw_tls_cfg cc = x509_cfg(false, caonly, "dst.example");
 
 	(void)state;
-	expect_client_rejected(&cc, MW_TLS_CTX_NO_CERT,
-			       "peer did not present a certificate",
-			       "peer rejected the connection: tlsv13 alert certificate required (it requires a client certificate)");
+	expect_client_rejected(
+		&cc, MW_TLS_CTX_NO_CERT, "peer did not present a certificate",
+		"peer rejected the connection: tlsv13 alert certificate required (it requires a client certificate)");
 }
 
 static void x509_missing_files(void **state)
@@ -579,15 +591,15 @@ static void x509_bad_pem_and_key_mismatch(void **state)
 
 	(void)state;
 	assert_int_equal(mw_tls_ctx_new(&ctx, &cfg, &err), -MW_E_TLS);
-	snprintf(want, sizeof(want),
-		 "%s/server-key.pem: private key does not match %s/server-cert.pem",
-		 badkey, badkey);
+	snprintf(
+		want, sizeof(want),
+		"%s/server-key.pem: private key does not match %s/server-cert.pem",
+		badkey, badkey);
 	assert_string_equal(err.msg, want);
 
 	path_join(ca, tmpdir, "garbage");
-	assert_int_equal(run("mkdir -p '%s' && cp '%s'/*.pem '%s/'", ca, pki,
-			     ca),
-			 0);
+	assert_int_equal(
+		run("mkdir -p '%s' && cp '%s'/*.pem '%s/'", ca, pki, ca), 0);
 	path_join(key, ca, "ca-cert.pem");
 	write_text(key, "-----BEGIN CERTIFICATE-----\nnot base64!\n"
 			"-----END CERTIFICATE-----\n");
@@ -614,8 +626,9 @@ static void x509_plaintext_to_server(void **state)
 					  sizeof(hello) - 1, &used, out,
 					  sizeof(out), &n, &err),
 			 -MW_E_TLS);
-	assert_string_equal(err.msg,
-			    "peer is not speaking TLS (first bytes look like plaintext: \"GET / HT\")");
+	assert_string_equal(
+		err.msg,
+		"peer is not speaking TLS (first bytes look like plaintext: \"GET / HT\")");
 	mw_tls_sess_free(s);
 	mw_tls_ctx_free(ctx);
 }
@@ -636,8 +649,8 @@ static void x509_binary_garbage_to_server(void **state)
 	assert_int_equal(mw_tls_handshake(s, junk, sizeof(junk), &used, out,
 					  sizeof(out), &n, &err),
 			 -MW_E_TLS);
-	assert_string_equal(err.msg,
-			    "peer is not speaking TLS (first bytes: 00 01 fe 10)");
+	assert_string_equal(
+		err.msg, "peer is not speaking TLS (first bytes: 00 01 fe 10)");
 	mw_tls_sess_free(s);
 	mw_tls_ctx_free(ctx);
 }
@@ -704,9 +717,10 @@ static void psk_wrong_key(void **state)
 
 	(void)state;
 	path_join(b, tmpdir, "b.psk");
-	expect_psk_rejected(b, "qemu",
-			    "PSK of identity 'qemu' differs from the peer's (binder does not verify)",
-			    "peer rejected the handshake: sslv3 alert illegal parameter (does its keys.psk have identity 'qemu' with our key?)");
+	expect_psk_rejected(
+		b, "qemu",
+		"PSK of identity 'qemu' differs from the peer's (binder does not verify)",
+		"peer rejected the handshake: sslv3 alert illegal parameter (does its keys.psk have identity 'qemu' with our key?)");
 }
 
 static void psk_unknown_identity(void **state)
@@ -717,8 +731,9 @@ static void psk_unknown_identity(void **state)
 	path_join(b, tmpdir, "b.psk");
 	snprintf(want, sizeof(want), "unknown PSK identity 'carol' (not in %s)",
 		 psk_qemu);
-	expect_psk_rejected(b, "carol", want,
-			    "peer rejected the handshake: sslv3 alert handshake failure (does its keys.psk have identity 'carol' with our key?)");
+	expect_psk_rejected(
+		b, "carol", want,
+		"peer rejected the handshake: sslv3 alert handshake failure (does its keys.psk have identity 'carol' with our key?)");
 }
 
 static void psk_client_identity_missing(void **state)
@@ -981,7 +996,8 @@ static void record_rekey(void **state)
 static void record_suites(void **state)
 {
 	static const char *const suites[] = {
-		"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+		"TLS_AES_128_GCM_SHA256",
+		"TLS_AES_256_GCM_SHA384",
 		"TLS_CHACHA20_POLY1305_SHA256",
 	};
 	struct mw_tls_cfg cc = x509_cfg(false, pki, "localhost");
@@ -1098,10 +1114,12 @@ static void record_hostile_contents(void **state)
 		{ 0x16, nst, 0, -MW_E_TLS, "empty handshake record" },
 		{ 0x16, nst, sizeof(nst), -MW_E_TLS,
 		  "unexpected handshake message 4" },
-		{ 0x16, ku_bad, sizeof(ku_bad), -MW_E_TLS, "malformed KeyUpdate" },
+		{ 0x16, ku_bad, sizeof(ku_bad), -MW_E_TLS,
+		  "malformed KeyUpdate" },
 		{ 0x16, ku_more, sizeof(ku_more), -MW_E_TLS,
 		  "data after KeyUpdate" },
-		{ 0x16, split, sizeof(split), -MW_E_TLS, "split across records" },
+		{ 0x16, split, sizeof(split), -MW_E_TLS,
+		  "split across records" },
 		{ 0x15, fatal, sizeof(fatal), -MW_E_AUTH, "handshake failure" },
 		{ 0x15, short_alert, sizeof(short_alert), -MW_E_TLS,
 		  "malformed alert" },
@@ -1212,8 +1230,10 @@ int main(void)
 		{ MW_TLS_CTX_OSSL_RECORDS, MW_TLS_CTX_OSSL_RECORDS },
 	};
 	static const char *const mode_names[] = {
-		"tls/record own-own", "tls/record libssl-own",
-		"tls/record own-libssl", "tls/record libssl-libssl",
+		"tls/record own-own",
+		"tls/record libssl-own",
+		"tls/record own-libssl",
+		"tls/record libssl-libssl",
 	};
 	size_t m;
 	const char *env = getenv("MW_TEST_SEED");
@@ -1233,8 +1253,8 @@ int main(void)
 	for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 		rec_cflags = modes[m][0];
 		rec_sflags = modes[m][1];
-		fails += cmocka_run_group_tests_name(mode_names[m], record, NULL,
-						     NULL);
+		fails += cmocka_run_group_tests_name(mode_names[m], record,
+						     NULL, NULL);
 	}
 	rec_cflags = rec_sflags = 0;
 	group_teardown(NULL);

@@ -14,8 +14,8 @@
 
 #include "mw_tls.h"
 
-static ssize_t parse(const char *text, const char *id, uint8_t *key,
-		     size_t cap, struct mw_err *err)
+static ssize_t parse(const char *text, const char *id, uint8_t *key, size_t cap,
+		     struct mw_err *err)
 {
 	memset(err, 0, sizeof(*err));
 	return mw_tls_psk_parse(text, strlen(text), id, key, cap, err);

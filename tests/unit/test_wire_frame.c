@@ -65,11 +65,16 @@ static void hdr_layout_is_big_endian(void **state)
 	struct mw_frame_hdr h = data_hdr();
 	uint8_t raw[MW_FRAME_HDR_LEN];
 	static const uint8_t want[MW_FRAME_HDR_LEN] = {
-		0x4d, 0x57, 3,	  2,    0,	0,    0,    0, /* magic type codec flags rsv */
-		0,    0,    0,	  0,    0,	4,    0,    0, /* stream raw_len */
-		0,    0,    0x03, 0xe8, 0,	0,    0,    0, /* wire_len rsv */
-		1,    2,    3,	  4,    5,	6,    7,    8, /* seq */
-		0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10, /* csum */
+		0x4d, 0x57, 3,	  2,
+		0,    0,    0,	  0, /* magic type codec flags rsv */
+		0,    0,    0,	  0,
+		0,    4,    0,	  0, /* stream raw_len */
+		0,    0,    0x03, 0xe8,
+		0,    0,    0,	  0, /* wire_len rsv */
+		1,    2,    3,	  4,
+		5,    6,    7,	  8, /* seq */
+		0xfe, 0xdc, 0xba, 0x98,
+		0x76, 0x54, 0x32, 0x10, /* csum */
 	};
 
 	(void)state;
@@ -83,13 +88,10 @@ static const struct {
 	uint8_t type;
 	uint32_t len;
 } fixed_len[] = {
-	{ MW_FT_HELLO, MW_HELLO_LEN },
-	{ MW_FT_HELLO_OK, MW_HELLO_OK_LEN },
-	{ MW_FT_END, MW_END_LEN },
-	{ MW_FT_ACK, MW_ACK_LEN },
+	{ MW_FT_HELLO, MW_HELLO_LEN }, { MW_FT_HELLO_OK, MW_HELLO_OK_LEN },
+	{ MW_FT_END, MW_END_LEN },     { MW_FT_ACK, MW_ACK_LEN },
 #ifdef MW_OPEN_LEN
-	{ MW_FT_OPEN, MW_OPEN_LEN },
-	{ MW_FT_WINDOW, 0 },
+	{ MW_FT_OPEN, MW_OPEN_LEN },   { MW_FT_WINDOW, 0 },
 	{ MW_FT_CLOSE, MW_CLOSE_LEN },
 #endif
 };
@@ -106,8 +108,8 @@ static void hdr_roundtrip_every_type(void **state)
 	for (i = 0; i < FIXED_N + 3; i++) {
 		memset(&h, 0, sizeof(h));
 		h.type = i < FIXED_N ? fixed_len[i].type : MW_FT_ERROR;
-		h.wire_len = i < FIXED_N ? fixed_len[i].len
-					 : error_len[i - FIXED_N];
+		h.wire_len = i < FIXED_N ? fixed_len[i].len :
+					   error_len[i - FIXED_N];
 		h.stream = (uint32_t)i;
 		h.seq = 1000 + i;
 		assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), 0);
@@ -153,20 +155,23 @@ static void hdr_rejects_short_and_bad_magic(void **state)
 
 	(void)state;
 	mw_frame_hdr_encode(raw, &h);
-	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
-			 0);
 	assert_int_equal(
-		mw_frame_hdr_decode(raw, sizeof(raw) - 1, BIG_PAYLOAD, &out),
-		-MW_E_PROTO);
+		mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out), 0);
+	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw) - 1, BIG_PAYLOAD,
+					     &out),
+			 -MW_E_PROTO);
 	raw[0] ^= 0x01;
-	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
+	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD,
+					     &out),
 			 -MW_E_PROTO);
 	raw[0] ^= 0x01;
 	raw[1] = 0x58;
-	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
+	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD,
+					     &out),
 			 -MW_E_PROTO);
 	memset(raw, 0, sizeof(raw));
-	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
+	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD,
+					     &out),
 			 -MW_E_PROTO);
 }
 
@@ -179,13 +184,14 @@ static void hdr_rejects_bad_type(void **state)
 	(void)state;
 	mw_frame_hdr_encode(raw, &h);
 	raw[2] = 0;
-	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
+	assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD,
+					     &out),
 			 -MW_E_PROTO);
 	for (t = MW_FT_MAX; t <= 0xff; t++) {
 		raw[2] = (uint8_t)t;
-		assert_int_equal(
-			mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
-			-MW_E_PROTO);
+		assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw),
+						     BIG_PAYLOAD, &out),
+				 -MW_E_PROTO);
 	}
 }
 
@@ -200,13 +206,13 @@ static void hdr_rejects_reserved_nonzero(void **state)
 	for (i = 0; i < sizeof(rsv) / sizeof(rsv[0]); i++) {
 		mw_frame_hdr_encode(raw, &h);
 		raw[rsv[i]] = 0x01;
-		assert_int_equal(
-			mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
-			-MW_E_PROTO);
+		assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw),
+						     BIG_PAYLOAD, &out),
+				 -MW_E_PROTO);
 		raw[rsv[i]] = 0x80;
-		assert_int_equal(
-			mw_frame_hdr_decode(raw, sizeof(raw), BIG_PAYLOAD, &out),
-			-MW_E_PROTO);
+		assert_int_equal(mw_frame_hdr_decode(raw, sizeof(raw),
+						     BIG_PAYLOAD, &out),
+				 -MW_E_PROTO);
 	}
 }
 
@@ -497,7 +503,8 @@ static void hello_rejects_reserved_nonzero(void **state)
 
 static void hello_ok_roundtrip(void **state)
 {
-	struct mw_hello_ok h = { .version = MW_PROTO_VERSION, .chan_index = 63 },
+	struct mw_hello_ok h = { .version = MW_PROTO_VERSION,
+				 .chan_index = 63 },
 			   out;
 	uint8_t raw[MW_HELLO_OK_LEN];
 	unsigned i;
@@ -564,7 +571,7 @@ static void end_roundtrip(void **state)
 static void end_rejects_impossible_totals(void **state)
 {
 	static const struct mw_end bad[] = {
-		{ 0, 1 },        /* a chunk holds at least one byte */
+		{ 0, 1 }, /* a chunk holds at least one byte */
 		{ 10, 11 },
 		{ 1, UINT64_MAX },
 		/* chunks hold at most MW_CHUNK_MAX bytes */
@@ -616,7 +623,8 @@ static void stream_frames_roundtrip(void **state)
 	assert_int_equal(mw_open_decode(raw, MW_OPEN_LEN, &oo), 0);
 	assert_int_equal(oo.endpoint, o.endpoint);
 	assert_int_equal(oo.kind, o.kind);
-	assert_int_equal(mw_open_decode(raw, MW_OPEN_LEN - 1, &oo), -MW_E_PROTO);
+	assert_int_equal(mw_open_decode(raw, MW_OPEN_LEN - 1, &oo),
+			 -MW_E_PROTO);
 	raw[MW_OPEN_LEN - 1] = 1; /* reserved */
 	assert_int_equal(mw_open_decode(raw, MW_OPEN_LEN, &oo), -MW_E_PROTO);
 	o.kind = MW_SK_MAX;

@@ -117,7 +117,8 @@ static void credit_grows_by_half_window(void **state)
  * the window must release 0, 1, 2, ... exactly. */
 static void random_model(void **state)
 {
-	unsigned seed = getenv("MW_TEST_SEED") ?
+	unsigned seed =
+		getenv("MW_TEST_SEED") ?
 			(unsigned)strtoul(getenv("MW_TEST_SEED"), NULL, 0) :
 			(unsigned)time(NULL);
 	struct mw_reasm r;

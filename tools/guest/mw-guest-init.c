@@ -33,7 +33,7 @@
 
 #define PAGE 4096u
 #define HEARTBEAT_NS 250000000L /* 4 lines a second */
-#define TICK_NS 10000000L       /* dirtying granularity: 10 ms */
+#define TICK_NS 10000000L	/* dirtying granularity: 10 ms */
 
 static uint64_t rng_state = 1;
 
@@ -122,10 +122,11 @@ static void cfg_parse(struct cfg *c)
 }
 
 static const char *const words[] = {
-	"the ", "migration ", "stream ", "page ", "of ", "memory ", "guest ",
-	"and ", "dirty ", "channel ", "is ", "to ", "a ", "in ", "kernel ",
-	"which ", "with ", "bandwidth ", "downtime ", "device ", "state ",
-	"\n", ", ", ". ", "QEMU ", "TLS ", "buffer ", "zero ",
+	"the ",	     "migration ", "stream ", "page ",	  "of ",   "memory ",
+	"guest ",    "and ",	   "dirty ",  "channel ", "is ",   "to ",
+	"a ",	     "in ",	   "kernel ", "which ",	  "with ", "bandwidth ",
+	"downtime ", "device ",	   "state ",  "\n",	  ", ",	   ". ",
+	"QEMU ",     "TLS ",	   "buffer ", "zero ",
 };
 
 static void fill_text(uint8_t *p)
@@ -133,7 +134,8 @@ static void fill_text(uint8_t *p)
 	size_t off = 0;
 
 	while (off < PAGE) {
-		const char *w = words[rng_next() % (sizeof(words) / sizeof(words[0]))];
+		const char *w =
+			words[rng_next() % (sizeof(words) / sizeof(words[0]))];
 		size_t l = strlen(w);
 
 		if (l > PAGE - off)
@@ -147,14 +149,14 @@ static void fill_text(uint8_t *p)
 static void fill_code(uint8_t *p)
 {
 	static const uint8_t idioms[][8] = {
-		{ 0x55, 0x48, 0x89, 0xe5 },             /* push rbp; mov rbp,rsp */
-		{ 0x48, 0x83, 0xec, 0x10 },             /* sub rsp,0x10 */
-		{ 0xe8, 0x00, 0x00, 0x00, 0x00 },       /* call rel32 */
-		{ 0x48, 0x8b, 0x45, 0xf8 },             /* mov rax,[rbp-8] */
-		{ 0x31, 0xc0, 0xc3 },                   /* xor eax,eax; ret */
-		{ 0x0f, 0x1f, 0x44, 0x00, 0x00 },       /* nop */
-		{ 0x48, 0x85, 0xc0, 0x74, 0x05 },       /* test rax,rax; je */
-		{ 0x5d, 0xc3, 0xcc, 0xcc },             /* pop rbp; ret; int3 */
+		{ 0x55, 0x48, 0x89, 0xe5 },	  /* push rbp; mov rbp,rsp */
+		{ 0x48, 0x83, 0xec, 0x10 },	  /* sub rsp,0x10 */
+		{ 0xe8, 0x00, 0x00, 0x00, 0x00 }, /* call rel32 */
+		{ 0x48, 0x8b, 0x45, 0xf8 },	  /* mov rax,[rbp-8] */
+		{ 0x31, 0xc0, 0xc3 },		  /* xor eax,eax; ret */
+		{ 0x0f, 0x1f, 0x44, 0x00, 0x00 }, /* nop */
+		{ 0x48, 0x85, 0xc0, 0x74, 0x05 }, /* test rax,rax; je */
+		{ 0x5d, 0xc3, 0xcc, 0xcc },	  /* pop rbp; ret; int3 */
 	};
 	size_t off = 0;
 
@@ -192,10 +194,18 @@ static int page_kind(size_t i)
 static void fill_page(uint8_t *p, size_t i)
 {
 	switch (page_kind(i)) {
-	case 0: memset(p, 0, PAGE); break;
-	case 1: fill_text(p); break;
-	case 2: fill_code(p); break;
-	default: fill_random(p); break;
+	case 0:
+		memset(p, 0, PAGE);
+		break;
+	case 1:
+		fill_text(p);
+		break;
+	case 2:
+		fill_code(p);
+		break;
+	default:
+		fill_random(p);
+		break;
 	}
 }
 
@@ -265,10 +275,12 @@ int main(void)
 		/* Dirty the pages owed since the last pass. After a long stall
 		 * (migration downtime) only one tick is owed: do not burst. */
 		t = now_ns();
-		budget += per_ns * (double)(t - last > 2 * TICK_NS ? TICK_NS : t - last);
+		budget += per_ns *
+			  (double)(t - last > 2 * TICK_NS ? TICK_NS : t - last);
 		last = t;
 		while (budget >= 1.0) {
-			size_t i = c.random ? (size_t)(rng_next() % npages) : cursor;
+			size_t i = c.random ? (size_t)(rng_next() % npages) :
+					      cursor;
 
 			cursor = (cursor + 1) % npages;
 			dirty_page(ws + i * PAGE, i, ++gen);
@@ -278,7 +290,8 @@ int main(void)
 		t = now_ns();
 		if (t >= next_hb) {
 			counter++;
-			h = fnv1a(h, (const uint8_t *)&counter, sizeof(counter));
+			h = fnv1a(h, (const uint8_t *)&counter,
+				  sizeof(counter));
 			for (int k = 0; k < 16; k++) {
 				h = fnv1a(h, ws + sample * PAGE, 256);
 				sample = (sample + 7919) % npages;
