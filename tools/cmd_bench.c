@@ -1054,9 +1054,8 @@ static bool listening(int port)
 	snprintf(want, sizeof(want), "0100007F:%04X", port);
 	while (f && !yes && fgets(line, sizeof(line), f))
 		/* kernel-formatted text */
-		yes = sscanf(line,
-			     " %*s %63s %*s %x", /* NOLINT(cert-err34-c) */
-			     local, &st) == 2 &&
+		/* NOLINTNEXTLINE(cert-err34-c) */
+		yes = sscanf(line, " %*s %63s %*s %x", local, &st) == 2 &&
 		      !strcmp(local, want) && st == 0x0A;
 	if (f)
 		fclose(f);
