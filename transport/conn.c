@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "mw_thread.h"
-#include "xp_int.h"
+#include "conn.h"
+#include "mw_fd.h"
+#include "net.h"
 
 int mw_conn_init(struct mw_conn *c, int fd, const char *peer,
 		 struct mw_tls_ctx *tls)

@@ -19,7 +19,7 @@
 
 #include "mw_parse.h"
 #include "mw_thread.h"
-#include "xp_int.h"
+#include "net.h"
 
 void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
 {

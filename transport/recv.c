@@ -58,7 +58,12 @@
 #include "reasm.h"
 #include "ring.h"
 #include "stats.h"
-#include "xp_int.h"
+#include "conn.h"
+#include "ctlq.h"
+#include "mw_fd.h"
+#include "net.h"
+#include "qemu_stream.h"
+#include "session.h"
 
 #define MAX_PENDING 64 /* connections authenticating at once */
 #define JOIN_SECS 10   /* an unauthenticated connection's time limit */
@@ -543,22 +548,6 @@ static int stream_connect(struct rx_stream *st)
 	return 0;
 }
 
-/*
- * An NBD client ends with a disconnect request and closes; an NBD server
- * being stopped may close first (libvirt stops the destination's server
- * right after the source's block job ends), so the request meets a closed
- * socket. Losing exactly that request loses nothing. Returns true when
- * p[0..n) is one NBD_CMD_DISC request (compact or extended header).
- */
-static bool nbd_is_disc(const uint8_t *p, size_t n)
-{
-	if (n == 28 && mw_get_be32(p) == 0x25609513u)
-		return mw_get_be16(p + 6) == 2;
-	if (n == 32 && mw_get_be32(p) == 0x21e41c71u)
-		return mw_get_be16(p + 6) == 2;
-	return false;
-}
-
 /* write_all that says how far it got. */
 static int write_upto(int fd, const uint8_t *p, size_t n, size_t *done)
 {
@@ -657,7 +646,7 @@ static void *writer_main(void *arg)
 			ret = write_upto(st->fd, s->raw, s->raw_len, &done);
 			if ((ret == -EPIPE || ret == -ECONNRESET) &&
 			    kind == MW_SK_NBD &&
-			    nbd_is_disc(s->raw + done, s->raw_len - done)) {
+			    mw_nbd_is_disc(s->raw + done, s->raw_len - done)) {
 				MW_LOG(MW_LOG_INFO,
 				       "stream %u: NBD server "
 				       "closed before the client's disconnect "

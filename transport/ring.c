@@ -224,3 +224,28 @@ int mw_ring_poll_wait(struct mw_ring *r, unsigned long long timeout_ns)
 	}
 	return 0;
 }
+
+void mw_sendq_post(struct mw_ring *ring, int fd, struct mw_sendq *sq,
+		   uint64_t ud)
+{
+	memset(&sq->msg, 0, sizeof(sq->msg));
+	sq->msg.msg_iov = sq->iov[0].iov_len ? sq->iov : sq->iov + 1;
+	sq->msg.msg_iovlen = sq->iov[0].iov_len && sq->iov[1].iov_len ? 2 : 1;
+	mw_ring_post_sendmsg(ring, fd, &sq->msg, ud);
+}
+
+bool mw_sendq_advance(struct mw_sendq *sq, size_t n)
+{
+	unsigned k;
+
+	for (k = 0; k < 2; k++) {
+		size_t take = n < sq->iov[k].iov_len ? n : sq->iov[k].iov_len;
+
+		if (!take)
+			continue; /* an empty piece may be NULL */
+		sq->iov[k].iov_base = (uint8_t *)sq->iov[k].iov_base + take;
+		sq->iov[k].iov_len -= take;
+		n -= take;
+	}
+	return sq->iov[0].iov_len || sq->iov[1].iov_len;
+}

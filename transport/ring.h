@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "mw_xport.h"
 
@@ -170,5 +171,19 @@ static inline void mw_ring_advance(struct mw_ring *r, unsigned n)
 	}
 	io_uring_cq_advance(&r->uring, n);
 }
+
+/* ---- a frame on its way out through a ring ---- */
+
+/* One frame on its way out: up to two pieces (header + payload, or one
+ * sealed buffer), advanced over short sends. */
+struct mw_sendq {
+	struct iovec iov[2];
+	struct msghdr msg;
+};
+/* Posts a sendmsg of what is left in sq (borrowed until its completion). */
+void mw_sendq_post(struct mw_ring *ring, int fd, struct mw_sendq *sq,
+		   uint64_t ud);
+/* Accounts n sent bytes; returns true while bytes remain. */
+bool mw_sendq_advance(struct mw_sendq *sq, size_t n);
 
 #endif

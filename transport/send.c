@@ -58,7 +58,13 @@
 #include "mw_xport.h"
 #include "ring.h"
 #include "stats.h"
-#include "xp_int.h"
+#include "conn.h"
+#include "ctlq.h"
+#include "mw_fd.h"
+#include "net.h"
+#include "qemu_stream.h"
+#include "rate.h"
+#include "session.h"
 
 #define TX_SLOTS 2
 #define UD_EFD 1

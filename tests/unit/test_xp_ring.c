@@ -24,7 +24,7 @@
 
 #include "mw_thread.h"
 #include "ring.h"
-#include "xp_int.h"
+#include "mw_fd.h"
 
 #define SEC 1000000000ull
 

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* Sockets: the network side and the local (QEMU) endpoints (net.c). */
+#ifndef MW_NET_H
+#define MW_NET_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "mw_err.h"
+#include "mw_xport.h"
+
+/* "host:port" of a peer, "[v6]:port" included */
+#define MW_PEER_MAX 80u
+
+int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
+		   char *peer, size_t peer_cap, struct mw_err *err);
+int mw_net_listen(const char *host, uint16_t port, struct mw_err *err);
+/* Socket options every channel gets: nodelay, keepalive, user timeout,
+ * larger buffers. */
+void mw_net_tune(int fd, uint32_t timeout_s);
+void mw_net_peer_name(int fd, char *buf, size_t cap);
+/* "host:port" ("[v6]:port") of an address; "?:0" when it is neither. */
+void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap);
+/* poll() for ev until deadline: 0, -MW_E_TIMEOUT or -errno. */
+int mw_net_wait(int fd, short ev, unsigned long long deadline);
+
+/* Local endpoints (QEMU side). */
+/* Listens on a unix: or tcp: endpoint; returns fd or -errno (text in err). */
+int mw_ep_listen(const struct mw_endpoint *ep, struct mw_err *err);
+/* Connects to an endpoint (blocking, bounded by deadline). */
+int mw_ep_connect(const struct mw_endpoint *ep, unsigned long long deadline,
+		  struct mw_err *err);
+/* "unix:/path" or "tcp:host:port" */
+const char *mw_ep_name(const struct mw_endpoint *ep, char *buf, size_t cap);
+#endif
