@@ -44,7 +44,9 @@ int mw_parse_size(const char *s, uint64_t *out)
 	}
 	if (mul > 1 && *p == 'i')
 		p++;
-	if (*p == 'B' || *p == 'b')
+	if (*p == 'b')
+		return -EDOM; /* bits, as tc and iperf3 write them */
+	if (*p == 'B')
 		p++;
 	if (!strcmp(p, "/s"))
 		p += 2;
@@ -54,6 +56,50 @@ int mw_parse_size(const char *s, uint64_t *out)
 		return -ERANGE;
 	*out = v * mul;
 	return 0;
+}
+
+int mw_parse_rate(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t bits;
+	} units[] = { { "bit", 1 },
+		      { "kbit", 1000 },
+		      { "Kbit", 1000 },
+		      { "mbit", 1000000 },
+		      { "Mbit", 1000000 },
+		      { "gbit", 1000000000 },
+		      { "Gbit", 1000000000 },
+		      { "tbit", 1000000000000ull },
+		      { "Tbit", 1000000000000ull } };
+	uint64_t v = 0;
+	const char *p = s;
+	size_t i, n;
+
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	while (isdigit((unsigned char)*p))
+		p++;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		n = strlen(units[i].unit);
+		if (strncmp(p, units[i].unit, n) ||
+		    (p[n] && strcmp(p + n, "/s")))
+			continue;
+		for (p = s; isdigit((unsigned char)*p); p++) {
+			if (v > (UINT64_MAX - 9) / 10)
+				return -ERANGE;
+			v = v * 10 + (unsigned)(*p - '0');
+		}
+		if (v && units[i].bits > UINT64_MAX / v)
+			return -ERANGE;
+		*out = v * units[i].bits / 8;
+		return 0;
+	}
+	if (*p && strchr("kKmMgGtT", *p))
+		p++;
+	if (!strncmp(p, "bit", 3))
+		return -EINVAL; /* bits, but not a form we know ("1bit/") */
+	return mw_parse_size(s, out);
 }
 
 int mw_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)

@@ -16,11 +16,20 @@ struct mw_cpus {
 };
 
 /*
- * "123", "64K", "4M", "1G", "2T" (binary multiples; a trailing "B", "iB"
- * or "/s" is accepted). Rejects empty, negative, junk and overflow.
- * Returns 0 or -EINVAL / -ERANGE.
+ * Bytes: "123", "64K", "4M", "1G", "2T" (binary multiples, K = KiB; a
+ * trailing "B", "iB" or "/s" is accepted). Rejects empty, negative, junk
+ * and overflow. A lowercase "b" ("1Gb") means bits to tc and iperf3, so it
+ * is refused with -EDOM rather than read as bytes. Returns 0 or -EINVAL /
+ * -ERANGE / -EDOM.
  */
 int mw_parse_size(const char *s, uint64_t *out);
+/*
+ * A rate in bytes per second: anything mw_parse_size takes, or bits as tc
+ * and iperf3 write them, with decimal multiples: "800bit", "100kbit",
+ * "100Mbit", "1Gbit", "10Gbit/s" (1Gbit = 125000000 bytes/s). Returns 0 or
+ * -EINVAL / -ERANGE / -EDOM (a bare lowercase "b", e.g. "1Gb").
+ */
+int mw_parse_rate(const char *s, uint64_t *out);
 /* Decimal unsigned in [min, max]. Returns 0, -EINVAL or -ERANGE. */
 int mw_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* "0-3,8,10-11": ascending or not, duplicates folded; "" is rejected. */

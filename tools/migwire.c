@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "cmd_bench.h"
@@ -50,6 +51,10 @@ struct opt_def {
 	const char *help;
 };
 
+/* "migwire send" or "migwire recv" once the side is known: every usage
+ * line carries it, as the runtime's log lines do. */
+static const char *prog = "migwire";
+
 static int usage_err(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 static int usage_err(const char *fmt, ...)
@@ -60,7 +65,7 @@ static int usage_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "migwire: %s (see --help)\n", msg);
+	fprintf(stderr, "%s: %s (see --help)\n", prog, msg);
 	return -MW_E_USAGE;
 }
 
@@ -72,10 +77,8 @@ static int parse_u32_opt(const char *name, const char *arg, uint32_t min,
 	if (mw_parse_u32(arg, min, max, out) == 0)
 		return 0;
 	snprintf(range, sizeof(range), "%u..%u", min, max);
-	fprintf(stderr,
-		"migwire: --%s: '%s' is not a number in %s "
-		"(see --help)\n",
-		name, arg, range);
+	fprintf(stderr, "%s: --%s: '%s' is not a number in %s (see --help)\n",
+		prog, name, arg, range);
 	return -MW_E_USAGE;
 }
 
@@ -83,12 +86,17 @@ static int parse_size_opt(const char *name, const char *arg, uint64_t min,
 			  uint64_t max, uint64_t *out)
 {
 	uint64_t v;
+	int ret = mw_parse_size(arg, &v);
 
-	if (mw_parse_size(arg, &v) || v < min || v > max) {
+	if (ret == -EDOM)
+		return usage_err("--%s: '%s': a lowercase b means bits; sizes "
+				 "are bytes (K = KiB, M = MiB, G = GiB)",
+				 name, arg);
+	if (ret || v < min || v > max) {
 		fprintf(stderr,
-			"migwire: --%s: '%s' is not a size in "
+			"%s: --%s: '%s' is not a size in "
 			"%llu..%llu bytes (suffixes K, M, G) (see --help)\n",
-			name, arg, (unsigned long long)min,
+			prog, name, arg, (unsigned long long)min,
 			(unsigned long long)max);
 		return -MW_E_USAGE;
 	}
@@ -235,7 +243,9 @@ static int o_level(struct opts *o, const char *a)
 static int o_threads(struct opts *o, const char *a)
 {
 	o->have_threads = true;
-	return parse_u32_opt("threads", a, 1, 64, &o->cfg.threads);
+	return parse_u32_opt(o->side_name[0] == 's' ? "compress-threads" :
+						      "decompress-threads",
+			     a, 1, 64, &o->cfg.threads);
 }
 
 static int o_chunk(struct opts *o, const char *a)
@@ -249,16 +259,49 @@ static int o_chunk(struct opts *o, const char *a)
 	return ret;
 }
 
+/*
+ * The window is allocated up front (a fixed pool, no malloc on the data
+ * path), so a typo like 1T would take the host's memory before anything
+ * connects: it may be at most half of the RAM this host has.
+ */
 static int o_window(struct opts *o, const char *a)
 {
-	return parse_size_opt("window", a, 64 << 10, 1ull << 40,
-			      &o->cfg.window);
+	struct sysinfo si;
+	uint64_t ram, max;
+	int ret = parse_size_opt("window", a, 64 << 10, 1ull << 40,
+				 &o->cfg.window);
+
+	if (ret || sysinfo(&si))
+		return ret;
+	ram = (uint64_t)si.totalram * si.mem_unit;
+	max = ram / 2;
+	if (o->cfg.window > max)
+		return usage_err("--window: '%s' is more than half of this "
+				 "host's memory (%.1f GiB); at most %.1f GiB",
+				 a, (double)ram / (1 << 30),
+				 (double)max / (1 << 30));
+	return 0;
 }
 
+/* Bytes per second as sizes are written (100M = 100 MiB/s), or bits as tc
+ * and iperf3 write them (1Gbit = 10^9 bit/s); "1Gb" is refused. */
 static int o_maxbw(struct opts *o, const char *a)
 {
-	return parse_size_opt("max-bandwidth", a, 1 << 10, 1ull << 50,
-			      &o->cfg.max_bw);
+	uint64_t v;
+	int ret = mw_parse_rate(a, &v);
+
+	if (ret == -EDOM)
+		return usage_err("--max-bandwidth: '%s' is ambiguous: write "
+				 "M or G for MiB/s or GiB/s (bytes), Mbit or "
+				 "Gbit for bits per second",
+				 a);
+	if (ret || v < (1 << 10) || v > (1ull << 50))
+		return usage_err("--max-bandwidth: '%s' is not a rate in "
+				 "1K..1024T bytes/s (e.g. 100M = 100 MiB/s, "
+				 "1Gbit = 1 Gbit/s)",
+				 a);
+	o->cfg.max_bw = v;
+	return 0;
 }
 
 static int o_timeout(struct opts *o, const char *a)
@@ -283,9 +326,10 @@ static int o_io(struct opts *o, const char *a)
 static const struct opt_def opt_defs[] = {
 	{ "to", 1, SIDE_SEND, o_to, "HOST:PORT",
 	  "receiver address (required)" },
-	{ "listen", 1, SIDE_BOTH, o_listen, "ADDR",
-	  "recv: HOST:PORT to accept the sender's channels on (required); "
-	  "send: unix:PATH or tcp:HOST:PORT where QEMU connects (repeatable; "
+	{ "listen", 1, SIDE_RECV, o_listen, "HOST:PORT",
+	  "address to accept the sender's channels on (required)" },
+	{ "listen", 1, SIDE_SEND, o_listen, "ADDR",
+	  "unix:PATH or tcp:HOST:PORT where QEMU connects (repeatable; "
 	  "default: the exec: stream on stdin/stdout)" },
 	{ "connect", 1, SIDE_RECV, o_connect, "ADDR",
 	  "unix:PATH or tcp:HOST:PORT of the destination QEMU, paired with "
@@ -295,7 +339,8 @@ static const struct opt_def opt_defs[] = {
 	{ "compress", 1, SIDE_SEND, o_compress, "CODEC",
 	  "none | zlib | zstd (default zstd)" },
 	{ "compress-level", 1, SIDE_SEND, o_level, "L",
-	  "codec level (zstd 1-19, default 1; zlib 1-9, default 1)" },
+	  "codec level (zstd -7..19, negative is faster, default 1; zlib "
+	  "1..9, default 1)" },
 	{ "adaptive", 0, SIDE_SEND, o_adaptive, NULL,
 	  "send a chunk uncompressed when a channel has room for it before "
 	  "a compress worker has started it (the network is faster than the "
@@ -309,7 +354,8 @@ static const struct opt_def opt_defs[] = {
 	{ "chunk-size", 1, SIDE_SEND, o_chunk, "SIZE",
 	  "bytes per chunk, 4K-16M (default 256K)" },
 	{ "window", 1, SIDE_BOTH, o_window, "SIZE",
-	  "memory for chunks in flight on this side (default 8M)" },
+	  "memory for chunks in flight on this side, at most half the "
+	  "host's RAM (default 8M)" },
 	{ "tls-creds", 1, SIDE_BOTH, o_creds, "DIR",
 	  "QEMU tls-creds-x509 directory: ca-cert.pem and server-cert.pem/"
 	  "server-key.pem (recv) or client-cert.pem/client-key.pem (send)" },
@@ -329,8 +375,8 @@ static const struct opt_def opt_defs[] = {
 	  "pin worker threads to these CPUs, e.g. 4-7,12 (default: the "
 	  "kernel's isolated CPUs, if any)" },
 	{ "max-bandwidth", 1, SIDE_SEND, o_maxbw, "RATE",
-	  "cap wire bytes per second over all channels, e.g. 100M (default: "
-	  "no cap)" },
+	  "cap wire bytes per second over all channels: 100M is 100 MiB/s, "
+	  "1Gbit is 1 Gbit/s (default: no cap)" },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
 	  "seconds allowed for TLS handshakes and for all channels to join; also the TCP user timeout that declares a silent peer dead (default 30)" },
 	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
@@ -357,6 +403,38 @@ static const struct opt_def opt_defs[] = {
 };
 
 #define NOPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
+
+/*
+ * One option of --help: the option in a 28-column field, its text wrapped
+ * at 80 columns under itself (a longer option gets a line of its own).
+ */
+static void print_opt(FILE *f, const char *left, const char *help)
+{
+	const int col = 31, room = 80 - 31;
+	bool beside = (int)strlen(left) <= col - 3;
+	const char *p = help;
+
+	if (beside)
+		fprintf(f, "  %-28s ", left);
+	else
+		fprintf(f, "  %s\n", left);
+	while (*p) {
+		int n = (int)strlen(p);
+
+		if (n > room) {
+			n = room;
+			while (n > 0 && p[n] != ' ')
+				n--;
+			if (!n)
+				n = room;
+		}
+		fprintf(f, "%*s%.*s\n", beside ? 0 : col, "", n, p);
+		beside = false;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
 
 static void print_usage(FILE *f, int side)
 {
@@ -393,14 +471,21 @@ static void print_usage(FILE *f, int side)
 		snprintf(left, sizeof(left), "--%s%s%s", d->name,
 			 d->arg_name ? " " : "",
 			 d->arg_name ? d->arg_name : "");
-		fprintf(f, "  %-28s %s\n", left, d->help);
+		print_opt(f, left, d->help);
 	}
-	fprintf(f, "  %-28s %s\n", "-h, --help", "this text");
+	print_opt(f, "-h, --help", "this text");
+	print_opt(f, "--version", "print the version and exit");
 	fprintf(f,
-		"\nTLS is on by default (TLS 1.3, mutual X.509 or PSK); "
-		"--no-tls must be said.\nEnvironment: MIGWIRE_TLS_RECORDS=own "
-		"(default: migwire seals the records\nafter OpenSSL's "
-		"handshake) or openssl (OpenSSL does; the wire is the same).\n"
+		"\nOne of --tls-creds, --tls-psk or --no-tls is required: TLS 1.3 "
+		"with mutual\nX.509 or PSK authentication, or plaintext only "
+		"when said.\n"
+		"Sizes are bytes, K = KiB, M = MiB, G = GiB (a lowercase b is "
+		"refused); rates\nare bytes per second the same way, or bits "
+		"per second as Kbit, Mbit, Gbit\n(decimal, as tc and iperf3 "
+		"write them).\n"
+		"Environment: MIGWIRE_TLS_RECORDS=own (default: migwire seals "
+		"the records\nafter OpenSSL's handshake) or openssl (OpenSSL "
+		"does; the wire is the same).\n"
 		"Exit status: 0 success, 1 failure, 2 usage error. Errors are "
 		"one line on stderr.\n");
 }
@@ -606,6 +691,26 @@ static int opt_index(const char *name)
 	return -1;
 }
 
+static void print_version(void)
+{
+	printf("migwire %s (protocol %u)\n", MW_VERSION,
+	       (unsigned)MW_PROTO_VERSION);
+}
+
+/*
+ * getopt_long takes any unique prefix of a long option ("--chan" for
+ * --channels), which silently changes meaning once a second option shares
+ * the prefix: only the full name (optionally "=value") is accepted.
+ */
+static bool exact_name(const char *tok, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!tok || strncmp(tok, "--", 2))
+		return true; /* a short option */
+	return !strncmp(tok + 2, name, n) && (!tok[2 + n] || tok[2 + n] == '=');
+}
+
 static int run_side(int side, int argc, char **argv)
 {
 	struct option lopts[NOPTS + 2];
@@ -615,6 +720,7 @@ static int run_side(int side, int argc, char **argv)
 	int c, idx, ret;
 
 	o.side_name = side == SIDE_SEND ? "send" : "recv";
+	prog = side == SIDE_SEND ? "migwire send" : "migwire recv";
 	mw_log_set_side(o.side_name);
 	o.cfg.codec = MW_CODEC_ZSTD;
 	o.cfg.nr_chans = 2;
@@ -631,12 +737,32 @@ static int run_side(int side, int argc, char **argv)
 					      (int)(1000 + i) };
 	}
 	lopts[n++] = (struct option){ "help", 0, NULL, 'h' };
+	lopts[n++] = (struct option){ "version", 0, NULL, 'V' };
 	lopts[n] = (struct option){ 0 };
 	optind = 1;
 	opterr = 0; /* one line of our own instead of getopt's two */
-	while ((c = getopt_long(argc, argv, "hvq", lopts, &idx)) != -1) {
+	/* "+": stop at the first non-option, so argv[optind] before each call
+	 * is the token getopt is about to read (checked by exact_name) */
+	for (;;) {
+		const char *tok = optind < argc ? argv[optind] : NULL;
+
+		idx = -1;
+		c = getopt_long(argc, argv, "+hvq", lopts, &idx);
+		if (c == -1)
+			break;
+		if (idx >= 0 && !exact_name(tok, lopts[idx].name)) {
+			fprintf(stderr,
+				"migwire %s: unknown option '%s' (did you "
+				"mean --%s?) (see --help)\n",
+				o.side_name, tok, lopts[idx].name);
+			return 2;
+		}
 		if (c == 'h') {
 			print_usage(stdout, side);
+			return 0;
+		}
+		if (c == 'V') {
+			print_version();
 			return 0;
 		}
 		if (c == 'v' || c == 'q')
@@ -688,8 +814,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-		printf("migwire %s (protocol %u)\n", MW_VERSION,
-		       (unsigned)MW_PROTO_VERSION);
+		print_version();
 		return 0;
 	}
 	if (!strcmp(argv[1], "send"))

@@ -47,7 +47,7 @@ void mw_fail_signal(struct mw_fail *f, int sfd);
  */
 bool mw_fail_poll(struct mw_fail *f, int sfd, unsigned long long *next);
 
-/* Blocks SIGINT/SIGTERM/SIGPIPE in the caller (before threads start) and
+/* Blocks SIGINT/SIGTERM/SIGHUP/SIGPIPE in the caller (before threads start) and
  * returns a signalfd for them. */
 int mw_signals_block(void);
 

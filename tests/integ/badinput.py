@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -466,6 +467,22 @@ USAGE = [
     ('port 0', ['recv', '--listen', '127.0.0.1:0', '--no-tls'], ('port',)),
     ('bare IPv6', ['send', '--to', '::1:4444', '--no-tls'], ('::1',)),
     ('unknown command', ['bogus'], ('bogus',)),
+    # sizes and rates: bytes with K = KiB; bits only when said (Mbit)
+    ('lowercase b in a size', ['send', '--to', '127.0.0.1:9', '--no-tls',
+                               '--window', '8Mb'],
+     ('migwire send:', '--window', 'lowercase b means bits')),
+    ('ambiguous rate 1Gb', ['send', '--to', '127.0.0.1:9', '--no-tls',
+                            '--max-bandwidth', '1Gb'],
+     ('migwire send:', '--max-bandwidth', 'ambiguous', 'Gbit')),
+    ('--window beyond half the RAM', ['recv', '--listen', '127.0.0.1:9',
+                                      '--no-tls', '--window', '1T'],
+     ('migwire recv:', '--window', "half of this host's memory")),
+    ('option named as typed', ['recv', '--listen', '127.0.0.1:9',
+                               '--no-tls', '--decompress-threads', '0'],
+     ('migwire recv:', '--decompress-threads')),
+    ('no prefix abbreviation', ['send', '--to', '127.0.0.1:9', '--no-tls',
+                                '--chan', '4'],
+     ('migwire send:', "unknown option '--chan'", '--channels')),
     ('--no-return-path with --connect', ['recv', '--listen', '127.0.0.1:9',
                                          '--no-tls', '--connect',
                                          'unix:/tmp/x.sock',
@@ -491,6 +508,34 @@ def usage_errors(env):
             bad.append(f'{what}: line lacks {words}')
     if bad:
         fail('; '.join(bad))
+
+
+@case
+def help_and_version(env):
+    # per-side --help fits 80 columns and explains units; --version works
+    # after the side too
+    for side in ('send', 'recv'):
+        r = subprocess.run([env.mw, side, '--help'], capture_output=True,
+                           text=True, timeout=10)
+        wide = [l for l in r.stdout.splitlines() if len(l) > 80]
+        if r.returncode != 0 or wide:
+            fail(f'{side} --help: exit {r.returncode}, {len(wide)} lines '
+                 f'over 80 columns: {wide[:1]}')
+        if 'Mbit' not in r.stdout or 'K = KiB' not in r.stdout:
+            fail(f'{side} --help does not state the units')
+        listen = [l for l in r.stdout.splitlines() if '--listen' in l]
+        if side == 'recv' and any('unix:' in l for l in listen):
+            fail(f'recv --help shows send\'s --listen: {listen}')
+        r = subprocess.run([env.mw, side, '--version'],
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0 or not r.stdout.startswith('migwire '):
+            fail(f'{side} --version: exit {r.returncode}: {r.stderr}')
+    r = subprocess.run([env.mw, 'send', '--to', '127.0.0.1:9',
+                        '--no-tls', '--max-bandwidth', '1Gbit',
+                        '--print-config'], capture_output=True, text=True,
+                       timeout=10)
+    if 'max-bandwidth=125000000' not in r.stdout:
+        fail(f'--max-bandwidth 1Gbit is not 125000000 bytes/s: {r.stdout}')
 
 
 @case

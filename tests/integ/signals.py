@@ -76,6 +76,8 @@ def run():
         (tls, 'recv', signal.SIGINT, None),
         (['--no-tls'], 'send', signal.SIGINT, None),
         (['--no-tls'], 'recv', signal.SIGTERM, None),
+        # a dropped ssh session: handled as SIGTERM, not a silent 129
+        (['--no-tls'], 'send', signal.SIGHUP, None),
     ]
     xfail, xpass = 0, []
     for args, victim, sig, xf in cases:

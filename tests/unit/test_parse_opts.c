@@ -71,7 +71,10 @@ static void size_kib_bytes_and_rates(void **state)
 	size_ok("2GiB", 2 * GIB);
 	size_ok("1TiB", TIB);
 	size_ok("256KB", 256 * KIB);
-	size_ok("256kb", 256 * KIB);
+	size_bad("256kb", -EDOM); /* b is bits: never silently bytes */
+	size_bad("1Gb", -EDOM);
+	size_bad("1Gb/s", -EDOM);
+	size_bad("8b", -EDOM);
 	size_ok("512B", 512);
 	size_ok("100M/s", 100 * MIB);
 	size_ok("100MB/s", 100 * MIB);
@@ -117,6 +120,55 @@ static void size_junk_empty_negative(void **state)
 	size_bad("1P", -EINVAL);
 	size_bad("1MM", -EINVAL);
 	size_bad("1e6", -EINVAL);
+}
+
+/* ---- mw_parse_rate ---- */
+
+static void rate_ok(const char *s, uint64_t want)
+{
+	uint64_t v = 0xdeadbeef;
+
+	if (mw_parse_rate(s, &v) != 0)
+		fail_msg("mw_parse_rate(\"%s\") refused", s);
+	if (v != want)
+		fail_msg("mw_parse_rate(\"%s\") = %llu, want %llu", s,
+			 (unsigned long long)v, (unsigned long long)want);
+}
+
+static void rate_bad(const char *s, int want)
+{
+	uint64_t v = 0xdeadbeef;
+	int ret = mw_parse_rate(s, &v);
+
+	if (ret != want)
+		fail_msg("mw_parse_rate(\"%s\") = %d, want %d",
+			 s ? s : "(null)", ret, want);
+	assert_true(v == 0xdeadbeef);
+}
+
+static void rate_bytes_and_bits(void **state)
+{
+	(void)state;
+	/* bytes, binary multiples: as --window and mw_parse_size */
+	rate_ok("100M", 100 * MIB);
+	rate_ok("100MiB/s", 100 * MIB);
+	rate_ok("1G", GIB);
+	/* bits, decimal multiples: as tc and iperf3 */
+	rate_ok("800bit", 100);
+	rate_ok("100kbit", 12500);
+	rate_ok("100Mbit", 12500000);
+	rate_ok("100mbit", 12500000);
+	rate_ok("1Gbit", 125000000);
+	rate_ok("10Gbit/s", 1250000000);
+	rate_ok("2Tbit", 250000000000ull);
+	/* a bare lowercase b is ambiguous and refused */
+	rate_bad("1Gb", -EDOM);
+	rate_bad("100Mb/s", -EDOM);
+	rate_bad("1Gbits", -EINVAL);
+	rate_bad("1GBit", -EINVAL);
+	rate_bad("Gbit", -EINVAL);
+	rate_bad("1Gbit/", -EINVAL);
+	rate_bad("99999999999999999999Gbit", -ERANGE);
 }
 
 /* ---- mw_parse_u32 ---- */
@@ -347,6 +399,7 @@ int main(void)
 		cmocka_unit_test(size_kib_bytes_and_rates),
 		cmocka_unit_test(size_overflow),
 		cmocka_unit_test(size_junk_empty_negative),
+		cmocka_unit_test(rate_bytes_and_bits),
 	};
 	const struct CMUnitTest u32_tests[] = {
 		cmocka_unit_test(u32_ranges),
