@@ -24,8 +24,14 @@ int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans)
 	if (!path)
 		return 0;
 	st->f = fopen(path, "ae");
-	if (!st->f)
-		return -errno;
+	if (!st->f) {
+		int ret = -errno;
+
+		/* callers skip mw_stats_close when opening failed */
+		free(st->last_chan);
+		st->last_chan = NULL;
+		return ret;
+	}
 	setvbuf(st->f, NULL, _IOLBF, 0);
 	return 0;
 }

@@ -511,6 +511,22 @@ def usage_errors(env):
 
 
 @case
+def stats_file_unwritable(env):
+    # one line naming the file, exit 1, on both sides; under ASan this also
+    # proves the failed open frees what it allocated (LeakSanitizer would
+    # change the exit status and add lines)
+    path = os.path.join(env.tmp, 'no-such-dir', 'stats.json')
+    for argv in (['send', '--to', '127.0.0.1:9', '--no-tls'],
+                 ['recv', '--listen', '127.0.0.1:9', '--no-tls']):
+        rc, err = env.run_cli(argv + ['--stats-file', path])
+        lines = [l for l in err.splitlines() if l.strip()]
+        log(f'    {argv[0]} --stats-file {path}: exit {rc}: '
+            f'{" | ".join(lines)}')
+        if rc != 1 or len(lines) != 1 or path not in lines[0]:
+            fail(f'{argv[0]}: exit {rc}, want 1 and one line naming {path}')
+
+
+@case
 def help_and_version(env):
     # per-side --help fits 80 columns and explains units; --version works
     # after the side too
