@@ -207,6 +207,8 @@ int mw_parse_hostport(const char *s, char *hostbuf, size_t hostcap,
 
 	if (!s)
 		return -EINVAL;
+	if (!strncmp(s, "tcp:", 4))
+		h = s += 4; /* as --listen/--connect endpoints write it */
 	if (*s == '[') {
 		const char *rb = strchr(s, ']');
 

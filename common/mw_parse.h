@@ -39,7 +39,8 @@ int mw_parse_cpus(const char *s, struct mw_cpus *out);
  * default placement. Returns 0 with out->n == 0 when there are none.
  */
 int mw_cpus_isolated(struct mw_cpus *out);
-/* "host:port", "[v6]:port"; host may be empty for "any" (":4444").
+/* "host:port", "[v6]:port", optionally written "tcp:host:port" as
+ * endpoints are; host may be empty for "any" (":4444").
  * host is written NUL-terminated into hostbuf. */
 int mw_parse_hostport(const char *s, char *hostbuf, size_t hostcap,
 		      uint16_t *port);

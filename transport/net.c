@@ -225,12 +225,21 @@ int mw_ep_listen(const struct mw_endpoint *ep, struct mw_err *err)
 	if (fd < 0)
 		return mw_err_set(err, -errno, "socket: %s", strerror(errno));
 	memcpy(sun.sun_path, ep->addr, strlen(ep->addr) + 1);
-	/* a stale socket file from an earlier run would make bind fail */
+	/* a stale socket file from an earlier run would make bind fail;
+	 * anything else at that path is not ours to remove */
 	if (access(ep->addr, F_OK) == 0) {
 		struct stat st;
 
-		if (stat(ep->addr, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (stat(ep->addr, &st) == 0 && S_ISSOCK(st.st_mode)) {
 			unlink(ep->addr);
+		} else {
+			close(fd);
+			return mw_err_set(err, -EEXIST,
+					  "listen on %s: the path exists and "
+					  "is not a socket; remove it or "
+					  "choose another",
+					  mw_ep_name(ep, name, sizeof(name)));
+		}
 	}
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 64)) {
 		ret = -errno;

@@ -36,9 +36,21 @@ int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans)
 	return 0;
 }
 
+/*
+ * Rates are printed as MiB/s (bytes, binary: the unit of --max-bandwidth,
+ * --window and virsh's --bandwidth) with Gbit/s (bits, decimal: the unit
+ * of links, tc and iperf3) beside the wire rate.
+ */
+#define MIB 1048576.0
+
 static double rate(uint64_t now, uint64_t before, double dt)
 {
-	return dt > 0 ? (double)(now - before) / dt / 1e6 : 0.0;
+	return dt > 0 ? (double)(now - before) / dt / MIB : 0.0;
+}
+
+static double gbit(double mib_per_s)
+{
+	return mib_per_s * MIB * 8 / 1e9;
 }
 
 void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
@@ -58,7 +70,8 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 		"{\"time\":%lld,\"side\":\"%s\",\"io\":\"%s\",\"final\":%s,"
 		"\"elapsed_s\":%.3f,"
 		"\"bytes_in\":%llu,\"bytes_wire\":%llu,\"ratio\":%.4f,"
-		"\"chunks\":%llu,\"rate_in_MBps\":%.1f,\"rate_wire_MBps\":%.1f,",
+		"\"chunks\":%llu,\"rate_in_MiBps\":%.1f,\"rate_wire_MiBps\":%.1f,"
+		"\"rate_wire_Gbitps\":%.3f,",
 		(long long)time(NULL), s->side, s->io ? s->io : "",
 		s->final ? "true" : "false", s->elapsed,
 		(unsigned long long)s->bytes_raw,
@@ -67,14 +80,15 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 				0.0,
 		(unsigned long long)s->chunks,
 		rate(s->bytes_raw, st->last_raw, dt),
-		rate(s->bytes_wire, st->last_wire, dt));
+		rate(s->bytes_wire, st->last_wire, dt),
+		gbit(rate(s->bytes_wire, st->last_wire, dt)));
 	if (s->adaptive)
 		fprintf(st->f, "\"chunks_adaptive\":%llu,",
 			(unsigned long long)s->chunks_adaptive);
 	fprintf(st->f, "\"channels\":[");
 	for (i = 0; i < s->nchans && i < st->nchans; i++) {
 		fprintf(st->f,
-			"%s{\"id\":%u,\"bytes\":%llu,\"MBps\":%.1f,"
+			"%s{\"id\":%u,\"bytes\":%llu,\"MiBps\":%.1f,"
 			"\"cpu_s\":%.3f}",
 			i ? "," : "", i, (unsigned long long)s->chans[i].bytes,
 			rate(s->chans[i].bytes, st->last_chan[i], dt),
@@ -113,23 +127,26 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 
 void mw_stats_summary(const struct mw_stats_snap *s)
 {
-	double cpu = 0;
+	double cpu = 0, in = rate(s->bytes_raw, 0, s->elapsed);
+	char ratio[32] = "no chunks";
 	unsigned i;
 
 	for (i = 0; i < MW_STATS_STAGES; i++)
 		cpu += s->stage_cpu[i];
-	mw_log_emit(
-		MW_LOG_INFO,
-		"%s %llu bytes in %.2f s (%.1f MB/s), %llu on the wire "
-		"(ratio %.2f), %llu chunks, %u channels (io %s), %.2f CPU s: %s",
-		strcmp(s->side, "send") ? "wrote" : "read",
-		(unsigned long long)s->bytes_raw, s->elapsed,
-		s->elapsed > 0 ? (double)s->bytes_raw / s->elapsed / 1e6 : 0,
-		(unsigned long long)s->bytes_wire,
-		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
-				0.0,
-		(unsigned long long)s->chunks, s->nchans, s->io ? s->io : "?",
-		cpu, s->result ? s->result : "ok");
+	/* a session that carried no chunk has only frame overhead on the
+	 * wire: a ratio of that means nothing */
+	if (s->chunks && s->bytes_wire)
+		snprintf(ratio, sizeof(ratio), "ratio %.2f",
+			 (double)s->bytes_raw / (double)s->bytes_wire);
+	mw_log_emit(MW_LOG_INFO,
+		    "%s %llu bytes in %.2f s (%.1f MiB/s, %.2f Gbit/s), %llu "
+		    "on the wire (%s), %llu chunks, %u channels (io %s), "
+		    "%.2f CPU s: %s",
+		    strcmp(s->side, "send") ? "wrote" : "read",
+		    (unsigned long long)s->bytes_raw, s->elapsed, in, gbit(in),
+		    (unsigned long long)s->bytes_wire, ratio,
+		    (unsigned long long)s->chunks, s->nchans,
+		    s->io ? s->io : "?", cpu, s->result ? s->result : "ok");
 }
 
 void mw_stats_close(struct mw_stats *st)

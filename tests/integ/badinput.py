@@ -527,6 +527,46 @@ def stats_file_unwritable(env):
 
 
 @case
+def units_in_summary_and_stats(env):
+    # rates are MiB/s with Gbit/s beside; stats-file keys say their unit;
+    # the receiver takes tcp:HOST:PORT as the sender's endpoints write it
+    inp = env.make_input('random', 2 * 1024 * 1024)
+    stats = os.path.join(env.tmp, 'units.json')
+    recv, port = env.recv(['--no-tls', '--no-return-path', '-v'])
+    send = env.send(port, ['--no-tls', '-v', '--stats-file', stats],
+                    stdin_path=inp)
+    mwtest.wait_pair('units', send, recv)
+    for p in (send, recv):
+        line = [l for l in p.err_lines() if ' bytes in ' in l]
+        log(f'    {p.name}: {line}')
+        if not line or 'MiB/s' not in line[0] or 'Gbit/s' not in line[0]:
+            fail(f'{p.name} summary lacks MiB/s and Gbit/s: {line}')
+    with open(stats) as f:
+        last = f.read().splitlines()[-1]
+    for key in ('"rate_in_MiBps"', '"rate_wire_MiBps"', '"rate_wire_Gbitps"'):
+        if key not in last:
+            fail(f'stats file lacks {key}: {last}')
+    rc, err = env.run_cli(['recv', '--listen', f'tcp:127.0.0.1:{port}',
+                           '--no-tls', '--print-config'])
+    if rc != 0:
+        fail(f'recv --listen tcp:127.0.0.1:{port}: exit {rc}: {err}')
+
+
+@case
+def unix_listen_path_not_a_socket(env):
+    path = os.path.join(env.tmp, 'regular-file')
+    with open(path, 'w') as f:
+        f.write('not a socket')
+    rc, err = env.run_cli(['send', '--to', '127.0.0.1:9', '--no-tls',
+                           '--listen', f'unix:{path}'])
+    log(f'    exit {rc}: {err.strip()}')
+    if rc != 1 or 'exists and is not a socket' not in err:
+        fail(f'exit {rc}, want 1 and "exists and is not a socket": {err}')
+    if not os.path.isfile(path):
+        fail('the regular file was removed')
+
+
+@case
 def help_and_version(env):
     # per-side --help fits 80 columns and explains units; --version works
     # after the side too

@@ -350,6 +350,8 @@ static void hostport_accepts(void **state)
 {
 	(void)state;
 	hp_ok("127.0.0.1:4444", "127.0.0.1", 4444);
+	hp_ok("tcp:127.0.0.1:4444", "127.0.0.1", 4444); /* endpoint style */
+	hp_ok("tcp:[::1]:4444", "::1", 4444);
 	hp_ok("0.0.0.0:1", "0.0.0.0", 1);
 	hp_ok("dst.example:65535", "dst.example", 65535);
 	hp_ok("localhost:80", "localhost", 80);
