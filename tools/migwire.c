@@ -512,8 +512,9 @@ static int parse_fd(const char *name, const char *arg, int *out)
 	uint32_t v;
 
 	if (strncmp(arg, "fd:", 3) || mw_parse_u32(arg + 3, 0, 65535, &v))
-		return usage_err("--%s: '%s' is not of the form fd:N", name,
-				 arg);
+		return usage_err("--%s: '%s' is not of the form fd:N (for a "
+				 "file, redirect: %s FILE)",
+				 name, arg, strcmp(name, "input") ? ">" : "<");
 	if (fcntl((int)v, F_GETFD) < 0)
 		return usage_err("--%s: descriptor %u is not open", name, v);
 	*out = (int)v;
@@ -550,6 +551,116 @@ static unsigned default_threads(int side)
 	return side == SIDE_RECV ? (t + 1) / 2 : t;
 }
 
+/* "0-3,8" for a CPU set (sorted), "" for none. */
+static void cpus_format(const struct mw_cpus *c, char *buf, size_t cap)
+{
+	size_t at = 0;
+	unsigned i = 0;
+
+	buf[0] = '\0';
+	while (i < c->n && at < cap) {
+		unsigned j = i;
+
+		while (j + 1 < c->n && c->cpu[j + 1] == c->cpu[j] + 1)
+			j++;
+		at += (size_t)snprintf(buf + at, cap - at, "%s%u", i ? "," : "",
+				       c->cpu[i]);
+		if (j > i && at < cap)
+			at += (size_t)snprintf(buf + at, cap - at, "-%u",
+					       c->cpu[j]);
+		i = j + 1;
+	}
+}
+
+/* A CPU that is not online would fail every pin at run time, silently for
+ * the channel threads: name it now, with what is online. */
+static int check_cpus_online(const struct mw_cpus *want)
+{
+	struct mw_cpus on = { 0 };
+	char text[256] = "", list[256];
+	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+	unsigned i, k;
+
+	if (!f)
+		return 0; /* no sysfs: the kernel will say it at pin time */
+	if (!fgets(text, sizeof(text), f))
+		text[0] = '\0';
+	fclose(f);
+	text[strcspn(text, "\n")] = '\0';
+	if (mw_parse_cpus(text, &on))
+		return 0;
+	for (i = 0; i < want->n; i++) {
+		for (k = 0; k < on.n && on.cpu[k] != want->cpu[i]; k++)
+			;
+		if (k == on.n) {
+			cpus_format(&on, list, sizeof(list));
+			return usage_err(
+				"--cpus: CPU %u is not online; online: "
+				"%s",
+				want->cpu[i], list);
+		}
+	}
+	return 0;
+}
+
+/*
+ * exec: mode reads the stream from stdin (or --input) and writes it to
+ * stdout (or --output). A descriptor that is closed, open the wrong way or
+ * a terminal would only fail after the sender connected, with a misleading
+ * errno ("Bad file descriptor"), or write binary to a terminal: say so now.
+ */
+static int check_stream_fd(int fd, bool out, const char *what)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return usage_err("%s is closed", what);
+	if ((fl & O_ACCMODE) == (out ? O_RDONLY : O_WRONLY))
+		return usage_err("%s is open %s", what,
+				 out ? "read-only" : "write-only");
+	if (isatty(fd))
+		return usage_err(
+			"%s is a terminal; %s", what,
+			out ? "redirect it to a file or pipe (> FILE)" :
+			      "give the stream on it (< FILE) or run "
+			      "under QEMU's exec:");
+	return 0;
+}
+
+static int check_stream_fds(const struct opts *o, int side)
+{
+	char what[48];
+
+	if (side == SIDE_SEND) {
+		snprintf(what, sizeof(what), "%s",
+			 o->input ? "the --input descriptor" :
+				    "standard input");
+		return check_stream_fd(o->cfg.in_fd, false, what);
+	}
+	snprintf(what, sizeof(what), "%s",
+		 o->output ? "the --output descriptor" : "standard output");
+	return check_stream_fd(o->cfg.out_fd, true, what);
+}
+
+/* Sockets must not become fd 0-2 (a closed stdout would then receive a
+ * channel's bytes from a stray write): park closed ones on /dev/null. */
+static void keep_std_fds_taken(void)
+{
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		int nul;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (nul >= 0 && nul != fd) {
+			dup2(nul, fd);
+			close(nul);
+		}
+	}
+}
+
 /* Cross-option checks and derived values. */
 static int finish_cfg(struct opts *o, int side)
 {
@@ -581,8 +692,17 @@ static int finish_cfg(struct opts *o, int side)
 		c->tls.psk_file = o->psk;
 		c->tls.psk_identity = o->psk_id ? o->psk_id : "qemu";
 	}
+	if (o->hostname && !o->creds)
+		return usage_err("--tls-hostname has no effect without "
+				 "--tls-creds (X.509)");
+	if (o->psk_id && !o->psk)
+		return usage_err("--tls-psk-identity has no effect without "
+				 "--tls-psk");
 	c->tls.hostname = o->hostname ? o->hostname : c->host;
 	mw_codec_level_range(c->codec, &lmin, &lmax);
+	if (o->have_level && c->codec == MW_CODEC_NONE)
+		return usage_err("--compress-level has no effect with "
+				 "--compress none");
 	if (!o->have_level)
 		c->level = mw_codec_level_default(c->codec);
 	else if (c->codec != MW_CODEC_NONE &&
@@ -637,9 +757,16 @@ static int finish_cfg(struct opts *o, int side)
 			return usage_err("--cpus: '%s' is not a CPU list like "
 					 "0-3,8",
 					 o->cpus);
+		if (check_cpus_online(&c->cpus))
+			return -MW_E_USAGE;
 	} else {
 		mw_cpus_isolated(&c->cpus);
 	}
+	/* --print-config is run from a shell, where the stream's descriptors
+	 * are not the ones QEMU will pass */
+	if (!c->nr_eps && !o->print_config && check_stream_fds(o, side))
+		return -MW_E_USAGE;
+	keep_std_fds_taken();
 	return 0;
 }
 
@@ -647,6 +774,7 @@ static void print_config(const struct opts *o, int side)
 {
 	const struct mw_xp_cfg *c = &o->cfg;
 	const char *records = mw_tls_records_mode();
+	char buf[300];
 	unsigned i;
 
 	printf("side=%s\n", side == SIDE_SEND ? "send" : "recv");
@@ -654,31 +782,74 @@ static void print_config(const struct opts *o, int side)
 	printf("tls=%s\n", c->tls.mode == MW_TLS_X509 ? "x509" :
 			   c->tls.mode == MW_TLS_PSK  ? "psk" :
 							"off");
+	if (c->tls.mode == MW_TLS_X509)
+		printf("tls-creds=%s\n", c->tls.creds_dir);
+	if (c->tls.mode == MW_TLS_PSK)
+		printf("tls-psk=%s\n", c->tls.psk_file);
 	if (c->tls.mode != MW_TLS_OFF)
-		printf("tls-records=%s\n",
-		       records ? records : "(invalid MIGWIRE_TLS_RECORDS)");
+		printf("tls-records=%s\n", records);
 	if (side == SIDE_SEND) {
-		printf("channels=%u\ncompress=%s\ncompress-level=%d\n",
-		       c->nr_chans, mw_codec_name(c->codec), c->level);
+		printf("channels=%u\ncompress=%s\n", c->nr_chans,
+		       mw_codec_name(c->codec));
+		if (c->codec != MW_CODEC_NONE)
+			printf("compress-level=%d\n", c->level);
 		printf("adaptive=%s\n", c->adaptive ? "on" : "off");
 		printf("chunk-size=%u\nmax-bandwidth=%llu\n", c->chunk_size,
 		       (unsigned long long)c->max_bw);
 		if (c->tls.mode == MW_TLS_X509)
 			printf("tls-hostname=%s\n", c->tls.hostname);
-	}
-	if (side == SIDE_RECV)
+		if (c->tls.mode == MW_TLS_PSK)
+			printf("tls-psk-identity=%s\n", c->tls.psk_identity);
+		printf("compress-threads=%u\n", c->threads);
+	} else {
+		printf("decompress-threads=%u\n", c->threads);
+		printf("wait=%u\n", c->wait_s);
 		printf("return-path=%s\n",
 		       c->nr_eps ? "per connection" :
 		       c->rev_fd >= 0 && is_pipe_or_socket(c->rev_fd) ?
 				   "stdin" :
 				   "off");
-	printf("threads=%u\nwindow=%llu\ntimeout=%u\n", c->threads,
-	       (unsigned long long)c->window, c->timeout_s);
+	}
+	for (i = 0; i < c->nr_eps; i++)
+		printf("%s=%s\n", side == SIDE_SEND ? "listen" : "connect",
+		       side == SIDE_SEND ? o->listen_eps[i] :
+					   o->connect_eps[i]);
+	if (!c->nr_eps && side == SIDE_SEND)
+		printf("input=%s\n", o->input ? o->input : "stdin");
+	if (!c->nr_eps && side == SIDE_RECV)
+		printf("output=%s\n", o->output ? o->output : "stdout");
+	printf("window=%llu\ntimeout=%u\n", (unsigned long long)c->window,
+	       c->timeout_s);
 	printf("io=%s\n", mw_io_name(c->io));
-	printf("cpus=");
-	for (i = 0; i < c->cpus.n; i++)
-		printf("%s%u", i ? "," : "", c->cpus.cpu[i]);
-	printf("%s\n", c->cpus.n ? "" : "(not pinned)");
+	cpus_format(&c->cpus, buf, sizeof(buf));
+	printf("cpus=%s\n", c->cpus.n ? buf : "(not pinned)");
+	if (c->stats_file)
+		printf("stats-file=%s\n", c->stats_file);
+	if (c->latency_file)
+		printf("latency-file=%s\n", c->latency_file);
+}
+
+/*
+ * --print-config checks what a run checks before it touches the network:
+ * the TLS credentials load (and MIGWIRE_TLS_RECORDS is valid), so a dry run
+ * fails with the same line and status as the run would.
+ */
+static int check_config(const struct opts *o)
+{
+	struct mw_tls_ctx *tls = NULL;
+	struct mw_err err = { 0 };
+	int ret;
+
+	if (o->cfg.tls.mode == MW_TLS_OFF)
+		return 0;
+	ret = mw_tls_ctx_new(&tls, &o->cfg.tls, &err);
+	if (ret) {
+		mw_log_emit(MW_LOG_ERR, "%s",
+			    err.msg[0] ? err.msg : mw_strerror(ret));
+		return ret == -MW_E_USAGE ? 2 : 1;
+	}
+	mw_tls_ctx_free(tls);
+	return 0;
 }
 
 static int opt_index(const char *name)
@@ -793,8 +964,10 @@ static int run_side(int side, int argc, char **argv)
 	if (finish_cfg(&o, side))
 		return 2;
 	if (o.print_config) {
-		print_config(&o, side);
-		return 0;
+		ret = check_config(&o);
+		if (!ret)
+			print_config(&o, side);
+		return ret;
 	}
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);

@@ -467,6 +467,23 @@ USAGE = [
     ('port 0', ['recv', '--listen', '127.0.0.1:0', '--no-tls'], ('port',)),
     ('bare IPv6', ['send', '--to', '::1:4444', '--no-tls'], ('::1',)),
     ('unknown command', ['bogus'], ('bogus',)),
+    # options that would have no effect are refused, not ignored
+    ('--tls-hostname with --no-tls', ['send', '--to', '127.0.0.1:9',
+                                      '--no-tls', '--tls-hostname', 'x'],
+     ('migwire send:', '--tls-hostname', 'no effect')),
+    ('--tls-psk-identity without --tls-psk',
+     ['send', '--to', '127.0.0.1:9', '--no-tls', '--tls-psk-identity', 'q'],
+     ('--tls-psk-identity', 'no effect')),
+    ('a level with --compress none', ['send', '--to', '127.0.0.1:9',
+                                      '--no-tls', '--compress', 'none',
+                                      '--compress-level', '3'],
+     ('--compress-level', 'no effect', 'none')),
+    ('--cpus not online', ['recv', '--listen', '127.0.0.1:9', '--no-tls',
+                           '--cpus', '1000'],
+     ('migwire recv:', 'CPU 1000 is not online', 'online: 0')),
+    ('--output a path', ['recv', '--listen', '127.0.0.1:9', '--no-tls',
+                         '--output', '/tmp/out.bin'],
+     ('--output', 'fd:N', '> FILE')),
     # sizes and rates: bytes with K = KiB; bits only when said (Mbit)
     ('lowercase b in a size', ['send', '--to', '127.0.0.1:9', '--no-tls',
                                '--window', '8Mb'],
@@ -564,6 +581,65 @@ def unix_listen_path_not_a_socket(env):
         fail(f'exit {rc}, want 1 and "exists and is not a socket": {err}')
     if not os.path.isfile(path):
         fail('the regular file was removed')
+
+
+@case
+def print_config_validates(env):
+    # --print-config fails where a run would, and names every setting
+    rc, err = env.run_cli(['send', '--to', '127.0.0.1:9', '--tls-creds',
+                           '/nonexistent', '--print-config'])
+    lines = [l for l in err.splitlines() if l.strip()]
+    if rc != 1 or len(lines) != 1 or '/nonexistent' not in lines[0]:
+        fail(f'--print-config with missing credentials: exit {rc}: {lines}')
+    r = subprocess.run([env.mw, 'send', '--to', '127.0.0.1:9', '--no-tls',
+                        '--listen', 'unix:/tmp/x.sock', '--cpus', '0',
+                        '--stats-file', '/tmp/s.json', '--print-config'],
+                       capture_output=True, text=True, timeout=10)
+    keys = dict(l.split('=', 1) for l in r.stdout.splitlines() if '=' in l)
+    want = {'listen': 'unix:/tmp/x.sock', 'cpus': '0',
+            'stats-file': '/tmp/s.json', 'compress-threads': None}
+    for k, v in want.items():
+        if k not in keys or (v is not None and keys[k] != v):
+            fail(f'--print-config lacks {k}={v or "..."}: {r.stdout}')
+    r = subprocess.run([env.mw, 'recv', '--listen', '127.0.0.1:9',
+                        '--tls-psk', env.psk(), '--print-config'],
+                       capture_output=True, text=True, timeout=10)
+    for k in ('tls-psk=', 'decompress-threads=', 'wait=0', 'output=stdout'):
+        if k not in r.stdout:
+            fail(f'recv --print-config lacks {k}: {r.stdout}')
+
+
+@case
+def stream_descriptors_checked_at_start(env):
+    # a closed or read-only stdout, or a closed stdin, fails at start with
+    # one line instead of after the sender connected ("Bad file descriptor")
+    ro = os.path.join(env.tmp, 'ro.txt')
+    with open(ro, 'w') as f:
+        f.write('x')
+    recv = [env.mw, 'recv', '--listen', '127.0.0.1:9', '--no-tls']
+    send = [env.mw, 'send', '--to', '127.0.0.1:9', '--no-tls']
+    with open(ro, 'rb') as fin:
+        for what, argv, kw, want in (
+                ('recv stdout read-only', recv, {'stdout': fin}, 'read-only'),
+                ('recv stdout closed', recv, {'stdout': None,
+                                              'close_out': True}, 'closed'),
+                ('send stdin closed', send, {'stdin': None,
+                                             'close_in': True}, 'closed')):
+            pre = None
+            if kw.pop('close_out', False):
+                def pre():
+                    os.close(1)
+            if kw.pop('close_in', False):
+                def pre():
+                    os.close(0)
+            kw.setdefault('stdin', subprocess.DEVNULL)
+            r = subprocess.run(argv, stderr=subprocess.PIPE, text=True,
+                               timeout=10, preexec_fn=pre, **kw)
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            log(f'    {what}: exit {r.returncode}: {lines}')
+            if r.returncode != 2 or len(lines) != 1 or want not in lines[0]:
+                fail(f'{what}: exit {r.returncode}, want 2 and one line '
+                     f'saying "{want}": {lines}')
 
 
 @case
