@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,9 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'lib'))
+from mwproc import free_port, tcp_listening  # noqa: E402
+
 MIB = 1 << 20
 GIB = 1 << 30
 
@@ -89,28 +91,6 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or 'unknown'
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def listening(port):
-    """True when something listens on 127.0.0.1:port (from /proc/net/tcp,
-    so that no probe connection disturbs the receiver)."""
-    want = '0100007F:%04X' % port
-    try:
-        with open('/proc/net/tcp') as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if fields[1] == want and fields[3] == '0A':
-                    return True
-    except OSError:
-        pass
-    return False
 
 
 class RunError(Exception):
@@ -159,7 +139,7 @@ def run_pair(recv_argv, send_argv, port, corpus, out_path, timeout, tmp,
                                 stdout=rout, stderr=rerr,
                                 start_new_session=True)
         deadline = time.monotonic() + 10
-        while not listening(port):
+        while not tcp_listening(port):
             if recv.poll() is not None or time.monotonic() > deadline:
                 os.killpg(recv.pid, 9)
                 recv.wait()
