@@ -27,7 +27,7 @@ import time
 
 import faultlib as fl
 import mwtest
-from mwtest import MiB, fail, has_keywords, log
+from mwtest import MiB, fail, log
 
 
 # Known bug (reported), a race: when a channel's handshake is never
