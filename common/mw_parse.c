@@ -235,3 +235,23 @@ int mw_parse_hostport(const char *s, char *hostbuf, size_t hostcap,
 	*port = (uint16_t)pv;
 	return 0;
 }
+
+void mw_cpus_format(const struct mw_cpus *c, char *buf, size_t cap)
+{
+	size_t at = 0;
+	unsigned i = 0;
+
+	buf[0] = '\0';
+	while (i < c->n && at < cap) {
+		unsigned j = i;
+
+		while (j + 1 < c->n && c->cpu[j + 1] == c->cpu[j] + 1)
+			j++;
+		at += (size_t)snprintf(buf + at, cap - at, "%s%u", i ? "," : "",
+				       c->cpu[i]);
+		if (j > i && at < cap)
+			at += (size_t)snprintf(buf + at, cap - at, "-%u",
+					       c->cpu[j]);
+		i = j + 1;
+	}
+}

@@ -34,6 +34,9 @@ int mw_parse_rate(const char *s, uint64_t *out);
 int mw_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* "0-3,8,10-11": ascending or not, duplicates folded; "" is rejected. */
 int mw_parse_cpus(const char *s, struct mw_cpus *out);
+/* The reverse, with ranges ("0-3,8"); "" for an empty set. The set must be
+ * sorted, as mw_parse_cpus leaves it. */
+void mw_cpus_format(const struct mw_cpus *c, char *buf, size_t cap);
 /*
  * The kernel's isolated CPUs (/sys/devices/system/cpu/isolated), as the
  * default placement. Returns 0 with out->n == 0 when there are none.

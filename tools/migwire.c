@@ -37,6 +37,8 @@ struct opts {
 	const char *listen_eps[MW_ENDPOINTS_MAX + 1];
 	const char *connect_eps[MW_ENDPOINTS_MAX + 1];
 	bool no_tls, print_config, have_level, have_threads, no_rp;
+	uint32_t qemu_pid;	   /* --qemu-pid; 0: look among the parents */
+	struct mw_placement place; /* how cfg.cpus was chosen */
 	const char *side_name;
 };
 
@@ -174,6 +176,10 @@ static int o_cpus(struct opts *o, const char *a)
 {
 	o->cpus = a;
 	return 0;
+}
+static int o_qemu_pid(struct opts *o, const char *a)
+{
+	return parse_u32_opt("qemu-pid", a, 2, 1u << 22, &o->qemu_pid);
 }
 static int o_stats(struct opts *o, const char *a)
 {
@@ -372,8 +378,13 @@ static const struct opt_def opt_defs[] = {
 	{ "output", 1, SIDE_RECV, o_output, "fd:N",
 	  "write the stream to inherited descriptor N (default stdout)" },
 	{ "cpus", 1, SIDE_BOTH, o_cpus, "LIST",
-	  "pin worker threads to these CPUs, e.g. 4-7,12 (default: the "
-	  "kernel's isolated CPUs, if any)" },
+	  "pin worker threads to these CPUs, e.g. 4-7,12 (default: the CPUs "
+	  "this process may use that the VM's vCPU threads may not, "
+	  "preferring isolated ones; else the kernel's isolated CPUs, if "
+	  "any)" },
+	{ "qemu-pid", 1, SIDE_BOTH, o_qemu_pid, "PID",
+	  "the QEMU whose vCPU threads migwire keeps off (default: under "
+	  "exec:, the QEMU that started migwire)" },
 	{ "max-bandwidth", 1, SIDE_SEND, o_maxbw, "RATE",
 	  "cap wire bytes per second over all channels: 100M is 100 MiB/s, "
 	  "1Gbit is 1 Gbit/s (default: no cap)" },
@@ -551,27 +562,6 @@ static unsigned default_threads(int side)
 	return side == SIDE_RECV ? (t + 1) / 2 : t;
 }
 
-/* "0-3,8" for a CPU set (sorted), "" for none. */
-static void cpus_format(const struct mw_cpus *c, char *buf, size_t cap)
-{
-	size_t at = 0;
-	unsigned i = 0;
-
-	buf[0] = '\0';
-	while (i < c->n && at < cap) {
-		unsigned j = i;
-
-		while (j + 1 < c->n && c->cpu[j + 1] == c->cpu[j] + 1)
-			j++;
-		at += (size_t)snprintf(buf + at, cap - at, "%s%u", i ? "," : "",
-				       c->cpu[i]);
-		if (j > i && at < cap)
-			at += (size_t)snprintf(buf + at, cap - at, "-%u",
-					       c->cpu[j]);
-		i = j + 1;
-	}
-}
-
 /* A CPU that is not online would fail every pin at run time, silently for
  * the channel threads: name it now, with what is online. */
 static int check_cpus_online(const struct mw_cpus *want)
@@ -593,7 +583,7 @@ static int check_cpus_online(const struct mw_cpus *want)
 		for (k = 0; k < on.n && on.cpu[k] != want->cpu[i]; k++)
 			;
 		if (k == on.n) {
-			cpus_format(&on, list, sizeof(list));
+			mw_cpus_format(&on, list, sizeof(list));
 			return usage_err(
 				"--cpus: CPU %u is not online; online: "
 				"%s",
@@ -659,6 +649,29 @@ static void keep_std_fds_taken(void)
 			close(nul);
 		}
 	}
+}
+
+/*
+ * The default placement: off the VM's vCPUs (DESIGN, "Threads and CPUs"),
+ * else the kernel's isolated CPUs as before.
+ */
+static int choose_cpus(struct opts *o)
+{
+	struct mw_cpus iso;
+
+	mw_cpus_isolated(&iso);
+	if (mw_place_auto((int)o->qemu_pid, &iso, &o->place) == -ESRCH)
+		return usage_err("--qemu-pid %u: no vCPU threads ('CPU n/KVM' "
+				 "or 'CPU n/TCG') found: %s",
+				 o->qemu_pid, o->place.why);
+	o->cfg.cpus = o->place.chosen.n ? o->place.chosen : iso;
+	if (!o->place.chosen.n && iso.n) {
+		size_t n = strlen(o->place.why);
+
+		snprintf(o->place.why + n, sizeof(o->place.why) - n,
+			 "; the kernel's isolated CPUs");
+	}
+	return 0;
 }
 
 /* Cross-option checks and derived values. */
@@ -759,8 +772,9 @@ static int finish_cfg(struct opts *o, int side)
 					 o->cpus);
 		if (check_cpus_online(&c->cpus))
 			return -MW_E_USAGE;
-	} else {
-		mw_cpus_isolated(&c->cpus);
+		snprintf(o->place.why, sizeof(o->place.why), "--cpus");
+	} else if (choose_cpus(o)) {
+		return -MW_E_USAGE;
 	}
 	/* --print-config is run from a shell, where the stream's descriptors
 	 * are not the ones QEMU will pass */
@@ -821,8 +835,9 @@ static void print_config(const struct opts *o, int side)
 	printf("window=%llu\ntimeout=%u\n", (unsigned long long)c->window,
 	       c->timeout_s);
 	printf("io=%s\n", mw_io_name(c->io));
-	cpus_format(&c->cpus, buf, sizeof(buf));
+	mw_cpus_format(&c->cpus, buf, sizeof(buf));
 	printf("cpus=%s\n", c->cpus.n ? buf : "(not pinned)");
+	printf("placement=%s\n", o->place.why);
 	if (c->stats_file)
 		printf("stats-file=%s\n", c->stats_file);
 	if (c->latency_file)
@@ -963,6 +978,9 @@ static int run_side(int side, int argc, char **argv)
 	}
 	if (finish_cfg(&o, side))
 		return 2;
+	if (o.place.why[0] && !o.print_config)
+		mw_log_emit(o.place.warn ? MW_LOG_WARN : MW_LOG_INFO,
+			    "placement: %s", o.place.why);
 	if (o.print_config) {
 		ret = check_config(&o);
 		if (!ret)

@@ -78,4 +78,24 @@ int mw_endpoint_parse(const char *s, struct mw_endpoint *out);
 int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err);
 int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err);
 
+/* ---- CPU placement (placement.c) ---- */
+struct mw_placement {
+	int qemu_pid;	       /* the QEMU whose vCPUs were found; 0: none */
+	unsigned nr_vcpus;     /* its vCPU threads */
+	struct mw_cpus vcpus;  /* CPUs those threads may run on */
+	struct mw_cpus chosen; /* CPUs for migwire's threads; n == 0: none */
+	bool shared;	       /* no CPU left beside the vCPUs' */
+	bool warn;	       /* shared although the vCPUs are pinned */
+	char why[512];	       /* one line for -v and --print-config */
+};
+/*
+ * Finds the VM's vCPU threads (QEMU pid qemu_pid, or with 0 an ancestor of
+ * migwire as under exec:) and chooses the CPUs migwire may use that they
+ * may not, preferring those of isolated. Returns 0 (p->chosen may be empty:
+ * no QEMU, or no CPU left, p->why says which) or -ESRCH when qemu_pid has
+ * no vCPU threads.
+ */
+int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
+		  struct mw_placement *p);
+
 #endif
