@@ -97,6 +97,8 @@ static unsigned vcpu_threads(int pid, cpu_set_t *vcpus)
 	d = opendir(path);
 	if (!d)
 		return 0;
+	/* one thread, before any worker starts (readdir_r is deprecated) */
+	/* cppcheck-suppress readdirCalled */
 	while ((de = readdir(d))) {
 		cpu_set_t set;
 		FILE *f;
