@@ -25,9 +25,10 @@
  * so the order of records on the wire is kept.
  *
  * libssl does the handshake. Then tls_rec.c takes the application records
- * over (s->rec_ops = &mw_tls_own_rec_ops): it seals from the caller's iovecs into the caller's
- * buffer and opens from the caller's input into the caller's output, with
- * the keys libssl negotiated, so no record is copied. libssl would copy
+ * over (s->rec_ops = &mw_tls_own_rec_ops): it seals from the caller's
+ * iovecs into the caller's buffer and opens from the caller's input into
+ * the caller's output, with the keys libssl negotiated, so no record is
+ * copied. libssl would copy
  * each one twice: plaintext into its write buffer, and ciphertext into its
  * read buffer and plaintext back out. ctx->own_records off leaves the
  * records to libssl; the wire is the same either way.
@@ -163,9 +164,10 @@ size_t mw_tls_bio_flush(struct mw_tls_loan *l, uint8_t *out, size_t out_cap);
 void mw_tls_bio_destroy(struct mw_tls_loan *l);
 
 /*
- * tls_err.c. Writes the OpenSSL error queue's most telling entry (the first from the
- * SSL library, else the first one) into buf as ERR_error_string_n() text,
- * empties the queue and returns buf ("no OpenSSL error" if empty).
+ * tls_err.c. Writes the OpenSSL error queue's most telling entry (the
+ * first from the SSL library, else the first one) into buf as
+ * ERR_error_string_n() text, empties the queue and returns buf ("no
+ * OpenSSL error" if empty).
  */
 const char *mw_tls_ossl_errstr(char *buf, size_t cap);
 
