@@ -82,7 +82,10 @@ struct mw_tls_ctx {
 	size_t psk_key_len;
 };
 
-/* One direction of application traffic protection (tls_rec.c). */
+/*
+ * One direction of application traffic protection (tls_rec.c).
+ * Locking: none; part of the session, so its thread's only.
+ */
 struct mw_tls_dir {
 	EVP_CIPHER_CTX *cc;
 	uint8_t secret[EVP_MAX_MD_SIZE]; /* current traffic secret */
@@ -91,7 +94,10 @@ struct mw_tls_dir {
 	uint64_t seq; /* records under the current key */
 };
 
-/* Our own record layer once the handshake is done (tls_rec.c). */
+/*
+ * Our own record layer once the handshake is done (tls_rec.c).
+ * Locking: none; part of the session, so its thread's only.
+ */
 struct mw_tls_rec {
 	EVP_CIPHER *cipher;
 	EVP_KDF *kdf;
@@ -199,6 +205,7 @@ int mw_tls_not_tls(const uint8_t *in, size_t n, struct mw_err *err);
  *   pending:    as mw_tls_pending().
  *   seal_extra: room the next seal needs beyond seal_bound().
  * A kernel TLS engine would be a third table.
+ * Locking: none; the tables are const, the session its thread's only.
  */
 struct mw_tls_rec_ops {
 	ssize_t (*seal)(struct mw_tls_sess *s, const struct iovec *iov,
