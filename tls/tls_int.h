@@ -28,10 +28,10 @@
  * over (s->rec_ops = &mw_tls_own_rec_ops): it seals from the caller's
  * iovecs into the caller's buffer and opens from the caller's input into
  * the caller's output, with the keys libssl negotiated, so no record is
- * copied. libssl would copy
- * each one twice: plaintext into its write buffer, and ciphertext into its
- * read buffer and plaintext back out. ctx->own_records off leaves the
- * records to libssl; the wire is the same either way.
+ * copied. libssl would copy each one twice: plaintext into its write
+ * buffer, and ciphertext into its read buffer and plaintext back out.
+ * ctx->own_records off leaves the records to libssl (tls_ssl_rec.c); the
+ * wire is the same either way.
  */
 #ifndef MW_TLS_INT_H
 #define MW_TLS_INT_H
