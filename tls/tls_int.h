@@ -197,7 +197,7 @@ int mw_tls_not_tls(const uint8_t *in, size_t n, struct mw_err *err);
  * handshake is done. tls_data.c has checked the call (handshake done,
  * out_cap enough for seal_bound() - MW_TLS_SEAL_SLACK + seal_extra(), or
  * for a close_notify) and put spilled handshake bytes in front of out; the
- * engine writes from out and returns the bytes written, or an error with
+ * engine writes at out and returns the bytes written, or an error with
  * its message in *err. The buffers are the caller's, for this call only.
  *   seal:       iov holds total plaintext bytes.
  *   open:       as mw_tls_open(); *consumed is 0 on entry.
