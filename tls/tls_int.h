@@ -1,7 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private to tls/ and its unit tests: the context and session objects and
- * the credential loaders that tls_ossl.c calls in tls_creds.c.
+ * the interfaces between the files of tls/, which call one way only, top
+ * to bottom:
+ *
+ *   tls_hs.c       contexts, sessions, handshake, PSK callbacks
+ *   tls_data.c     seal/open/close/pending: checks, then s->rec_ops
+ *   tls_creds.c    x509 files and keys.psk
+ *   tls_rec.c      our own records (mw_tls_own_rec_ops)
+ *   tls_rec_key.c  their key schedule and keylog secrets
+ *   tls_ssl_rec.c  libssl's records (mw_tls_ssl_rec_ops)
+ *   tls_bio.c      the memory BIO and its loans
+ *   tls_err.c      OpenSSL errors and peer alerts as one-line messages
+ *
+ * A file calls only files below it (tls_hs.c starts tls_rec.c and hands
+ * tls_rec_key.c the keylog); tls_data.c reaches the engines only through
+ * the table.
  *
  * DESIGN: a session talks to OpenSSL through one custom BIO whose read side
  * borrows the caller's input buffer and whose write side writes straight
@@ -11,12 +25,13 @@
  * so the order of records on the wire is kept.
  *
  * libssl does the handshake. Then tls_rec.c takes the application records
- * over (own_rec): it seals from the caller's iovecs into the caller's
- * buffer and opens from the caller's input into the caller's output, with
- * the keys libssl negotiated, so no record is copied. libssl would copy
- * each one twice: plaintext into its write buffer, and ciphertext into its
- * read buffer and plaintext back out. ctx->own_records off leaves the
- * records to libssl; the wire is the same either way.
+ * over (s->rec_ops = &mw_tls_own_rec_ops): it seals from the caller's
+ * iovecs into the caller's buffer and opens from the caller's input into
+ * the caller's output, with the keys libssl negotiated, so no record is
+ * copied. libssl would copy each one twice: plaintext into its write
+ * buffer, and ciphertext into its read buffer and plaintext back out.
+ * ctx->own_records off leaves the records to libssl (tls_ssl_rec.c); the
+ * wire is the same either way.
  */
 #ifndef MW_TLS_INT_H
 #define MW_TLS_INT_H
@@ -30,6 +45,9 @@
 /* TLS 1.3 record: 5 byte header + 1 byte inner content type + 16 byte tag */
 #define MW_TLS_REC_PLAIN 16384u
 #define MW_TLS_REC_OVERHEAD 22u
+/* RFC 8446 5.2: TLSCiphertext.length at most 2^14 + 256 */
+#define MW_TLS_REC_CT_MAX (MW_TLS_REC_PLAIN + 256u)
+#define MW_TLS_REC_IV 12u
 /* room for records OpenSSL may emit unasked (KeyUpdate reply, alert) */
 #define MW_TLS_SEAL_SLACK 256u
 /* PSK keys longer than this do not fit an SSL_SESSION master key */
@@ -43,6 +61,11 @@
  * 2^24.5 full records under one AES-GCM key (about 380 GiB). */
 #define MW_TLS_REKEY_RECORDS (1ull << 23)
 
+/*
+ * Locking: none. Written only by mw_tls_ctx_new() and read-only after it
+ * returns, so every channel thread of a side reads it freely (SSL_CTX is
+ * thread-safe once set up).
+ */
 struct mw_tls_ctx {
 	SSL_CTX *ssl_ctx;
 	bool own_records; /* tls_rec.c seals and opens after the handshake */
@@ -59,16 +82,22 @@ struct mw_tls_ctx {
 	size_t psk_key_len;
 };
 
-/* One direction of application traffic protection (tls_rec.c). */
+/*
+ * One direction of application traffic protection (tls_rec.c).
+ * Locking: none; part of the session, so its thread's only.
+ */
 struct mw_tls_dir {
 	EVP_CIPHER_CTX *cc;
 	uint8_t secret[EVP_MAX_MD_SIZE]; /* current traffic secret */
 	size_t secret_len;
-	uint8_t iv[12];
+	uint8_t iv[MW_TLS_REC_IV];
 	uint64_t seq; /* records under the current key */
 };
 
-/* Our own record layer once the handshake is done (tls_rec.c). */
+/*
+ * Our own record layer once the handshake is done (tls_rec.c).
+ * Locking: none; part of the session, so its thread's only.
+ */
 struct mw_tls_rec {
 	EVP_CIPHER *cipher;
 	EVP_KDF *kdf;
@@ -86,31 +115,65 @@ struct mw_tls_rec {
 	unsigned long long key_updates_sent, key_updates_recv;
 };
 
+/*
+ * What the BIO reads and writes (tls_bio.c).
+ * Locking: none; owned by the thread that drives the session, like the
+ * session. in/out are borrowed from the caller for one call only and are
+ * NULL between calls; spill is ours.
+ */
+struct mw_tls_loan {
+	const uint8_t *in; /* lent input, in_off bytes of it read */
+	size_t in_len, in_off;
+	uint8_t *out; /* lent output, out_len bytes of it written */
+	size_t out_cap, out_len;
+	uint8_t *spill; /* see DESIGN above */
+	size_t spill_len, spill_cap;
+};
+
+struct mw_tls_rec_ops;
+
+/*
+ * Locking: none. A session is driven by one thread at a time (its
+ * channel's); mw_tls.h says so to the callers. The only other code that
+ * touches it runs inside OpenSSL calls made on that thread (BIO, keylog
+ * and PSK callbacks).
+ */
 struct mw_tls_sess {
 	struct mw_tls_ctx *ctx;
 	SSL *ssl;
-	/* borrowed for the duration of one call */
-	const uint8_t *in;
-	size_t in_len, in_off;
-	uint8_t *out;
-	size_t out_cap, out_len;
-	/* see DESIGN above */
-	uint8_t *spill;
-	size_t spill_len, spill_cap;
-	uint8_t *stage; /* MW_TLS_REC_PLAIN bytes: gathers iovecs */
+	struct mw_tls_loan loan; /* the BIO's data */
+	uint8_t *stage;		 /* MW_TLS_REC_PLAIN bytes: gathers iovecs */
 	bool hs_done;
 	bool saw_input;
-	bool own_rec; /* records go through rec, not libssl */
-	struct mw_tls_rec rec;
-	struct mw_err cb_err; /* found inside an OpenSSL callback */
-	struct mw_err sticky; /* open: error held back behind data */
-	char peer[256];	      /* mw_tls_peer_name() */
+	/* the record engine: libssl's, until mw_tls_rec_start() takes over */
+	const struct mw_tls_rec_ops *rec_ops;
+	struct mw_tls_rec rec; /* mw_tls_own_rec_ops's state */
+	struct mw_err cb_err;  /* found inside an OpenSSL callback */
+	struct mw_err sticky;  /* open: error held back behind data */
+	char peer[256];	       /* mw_tls_peer_name() */
 };
 
 /*
- * Writes the OpenSSL error queue's most telling entry (the first from the
- * SSL library, else the first one) into buf as ERR_error_string_n() text,
- * empties the queue and returns buf ("no OpenSSL error" if empty).
+ * tls_bio.c. init: makes the BIO method once per process (-ENOMEM).
+ * new: a BIO over l (NULL when out of memory). lend: lends in/out for one
+ * call; output that spilled earlier goes into out first, so records leave
+ * in the order OpenSSL made them. unlend: ends the loan, so no pointer to
+ * the caller's buffers survives the call. flush: moves up to out_cap
+ * spilled bytes into out, returns how many. destroy: frees the spill.
+ */
+int mw_tls_bio_init(void);
+BIO *mw_tls_bio_new(struct mw_tls_loan *l);
+void mw_tls_bio_lend(struct mw_tls_loan *l, const uint8_t *in, size_t in_len,
+		     uint8_t *out, size_t out_cap);
+void mw_tls_bio_unlend(struct mw_tls_loan *l);
+size_t mw_tls_bio_flush(struct mw_tls_loan *l, uint8_t *out, size_t out_cap);
+void mw_tls_bio_destroy(struct mw_tls_loan *l);
+
+/*
+ * tls_err.c. Writes the OpenSSL error queue's most telling entry (the
+ * first from the SSL library, else the first one) into buf as
+ * ERR_error_string_n() text, empties the queue and returns buf ("no
+ * OpenSSL error" if empty).
  */
 const char *mw_tls_ossl_errstr(char *buf, size_t cap);
 
@@ -119,28 +182,68 @@ int mw_tls_fail_alert(struct mw_tls_sess *s, int alert, const char *text,
 		      const char *what, struct mw_err *err);
 
 /*
- * tls_rec.c. keylog: takes a keylog line of s's handshake (the traffic
- * secrets). start: after the handshake, takes the records over from
- * libssl (s->own_rec) when it can; 0 also when it leaves them to libssl,
- * or -ENOMEM. seal/close: write records at s->out + s->out_len (lent,
- * room checked) and return s->out_len. open: reads whole records from the
- * lent input, as mw_tls_open(). free: wipes keys.
+ * Maps a failed SSL call on s (r = its return value) to 0 (close_notify),
+ * -EAGAIN (wants more input) or an error code with a one-line reason.
+ * what names the operation for the message.
  */
-void mw_tls_rec_keylog(struct mw_tls_sess *s, const char *line);
-int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err);
-ssize_t mw_tls_rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
-			int iovcnt, size_t total, struct mw_err *err);
-ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err);
-ssize_t mw_tls_rec_open(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
+int mw_tls_ssl_fail(struct mw_tls_sess *s, int r, const char *what,
+		    struct mw_err *err);
+
+/* The first n bytes of a peer that is not speaking TLS, as an error. */
+int mw_tls_not_tls(const uint8_t *in, size_t n, struct mw_err *err);
+
+/*
+ * A record engine: who seals and opens the application records once the
+ * handshake is done. tls_data.c has checked the call (handshake done,
+ * out_cap enough for seal_bound() - MW_TLS_SEAL_SLACK + seal_extra(), or
+ * for a close_notify) and put spilled handshake bytes in front of out; the
+ * engine writes at out and returns the bytes written, or an error with
+ * its message in *err. The buffers are the caller's, for this call only.
+ *   seal:       iov holds total plaintext bytes.
+ *   open:       as mw_tls_open(); *consumed is 0 on entry.
+ *   close:      a close_notify.
+ *   pending:    as mw_tls_pending().
+ *   seal_extra: room the next seal needs beyond seal_bound().
+ * A kernel TLS engine would be a third table.
+ * Locking: none; the tables are const, the session its thread's only.
+ */
+struct mw_tls_rec_ops {
+	ssize_t (*seal)(struct mw_tls_sess *s, const struct iovec *iov,
+			int iovcnt, size_t total, uint8_t *out, size_t out_cap,
 			struct mw_err *err);
-size_t mw_tls_rec_pending(const struct mw_tls_sess *s);
-/* Output bytes the next seal needs beyond seal_bound(): a KeyUpdate due. */
-size_t mw_tls_rec_seal_extra(const struct mw_tls_sess *s);
+	ssize_t (*open)(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
+			size_t *consumed, uint8_t *out, size_t out_cap,
+			struct mw_err *err);
+	ssize_t (*close)(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
+			 struct mw_err *err);
+	size_t (*pending)(const struct mw_tls_sess *s);
+	size_t (*seal_extra)(const struct mw_tls_sess *s);
+};
+
+extern const struct mw_tls_rec_ops mw_tls_own_rec_ops; /* tls_rec.c */
+extern const struct mw_tls_rec_ops mw_tls_ssl_rec_ops; /* tls_ssl_rec.c */
+
+/*
+ * tls_rec.c. start: after the handshake, takes the records over from
+ * libssl (s->rec_ops = &mw_tls_own_rec_ops) when it can; 0 also when it
+ * leaves them to libssl, or -ENOMEM.
+ */
+int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err);
 /* Tests only: seals p[0..n) as one record of inner content type ctype
  * into out (n + 22 bytes), whatever it holds. Returns bytes or an error. */
 ssize_t mw_tls_rec_seal_type(struct mw_tls_sess *s, uint8_t ctype,
 			     const void *p, size_t n, uint8_t *out,
 			     size_t out_cap, struct mw_err *err);
+
+/*
+ * tls_rec_key.c. keylog: takes a keylog line of s's handshake (the traffic
+ * secrets). keys_init: r's cipher and both keys for suite c, 0 or -1 when
+ * the records must stay with libssl. dir_update: d's next traffic key
+ * (KeyUpdate), 0 or -1. free: frees r and wipes its keys.
+ */
+void mw_tls_rec_keylog(struct mw_tls_sess *s, const char *line);
+int mw_tls_rec_keys_init(struct mw_tls_rec *r, const SSL_CIPHER *c);
+int mw_tls_dir_update(struct mw_tls_rec *r, struct mw_tls_dir *d, int enc);
 void mw_tls_rec_free(struct mw_tls_rec *r);
 
 /*

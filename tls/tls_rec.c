@@ -19,10 +19,10 @@
  * update our own write key every MW_TLS_REKEY_RECORDS records, below the
  * AES-GCM limit of RFC 8446 section 5.5.
  *
- * The traffic secrets come from the keylog callback, the only place
- * OpenSSL 3.0 hands them out. A session that takes the records over keeps
- * the current secret of each direction (KeyUpdate derives the next one
- * from it) until it is freed; any other session wipes them at once.
+ * The keys come from tls_rec_key.c. This file is the engine behind
+ * mw_tls_own_rec_ops: tls_data.c calls it through that table on the
+ * session's thread, with the caller's buffers as arguments; it calls
+ * tls_rec_key.c and tls_err.c, nothing above them.
  *
  * We send no alert when a record fails (libssl would send bad_record_mac
  * or unexpected_message): the transport closes the connection and the
@@ -32,25 +32,25 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/kdf.h>
 
 #define REC_HDR 5u
 #define REC_TAG 16u
-#define REC_IV 12u
-/* RFC 8446 5.2: TLSCiphertext.length at most 2^14 + 256 */
-#define REC_CT_MAX (MW_TLS_REC_PLAIN + 256u)
+#define REC_IV MW_TLS_REC_IV
+#define REC_CT_MAX MW_TLS_REC_CT_MAX
 #define CT_ALERT 0x15
 #define CT_HANDSHAKE 0x16
 #define CT_APPDATA 0x17
 #define HS_NEW_SESSION_TICKET 4
 #define HS_KEY_UPDATE 24
-/* a KeyUpdate record: header, 4 + 1 byte message, content type, tag */
-#define KU_REC_LEN (REC_HDR + 5u + 1u + REC_TAG)
+/* a record of n content bytes: header, content, content type, tag */
+#define REC_LEN(n) (REC_HDR + (n) + 1u + REC_TAG)
+/* a KeyUpdate record: a 4 + 1 byte message */
+#define KU_REC_LEN REC_LEN(5u)
 
 /* walks a list of iovecs */
 struct iov_cur {
@@ -58,76 +58,6 @@ struct iov_cur {
 	int i;
 	size_t off;
 };
-
-/* ---- key schedule ---- */
-
-/* HKDF-Expand-Label(secret, label, "", n) of RFC 8446 7.1. */
-static int hkdf_label(struct mw_tls_rec *r, const uint8_t *secret,
-		      const char *label, uint8_t *out, size_t n)
-{
-	EVP_KDF_CTX *kc = EVP_KDF_CTX_new(r->kdf);
-	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ok;
-	OSSL_PARAM p[6];
-
-	if (!kc)
-		return -1;
-	p[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-	p[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						r->md_name, 0);
-	p[2] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)secret, r->secret_len);
-	p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PREFIX,
-						 (char[]){ "tls13 " }, 6);
-	p[4] = OSSL_PARAM_construct_octet_string(
-		OSSL_KDF_PARAM_LABEL, (void *)(uintptr_t)label, strlen(label));
-	p[5] = OSSL_PARAM_construct_end();
-	ok = EVP_KDF_derive(kc, out, n, p) == 1;
-	EVP_KDF_CTX_free(kc);
-	return ok ? 0 : -1;
-}
-
-/*
- * Keys one direction from secret: the secret, IV and cipher context are
- * replaced and the record counter restarts, all or nothing (a half-done
- * change could reuse a nonce under the old key).
- */
-static int dir_key(struct mw_tls_rec *r, struct mw_tls_dir *d,
-		   const uint8_t *secret, int enc)
-{
-	EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
-	uint8_t key[32], iv[REC_IV];
-	int ret = -1;
-
-	if (!cc || hkdf_label(r, secret, "key", key, r->key_len) < 0 ||
-	    hkdf_label(r, secret, "iv", iv, REC_IV) < 0 ||
-	    EVP_CipherInit_ex2(cc, r->cipher, key, NULL, enc, NULL) != 1)
-		goto out;
-	EVP_CIPHER_CTX_free(d->cc);
-	d->cc = cc;
-	cc = NULL;
-	if (secret != d->secret)
-		memcpy(d->secret, secret, r->secret_len);
-	memcpy(d->iv, iv, REC_IV);
-	d->seq = 0;
-	ret = 0;
-out:
-	EVP_CIPHER_CTX_free(cc);
-	OPENSSL_cleanse(key, sizeof(key));
-	OPENSSL_cleanse(iv, sizeof(iv));
-	return ret;
-}
-
-/* RFC 8446 7.2: moves to the next application traffic secret. */
-static int dir_update(struct mw_tls_rec *r, struct mw_tls_dir *d, int enc)
-{
-	uint8_t next[EVP_MAX_MD_SIZE];
-	int ret = -1;
-
-	if (hkdf_label(r, d->secret, "traffic upd", next, r->secret_len) == 0)
-		ret = dir_key(r, d, next, enc);
-	OPENSSL_cleanse(next, sizeof(next));
-	return ret;
-}
 
 /* RFC 8446 5.3: the write IV xor the 64-bit record number. */
 static void dir_nonce(const struct mw_tls_dir *d, uint8_t *nonce)
@@ -148,78 +78,12 @@ static void rec_hdr(uint8_t *p, size_t clen)
 	p[4] = (uint8_t)clen;
 }
 
-/* ---- start and stop ---- */
-
-/*
- * Keylog line: "LABEL <client random hex> <secret hex>". Keeps the two
- * application traffic secrets of generation 0; ignores the rest.
- */
-void mw_tls_rec_keylog(struct mw_tls_sess *s, const char *line)
-{
-	static const char cl[] = "CLIENT_TRAFFIC_SECRET_0 ";
-	static const char sl[] = "SERVER_TRAFFIC_SECRET_0 ";
-	struct mw_tls_dir *d;
-	const char *p;
-	bool client;
-	size_t n = 0;
-	int hi, lo;
-
-	if (!strncmp(line, cl, sizeof(cl) - 1))
-		client = true;
-	else if (!strncmp(line, sl, sizeof(sl) - 1))
-		client = false;
-	else
-		return;
-	/* the client writes with the client secret */
-	d = client == s->ctx->server ? &s->rec.rd : &s->rec.wr;
-	if (d == &s->rec.wr) {
-		s->rec.wr_mark = BIO_number_written(SSL_get_wbio(s->ssl));
-		s->rec.wr_marked = true;
-	}
-	p = strchr(line + sizeof(cl) - 1, ' ');
-	if (!p)
-		return;
-	for (p++; *p && n < sizeof(d->secret); p += 2, n++) {
-		hi = OPENSSL_hexchar2int((unsigned char)p[0]);
-		lo = hi < 0 ? -1 : OPENSSL_hexchar2int((unsigned char)p[1]);
-		if (lo < 0)
-			break;
-		d->secret[n] = (uint8_t)(hi << 4 | lo);
-	}
-	d->secret_len = *p ? 0 : n;
-}
-
-static void dir_wipe(struct mw_tls_dir *d)
-{
-	OPENSSL_cleanse(d->secret, sizeof(d->secret));
-	OPENSSL_cleanse(d->iv, sizeof(d->iv));
-	d->secret_len = 0;
-}
-
-/* Suites of TLS 1.3 that have an EVP AEAD with a 16-byte tag. */
-static const char *suite_cipher(uint16_t id, size_t *key_len)
-{
-	switch (id) {
-	case 0x1301:
-		*key_len = 16;
-		return "AES-128-GCM";
-	case 0x1302:
-		*key_len = 32;
-		return "AES-256-GCM";
-	case 0x1303:
-		*key_len = 32;
-		return "ChaCha20-Poly1305";
-	default:
-		return NULL;
-	}
-}
+/* ---- start ---- */
 
 int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err)
 {
 	struct mw_tls_rec *r = &s->rec;
 	const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
-	const EVP_MD *md;
-	const char *name;
 	int ret = 1;
 
 	ERR_clear_error();
@@ -241,56 +105,24 @@ int mw_tls_rec_start(struct mw_tls_sess *s, struct mw_err *err)
 	if (s->ctx->server && (!r->wr_marked || BIO_number_written(SSL_get_wbio(
 							s->ssl)) != r->wr_mark))
 		goto out;
-	name = suite_cipher(SSL_CIPHER_get_protocol_id(c), &r->key_len);
-	md = SSL_CIPHER_get_handshake_digest(c);
-	if (!name || !md || r->rd.secret_len != (size_t)EVP_MD_get_size(md) ||
-	    r->wr.secret_len != r->rd.secret_len)
-		goto out;
-	r->secret_len = r->rd.secret_len;
-	snprintf(r->md_name, sizeof(r->md_name), "%s", EVP_MD_get0_name(md));
-	r->cipher = EVP_CIPHER_fetch(NULL, name, NULL);
-	r->kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_TLS1_3_KDF, NULL);
-	if (!r->cipher || !r->kdf)
+	if (mw_tls_rec_keys_init(r, c) < 0)
 		goto out;
 	r->plain = malloc(REC_CT_MAX);
 	if (!r->plain) {
 		ret = mw_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (dir_key(r, &r->rd, r->rd.secret, 0) < 0 ||
-	    dir_key(r, &r->wr, r->wr.secret, 1) < 0)
-		goto out;
 	if (!r->rekey_at)
 		r->rekey_at = MW_TLS_REKEY_RECORDS;
-	s->own_rec = true;
+	s->rec_ops = &mw_tls_own_rec_ops;
 	ret = 0;
 out:
 	ERR_clear_error();
+	/* the key schedule from here on needs the secrets: keep them only
+	 * in the session that uses them (free wipes them) */
 	if (ret)
 		mw_tls_rec_free(r);
-	/* the key schedule from here on needs the secrets: keep them only
-	 * in the session that uses them */
-	if (!s->own_rec) {
-		dir_wipe(&r->rd);
-		dir_wipe(&r->wr);
-	}
 	return ret < 0 ? ret : 0;
-}
-
-void mw_tls_rec_free(struct mw_tls_rec *r)
-{
-	EVP_CIPHER_CTX_free(r->rd.cc);
-	EVP_CIPHER_CTX_free(r->wr.cc);
-	r->rd.cc = r->wr.cc = NULL;
-	dir_wipe(&r->rd);
-	dir_wipe(&r->wr);
-	EVP_CIPHER_free(r->cipher);
-	EVP_KDF_free(r->kdf);
-	r->cipher = NULL;
-	r->kdf = NULL;
-	if (r->plain)
-		OPENSSL_clear_free(r->plain, REC_CT_MAX);
-	r->plain = NULL;
 }
 
 /* ---- sealing ---- */
@@ -304,14 +136,13 @@ static int seal_fail(struct mw_err *err)
 }
 
 /*
- * Seals n bytes from the cursor as one record of type ctype at the end of
- * the lent output. The caller checked the room.
+ * Seals n bytes from the cursor as one record of type ctype under d into
+ * p, which the caller checked has room for REC_LEN(n) bytes.
  */
-static int seal_one(struct mw_tls_sess *s, uint8_t ctype, struct iov_cur *cur,
-		    size_t n, struct mw_err *err)
+static int seal_one(struct mw_tls_dir *d, uint8_t ctype, struct iov_cur *cur,
+		    size_t n, uint8_t *p, struct mw_err *err)
 {
-	struct mw_tls_dir *d = &s->rec.wr;
-	uint8_t *p = s->out + s->out_len, *q, nonce[REC_IV];
+	uint8_t *q, nonce[REC_IV];
 	size_t clen = n + 1 + REC_TAG, piece;
 	int len;
 
@@ -349,12 +180,15 @@ static int seal_one(struct mw_tls_sess *s, uint8_t ctype, struct iov_cur *cur,
 	    EVP_CIPHER_CTX_ctrl(d->cc, EVP_CTRL_AEAD_GET_TAG, REC_TAG, q) != 1)
 		return seal_fail(err);
 	d->seq++;
-	s->out_len += REC_HDR + clen;
 	return 0;
 }
 
-/* Our KeyUpdate when the key is worn or the peer asked; then the new key. */
-static int seal_key_update(struct mw_tls_sess *s, struct mw_err *err)
+/*
+ * Our KeyUpdate into out when the key is worn or the peer asked; then the
+ * new key. Returns the bytes written (0: none due) or an error.
+ */
+static ssize_t seal_key_update(struct mw_tls_sess *s, uint8_t *out,
+			       struct mw_err *err)
 {
 	struct mw_tls_rec *r = &s->rec;
 	uint8_t msg[5] = { HS_KEY_UPDATE, 0, 0, 1,
@@ -365,16 +199,16 @@ static int seal_key_update(struct mw_tls_sess *s, struct mw_err *err)
 
 	if (r->wr.seq < r->rekey_at && !r->ku_owed)
 		return 0;
-	ret = seal_one(s, CT_HANDSHAKE, &cur, sizeof(msg), err);
+	ret = seal_one(&r->wr, CT_HANDSHAKE, &cur, sizeof(msg), out, err);
 	if (ret)
 		return ret;
 	/* the caller stops the write side if this fails: the peer moves to
 	 * the next key with the record just sealed */
-	if (dir_update(r, &r->wr, 1) < 0)
+	if (mw_tls_dir_update(r, &r->wr, 1) < 0)
 		return seal_fail(err);
 	r->ku_owed = false;
 	r->key_updates_sent++;
-	return 0;
+	return REC_LEN(sizeof(msg));
 }
 
 /*
@@ -388,27 +222,37 @@ static int wr_dead(struct mw_tls_sess *s, int ret, struct mw_err *err)
 	return ret;
 }
 
-ssize_t mw_tls_rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
-			int iovcnt, size_t total, struct mw_err *err)
+/* out_cap: tls_data.c checked it against seal_bound() and seal_extra */
+static ssize_t rec_seal(struct mw_tls_sess *s, const struct iovec *iov,
+			int iovcnt, size_t total, uint8_t *out, size_t out_cap,
+			struct mw_err *err)
 {
 	struct iov_cur cur = { .iov = iov };
-	size_t n;
-	int ret;
+	size_t n, len;
+	ssize_t ret;
 
 	(void)iovcnt;
+	(void)out_cap;
 	if (s->rec.wr_err.code)
 		return mw_err_set(err, s->rec.wr_err.code, "%s",
 				  s->rec.wr_err.msg);
-	ret = seal_key_update(s, err);
-	while (!ret && total) {
+	ret = seal_key_update(s, out, err);
+	if (ret < 0)
+		return wr_dead(s, (int)ret, err);
+	len = (size_t)ret;
+	while (total) {
 		n = total < MW_TLS_REC_PLAIN ? total : MW_TLS_REC_PLAIN;
-		ret = seal_one(s, CT_APPDATA, &cur, n, err);
+		ret = seal_one(&s->rec.wr, CT_APPDATA, &cur, n, out + len, err);
+		if (ret)
+			return wr_dead(s, (int)ret, err);
+		len += REC_LEN(n);
 		total -= n;
 	}
-	return ret ? wr_dead(s, ret, err) : (ssize_t)s->out_len;
+	return (ssize_t)len;
 }
 
-ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err)
+static ssize_t rec_close(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
+			 struct mw_err *err)
 {
 	static const uint8_t alert[2] = { 1 /* warning */,
 					  0 /* close_notify */ };
@@ -421,12 +265,13 @@ ssize_t mw_tls_rec_close(struct mw_tls_sess *s, struct mw_err *err)
 	if (s->rec.wr_err.code)
 		return mw_err_set(err, s->rec.wr_err.code, "%s",
 				  s->rec.wr_err.msg);
-	ret = seal_one(s, CT_ALERT, &cur, sizeof(alert), err);
+	(void)out_cap; /* tls_data.c checked it */
+	ret = seal_one(&s->rec.wr, CT_ALERT, &cur, sizeof(alert), out, err);
 	if (ret)
 		return wr_dead(s, ret, err);
 	mw_err_set(&closed, -MW_E_TLS, "TLS seal after close");
 	s->rec.wr_err = closed;
-	return (ssize_t)s->out_len;
+	return REC_LEN(sizeof(alert));
 }
 
 /* ---- opening ---- */
@@ -460,7 +305,7 @@ static int open_handshake(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 				return mw_err_set(
 					err, -MW_E_TLS,
 					"TLS connection failed: data after KeyUpdate in the same record");
-			if (dir_update(r, &r->rd, 0) < 0)
+			if (mw_tls_dir_update(r, &r->rd, 0) < 0)
 				return mw_err_set(
 					err, -MW_E_TLS,
 					"TLS connection failed: cannot derive the peer's next key: %s",
@@ -580,12 +425,14 @@ static ssize_t hdr_check(const uint8_t *h, struct mw_err *err)
 
 /*
  * Fills out with plaintext: first what an earlier record left in r->plain,
- * then whole records from the lent input, each opened straight into out
- * when its plaintext fits there. Returns bytes written (0 with *eof on
- * close_notify), -EAGAIN for more input, or an error.
+ * then whole records from in[*off..in_len), each opened straight into out
+ * when its plaintext fits there; *off moves past each record taken and
+ * *total counts the plaintext. Returns 0 (out full, or close_notify),
+ * -EAGAIN for more input, or an error.
  */
-static ssize_t open_into(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
-			 size_t *total, struct mw_err *err)
+static ssize_t open_into(struct mw_tls_sess *s, const uint8_t *in_buf,
+			 size_t in_len, size_t *off, uint8_t *out,
+			 size_t out_cap, size_t *total, struct mw_err *err)
 {
 	struct mw_tls_rec *r = &s->rec;
 	const uint8_t *in;
@@ -606,13 +453,13 @@ static ssize_t open_into(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 		}
 		if (r->closed)
 			return 0;
-		if (s->in_len - s->in_off < REC_HDR)
+		if (in_len - *off < REC_HDR)
 			return -EAGAIN;
-		in = s->in + s->in_off;
+		in = in_buf + *off;
 		clen = hdr_check(in, err);
 		if (clen < 0)
 			return clen;
-		if (s->in_len - s->in_off < REC_HDR + (size_t)clen)
+		if (in_len - *off < REC_HDR + (size_t)clen)
 			return -EAGAIN;
 		dst = out_cap - *total >= (size_t)clen - REC_TAG ?
 			      out + *total :
@@ -620,7 +467,7 @@ static ssize_t open_into(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 		n = open_one(s, in, (size_t)clen, dst, &ctype, err);
 		if (n < 0)
 			return n;
-		s->in_off += REC_HDR + (size_t)clen;
+		*off += REC_HDR + (size_t)clen;
 		ret = 0;
 		if (ctype == CT_APPDATA) {
 			if (dst == r->plain) {
@@ -645,11 +492,14 @@ static ssize_t open_into(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 	return 0;
 }
 
-ssize_t mw_tls_rec_open(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
+/* *consumed is 0 on entry (tls_data.c) */
+static ssize_t rec_open(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
+			size_t *consumed, uint8_t *out, size_t out_cap,
 			struct mw_err *err)
 {
 	size_t total = 0;
-	ssize_t ret = open_into(s, out, out_cap, &total, err);
+	ssize_t ret =
+		open_into(s, in, in_len, consumed, out, out_cap, &total, err);
 
 	if (ret == -EAGAIN || ret == 0)
 		return total ? (ssize_t)total : ret;
@@ -659,17 +509,26 @@ ssize_t mw_tls_rec_open(struct mw_tls_sess *s, uint8_t *out, size_t out_cap,
 	return total ? (ssize_t)total : ret;
 }
 
-size_t mw_tls_rec_pending(const struct mw_tls_sess *s)
+static size_t rec_pending(const struct mw_tls_sess *s)
 {
 	return s->rec.plain_len - s->rec.plain_off;
 }
 
-size_t mw_tls_rec_seal_extra(const struct mw_tls_sess *s)
+/* Room the next seal needs beyond seal_bound(): a KeyUpdate now due. */
+static size_t rec_seal_extra(const struct mw_tls_sess *s)
 {
 	const struct mw_tls_rec *r = &s->rec;
 
 	return r->wr.seq >= r->rekey_at || r->ku_owed ? KU_REC_LEN : 0;
 }
+
+const struct mw_tls_rec_ops mw_tls_own_rec_ops = {
+	.seal = rec_seal,
+	.open = rec_open,
+	.close = rec_close,
+	.pending = rec_pending,
+	.seal_extra = rec_seal_extra,
+};
 
 ssize_t mw_tls_rec_seal_type(struct mw_tls_sess *s, uint8_t ctype,
 			     const void *p, size_t n, uint8_t *out,
@@ -677,18 +536,11 @@ ssize_t mw_tls_rec_seal_type(struct mw_tls_sess *s, uint8_t ctype,
 {
 	struct iovec iov = { .iov_base = (void *)(uintptr_t)p, .iov_len = n };
 	struct iov_cur cur = { .iov = &iov };
-	ssize_t ret;
+	int ret;
 
-	if (!s->own_rec || out_cap < n + REC_HDR + 1 + REC_TAG ||
+	if (s->rec_ops != &mw_tls_own_rec_ops || out_cap < REC_LEN(n) ||
 	    n + 1 + REC_TAG > REC_CT_MAX)
 		return mw_err_set(err, -EINVAL, "seal_type: not possible");
-	s->out = out;
-	s->out_cap = out_cap;
-	s->out_len = 0;
-	ret = seal_one(s, ctype, &cur, n, err);
-	if (!ret)
-		ret = (ssize_t)s->out_len;
-	s->out = NULL;
-	s->out_cap = s->out_len = 0;
-	return ret;
+	ret = seal_one(&s->rec.wr, ctype, &cur, n, out, err);
+	return ret ? ret : (ssize_t)REC_LEN(n);
 }
