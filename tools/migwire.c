@@ -979,8 +979,8 @@ static int run_side(int side, int argc, char **argv)
 	if (finish_cfg(&o, side))
 		return 2;
 	if (o.place.why[0] && !o.print_config)
-		mw_log_emit(o.place.warn ? MW_LOG_WARN : MW_LOG_INFO,
-			    "placement: %s", o.place.why);
+		MW_LOG(o.place.warn ? MW_LOG_WARN : MW_LOG_INFO,
+		       "placement: %s", o.place.why);
 	if (o.print_config) {
 		ret = check_config(&o);
 		if (!ret)
