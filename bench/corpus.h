@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Moving a benchmark corpus between memory and a file (bench/corpus.c):
+ * the generators write one, the benchmarks read one back in whole.
+ */
+#ifndef MW_CORPUS_H
+#define MW_CORPUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Reads the whole regular file open on fd into a buffer it allocates
+ * (*out, *n; the caller frees it). Returns 0, -EINVAL when the file is
+ * empty or fstat fails, -ENOMEM, or -errno / -EIO when a read fails.
+ */
+int mw_corpus_read(int fd, uint8_t **out, size_t *n);
+
+/* Writes all n bytes to fd across short writes. Returns 0 or -errno. */
+int mw_corpus_write(int fd, const uint8_t *p, size_t n);
+
+#endif
