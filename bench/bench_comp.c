@@ -10,7 +10,7 @@
  * Single-threaded (pin it with --cpu). The per-chunk codec step is
  * bench/ref.c's, the one `migwire bench` and bench_ref time on N threads.
  */
-#include "datagen.h"
+#include "corpus.h"
 #include "mw_thread.h"
 #include "ref.h"
 
@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 struct bench {
 	struct mw_bench_ref ref; /* the corpus, its chunks and their wire */
@@ -240,16 +239,13 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .ref = { .size = 64u << 20, .codec = MW_CODEC_ZSTD },
-			   .runs = 5 };
+	struct bench b = { .ref = { .codec = MW_CODEC_ZSTD }, .runs = 5 };
+	struct mw_corpus_opts co = { .size = 64u << 20 };
 	uint8_t *corpus;
 	struct run_ctx rc = { .b = &b,
 			      .codecs = "zstd,zlib",
 			      .chunks = "64K,256K,1M" };
-	struct mw_datagen_cfg cfg;
 	struct mw_cpus cpus = { 0 };
-	struct utsname u;
-	uint64_t v;
 	uint32_t n;
 	int c, ret;
 
@@ -258,12 +254,9 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (mw_parse_size(optarg, &v) || !v)
-				goto usage;
-			b.ref.size = (size_t)v;
-			break;
 		case 'S':
-			b.seed = strtoull(optarg, NULL, 0);
+			if (mw_corpus_opt(&co, c, optarg))
+				goto usage;
 			break;
 		case 'c':
 			rc.codecs = optarg;
@@ -297,15 +290,11 @@ int main(int argc, char **argv)
 	}
 	if (mw_thread_place("bench_comp", &cpus, 0) < 0)
 		fprintf(stderr, "bench_comp: cannot pin; running unpinned\n");
-	b.sha = getenv("MW_GIT_SHA") ? getenv("MW_GIT_SHA") : "unknown";
-	if (!uname(&u))
-		snprintf(b.kernel, sizeof(b.kernel), "%s", u.release);
-	corpus = malloc(b.ref.size);
-	if (!corpus)
+	b.sha = mw_bench_host(b.kernel, sizeof(b.kernel));
+	b.ref.size = (size_t)co.size;
+	b.seed = co.seed;
+	if (mw_corpus_opts_generate(&co, &corpus))
 		return 1;
-	mw_datagen_cfg_default(&cfg);
-	cfg.seed = b.seed;
-	mw_datagen_fill(corpus, b.ref.size, &cfg, 0);
 	b.ref.corpus = corpus;
 
 	ret = for_each_item(rc.chunks, run_chunk, &rc);

@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 struct ref {
@@ -173,8 +172,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ref x = { .r = { .size = 256u << 20,
-				.chunk = 256u << 10,
+	struct mw_corpus_opts co = { .size = 256u << 20 };
+	struct ref x = { .r = { .chunk = 256u << 10,
 				.threads = 2,
 				.codec = MW_CODEC_ZSTD,
 				.level = 1,
@@ -183,12 +182,10 @@ int main(int argc, char **argv)
 			 .cipher = "aes-256-gcm" };
 	struct mw_bench_ref *r = &x.r;
 	const char *input = NULL, *sha;
-	struct mw_datagen_cfg cfg;
 	struct result res;
-	struct utsname u;
-	char kernel[128] = "unknown", *end;
+	char kernel[128], *end;
 	uint8_t *corpus = NULL;
-	uint64_t seed = 0, v;
+	uint64_t v;
 	unsigned runs = 1, i;
 	uint32_t n;
 	int c, ret = 0;
@@ -199,13 +196,8 @@ int main(int argc, char **argv)
 			input = optarg;
 			break;
 		case 's':
-			if (mw_parse_size(optarg, &v) || !v)
-				goto usage;
-			r->size = (size_t)v;
-			break;
 		case 'S':
-			seed = strtoull(optarg, &end, 0);
-			if (*end)
+			if (mw_corpus_opt(&co, c, optarg))
 				goto usage;
 			break;
 		case 'c':
@@ -249,19 +241,14 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		goto usage;
-	sha = getenv("MW_GIT_SHA") ? getenv("MW_GIT_SHA") : "unknown";
-	if (!uname(&u))
-		snprintf(kernel, sizeof(kernel), "%s", u.release);
+	sha = mw_bench_host(kernel, sizeof(kernel));
 	if (input) {
 		if (load_file(&corpus, &r->size, input))
 			return 1;
 	} else {
-		corpus = malloc(r->size);
-		if (!corpus)
+		r->size = (size_t)co.size;
+		if (mw_corpus_opts_generate(&co, &corpus))
 			return 1;
-		mw_datagen_cfg_default(&cfg);
-		cfg.seed = seed;
-		mw_datagen_fill(corpus, r->size, &cfg, 0);
 	}
 	r->corpus = corpus;
 	r->cpus = &x.cpus;

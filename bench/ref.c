@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -507,6 +508,17 @@ out:
 	if (rx.fd >= 0)
 		close(rx.fd);
 	return ret;
+}
+
+/* ---- the run's identity ---- */
+
+const char *mw_bench_host(char *kernel, size_t cap)
+{
+	const char *sha = getenv("MW_GIT_SHA");
+	struct utsname u;
+
+	snprintf(kernel, cap, "%s", uname(&u) ? "unknown" : u.release);
+	return sha ? sha : "unknown";
 }
 
 /* ---- xxh3 ---- */

@@ -109,4 +109,10 @@ int mw_bench_ref_relay(const struct mw_bench_ref *r, double *wall_s,
 /* CPU seconds of the XXH3 checksum of every raw chunk. */
 double mw_bench_ref_xxh3(const struct mw_bench_ref *r);
 
+/*
+ * What every benchmark JSON line names the run by: returns $MW_GIT_SHA
+ * (or "unknown") and writes the kernel release (uname) into kernel.
+ */
+const char *mw_bench_host(char *kernel, size_t cap);
+
 #endif
