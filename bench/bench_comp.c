@@ -10,7 +10,7 @@
  * Single-threaded (pin it with --cpu). The per-chunk codec step is
  * bench/ref.c's, the one `migwire bench` and bench_ref time on N threads.
  */
-#include "corpus.h"
+#include "args.h"
 #include "mw_thread.h"
 #include "ref.h"
 
@@ -225,6 +225,29 @@ static int run_chunk(const char *s, void *arg)
 	return for_each_item(rc->codecs, run_codec, rc);
 }
 
+/* The options of bench_comp alone; the shared ones are args.c's. */
+static int opt_one(void *arg, int key, const char *val)
+{
+	struct run_ctx *rc = arg;
+
+	switch (key) {
+	case 'c':
+		rc->codecs = val;
+		return 0;
+	case 'Z':
+		rc->levels[MW_CODEC_ZSTD] = val;
+		return 0;
+	case 'L':
+		rc->levels[MW_CODEC_ZLIB] = val;
+		return 0;
+	case 'k':
+		rc->chunks = val;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -239,61 +262,32 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .ref = { .codec = MW_CODEC_ZSTD }, .runs = 5 };
-	struct mw_corpus_opts co = { .size = 64u << 20 };
-	uint8_t *corpus;
+	struct mw_bench_args args = { .size = 64u << 20,
+				      .runs = 5,
+				      .runs_max = 64 };
+	struct bench b = { .ref = { .codec = MW_CODEC_ZSTD } };
 	struct run_ctx rc = { .b = &b,
 			      .codecs = "zstd,zlib",
 			      .chunks = "64K,256K,1M" };
-	struct mw_cpus cpus = { 0 };
-	uint32_t n;
-	int c, ret;
+	uint8_t *corpus;
+	int ret;
 
 	rc.levels[MW_CODEC_ZSTD] = "-3,1,3,9";
 	rc.levels[MW_CODEC_ZLIB] = "1,6";
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-		case 'S':
-			if (mw_corpus_opt(&co, c, optarg))
-				goto usage;
-			break;
-		case 'c':
-			rc.codecs = optarg;
-			break;
-		case 'Z':
-			rc.levels[MW_CODEC_ZSTD] = optarg;
-			break;
-		case 'L':
-			rc.levels[MW_CODEC_ZLIB] = optarg;
-			break;
-		case 'k':
-			rc.chunks = optarg;
-			break;
-		case 'r':
-			if (mw_parse_u32(optarg, 1, 64, &n))
-				goto usage;
-			b.runs = n;
-			break;
-		case 'p':
-			if (mw_parse_u32(optarg, 0, MW_CPUS_MAX - 1, &n))
-				goto usage;
-			cpus.n = 1;
-			cpus.cpu[0] = (uint16_t)n;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			goto usage;
-		}
+	ret = mw_bench_args_getopt(&args, argc, argv, opts, opt_one, &rc);
+	if (ret > 0) {
+		usage(stdout);
+		return 0;
 	}
-	if (mw_thread_place("bench_comp", &cpus, 0) < 0)
+	if (ret)
+		goto usage;
+	if (mw_thread_place("bench_comp", &args.cpus, 0) < 0)
 		fprintf(stderr, "bench_comp: cannot pin; running unpinned\n");
 	b.sha = mw_bench_host(b.kernel, sizeof(b.kernel));
-	b.ref.size = (size_t)co.size;
-	b.seed = co.seed;
-	if (mw_corpus_opts_generate(&co, &corpus))
+	b.runs = args.runs;
+	b.seed = args.seed;
+	b.ref.size = (size_t)args.size;
+	if (mw_bench_args_corpus(&args, &corpus))
 		return 1;
 	b.ref.corpus = corpus;
 

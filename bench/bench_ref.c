@@ -26,6 +26,7 @@
  * themselves are bench/ref.c, which `migwire bench` runs too; this file is
  * the command line and the JSON line bench/pipe.py reads.
  */
+#include "args.h"
 #include "corpus.h"
 #include "datagen.h"
 #include "ref.h"
@@ -40,8 +41,7 @@
 
 struct ref {
 	struct mw_bench_ref r;
-	const char *cipher;
-	struct mw_cpus cpus;
+	const char *cipher, *input;
 	size_t wire_bytes;
 };
 
@@ -156,6 +156,42 @@ static void usage(FILE *f)
 		MW_BENCH_REF_THREADS);
 }
 
+/* The options of bench_ref alone; the shared ones are args.c's. */
+static int opt_one(void *arg, int key, const char *val)
+{
+	struct ref *x = arg;
+	struct mw_bench_ref *r = &x->r;
+	char *end;
+	uint64_t v;
+	uint32_t n;
+
+	switch (key) {
+	case 'i':
+		x->input = val;
+		return 0;
+	case 'c':
+		return mw_codec_parse(val, &r->codec);
+	case 'l':
+		r->level = (int)strtol(val, &end, 10);
+		return *end ? -EINVAL : 0;
+	case 'k':
+		if (mw_parse_size(val, &v) || v < 4096 || v > (16u << 20))
+			return -EINVAL;
+		r->chunk = (size_t)v;
+		return 0;
+	case 't':
+		if (mw_parse_u32(val, 1, MW_BENCH_REF_THREADS, &n))
+			return -EINVAL;
+		r->threads = n;
+		return 0;
+	case 'C':
+		x->cipher = val;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -172,7 +208,9 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mw_corpus_opts co = { .size = 256u << 20 };
+	struct mw_bench_args args = { .size = 256u << 20,
+				      .runs = 1,
+				      .runs_max = 1000 };
 	struct ref x = { .r = { .chunk = 256u << 10,
 				.threads = 2,
 				.codec = MW_CODEC_ZSTD,
@@ -181,77 +219,31 @@ int main(int argc, char **argv)
 				.fail = ref_fail },
 			 .cipher = "aes-256-gcm" };
 	struct mw_bench_ref *r = &x.r;
-	const char *input = NULL, *sha;
+	const char *sha;
 	struct result res;
-	char kernel[128], *end;
+	char kernel[128];
 	uint8_t *corpus = NULL;
-	uint64_t v;
-	unsigned runs = 1, i;
-	uint32_t n;
-	int c, ret = 0;
+	unsigned i;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			input = optarg;
-			break;
-		case 's':
-		case 'S':
-			if (mw_corpus_opt(&co, c, optarg))
-				goto usage;
-			break;
-		case 'c':
-			if (mw_codec_parse(optarg, &r->codec))
-				goto usage;
-			break;
-		case 'l':
-			r->level = (int)strtol(optarg, &end, 10);
-			if (*end)
-				goto usage;
-			break;
-		case 'k':
-			if (mw_parse_size(optarg, &v) || v < 4096 ||
-			    v > (16u << 20))
-				goto usage;
-			r->chunk = (size_t)v;
-			break;
-		case 't':
-			if (mw_parse_u32(optarg, 1, MW_BENCH_REF_THREADS, &n))
-				goto usage;
-			r->threads = n;
-			break;
-		case 'C':
-			x.cipher = optarg;
-			break;
-		case 'r':
-			if (mw_parse_u32(optarg, 1, 1000, &n))
-				goto usage;
-			runs = n;
-			break;
-		case 'p':
-			if (mw_parse_cpus(optarg, &x.cpus))
-				goto usage;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			goto usage;
-		}
+	ret = mw_bench_args_getopt(&args, argc, argv, opts, opt_one, &x);
+	if (ret > 0) {
+		usage(stdout);
+		return 0;
 	}
-	if (optind < argc)
+	if (ret || optind < argc)
 		goto usage;
 	sha = mw_bench_host(kernel, sizeof(kernel));
-	if (input) {
-		if (load_file(&corpus, &r->size, input))
+	if (x.input) {
+		if (load_file(&corpus, &r->size, x.input))
 			return 1;
 	} else {
-		r->size = (size_t)co.size;
-		if (mw_corpus_opts_generate(&co, &corpus))
+		r->size = (size_t)args.size;
+		if (mw_bench_args_corpus(&args, &corpus))
 			return 1;
 	}
 	r->corpus = corpus;
-	r->cpus = &x.cpus;
+	r->cpus = &args.cpus;
 	if (mw_bench_ref_init(r, true)) {
 		fprintf(stderr, "bench_ref: out of memory\n");
 		free(corpus);
@@ -261,7 +253,7 @@ int main(int argc, char **argv)
 	r->check = true;
 	ret = run_once(&x, &res);
 	r->check = false;
-	for (i = 0; !ret && i < runs; i++) {
+	for (i = 0; !ret && i < args.runs; i++) {
 		ret = run_once(&x, &res);
 		if (!ret)
 			print_result(&x, sha, kernel, i, &res);

@@ -4,7 +4,6 @@
  * the caller's thread; EINTR is retried, any other error ends the call.
  */
 #include "corpus.h"
-#include "mw_parse.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -47,25 +46,6 @@ int mw_corpus_generate(uint8_t **out, size_t size,
 		return -ENOMEM;
 	mw_datagen_fill(*out, size, cfg, 0);
 	return 0;
-}
-
-int mw_corpus_opt(struct mw_corpus_opts *o, int key, const char *arg)
-{
-	char *end;
-
-	if (key == 's')
-		return mw_parse_size(arg, &o->size) || !o->size ? -EINVAL : 0;
-	o->seed = strtoull(arg, &end, 0);
-	return *end ? -EINVAL : 0;
-}
-
-int mw_corpus_opts_generate(const struct mw_corpus_opts *o, uint8_t **out)
-{
-	struct mw_datagen_cfg cfg;
-
-	mw_datagen_cfg_default(&cfg);
-	cfg.seed = o->seed;
-	return mw_corpus_generate(out, (size_t)o->size, &cfg);
 }
 
 int mw_corpus_write(int fd, const uint8_t *p, size_t n)

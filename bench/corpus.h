@@ -25,21 +25,6 @@ int mw_corpus_read(int fd, uint8_t **out, size_t *n);
 int mw_corpus_generate(uint8_t **out, size_t size,
 		       const struct mw_datagen_cfg *cfg);
 
-/*
- * The corpus options of the benchmark programs: --size SIZE (> 0, K/M/G
- * suffixes) and --seed N of the default mw-datagen mix, under the
- * getopt_long keys 's' and 'S'.
- */
-struct mw_corpus_opts {
-	uint64_t size, seed;
-};
-
-/* Parses the value of option key ('s' or 'S'). Returns 0 or -EINVAL. */
-int mw_corpus_opt(struct mw_corpus_opts *o, int key, const char *arg);
-
-/* mw_corpus_generate() of o->size bytes of the default mix, o->seed. */
-int mw_corpus_opts_generate(const struct mw_corpus_opts *o, uint8_t **out);
-
 /* Writes all n bytes to fd across short writes. Returns 0 or -errno. */
 int mw_corpus_write(int fd, const uint8_t *p, size_t n);
 

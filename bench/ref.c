@@ -138,6 +138,16 @@ int mw_bench_ref_chunk(struct mw_bench_ref *r, struct mw_codec_ctx *ctx,
 	return 0;
 }
 
+/*
+ * What each thread of a pass reports to the caller that joins it; the
+ * join orders these writes before the caller's reads.
+ */
+struct ref_thread {
+	pthread_t tid;
+	double cpu_s; /* CPU of the timed work alone */
+	int ret;      /* 0 or the thread's first error */
+};
+
 struct codec_pass {
 	struct mw_bench_ref *r;
 	enum mw_comp_dir dir;
@@ -148,10 +158,8 @@ struct codec_pass {
 
 struct codec_worker {
 	struct codec_pass *p;
-	pthread_t tid;
-	unsigned idx;
-	double cpu_s;
-	int ret;
+	unsigned idx; /* names and places the thread */
+	struct ref_thread t;
 };
 
 static void *codec_main(void *arg)
@@ -168,22 +176,22 @@ static void *codec_main(void *arg)
 
 	snprintf(name, sizeof(name), "ref-codec%u", w->idx);
 	mw_thread_place(name, r->cpus, w->idx);
-	w->ret = out ? mw_codec_ctx_new(&ctx, r->codec, r->level) : -ENOMEM;
+	w->t.ret = out ? mw_codec_ctx_new(&ctx, r->codec, r->level) : -ENOMEM;
 	if (out)
 		memset(out, 0, r->chunk); /* fault it in before timing */
 	pthread_barrier_wait(&p->start);
 	cpu0 = mw_thread_cpu_seconds();
-	while (!w->ret && !atomic_load(&p->failed)) {
+	while (!w->t.ret && !atomic_load(&p->failed)) {
 		i = atomic_fetch_add(&p->next, 1);
 		if (i >= r->nchunks)
 			break;
-		w->ret = mw_bench_ref_chunk(r, ctx, p->dir, i, out, &err);
+		w->t.ret = mw_bench_ref_chunk(r, ctx, p->dir, i, out, &err);
 	}
-	w->cpu_s = mw_thread_cpu_seconds() - cpu0;
-	if (w->ret) {
+	w->t.cpu_s = mw_thread_cpu_seconds() - cpu0;
+	if (w->t.ret) {
 		atomic_store(&p->failed, 1);
 		if (r->fail)
-			r->fail(r, i, w->ret, &err);
+			r->fail(r, i, w->t.ret, &err);
 	}
 	mw_codec_ctx_free(ctx);
 	free(out);
@@ -205,7 +213,7 @@ int mw_bench_ref_codec(struct mw_bench_ref *r, enum mw_comp_dir dir,
 		return -ENOMEM;
 	for (i = 0; i < r->threads; i++) {
 		w[i] = (struct codec_worker){ .p = &p, .idx = i };
-		if (pthread_create(&w[i].tid, NULL, codec_main, &w[i])) {
+		if (pthread_create(&w[i].t.tid, NULL, codec_main, &w[i])) {
 			fprintf(stderr, "%s: cannot start threads\n", r->who);
 			exit(1); /* the barrier would never open */
 		}
@@ -214,10 +222,10 @@ int mw_bench_ref_codec(struct mw_bench_ref *r, enum mw_comp_dir dir,
 	t0 = mw_now_ns();
 	*cpu_s = 0;
 	for (i = 0; i < r->threads; i++) {
-		pthread_join(w[i].tid, NULL);
-		*cpu_s += w[i].cpu_s;
-		if (w[i].ret && !ret)
-			ret = w[i].ret;
+		pthread_join(w[i].t.tid, NULL);
+		*cpu_s += w[i].t.cpu_s;
+		if (w[i].t.ret && !ret)
+			ret = w[i].t.ret;
 	}
 	*wall_s = (double)(mw_now_ns() - t0) / 1e9;
 	pthread_barrier_destroy(&p.start);
@@ -377,9 +385,8 @@ out:
 struct relay_side {
 	const struct mw_bench_ref *r;
 	int fd;
-	double cpu_s;
-	size_t bytes;
-	int ret;
+	size_t bytes; /* sent or received */
+	struct ref_thread t;
 };
 
 static void *relay_tx(void *arg)
@@ -393,7 +400,7 @@ static void *relay_tx(void *arg)
 
 	mw_thread_place("ref-relay-tx", r->cpus, 0);
 	cpu0 = mw_thread_cpu_seconds();
-	for (i = 0; i < r->nchunks && !s->ret; i++) {
+	for (i = 0; i < r->nchunks && !s->t.ret; i++) {
 		p = wire_piece(r, i, &n);
 		for (done = 0; done < n; done += (size_t)k) {
 			k = send(s->fd, p + done, n - done, MSG_NOSIGNAL);
@@ -402,14 +409,14 @@ static void *relay_tx(void *arg)
 					k = 0;
 					continue;
 				}
-				s->ret = -errno;
+				s->t.ret = -errno;
 				break;
 			}
 		}
 		s->bytes += done;
 	}
 	shutdown(s->fd, SHUT_WR);
-	s->cpu_s = mw_thread_cpu_seconds() - cpu0;
+	s->t.cpu_s = mw_thread_cpu_seconds() - cpu0;
 	return NULL;
 }
 
@@ -423,7 +430,7 @@ static void *relay_rx(void *arg)
 
 	mw_thread_place("ref-relay-rx", s->r->cpus, 1);
 	if (!buf) {
-		s->ret = -ENOMEM;
+		s->t.ret = -ENOMEM;
 		shutdown(s->fd, SHUT_RDWR); /* or the writer blocks */
 		return NULL;
 	}
@@ -435,12 +442,12 @@ static void *relay_rx(void *arg)
 			continue;
 		if (k <= 0) {
 			if (k < 0)
-				s->ret = -errno;
+				s->t.ret = -errno;
 			break;
 		}
 		s->bytes += (size_t)k;
 	}
-	s->cpu_s = mw_thread_cpu_seconds() - cpu0;
+	s->t.cpu_s = mw_thread_cpu_seconds() - cpu0;
 	free(buf);
 	return NULL;
 }
@@ -479,7 +486,6 @@ int mw_bench_ref_relay(const struct mw_bench_ref *r, double *wall_s,
 	struct relay_side tx = { .r = r, .fd = -1 };
 	struct relay_side rx = { .r = r, .fd = -1 };
 	unsigned long long t0;
-	pthread_t tt, rt;
 	int ret;
 
 	*got = 0;
@@ -487,21 +493,21 @@ int mw_bench_ref_relay(const struct mw_bench_ref *r, double *wall_s,
 	if (ret)
 		goto out;
 	t0 = mw_now_ns();
-	ret = -pthread_create(&rt, NULL, relay_rx, &rx);
+	ret = -pthread_create(&rx.t.tid, NULL, relay_rx, &rx);
 	if (ret)
 		goto out;
-	ret = -pthread_create(&tt, NULL, relay_tx, &tx);
+	ret = -pthread_create(&tx.t.tid, NULL, relay_tx, &tx);
 	if (ret) {
 		shutdown(rx.fd, SHUT_RDWR);
-		pthread_join(rt, NULL);
+		pthread_join(rx.t.tid, NULL);
 		goto out;
 	}
-	pthread_join(tt, NULL);
-	pthread_join(rt, NULL);
+	pthread_join(tx.t.tid, NULL);
+	pthread_join(rx.t.tid, NULL);
 	*wall_s = (double)(mw_now_ns() - t0) / 1e9;
-	*cpu_s = tx.cpu_s + rx.cpu_s;
+	*cpu_s = tx.t.cpu_s + rx.t.cpu_s;
 	*got = rx.bytes;
-	ret = tx.ret ? tx.ret : rx.ret;
+	ret = tx.t.ret ? tx.t.ret : rx.t.ret;
 out:
 	if (tx.fd >= 0)
 		close(tx.fd);
