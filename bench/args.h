@@ -14,6 +14,7 @@
 
 #include "mw_parse.h"
 
+/* Locking: none; the main thread's, before any other thread starts. */
 struct mw_bench_args {
 	uint64_t size, seed; /* the corpus */
 	unsigned runs;	     /* timed runs after the warm-up */

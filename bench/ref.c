@@ -139,8 +139,9 @@ int mw_bench_ref_chunk(struct mw_bench_ref *r, struct mw_codec_ctx *ctx,
 }
 
 /*
- * What each thread of a pass reports to the caller that joins it; the
- * join orders these writes before the caller's reads.
+ * What each thread of a pass reports to the caller that joins it.
+ * Locking: written only by the thread itself (tid by pthread_create);
+ * the caller reads after pthread_join, which orders the writes.
  */
 struct ref_thread {
 	pthread_t tid;
@@ -148,6 +149,13 @@ struct ref_thread {
 	int ret;      /* 0 or the thread's first error */
 };
 
+/*
+ * One codec pass, shared by its workers and the caller.
+ * Locking: r and dir are set before the workers start and then only read;
+ * next and failed are atomics (relaxed is enough: a chunk index is handed
+ * out once, and failed only stops workers early); start is the barrier
+ * that lets the caller time from the moment every worker is ready.
+ */
 struct codec_pass {
 	struct mw_bench_ref *r;
 	enum mw_comp_dir dir;
@@ -181,15 +189,17 @@ static void *codec_main(void *arg)
 		memset(out, 0, r->chunk); /* fault it in before timing */
 	pthread_barrier_wait(&p->start);
 	cpu0 = mw_thread_cpu_seconds();
-	while (!w->t.ret && !atomic_load(&p->failed)) {
-		i = atomic_fetch_add(&p->next, 1);
+	while (!w->t.ret &&
+	       !atomic_load_explicit(&p->failed, memory_order_relaxed)) {
+		i = atomic_fetch_add_explicit(&p->next, 1,
+					      memory_order_relaxed);
 		if (i >= r->nchunks)
 			break;
 		w->t.ret = mw_bench_ref_chunk(r, ctx, p->dir, i, out, &err);
 	}
 	w->t.cpu_s = mw_thread_cpu_seconds() - cpu0;
 	if (w->t.ret) {
-		atomic_store(&p->failed, 1);
+		atomic_store_explicit(&p->failed, 1, memory_order_relaxed);
 		if (r->fail)
 			r->fail(r, i, w->t.ret, &err);
 	}
@@ -382,6 +392,11 @@ out:
 
 /* ---- loopback TCP relay ---- */
 
+/*
+ * One end of the relay. Locking: r and fd are set before its thread
+ * starts; bytes and t are written only by that thread and read by the
+ * caller after pthread_join.
+ */
 struct relay_side {
 	const struct mw_bench_ref *r;
 	int fd;
