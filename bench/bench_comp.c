@@ -7,36 +7,27 @@
  * median and best MB/s (raw bytes per second, 1 MB = 1e6 bytes) and the
  * ratio wire/raw, where chunks that did not shrink count at raw size, as
  * they travel. A last line measures the XXH3 checksum alone.
- * Single-threaded (pin it with --cpu).
+ * Single-threaded (pin it with --cpu). The per-chunk codec step is
+ * bench/ref.c's, the one `migwire bench` and bench_ref time on N threads.
  */
-#include "datagen.h"
-#include "mw_comp.h"
+#include "args.h"
 #include "mw_thread.h"
+#include "ref.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 
 struct bench {
-	uint8_t *corpus, *wire, *out;
-	size_t size, chunk, nchunks, bound;
-	ssize_t *wire_len; /* per chunk; -1: travels raw */
+	struct mw_bench_ref ref; /* the corpus, its chunks and their wire */
+	uint8_t *out;
 	unsigned runs;
 	uint64_t seed;
 	char kernel[128];
 	const char *sha;
 };
-
-/* Bytes in chunk i (the last one may be short). */
-static size_t chunk_len(const struct bench *b, size_t i)
-{
-	size_t left = b->size - i * b->chunk;
-
-	return left < b->chunk ? left : b->chunk;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -50,19 +41,14 @@ static double pass_compress(struct bench *b, struct mw_codec_ctx *ctx)
 {
 	unsigned long long t0 = mw_now_ns();
 	struct mw_err err;
-	size_t i, n;
-	ssize_t w;
+	size_t i;
 
-	for (i = 0; i < b->nchunks; i++) {
-		n = chunk_len(b, i);
-		w = mw_codec_compress(ctx, b->corpus + i * b->chunk, n,
-				      b->wire + i * b->bound, b->bound, &err);
-		if (w < 0 && w != -MW_E_NOSPACE) {
+	for (i = 0; i < b->ref.nchunks; i++)
+		if (mw_bench_ref_chunk(&b->ref, ctx, MW_COMP_COMPRESS, i, NULL,
+				       &err)) {
 			fprintf(stderr, "bench_comp: %s\n", err.msg);
 			return -1;
 		}
-		b->wire_len[i] = w < 0 ? -1 : w;
-	}
 	return (double)(mw_now_ns() - t0) / 1e9;
 }
 
@@ -72,22 +58,18 @@ static double pass_decompress(struct bench *b, struct mw_codec_ctx *ctx,
 {
 	unsigned long long t0 = mw_now_ns();
 	struct mw_err err;
-	size_t i, n;
+	size_t i;
 
-	for (i = 0; i < b->nchunks; i++) {
-		n = chunk_len(b, i);
-		if (b->wire_len[i] < 0)
-			continue; /* raw: nothing to decode */
-		if (mw_codec_decompress(ctx, b->wire + i * b->bound,
-					(size_t)b->wire_len[i], b->out, n,
-					&err) < 0) {
+	b->ref.check = check;
+	for (i = 0; i < b->ref.nchunks; i++) {
+		if (!mw_bench_ref_chunk(&b->ref, ctx, MW_COMP_DECOMPRESS, i,
+					b->out, &err))
+			continue;
+		if (err.msg[0])
 			fprintf(stderr, "bench_comp: %s\n", err.msg);
-			return -1;
-		}
-		if (check && memcmp(b->out, b->corpus + i * b->chunk, n)) {
+		else
 			fprintf(stderr, "bench_comp: chunk %zu differs\n", i);
-			return -1;
-		}
+		return -1;
 	}
 	return (double)(mw_now_ns() - t0) / 1e9;
 }
@@ -95,14 +77,14 @@ static double pass_decompress(struct bench *b, struct mw_codec_ctx *ctx,
 static void print_line(const struct bench *b, const char *codec, int level,
 		       double ratio, double *ct, double *dt)
 {
-	double mb = (double)b->size / 1e6;
+	double mb = (double)b->ref.size / 1e6;
 
 	qsort(ct, b->runs, sizeof(*ct), cmp_double);
 	printf("{\"bench\":\"comp\",\"sha\":\"%s\",\"kernel\":\"%s\","
 	       "\"codec\":\"%s\",\"level\":%d,\"chunk\":%zu,\"size\":%zu,"
 	       "\"seed\":%llu,\"runs\":%u,\"ratio\":%.4f,"
 	       "\"comp_mbps_median\":%.1f,\"comp_mbps_best\":%.1f",
-	       b->sha, b->kernel, codec, level, b->chunk, b->size,
+	       b->sha, b->kernel, codec, level, b->ref.chunk, b->ref.size,
 	       (unsigned long long)b->seed, b->runs, ratio,
 	       mb / ct[b->runs / 2], mb / ct[0]);
 	if (dt) {
@@ -118,7 +100,6 @@ static int bench_one(struct bench *b, enum mw_codec c, int level)
 {
 	struct mw_codec_ctx *ctx;
 	double ct[64], dt[64];
-	size_t i, wire = 0;
 	unsigned r;
 	int ret = mw_codec_ctx_new(&ctx, c, level);
 
@@ -137,10 +118,9 @@ static int bench_one(struct bench *b, enum mw_codec c, int level)
 		if (ct[r] < 0 || dt[r] < 0)
 			goto out;
 	}
-	for (i = 0; i < b->nchunks; i++)
-		wire += b->wire_len[i] < 0 ? chunk_len(b, i) :
-					     (size_t)b->wire_len[i];
-	print_line(b, mw_codec_name(c), level, (double)wire / (double)b->size,
+	print_line(b, mw_codec_name(c), level,
+		   (double)mw_bench_ref_wire_bytes(&b->ref) /
+			   (double)b->ref.size,
 		   ct, dt);
 	ret = 0;
 out:
@@ -158,9 +138,10 @@ static void bench_checksum(struct bench *b)
 
 	for (r = 0; r <= b->runs; r++) {
 		t0 = mw_now_ns();
-		for (i = 0; i < b->nchunks; i++)
-			sink ^= mw_comp_checksum(b->corpus + i * b->chunk,
-						 chunk_len(b, i));
+		for (i = 0; i < b->ref.nchunks; i++)
+			sink ^= mw_comp_checksum(
+				b->ref.corpus + i * b->ref.chunk,
+				mw_bench_ref_chunk_len(&b->ref, i));
 		t[r ? r - 1 : 0] = (double)(mw_now_ns() - t0) / 1e9;
 	}
 	print_line(b, "xxh3", 0, 1.0, t, NULL);
@@ -233,20 +214,38 @@ static int run_chunk(const char *s, void *arg)
 	struct bench *b = rc->b;
 	uint64_t chunk;
 
-	if (mw_parse_size(s, &chunk) || !chunk || chunk > b->size)
+	if (mw_parse_size(s, &chunk) || !chunk || chunk > b->ref.size)
 		return -EINVAL;
-	b->chunk = (size_t)chunk;
-	b->nchunks = (b->size + b->chunk - 1) / b->chunk;
-	b->bound = mw_codec_bound(MW_CODEC_ZSTD, b->chunk);
-	free(b->wire);
+	mw_bench_ref_destroy(&b->ref);
 	free(b->out);
-	free(b->wire_len);
-	b->wire = malloc(b->nchunks * b->bound);
-	b->out = malloc(b->chunk);
-	b->wire_len = calloc(b->nchunks, sizeof(*b->wire_len));
-	if (!b->wire || !b->out || !b->wire_len)
+	b->ref.chunk = (size_t)chunk;
+	b->out = malloc(b->ref.chunk);
+	if (!b->out || mw_bench_ref_init(&b->ref, true))
 		return -ENOMEM;
 	return for_each_item(rc->codecs, run_codec, rc);
+}
+
+/* The options of bench_comp alone; the shared ones are args.c's. */
+static int opt_one(void *arg, int key, const char *val)
+{
+	struct run_ctx *rc = arg;
+
+	switch (key) {
+	case 'c':
+		rc->codecs = val;
+		return 0;
+	case 'Z':
+		rc->levels[MW_CODEC_ZSTD] = val;
+		return 0;
+	case 'L':
+		rc->levels[MW_CODEC_ZLIB] = val;
+		return 0;
+	case 'k':
+		rc->chunks = val;
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }
 
 int main(int argc, char **argv)
@@ -263,78 +262,41 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .size = 64u << 20, .runs = 5 };
+	struct mw_bench_args args = { .size = 64u << 20,
+				      .runs = 5,
+				      .runs_max = 64 };
+	struct bench b = { .ref = { .codec = MW_CODEC_ZSTD } };
 	struct run_ctx rc = { .b = &b,
 			      .codecs = "zstd,zlib",
 			      .chunks = "64K,256K,1M" };
-	struct mw_datagen_cfg cfg;
-	struct mw_cpus cpus = { 0 };
-	struct utsname u;
-	uint64_t v;
-	uint32_t n;
-	int c, ret;
+	uint8_t *corpus;
+	int ret;
 
 	rc.levels[MW_CODEC_ZSTD] = "-3,1,3,9";
 	rc.levels[MW_CODEC_ZLIB] = "1,6";
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			if (mw_parse_size(optarg, &v) || !v)
-				goto usage;
-			b.size = (size_t)v;
-			break;
-		case 'S':
-			b.seed = strtoull(optarg, NULL, 0);
-			break;
-		case 'c':
-			rc.codecs = optarg;
-			break;
-		case 'Z':
-			rc.levels[MW_CODEC_ZSTD] = optarg;
-			break;
-		case 'L':
-			rc.levels[MW_CODEC_ZLIB] = optarg;
-			break;
-		case 'k':
-			rc.chunks = optarg;
-			break;
-		case 'r':
-			if (mw_parse_u32(optarg, 1, 64, &n))
-				goto usage;
-			b.runs = n;
-			break;
-		case 'p':
-			if (mw_parse_u32(optarg, 0, MW_CPUS_MAX - 1, &n))
-				goto usage;
-			cpus.n = 1;
-			cpus.cpu[0] = (uint16_t)n;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			goto usage;
-		}
+	ret = mw_bench_args_getopt(&args, argc, argv, opts, opt_one, &rc);
+	if (ret > 0) {
+		usage(stdout);
+		return 0;
 	}
-	if (mw_thread_place("bench_comp", &cpus, 0) < 0)
+	if (ret)
+		goto usage;
+	if (mw_thread_place("bench_comp", &args.cpus, 0) < 0)
 		fprintf(stderr, "bench_comp: cannot pin; running unpinned\n");
-	b.sha = getenv("MW_GIT_SHA") ? getenv("MW_GIT_SHA") : "unknown";
-	if (!uname(&u))
-		snprintf(b.kernel, sizeof(b.kernel), "%s", u.release);
-	b.corpus = malloc(b.size);
-	if (!b.corpus)
+	b.sha = mw_bench_host(b.kernel, sizeof(b.kernel));
+	b.runs = args.runs;
+	b.seed = args.seed;
+	b.ref.size = (size_t)args.size;
+	if (mw_bench_args_corpus(&args, &corpus))
 		return 1;
-	mw_datagen_cfg_default(&cfg);
-	cfg.seed = b.seed;
-	mw_datagen_fill(b.corpus, b.size, &cfg, 0);
+	b.ref.corpus = corpus;
 
 	ret = for_each_item(rc.chunks, run_chunk, &rc);
 	if (!ret)
 		bench_checksum(&b);
-	free(b.corpus);
-	free(b.wire);
+	mw_bench_ref_destroy(&b.ref);
 	free(b.out);
-	free(b.wire_len);
+	free(corpus);
 	if (ret == -EINVAL)
 		goto usage;
 	return ret < 0 ? 1 : 0;

@@ -14,6 +14,9 @@
  */
 #include "datagen.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GOLDEN 0x9e3779b97f4a7c15ull
@@ -40,6 +43,19 @@ void mw_datagen_cfg_default(struct mw_datagen_cfg *cfg)
 	cfg->weight[MW_DATAGEN_CODE] = 0.15;
 	cfg->weight[MW_DATAGEN_RANDOM] = 0.35;
 	cfg->run_pages = 1;
+}
+
+int mw_datagen_weight_parse(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || !isfinite(v) || v < 0 || v > 1)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 enum mw_datagen_kind mw_datagen_page_kind(const struct mw_datagen_cfg *cfg,

@@ -43,6 +43,12 @@ struct mw_datagen_cfg {
 /* Fills *cfg with the defaults above and seed 0. */
 void mw_datagen_cfg_default(struct mw_datagen_cfg *cfg);
 
+/*
+ * Parses one kind's weight as the command lines take it: a fraction in
+ * [0, 1]. Returns 0 or -EINVAL (*out untouched).
+ */
+int mw_datagen_weight_parse(const char *s, double *out);
+
 /* The kind of page number page_idx of the stream cfg describes. */
 enum mw_datagen_kind mw_datagen_page_kind(const struct mw_datagen_cfg *cfg,
 					  uint64_t page_idx);

@@ -5,6 +5,7 @@
  * stable interface that scripts rely on: options are only ever added.
  * Single-threaded; the output is a pure function of the options.
  */
+#include "corpus.h"
 #include "datagen.h"
 #include "mw_parse.h"
 
@@ -63,35 +64,6 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int parse_fraction(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || end == s || !isfinite(v) || v < 0 || v > 1)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 enum { OPT_ZERO = 256, OPT_TEXT, OPT_CODE, OPT_RANDOM, OPT_RUN };
 
 static const struct option long_opts[] = {
@@ -146,7 +118,7 @@ static int parse_args(int argc, char **argv, struct mw_datagen_cfg *cfg,
 		case OPT_RANDOM:
 			k = c -
 			    OPT_ZERO; /* same order as enum mw_datagen_kind */
-			if (parse_fraction(optarg, &cfg->weight[k]))
+			if (mw_datagen_weight_parse(optarg, &cfg->weight[k]))
 				return bad_value(long_opts[3 + k].name, optarg);
 			break;
 		case OPT_RUN:
@@ -209,7 +181,7 @@ int main(int argc, char **argv)
 	while (done < size) {
 		n = size - done < OUT_BUF ? (size_t)(size - done) : OUT_BUF;
 		mw_datagen_fill(buf, n, &cfg, offset + done);
-		ret = write_all(STDOUT_FILENO, buf, n);
+		ret = mw_corpus_write(STDOUT_FILENO, buf, n);
 		if (ret < 0) {
 			fprintf(stderr, "mw-datagen: write: %s\n",
 				strerror(-ret));
