@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -82,21 +83,75 @@ static bool alert_is_auth(int alert)
 	}
 }
 
+/*
+ * The names a certificate carries ("DNS:a, IP:127.0.0.1"), so a name
+ * mismatch says what would match. Empty when there is no SAN.
+ */
+void mw_tls_cert_names(X509 *cert, char *buf, size_t cap)
+{
+	GENERAL_NAMES *gens;
+	size_t at = 0;
+	int i;
+
+	buf[0] = '\0';
+	if (!cert)
+		return;
+	gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; gens && i < sk_GENERAL_NAME_num(gens) && at + 1 < cap;
+	     i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const unsigned char *d;
+		int len;
+
+		if (g->type == GEN_DNS) {
+			d = ASN1_STRING_get0_data(g->d.dNSName);
+			len = ASN1_STRING_length(g->d.dNSName);
+			at += (size_t)snprintf(buf + at, cap - at, "%sDNS:%.*s",
+					       at ? ", " : "", len,
+					       (const char *)d);
+		} else if (g->type == GEN_IPADD) {
+			char ip[64] = "";
+			int af;
+
+			len = ASN1_STRING_length(g->d.iPAddress);
+			af = len == 4 ? AF_INET : len == 16 ? AF_INET6 : 0;
+			if (!af ||
+			    !inet_ntop(af,
+				       ASN1_STRING_get0_data(g->d.iPAddress),
+				       ip, sizeof(ip)))
+				continue;
+			at += (size_t)snprintf(buf + at, cap - at, "%sIP:%s",
+					       at ? ", " : "", ip);
+		}
+	}
+	GENERAL_NAMES_free(gens);
+}
+
+static int fail_name_mismatch(struct mw_tls_sess *s, const char *what,
+			      struct mw_err *err)
+{
+	const char *names = s->cert_names;
+
+	if (!names[0])
+		return mw_err_set(err, -MW_E_AUTH,
+				  "server certificate does not match %s '%s'",
+				  what, s->ctx->hostname);
+	return mw_err_set(err, -MW_E_AUTH,
+			  "server certificate does not match %s '%s' "
+			  "(certificate names: %s; connect by one of them "
+			  "or pass --tls-hostname)",
+			  what, s->ctx->hostname, names);
+}
+
 static int sess_fail_verify(struct mw_tls_sess *s, struct mw_err *err)
 {
 	struct mw_tls_ctx *ctx = s->ctx;
 	long vr = SSL_get_verify_result(s->ssl);
 
 	if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
-		return mw_err_set(
-			err, -MW_E_AUTH,
-			"server certificate does not match host name '%s'",
-			ctx->hostname);
+		return fail_name_mismatch(s, "host name", err);
 	if (vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		return mw_err_set(
-			err, -MW_E_AUTH,
-			"server certificate does not match IP address '%s'",
-			ctx->hostname);
+		return fail_name_mismatch(s, "IP address", err);
 	if (x509_err_is_issuer(vr))
 		return mw_err_set(
 			err, -MW_E_AUTH,
@@ -222,6 +277,14 @@ int mw_tls_not_tls(const uint8_t *in, size_t n, struct mw_err *err)
 			p += sprintf(p, "%s%02x", i ? " " : "", in[i]);
 	}
 	*p = '\0';
+	/* migwire's own frame magic: the other side runs --no-tls */
+	if (n >= 2 && in[0] == 'M' && in[1] == 'W')
+		return mw_err_set(err, -MW_E_TLS,
+				  "peer is not speaking TLS: it runs --no-tls "
+				  "(its first bytes are a plaintext migwire "
+				  "frame: %s); use the same TLS mode on both "
+				  "sides",
+				  show);
 	if (printable)
 		return mw_err_set(
 			err, -MW_E_TLS,

@@ -182,6 +182,30 @@ static int ctx_set_host(struct mw_tls_ctx *ctx, const char *host,
 	return 0;
 }
 
+/*
+ * OpenSSL's verdict stands; on a name mismatch of the server's own
+ * certificate it keeps that certificate's names for the error line (the
+ * handshake ends before the certificate could be asked for).
+ */
+static int client_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	int e = X509_STORE_CTX_get_error(x);
+	SSL *ssl;
+	struct mw_tls_sess *s;
+
+	if (ok || X509_STORE_CTX_get_error_depth(x) != 0 ||
+	    (e != X509_V_ERR_HOSTNAME_MISMATCH &&
+	     e != X509_V_ERR_IP_ADDRESS_MISMATCH))
+		return ok;
+	ssl = X509_STORE_CTX_get_ex_data(x,
+					 SSL_get_ex_data_X509_STORE_CTX_idx());
+	s = ssl ? SSL_get_app_data(ssl) : NULL;
+	if (s)
+		mw_tls_cert_names(X509_STORE_CTX_get_current_cert(x),
+				  s->cert_names, sizeof(s->cert_names));
+	return ok;
+}
+
 static int ctx_setup_ssl(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 			 unsigned int flags, struct mw_err *err)
 {
@@ -235,7 +259,7 @@ static int ctx_setup_ssl(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 			sc, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 			NULL);
 	else
-		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, client_verify_cb);
 	return 0;
 }
 

@@ -151,6 +151,9 @@ struct mw_tls_sess {
 	struct mw_err cb_err;  /* found inside an OpenSSL callback */
 	struct mw_err sticky;  /* open: error held back behind data */
 	char peer[256];	       /* mw_tls_peer_name() */
+	char cert_names[200];  /* client: the server certificate's names,
+				* kept by the verify callback on a name
+				* mismatch for the error line */
 };
 
 /*
@@ -191,6 +194,9 @@ int mw_tls_ssl_fail(struct mw_tls_sess *s, int r, const char *what,
 
 /* The first n bytes of a peer that is not speaking TLS, as an error. */
 int mw_tls_not_tls(const uint8_t *in, size_t n, struct mw_err *err);
+/* tls_err.c: "DNS:a, IP:127.0.0.1", the subjectAltNames of cert ("" for
+ * none), for an error line that says what would have matched. */
+void mw_tls_cert_names(X509 *cert, char *buf, size_t cap);
 
 /*
  * A record engine: who seals and opens the application records once the
