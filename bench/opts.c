@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mw_err.h"
+#include "mw_cli.h"
 #include "mw_parse.h"
 #include "mw_wire.h"
 #include "ref.h"
@@ -225,25 +226,27 @@ static const struct b_opt b_opts[] = {
 	  .item = i_codec,
 	  .arg_name = "LIST",
 	  .help = "codecs: none,zlib,zstd (default zstd)" },
-	{ .name = "level",
+	{ .name = "compress-level",
 	  .fn = o_list,
 	  .off = B_OFF(n_level),
 	  .item = i_level,
 	  .arg_name = "LIST",
-	  .help = "codec levels (default: the codec's, 1)" },
+	  .help = "codec levels, as send's --compress-level (default: the "
+		  "codec's, 1)" },
 	{ .name = "channels",
 	  .fn = o_list,
 	  .off = B_OFF(n_chans),
 	  .item = i_chans,
 	  .arg_name = "LIST",
 	  .help = "channels (default 2)" },
-	{ .name = "threads",
+	{ .name = "compress-threads",
 	  .fn = o_list,
 	  .off = B_OFF(n_threads),
 	  .item = i_threads,
 	  .arg_name = "LIST",
-	  .help = "compress and decompress threads, also the codec "
-		  "reference's (default: online CPUs, at most 8)" },
+	  .help = "send's --compress-threads and recv's "
+		  "--decompress-threads, also the codec reference's "
+		  "(default: online CPUs, at most 8)" },
 	{ .name = "chunk-size",
 	  .fn = o_list,
 	  .off = B_OFF(n_chunk),
@@ -255,7 +258,8 @@ static const struct b_opt b_opts[] = {
 	  .off = B_OFF(n_tls),
 	  .item = i_tls,
 	  .arg_name = "LIST",
-	  .help = "on (= x509), psk, off (default on)" },
+	  .help = "TLS modes to compare: on (--tls-creds with a new PKI), "
+		  "psk (--tls-psk), off (--no-tls) (default on)" },
 	{ .name = "window",
 	  .fn = o_window,
 	  .arg_name = "SIZE",
@@ -341,9 +345,9 @@ static void usage(FILE *f)
 		snprintf(left, sizeof(left), "--%s%s%s", b_opts[i].name,
 			 b_opts[i].arg_name ? " " : "",
 			 b_opts[i].arg_name ? b_opts[i].arg_name : "");
-		fprintf(f, "  %-20s %s\n", left, b_opts[i].help);
+		mw_help_opt(f, left, b_opts[i].help);
 	}
-	fprintf(f, "  %-20s %s\n", "-h, --help", "this text");
+	mw_help_opt(f, "-h, --help", "this text");
 	fprintf(f,
 		"\nexample: migwire bench --size 512M --compress none,zlib,zstd "
 		"--channels 1,2,4 \\\n           --json b.json --csv b.csv "
@@ -374,7 +378,21 @@ static int parse_args(struct mw_bench *b, int argc, char **argv)
 	lo[i] = (struct option){ 0 };
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	for (;;) {
+		/* "+": argv[optind] is the token getopt reads next */
+		const char *tok = optind < argc ? argv[optind] : NULL;
+		int idx = -1;
+
+		c = getopt_long(argc, argv, "+h", lo, &idx);
+		if (c == -1)
+			break;
+		if (idx >= 0 && !mw_opt_exact(tok, lo[idx].name)) {
+			fprintf(stderr,
+				"migwire bench: unknown option '%s' (did you "
+				"mean --%s?) (see --help)\n",
+				tok, lo[idx].name);
+			return -MW_E_USAGE;
+		}
 		if (c == 'h') {
 			usage(stdout);
 			return 1;

@@ -23,6 +23,7 @@
 #include "mw_bench.h"
 #include "mw_comp.h"
 #include "mw_log.h"
+#include "mw_cli.h"
 #include "mw_parse.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
@@ -417,38 +418,6 @@ static const struct opt_def opt_defs[] = {
 
 #define NOPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
-/*
- * One option of --help: the option in a 28-column field, its text wrapped
- * at 80 columns under itself (a longer option gets a line of its own).
- */
-static void print_opt(FILE *f, const char *left, const char *help)
-{
-	const int col = 31, room = 80 - 31;
-	bool beside = (int)strlen(left) <= col - 3;
-	const char *p = help;
-
-	if (beside)
-		fprintf(f, "  %-28s ", left);
-	else
-		fprintf(f, "  %s\n", left);
-	while (*p) {
-		int n = (int)strlen(p);
-
-		if (n > room) {
-			n = room;
-			while (n > 0 && p[n] != ' ')
-				n--;
-			if (!n)
-				n = room;
-		}
-		fprintf(f, "%*s%.*s\n", beside ? 0 : col, "", n, p);
-		beside = false;
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-}
-
 static void print_usage(FILE *f, int side)
 {
 	size_t i;
@@ -484,10 +453,10 @@ static void print_usage(FILE *f, int side)
 		snprintf(left, sizeof(left), "--%s%s%s", d->name,
 			 d->arg_name ? " " : "",
 			 d->arg_name ? d->arg_name : "");
-		print_opt(f, left, d->help);
+		mw_help_opt(f, left, d->help);
 	}
-	print_opt(f, "-h, --help", "this text");
-	print_opt(f, "--version", "print the version and exit");
+	mw_help_opt(f, "-h, --help", "this text");
+	mw_help_opt(f, "--version", "print the version and exit");
 	fprintf(f,
 		"\nOne of --tls-creds, --tls-psk or --no-tls is required: TLS 1.3 "
 		"with mutual\nX.509 or PSK authentication, or plaintext only "
@@ -885,20 +854,6 @@ static void print_version(void)
 	       (unsigned)MW_PROTO_VERSION);
 }
 
-/*
- * getopt_long takes any unique prefix of a long option ("--chan" for
- * --channels), which silently changes meaning once a second option shares
- * the prefix: only the full name (optionally "=value") is accepted.
- */
-static bool exact_name(const char *tok, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (!tok || strncmp(tok, "--", 2))
-		return true; /* a short option */
-	return !strncmp(tok + 2, name, n) && (!tok[2 + n] || tok[2 + n] == '=');
-}
-
 static int run_side(int side, int argc, char **argv)
 {
 	struct option lopts[NOPTS + 2];
@@ -930,7 +885,7 @@ static int run_side(int side, int argc, char **argv)
 	optind = 1;
 	opterr = 0; /* one line of our own instead of getopt's two */
 	/* "+": stop at the first non-option, so argv[optind] before each call
-	 * is the token getopt is about to read (checked by exact_name) */
+	 * is the token getopt is about to read (checked by mw_opt_exact) */
 	for (;;) {
 		const char *tok = optind < argc ? argv[optind] : NULL;
 
@@ -938,7 +893,7 @@ static int run_side(int side, int argc, char **argv)
 		c = getopt_long(argc, argv, "+hvq", lopts, &idx);
 		if (c == -1)
 			break;
-		if (idx >= 0 && !exact_name(tok, lopts[idx].name)) {
+		if (idx >= 0 && !mw_opt_exact(tok, lopts[idx].name)) {
 			fprintf(stderr,
 				"migwire %s: unknown option '%s' (did you "
 				"mean --%s?) (see --help)\n",
