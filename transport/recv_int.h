@@ -190,7 +190,9 @@ void mw_rx_chan_free(struct rx_chan *ch);
 /*
  * Returns stream id, creating it (slots, writer thread) on first mention.
  * NULL with *err set on a protocol violation or a failed allocation.
- * Context: channel thread, r->lock held.
+ * Context: channel thread, r->lock held; to create a stream it drops the
+ * lock while it allocates the buffers, so the caller must not rely on
+ * anything it read under the lock before the call.
  */
 struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 					  struct mw_err *err);

@@ -139,7 +139,9 @@ void mw_rx_stream_free(struct receiver *r, struct rx_stream *st)
 
 /*
  * A stream's window: `credit` chunk buffers (and as many compressed ones),
- * up to tens of MiB. Returns NULL when out of memory.
+ * up to tens of MiB. Allocated without r->lock, which every channel and
+ * writer needs meanwhile; credit, chunk_size and wire_cap are fixed since
+ * admission. Returns NULL when out of memory.
  */
 static struct rx_stream *stream_alloc(struct receiver *r)
 {
@@ -168,11 +170,28 @@ err:
 	return NULL;
 }
 
+/* May this connection name stream id now? 0 or a code in *err. */
+static int stream_check_locked(struct receiver *r, uint32_t id,
+			       struct mw_err *err)
+{
+	if (!r->cfg->nr_eps && id > 0)
+		return mw_err_set(err, -MW_E_PROTO,
+				  "stream %u, but this receiver has no "
+				  "--connect endpoints (exec mode carries one "
+				  "stream)",
+				  id);
+	if (r->closed)
+		return mw_err_set(err, -MW_E_PROTO, "stream %u after CLOSE",
+				  id);
+	return 0;
+}
+
 struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 					  struct mw_err *err)
 {
 	const struct mw_xp_cfg *cfg = r->cfg;
 	struct rx_stream *st;
+	int ret;
 
 	if (id >= MW_STREAMS_MAX) {
 		mw_err_set(err, -MW_E_PROTO, "stream %u out of range", id);
@@ -180,20 +199,25 @@ struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 	}
 	if (r->streams[id])
 		return r->streams[id];
-	if (!cfg->nr_eps && id > 0) {
-		mw_err_set(err, -MW_E_PROTO,
-			   "stream %u, but this receiver has no "
-			   "--connect endpoints (exec mode carries one stream)",
-			   id);
+	if (stream_check_locked(r, id, err))
 		return NULL;
-	}
-	if (r->closed) {
-		mw_err_set(err, -MW_E_PROTO, "stream %u after CLOSE", id);
-		return NULL;
-	}
+	pthread_mutex_unlock(&r->lock);
 	st = stream_alloc(r);
-	if (!st)
-		goto err_mem;
+	pthread_mutex_lock(&r->lock);
+	/* while unlocked, another channel may have created it or CLOSE may
+	 * have come: the outcome of either order of those events */
+	if (r->streams[id]) {
+		mw_rx_stream_free(r, st);
+		return r->streams[id];
+	}
+	if (!st) {
+		mw_err_set(err, -ENOMEM, "out of memory for stream %u", id);
+		return NULL;
+	}
+	if (stream_check_locked(r, id, err)) {
+		mw_rx_stream_free(r, st);
+		return NULL;
+	}
 	st->r = r;
 	st->id = id;
 	st->fd = -1;
@@ -210,17 +234,17 @@ struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 		    (S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)))
 			st->rev_fd = cfg->rev_fd;
 	}
-	if (pthread_create(&st->writer, NULL, writer_main, st)) {
+	ret = pthread_create(&st->writer, NULL, writer_main, st);
+	if (ret) {
 		st->is_sock = false; /* out_fd is the caller's */
 		mw_rx_stream_free(r, st);
-		goto err_mem;
+		mw_err_set(err, -ret, "stream %u: pthread_create: %s", id,
+			   strerror(ret));
+		return NULL;
 	}
 	st->writer_started = true;
 	r->streams[id] = st;
 	return st;
-err_mem:
-	mw_err_set(err, -ENOMEM, "out of memory for stream %u", id);
-	return NULL;
 }
 
 static void *rev_main(void *arg)
