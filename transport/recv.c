@@ -487,6 +487,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 		      struct mw_stats_chan *chs, struct mw_stats_stream *sts,
 		      double t0)
 {
+	struct mw_comp_pool *pool;
 	unsigned i, n;
 
 	memset(sn, 0, sizeof(*sn));
@@ -500,6 +501,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	sn->stage_name[2] = "decompress";
 	sn->stage_name[3] = "write";
 	pthread_mutex_lock(&r->lock);
+	pool = r->pool; /* the first admission sets it meanwhile */
 	n = r->have_session ? r->sess.chan_count : 0;
 	sn->nchans = n;
 	for (i = 0; i < n; i++) {
@@ -542,7 +544,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	pthread_mutex_unlock(&r->lock);
 	/* frame headers are part of the wire bytes */
 	sn->bytes_wire += sn->chunks * MW_FRAME_HDR_LEN;
-	sn->stage_cpu[2] = r->pool ? mw_comp_pool_cpu_seconds(r->pool) : 0;
+	sn->stage_cpu[2] = pool ? mw_comp_pool_cpu_seconds(pool) : 0;
 }
 
 static bool all_done(struct receiver *r)
@@ -595,7 +597,7 @@ static void poke_all_locked(struct receiver *r)
 static bool receiver_teardown(struct receiver *r)
 {
 	struct timespec ts;
-	bool clean = true;
+	bool clean = true, rev;
 	unsigned i;
 
 	mw_efd_poke(r->lst_efd);
@@ -634,9 +636,13 @@ static bool receiver_teardown(struct receiver *r)
 			pthread_join(st->writer, NULL);
 		else if (st->writer_started)
 			clean = false;
-		if (st->rev_started && wait_flag(&st->rev_exited, 2000))
+		/* Pairs with the store in writer_main(): a writer still
+		 * connecting may start its reverse reader only now */
+		rev = atomic_load_explicit(&st->rev_started,
+					   memory_order_acquire);
+		if (rev && wait_flag(&st->rev_exited, 2000))
 			pthread_join(st->rev, NULL);
-		else if (st->rev_started)
+		else if (rev)
 			clean = false;
 		if (!clean)
 			MW_LOG(MW_LOG_WARN,
@@ -678,7 +684,7 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	struct mw_stats st;
 	struct mw_stats_snap sn;
 	double t0 = (double)mw_now_ns() / 1e9;
-	bool clean;
+	bool clean, complete, out_open;
 	int sfd, ret;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -694,10 +700,16 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_cond_init(&r.live_cv, NULL);
-	/* a larger pipe lets QEMU's loader run while we write the next chunk */
+	/* a larger pipe lets QEMU's loader run while we write the next chunk;
+	 * best effort: a refusal (pipe-max-size, not a pipe) only costs speed */
 	if (!cfg->nr_eps)
 		fcntl(cfg->out_fd, F_SETPIPE_SZ, 1 << 20);
 	r.lst_efd = mw_efd_new();
+	if (r.lst_efd < 0) {
+		ret = mw_err_set(err, r.lst_efd, "eventfd: %s",
+				 mw_strerror(r.lst_efd));
+		goto out;
+	}
 	if (cfg->latency_file && !(r.lat = fopen(cfg->latency_file, "we"))) {
 		ret = mw_err_set(err, -errno, "latency file %s: %s",
 				 cfg->latency_file, strerror(errno));
@@ -731,10 +743,15 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	control_loop(&r, sfd, &st, chs, sts, t0);
 	clean = receiver_teardown(&r);
 	ret = 0;
-	if (!r.complete) {
+	/* under the lock: a writer left behind may still finish */
+	pthread_mutex_lock(&r.lock);
+	complete = r.complete;
+	out_open = !r.streams[0] || r.streams[0]->fd >= 0;
+	pthread_mutex_unlock(&r.lock);
+	if (!complete) {
 		ret = r.fail.err.code ? r.fail.err.code : -MW_E_CANCEL;
 		mw_err_set(err, ret, "%s", r.fail.err.msg);
-		if (!cfg->nr_eps && (!r.streams[0] || r.streams[0]->fd >= 0))
+		if (!cfg->nr_eps && out_open)
 			close(cfg->out_fd); /* QEMU sees EOF and fails */
 	}
 	snap_fill(&r, &sn, chs, sts, t0);

@@ -63,8 +63,9 @@ struct rx_slot {
  * is published (stream_connect sets fd/rev_fd/is_sock, the writer drops a
  * pipe's fd). rev_fd and is_sock do not change after the reverse reader
  * starts. writer and writer_started are set by the creating channel before
- * publication. rev and rev_started are the writer thread's; teardown
- * reads them once writer_exited is set. Writer thread only: nbd_gone;
+ * publication. rev is written by the writer thread before its release
+ * store of rev_started, which teardown reads (acquire) without the lock,
+ * possibly while that writer is still busy. Writer thread only: nbd_gone;
  * writer_cpu, published by the store of writer_exited. Reverse reader only:
  * rev_seq, rev_bytes. bytes_fwd and bytes_rev are relaxed statistics.
  */
@@ -81,7 +82,8 @@ struct rx_stream {
 	uint64_t end_bytes;
 	bool fwd_done;
 	pthread_t writer, rev;
-	bool writer_started, rev_started;
+	bool writer_started;
+	atomic_bool rev_started;
 	atomic_bool writer_exited, rev_exited;
 	double writer_cpu;
 	uint64_t rev_seq, rev_bytes;

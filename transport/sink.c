@@ -440,8 +440,9 @@ static void *writer_main(void *arg)
 		if (ret)
 			ret = mw_fail_set(&r->fail, -ret, "pthread_create: %s",
 					  strerror(ret));
-		else
-			st->rev_started = true;
+		else /* Pairs with the load in receiver_teardown() */
+			atomic_store_explicit(&st->rev_started, true,
+					      memory_order_release);
 	}
 	pthread_mutex_lock(&r->lock);
 	while (!ret) {
