@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The receiver's door: the listener, one thread per accepted connection,
+ * and the HELLO admission that decides whether a connection belongs to the
+ * session.
+ *
+ * DESIGN
+ * The listener (mw-listen) accepts and starts a detached connection thread
+ * (mw-rxhs while it authenticates, then mw-rxN) for each connection. A
+ * connection is admitted only after TLS and a HELLO that matches the
+ * session (the first admitted HELLO defines it and creates the decompress
+ * pool). A connection that fails either step gets an ERROR frame, is closed
+ * and never touches session state. At most MAX_PENDING connections may be
+ * authenticating at once; more are closed at once. When all channels have
+ * joined, the listening socket closes. An admitted connection runs
+ * r->chan_loop (recv.c) on its thread; every connection thread stays on
+ * r->live until its last touch of r, which is what teardown waits for.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mw_fd.h"
+#include "mw_log.h"
+#include "mw_thread.h"
+#include "net.h"
+#include "recv_int.h"
+
+#define JOIN_SECS 10 /* an unauthenticated connection's time limit */
+
+/* ---- session setup (first admitted HELLO) ---- */
+
+static int session_init_locked(struct receiver *r, const struct mw_hello *h,
+			       struct mw_err *err)
+{
+	const struct mw_xp_cfg *cfg = r->cfg;
+	enum mw_codec codec = (enum mw_codec)h->codec;
+	size_t per;
+	uint64_t slots;
+	int ret;
+
+	r->wire_cap = codec == MW_CODEC_NONE ?
+			      0 :
+			      mw_codec_bound(codec, h->chunk_size);
+	per = h->chunk_size + r->wire_cap;
+	slots = cfg->window / per;
+	/* exec: one stream gets the whole window; sockets: a quarter each,
+	 * so main + a few multifd channels stay near --window */
+	if (cfg->nr_eps)
+		slots /= 4;
+	r->credit = slots < 4 ? 4 : slots > 4096 ? 4096 : (uint32_t)slots;
+	ret = mw_comp_pool_new(&r->pool, codec, mw_codec_level_default(codec),
+			       cfg->threads, r->credit * MW_STREAMS_MAX,
+			       codec == MW_CODEC_ZSTD ? "mw-unzstd" :
+			       codec == MW_CODEC_ZLIB ? "mw-unzlib" :
+							"mw-sum",
+			       &cfg->cpus, 1);
+	if (ret)
+		return mw_err_set(err, ret, "decompress pool: %s",
+				  mw_strerror(ret));
+	r->sess = *h;
+	r->have_session = true;
+	r->first_join_ns = mw_now_ns();
+	MW_LOG(MW_LOG_INFO,
+	       "session: %u channels, %s, chunk %u, %u slots "
+	       "per stream",
+	       h->chan_count, mw_codec_name(codec), h->chunk_size, r->credit);
+	return 0;
+}
+
+/* Decides whether a HELLO joins the session. Returns 0 or a code with the
+ * reason in *err (sent to the peer). Context: connection thread, lock held. */
+static int admit_locked(struct receiver *r, const struct mw_hello *h,
+			struct mw_err *err)
+{
+	if (h->version != MW_PROTO_VERSION)
+		return mw_err_set(err, -MW_E_AUTH,
+				  "protocol version %u not supported (this "
+				  "receiver speaks %u)",
+				  h->version, MW_PROTO_VERSION);
+	if (h->codec >= MW_CODEC_MAX)
+		return mw_err_set(err, -MW_E_PROTO, "unknown codec %u",
+				  h->codec);
+	if (!r->have_session)
+		return session_init_locked(r, h, err);
+	if (memcmp(h->session, r->sess.session, sizeof(h->session)))
+		return mw_err_set(err, -MW_E_AUTH,
+				  "channel belongs to another session");
+	if (h->chan_count != r->sess.chan_count || h->codec != r->sess.codec ||
+	    h->chunk_size != r->sess.chunk_size)
+		return mw_err_set(
+			err, -MW_E_PROTO,
+			"channel parameters differ from the session's");
+	if (r->chans[h->chan_index])
+		return mw_err_set(err, -MW_E_PROTO, "channel %u joined twice",
+				  h->chan_index);
+	return 0;
+}
+
+/* ---- connection threads ---- */
+
+void mw_rx_chan_free(struct rx_chan *ch)
+{
+	if (ch->ring_ok)
+		mw_ring_destroy(&ch->ring);
+	mw_conn_destroy(&ch->conn);
+	mw_ctlq_destroy(&ch->ctlq);
+	if (ch->efd >= 0)
+		close(ch->efd);
+	free(ch->tx_ctl);
+	free(ch->sealed);
+	free(ch);
+}
+
+static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
+{
+	unsigned i;
+
+	for (i = 0; i < r->nlive; i++)
+		if (r->live[i] == ch) {
+			r->live[i] = r->live[--r->nlive];
+			break;
+		}
+	pthread_cond_broadcast(&r->live_cv);
+}
+
+/* TLS + HELLO; on success the channel is registered in r->chans. */
+static int chan_join(struct rx_chan *ch)
+{
+	struct receiver *r = ch->r;
+	unsigned long long dl = mw_deadline_after(
+		r->cfg->timeout_s < JOIN_SECS ? r->cfg->timeout_s : JOIN_SECS);
+	uint8_t payload[MW_HELLO_LEN], first;
+	struct mw_frame_hdr h;
+	struct mw_hello hello;
+	struct mw_hello_ok ok = { .version = MW_PROTO_VERSION };
+	int ret;
+
+	ret = mw_conn_handshake(&ch->conn, dl);
+	if (ret)
+		return ret;
+	ret = mw_conn_read(&ch->conn, ch->hdr, sizeof(ch->hdr), dl);
+	if (ret)
+		return ret;
+	first = ch->hdr[0];
+	if (mw_frame_hdr_decode(ch->hdr, sizeof(ch->hdr), MW_HELLO_LEN, &h) ||
+	    h.type != MW_FT_HELLO) {
+		if (!ch->conn.tls && first == 0x16)
+			return mw_err_set(&ch->conn.err, -MW_E_AUTH,
+					  "peer speaks TLS but this receiver "
+					  "runs --no-tls");
+		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+				  "not a migwire HELLO (garbage or wrong "
+				  "protocol)");
+	}
+	ret = mw_conn_read(&ch->conn, payload, sizeof(payload), dl);
+	if (ret)
+		return ret;
+	if (mw_hello_decode(payload, sizeof(payload), &hello))
+		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+				  "malformed HELLO");
+	pthread_mutex_lock(&r->lock);
+	ret = admit_locked(r, &hello, &ch->conn.err);
+	if (!ret) {
+		ch->idx = hello.chan_index;
+		r->chans[ch->idx] = ch;
+		r->joined++;
+		r->npending--;
+		ok.stream_window = r->credit;
+		if (r->joined == r->sess.chan_count)
+			mw_efd_poke(r->lst_efd);
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (ret)
+		return ret;
+	ok.chan_index = hello.chan_index;
+	memcpy(ok.session, hello.session, sizeof(ok.session));
+	mw_hello_ok_encode(payload, &ok);
+	h = (struct mw_frame_hdr){ .type = MW_FT_HELLO_OK,
+				   .wire_len = MW_HELLO_OK_LEN };
+	ret = mw_conn_send_frame(&ch->conn, &h, payload, dl);
+	ch->have = 0;
+	ch->phase = PH_HDR;
+	return ret;
+}
+
+static void *conn_main(void *arg)
+{
+	struct rx_chan *ch = arg;
+	struct receiver *r = ch->r;
+	char name[16];
+	int ret;
+
+	mw_thread_place("mw-rxhs", &r->cfg->cpus, 0);
+	ret = chan_join(ch);
+	if (ret) {
+		/* rejected: log it, tell the peer, and leave no trace */
+		MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
+		       ch->conn.peer, ch->conn.err.msg);
+		if (ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
+			mw_conn_send_error(&ch->conn, ch->conn.err.msg);
+		mw_tls_thread_stop();
+		pthread_mutex_lock(&r->lock);
+		r->npending--;
+		live_remove_locked(r, ch);
+		mw_rx_chan_free(ch);
+		pthread_mutex_unlock(&r->lock);
+		return NULL;
+	}
+	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
+	mw_thread_place(name, &r->cfg->cpus,
+			1 + r->cfg->threads + (unsigned)ch->idx);
+	ret = mw_ring_init(&ch->ring, 8, r->io);
+	if (ret)
+		mw_err_set(&ch->conn.err, ret, "%s setup: %s",
+			   mw_io_name(r->io), mw_strerror(ret));
+	else
+		ch->ring_ok = true;
+	if (!ret)
+		ret = r->chan_loop(ch);
+	if (ret && ret != -MW_E_CANCEL)
+		mw_fail_set(&r->fail, ret, "channel %d (%s): %s", ch->idx,
+			    ch->conn.peer,
+			    ch->conn.err.msg[0] ? ch->conn.err.msg :
+						  mw_strerror(ret));
+	/* the sender learns why, unless it told us */
+	if (mw_fail_is_set(&r->fail) && !ch->ack_sent && ret != -MW_E_PEER &&
+	    !ch->tx_ctl)
+		mw_conn_send_error(&ch->conn, r->fail.err.msg);
+	ch->cpu_final = mw_thread_cpu_seconds();
+	mw_ctlq_stop(&ch->ctlq);
+	mw_fail_wake(&r->fail);
+	mw_tls_thread_stop();
+	/* last touch of r or ch: once off the live list the main thread may
+	 * free both */
+	pthread_mutex_lock(&r->lock);
+	atomic_store(&ch->exited, true);
+	live_remove_locked(r, ch);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static void accept_one(struct receiver *r)
+{
+	struct sockaddr_storage peer = { 0 };
+	socklen_t plen = sizeof(peer);
+	char name[MW_PEER_MAX];
+	struct rx_chan *ch;
+	pthread_attr_t attr;
+	pthread_t th;
+	int fd, ret;
+
+	/* the address from accept: getpeername() fails once a peer reset */
+	fd = accept4(r->listen_fd, (struct sockaddr *)&peer, &plen,
+		     SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (r->npending >= MAX_PENDING || r->nlive >= MAX_LIVE) {
+		pthread_mutex_unlock(&r->lock);
+		close(fd); /* a flood: the legitimate sender is not pending */
+		return;
+	}
+	pthread_mutex_unlock(&r->lock);
+	mw_net_tune(fd, r->cfg->timeout_s);
+	ch = calloc(1, sizeof(*ch));
+	mw_net_addr_name(&peer, name, sizeof(name));
+	if (!ch || mw_conn_init(&ch->conn, fd, name, r->tls)) {
+		close(fd);
+		free(ch);
+		return;
+	}
+	ch->r = r;
+	ch->idx = -1;
+	ch->efd = mw_efd_new();
+	mw_ctlq_init(&ch->ctlq, ch->efd);
+	if (r->tls) {
+		ch->sealed_cap =
+			mw_tls_seal_bound(MW_FRAME_HDR_LEN + MW_REVERSE_MAX);
+		ch->sealed = mw_buf_alloc(ch->sealed_cap);
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&r->lock);
+	r->npending++;
+	r->live[r->nlive++] = ch;
+	ret = (r->tls && !ch->sealed) || ch->efd < 0 ?
+		      ENOMEM :
+		      pthread_create(&th, &attr, conn_main, ch);
+	if (ret) {
+		r->npending--;
+		r->nlive--;
+		mw_rx_chan_free(ch);
+	} else {
+		ch->th = th;
+	}
+	pthread_mutex_unlock(&r->lock);
+	pthread_attr_destroy(&attr);
+}
+
+static void *listener_main(void *arg)
+{
+	struct receiver *r = arg;
+	const struct mw_xp_cfg *cfg = r->cfg;
+	unsigned long long wait_dl = mw_deadline_after(cfg->wait_s);
+
+	mw_thread_place("mw-listen", &cfg->cpus, 0);
+	for (;;) {
+		struct pollfd p[2] = { { .fd = r->listen_fd, .events = POLLIN },
+				       { .fd = r->lst_efd, .events = POLLIN } };
+		unsigned long long dl, now = mw_now_ns();
+		unsigned joined, count;
+		int ms;
+
+		pthread_mutex_lock(&r->lock);
+		joined = r->joined;
+		count = r->have_session ? r->sess.chan_count : 0;
+		dl = r->have_session ?
+			     r->first_join_ns +
+				     (unsigned long long)cfg->timeout_s *
+					     1000000000ull :
+			     wait_dl;
+		pthread_mutex_unlock(&r->lock);
+		if (mw_fail_is_set(&r->fail) || (count && joined == count))
+			break;
+		if (dl && now >= dl) {
+			if (count)
+				mw_fail_set(&r->fail, -MW_E_TIMEOUT,
+					    "only %u of %u channels joined "
+					    "within %u s",
+					    joined, count, cfg->timeout_s);
+			else
+				mw_fail_set(&r->fail, -MW_E_TIMEOUT,
+					    "no sender connected within %u s",
+					    cfg->wait_s);
+			break;
+		}
+		ms = dl ? (int)((dl - now) / 1000000ull) + 1 : 1000;
+		if (ms > 1000)
+			ms = 1000;
+		if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN))
+			accept_one(r);
+	}
+	close(r->listen_fd);
+	r->listen_fd = -1;
+	return NULL;
+}
+
+int mw_rx_listener_start(struct receiver *r)
+{
+	int ret = pthread_create(&r->listener, NULL, listener_main, r);
+
+	r->listener_started = !ret;
+	return -ret;
+}

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the receiver: the state that recv.c (wiring, channel loops,
+ * main thread), admit.c (listener, connection threads, HELLO admission) and
+ * sink.c (streams, ordered writers, reverse readers) share.
+ *
+ * Lock order: r->lock -> a channel's ctlq lock -> r->fail's lock. Under
+ * r->lock the code pushes control frames (mw_ctlq_push with limit 0, which
+ * never blocks) and latches failures; neither ctlq nor the failure latch
+ * ever takes r->lock. The decompress pool calls mw_rx_slot_decoded()
+ * without its own lock held, so the pool is outside this order.
+ */
+#ifndef MW_RECV_INT_H
+#define MW_RECV_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conn.h"
+#include "ctlq.h"
+#include "mw_comp.h"
+#include "mw_err.h"
+#include "mw_wire.h"
+#include "mw_xport.h"
+#include "reasm.h"
+#include "ring.h"
+#include "session.h"
+
+#define MAX_PENDING 64 /* connections authenticating at once */
+#define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
+
+enum rx_phase { PH_HDR, PH_PAYLOAD, PH_CTRL };
+
+struct receiver;
+struct rx_stream;
+struct rx_chan;
+
+/*
+ * Locking: st, idx, raw and wire are fixed when the stream is created. The
+ * rest belongs to whoever the slot's state in st->ra (under r->lock) names:
+ * FILLING the channel that claimed it (it sets seq and raw_len under
+ * r->lock), DECODING the decompress pool (job), READY the stream's writer,
+ * which reads raw and raw_len without the lock.
+ */
+struct rx_slot {
+	uint64_t seq;  /* for messages; the window's own copy decides */
+	unsigned idx;  /* slot index in the stream's window */
+	uint8_t *wire; /* compressed payload; NULL with codec none */
+	uint8_t *raw;
+	uint32_t raw_len;
+	struct mw_comp_job job;
+	struct rx_stream *st;
+};
+
+/*
+ * Locking: r, id and slots are fixed at creation; the stream is published
+ * in r->streams under r->lock and never removed before receiver_free.
+ * Under r->lock: opened, ep (stable once opened: a second OPEN is an
+ * error), connected, kind, ra, end_bytes, fwd_done, and fd once the stream
+ * is published (stream_connect sets fd/rev_fd/is_sock, the writer drops a
+ * pipe's fd). rev_fd and is_sock do not change after the reverse reader
+ * starts. writer and writer_started are set by the creating channel before
+ * publication. rev is written by the writer thread before its release
+ * store of rev_started, which teardown reads (acquire) without the lock,
+ * possibly while that writer is still busy. Writer thread only: nbd_gone;
+ * writer_cpu, published by the store of writer_exited. Reverse reader only:
+ * rev_seq, rev_bytes. bytes_fwd and bytes_rev are relaxed statistics.
+ */
+struct rx_stream {
+	struct receiver *r;
+	unsigned id, ep;
+	uint8_t kind;
+	bool opened, connected;
+	int fd;	    /* forward bytes go here */
+	int rev_fd; /* reverse bytes come from here; -1: none */
+	bool is_sock;
+	struct rx_slot *slots;
+	struct mw_reasm ra; /* reorder window and credit */
+	uint64_t end_bytes;
+	bool fwd_done;
+	pthread_t writer, rev;
+	bool writer_started;
+	atomic_bool rev_started;
+	atomic_bool writer_exited, rev_exited;
+	double writer_cpu;
+	uint64_t rev_seq, rev_bytes;
+	atomic_ullong bytes_fwd, bytes_rev;
+	bool nbd_gone; /* the NBD server closed before the client's DISC */
+};
+
+/*
+ * Locking: the connection thread that runs the channel owns it. Set before
+ * that thread starts and fixed after: r, efd, conn.fd, sealed, sealed_cap
+ * (so the main thread may poke efd and shut conn.fd down under r->lock while
+ * the channel is on r->live). idx is written under r->lock at admission; th
+ * under r->lock by accept_one. ctlq has its own lock (producers: writers,
+ * reverse readers, completion). bytes_wire and open_ns are relaxed
+ * statistics; cpu_final is published by the store of exited, which is made
+ * under r->lock so snap_fill never asks a detached, exited thread for its
+ * clock.
+ */
+struct rx_chan {
+	struct receiver *r;
+	int idx; /* -1 until admitted */
+	pthread_t th;
+	struct mw_conn conn;
+	struct mw_ring ring;
+	bool ring_ok;
+	int efd;
+	uint64_t efd_buf;
+	bool ack_sent;
+	/* frame being parsed */
+	enum rx_phase phase;
+	uint8_t hdr[MW_FRAME_HDR_LEN];
+	size_t have;
+	struct mw_frame_hdr h;
+	struct rx_slot *slot;
+	uint8_t *dst;
+	size_t need;
+	uint8_t ctl[MW_ERROR_MAX + 1];
+	/* control / reverse frames going out */
+	struct mw_ctlq ctlq;
+	struct mw_ctl *tx_ctl; /* being sent */
+	uint8_t tx_hdr[MW_FRAME_HDR_LEN];
+	uint8_t *sealed;
+	size_t sealed_cap;
+	struct mw_sendq sq;
+	atomic_ullong bytes_wire;
+	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
+	atomic_bool exited;
+	double cpu_final;
+};
+
+/* Runs an admitted channel until it ends; 0 or a code with conn.err set. */
+typedef int mw_rx_chan_fn(struct rx_chan *ch);
+
+/*
+ * Locking: set before any thread starts and fixed after: cfg, tls, io,
+ * lst_efd, chan_loop, fail (its own lock). The listener owns listen_fd
+ * while it runs (it closes it on exit); listener and listener_started are
+ * the main thread's. Everything from `lock` down is under lock, with one
+ * relaxation: have_session, sess, credit, wire_cap and pool are written
+ * once, by the first admission, before any channel is admitted, so admitted
+ * channels and the threads they start read them without the lock. lat is
+ * written to under lock.
+ */
+struct receiver {
+	const struct mw_xp_cfg *cfg;
+	struct mw_fail fail;
+	struct mw_tls_ctx *tls;
+	int listen_fd;
+	int lst_efd; /* wakes the listener: all joined, or teardown */
+	pthread_t listener;
+	bool listener_started;
+	mw_rx_chan_fn *chan_loop; /* recv.c's, called by admit.c */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
+	pthread_cond_t live_cv;
+	struct mw_comp_pool *pool;
+	bool have_session;
+	struct mw_hello sess;
+	uint32_t credit; /* slots per stream */
+	size_t wire_cap;
+	unsigned long long first_join_ns;
+	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
+	unsigned joined;
+	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
+	unsigned nlive, npending;
+	struct rx_stream *streams[MW_STREAMS_MAX];
+	bool closed;
+	struct mw_close close;
+	bool complete; /* every stream written and closed, ACK queued */
+	FILE *lat;     /* --latency-file */
+	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
+};
+
+/* ---- admit.c ---- */
+
+/* Starts the listener (mw-listen), which accepts connections and runs each
+ * in its own thread: admission, then r->chan_loop. Returns 0 or -errno. */
+int mw_rx_listener_start(struct receiver *r);
+/* Frees a channel that is not running (never started, rejected, or after
+ * teardown). */
+void mw_rx_chan_free(struct rx_chan *ch);
+
+/* ---- sink.c ---- */
+
+/*
+ * Returns stream id, creating it (slots, writer thread) on first mention.
+ * NULL with *err set on a protocol violation or a failed allocation.
+ * Context: channel thread, r->lock held; to create a stream it drops the
+ * lock while it allocates the buffers, so the caller must not rely on
+ * anything it read under the lock before the call.
+ */
+struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
+					  struct mw_err *err);
+/* Frees a stream whose threads are joined or never ran. */
+void mw_rx_stream_free(struct receiver *r, struct rx_stream *st);
+/* The slot is verified (job->ret == 0: READY for the writer) or the
+ * session fails. Context: decompress worker or channel, lock not held. */
+void mw_rx_slot_decoded(struct mw_comp_job *job);
+/* Once CLOSE has arrived and every stream is written and closed: checks the
+ * totals and queues ACK on every channel. Context: lock held. */
+void mw_rx_check_complete_locked(struct receiver *r);
+
+#endif
