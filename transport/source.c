@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mw_assert.h"
 #include "mw_fd.h"
 #include "mw_log.h"
 #include "mw_thread.h"
@@ -282,6 +283,9 @@ static int stream_start(struct mw_source *src, unsigned ep, int in_fd,
 		free(st);
 		return -ENOMEM;
 	}
+	/* streams are added on this thread only, so the id is known before
+	 * the stream is visible to the channels */
+	st->id = mw_sched_nstreams(src->sched);
 	ret = mw_sched_stream_add(src->sched, &st->q, src->window,
 				  st->drain_efd);
 	if (ret) {
@@ -290,13 +294,15 @@ static int stream_start(struct mw_source *src, unsigned ep, int in_fd,
 		free(st);
 		return ret;
 	}
-	st->id = st->q.id;
+	MW_BUG_ON(st->q.id != st->id);
 	c->h.stream = st->id;
 	/* OPEN frames leave in stream order on channel 0: the receiver
 	 * connects in that order (QEMU 7.2 takes the first as main) */
 	mw_ctlq_push(src->open_q, c, 0);
 	ret = pthread_create(&st->reader, NULL, reader_main, st);
-	st->reader_started = !ret;
+	/* Pairs with the acquire in mw_source_reader_cpu(): st->reader is
+	 * set */
+	atomic_store_explicit(&st->reader_started, !ret, memory_order_release);
 	if (ret)
 		return mw_fail_set(src->fail, -ret, "pthread_create: %s",
 				   strerror(ret));
@@ -412,7 +418,7 @@ void mw_source_join_readers(struct mw_source *src)
 	for (i = 0; i < n; i++) {
 		struct tx_stream *st = tx_stream_get(src->sched, i);
 
-		if (st->reader_started)
+		if (atomic_load(&st->reader_started))
 			pthread_join(st->reader, NULL);
 	}
 }
@@ -425,7 +431,9 @@ double mw_source_reader_cpu(struct mw_source *src)
 	for (i = 0; i < n; i++) {
 		struct tx_stream *st = tx_stream_get(src->sched, i);
 
-		if (st->reader_started)
+		/* Pairs with the release in stream_start() */
+		if (atomic_load_explicit(&st->reader_started,
+					 memory_order_acquire))
 			cpu += atomic_load(&st->reader_exited) ?
 				       st->reader_cpu :
 				       mw_stats_thread_cpu(st->reader);

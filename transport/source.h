@@ -28,9 +28,10 @@
  * Locking: q is the scheduler's (its lock). src, id, ep, in_fd, is_sock
  * and drain_efd are fixed before the reader starts. kind is atomic: the
  * reader sniffs the forward bytes and a channel the reverse ones, and the
- * first to know wins (mw_source_sniff). reader and reader_started belong
- * to the thread that called stream start, then to the main thread;
- * reader_cpu is written by the reader before reader_exited (release). The
+ * first to know wins (mw_source_sniff). reader is written by the thread
+ * that starts the stream before reader_started (release), which the main
+ * thread reads for stats; reader_cpu is written by the reader before
+ * reader_exited (seq_cst). The
  * reverse fields (rev_*, out_fd) belong to channel id % nr_chans, which
  * sets rev_done last. bytes_fwd/bytes_rev are relaxed stats counters.
  */
@@ -44,7 +45,7 @@ struct tx_stream {
 	bool is_sock;
 	int drain_efd; /* the scheduler pokes it for a partial flush */
 	pthread_t reader;
-	bool reader_started;
+	atomic_bool reader_started;
 	atomic_bool reader_exited;
 	double reader_cpu;
 	/* reverse, owned by channel id % nr_chans */
