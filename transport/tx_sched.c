@@ -28,12 +28,6 @@
  * idle one if more is takeable, so the wake-up passes along instead of
  * every channel polling. Only one channel is woken per event: the chunk
  * goes to one of them anyway.
- *
- * Locking: one mutex, lock, guards every field below but those noted, and
- * the state/seq/st of every chunk and the queue fields of every registered
- * stream. Lock order: sched lock -> compress pool lock (claim) -> nothing
- * else; eventfd pokes are syscalls on fixed fds, safe under it. Callers
- * that hold a lock of their own take it before this one (send.c's s->lock).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -49,8 +43,17 @@
 #include "mw_wire.h"
 #include "tx_sched.h"
 
+/*
+ * Locking: one mutex, lock, guards the fields after it, the state, seq and
+ * st of every chunk, and the queue fields of every registered stream
+ * (tx_sched.h). The fields before it are fixed by mw_sched_new() and
+ * mw_sched_adaptive() before any other thread uses the scheduler;
+ * chunks_adaptive is a relaxed counter. Lock order: a caller's own lock
+ * (send.c's s->lock) -> lock -> the compress pool's lock (the --adaptive
+ * claim) -> a ctlq's; eventfd pokes are syscalls on fixed fds, made under
+ * lock. Nothing here calls back into a caller.
+ */
 struct mw_sched {
-	/* fixed at mw_sched_new / mw_sched_adaptive */
 	unsigned nchunks, nr_chans;
 	size_t chunk_size, out_cap;
 	int end_efd;
