@@ -105,9 +105,10 @@ struct tx_chan {
 };
 
 /*
- * Locking: cfg, session, io, tls, nchunks, out_cap, sched, chans and pool
- * are set by the main thread before the first thread that reads them starts,
- * and fixed after. lock guards stream_window (the channels lower it during
+ * Locking: cfg, session, io, tls, nchunks, out_cap, sched, chans, pool and
+ * lat are set by the main thread before the first thread that reads them
+ * starts, and fixed after (the readers write lat's stream, which stdio
+ * locks). lock guards stream_window (the channels lower it during
  * setup; streams start with it once all are up), nready and close_sent.
  * fail has its own lock (session.h), rate its own (rate.h), sched its own
  * (tx_sched.h), src is the source stage's (source.h); acked is an atomic set
