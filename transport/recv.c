@@ -60,6 +60,7 @@
 #include "stats.h"
 #include "conn.h"
 #include "ctlq.h"
+#include "frame_io.h"
 #include "mw_fd.h"
 #include "net.h"
 #include "qemu_stream.h"
@@ -72,8 +73,6 @@
 #define UD_EFD 1
 #define UD_RECV 2
 #define UD_SEND 3
-
-enum rx_phase { PH_HDR, PH_PAYLOAD, PH_CTRL };
 
 struct receiver;
 struct rx_stream;
@@ -119,21 +118,15 @@ struct rx_chan {
 	int efd;
 	uint64_t efd_buf;
 	bool ack_sent;
-	/* frame being parsed */
-	enum rx_phase phase;
-	uint8_t hdr[MW_FRAME_HDR_LEN];
-	size_t have;
-	struct mw_frame_hdr h;
-	struct rx_slot *slot;
-	uint8_t *dst;
-	size_t need;
+	/* frame being parsed (conn.rd parses them) */
+	struct rx_slot *slot; /* a DATA frame's, from its header on */
 	uint8_t ctl[MW_ERROR_MAX + 1];
 	/* control / reverse frames going out */
 	struct mw_ctlq ctlq;
 	struct mw_ctl *tx_ctl; /* being sent */
-	uint8_t tx_hdr[MW_FRAME_HDR_LEN];
 	uint8_t *sealed;
 	size_t sealed_cap;
+	struct mw_frame_wr wr; /* tx_ctl's header and what to send */
 	struct mw_sendq sq;
 	atomic_ullong bytes_wire;
 	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
@@ -701,10 +694,10 @@ static void slot_decoded(struct mw_comp_job *job)
 /* ---- channel: incoming frames ---- */
 
 /* DATA header decoded: claim the slot its credit reserved. */
-static int claim_slot(struct rx_chan *ch)
+static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
+		      uint8_t **dst)
 {
 	struct receiver *r = ch->r;
-	const struct mw_frame_hdr *h = &ch->h;
 	const char *why = "";
 	struct rx_stream *st;
 	struct rx_slot *s;
@@ -727,24 +720,18 @@ static int claim_slot(struct rx_chan *ch)
 	s->raw_len = h->raw_len;
 	pthread_mutex_unlock(&r->lock);
 	ch->slot = s;
-	ch->dst = (h->flags & MW_F_RAW) ? s->raw : s->wire;
-	ch->need = h->wire_len;
-	ch->phase = PH_PAYLOAD;
+	*dst = (h->flags & MW_F_RAW) ? s->raw : s->wire;
 	return 0;
 }
 
-static int header_done(struct rx_chan *ch)
+/* A header passed mw_frame_hdr_decode: checks it against the session and
+ * picks where its payload goes. */
+static int frame_header(void *opaque, const struct mw_frame_hdr *h,
+			uint8_t **dst)
 {
+	struct rx_chan *ch = opaque;
 	struct receiver *r = ch->r;
-	struct mw_frame_hdr *h = &ch->h;
-	uint32_t maxp = r->sess.chunk_size;
-	int ret;
 
-	ret = mw_frame_hdr_decode(ch->hdr, sizeof(ch->hdr),
-				  maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX, h);
-	if (ret)
-		return chan_err(ch, ret, "malformed frame header");
-	ch->have = 0;
 	if (h->stream & MW_STREAM_REVERSE)
 		return chan_err(ch, -MW_E_PROTO,
 				"reverse-direction %s frame "
@@ -763,14 +750,12 @@ static int header_done(struct rx_chan *ch)
 			return chan_err(ch, -MW_E_PROTO,
 					"chunk uses codec %u, session has %u",
 					h->codec, r->sess.codec);
-		return claim_slot(ch);
+		return claim_slot(ch, h, dst);
 	case MW_FT_END:
 	case MW_FT_ERROR:
 	case MW_FT_OPEN:
 	case MW_FT_CLOSE:
-		ch->dst = ch->ctl;
-		ch->need = h->wire_len;
-		ch->phase = PH_CTRL;
+		*dst = ch->ctl;
 		return 0;
 	default:
 		return chan_err(ch, -MW_E_PROTO, "unexpected %s frame",
@@ -778,53 +763,45 @@ static int header_done(struct rx_chan *ch)
 	}
 }
 
-static int payload_done(struct rx_chan *ch)
+static int payload_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct rx_slot *s = ch->slot;
 	struct receiver *r = ch->r;
 	int ret;
 
+	ch->slot = NULL;
 	memset(&s->job, 0, sizeof(s->job));
-	if (ch->h.flags & MW_F_RAW) {
+	s->job.dir = MW_COMP_DECOMPRESS;
+	s->job.raw = h->flags & MW_F_RAW;
+	s->job.src = s->job.raw ? s->raw : s->wire;
+	s->job.src_len = h->wire_len;
+	s->job.dst = s->raw;
+	s->job.dst_cap = r->sess.chunk_size;
+	s->job.raw_len = h->raw_len;
+	s->job.csum = h->csum;
+	s->job.done = slot_decoded;
+	s->job.opaque = s;
+	if (s->job.raw) {
 		/* verify a raw chunk here while it is in cache: no hand-off */
-		ch->slot = NULL;
-		ch->phase = PH_HDR;
-		s->job.opaque = s;
-		if (mw_comp_checksum(s->raw, ch->h.raw_len) != ch->h.csum)
-			s->job.ret = mw_err_set(&s->job.err, -MW_E_CORRUPT,
-						"checksum mismatch");
+		mw_comp_job_verify(&s->job);
 		slot_decoded(&s->job);
 		return 0;
 	}
-	s->job.dir = MW_COMP_DECOMPRESS;
-	s->job.raw = ch->h.flags & MW_F_RAW;
-	s->job.src = s->job.raw ? s->raw : s->wire;
-	s->job.src_len = ch->h.wire_len;
-	s->job.dst = s->raw;
-	s->job.dst_cap = r->sess.chunk_size;
-	s->job.raw_len = ch->h.raw_len;
-	s->job.csum = ch->h.csum;
-	s->job.done = slot_decoded;
-	s->job.opaque = s;
 	pthread_mutex_lock(&r->lock);
 	mw_reasm_mark(&s->st->ra, s->idx, MW_RS_DECODING);
 	pthread_mutex_unlock(&r->lock);
-	ch->slot = NULL;
-	ch->phase = PH_HDR;
 	ret = mw_comp_pool_submit(r->pool, &s->job);
 	return ret ? chan_err(ch, ret, "decompress queue: %s",
 			      mw_strerror(ret)) :
 		     0;
 }
 
-static int ctrl_done(struct rx_chan *ch)
+static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct receiver *r = ch->r;
-	const struct mw_frame_hdr *h = &ch->h;
 	struct rx_stream *st;
 	int ret = 0;
 
-	ch->phase = PH_HDR;
 	if (h->type == MW_FT_ERROR) {
 		ch->ctl[h->wire_len] = '\0';
 		return chan_err(ch, -MW_E_PEER, "sender failed: %s",
@@ -874,88 +851,43 @@ static int ctrl_done(struct rx_chan *ch)
 	return ret;
 }
 
+/* A whole frame arrived at where frame_header pointed it. */
+static int frame_done(void *opaque, const struct mw_frame_hdr *h)
+{
+	struct rx_chan *ch = opaque;
+
+	return h->type == MW_FT_DATA ? payload_done(ch, h) : ctrl_done(ch, h);
+}
+
+static const struct mw_frame_rd_ops frame_ops = {
+	.header = frame_header,
+	.frame = frame_done,
+};
+
+/* Payload bytes that arrived, for the stats (headers are added there). */
+static void count_wire(struct rx_chan *ch)
+{
+	atomic_store_explicit(&ch->bytes_wire, ch->conn.rd.payload_bytes,
+			      memory_order_relaxed);
+}
+
 /*
- * Consumes buffered bytes until it needs I/O (NEED_IO; ch->dst/need name
- * where plaintext must go) or fails.
+ * Consumes buffered bytes until it needs I/O (NEED_IO) or fails.
  */
 #define NEED_IO 1
 static int chan_process(struct rx_chan *ch)
 {
-	for (;;) {
-		uint8_t *dst;
-		size_t want;
-		bool closed;
-		ssize_t n;
-		int ret;
+	bool closed;
+	int ret = mw_conn_rx_drain(&ch->conn, &closed);
 
-		if (ch->phase == PH_HDR) {
-			dst = ch->hdr + ch->have;
-			want = sizeof(ch->hdr) - ch->have;
-		} else {
-			dst = ch->dst;
-			want = ch->need;
-		}
-		n = 0;
-		if (want && ch->conn.tls) {
-			double t = mw_thread_cpu_seconds();
-
-			n = mw_conn_read_buffered(&ch->conn, dst, want,
-						  &closed);
-			atomic_fetch_add_explicit(
-				&ch->open_ns,
-				(unsigned long long)((mw_thread_cpu_seconds() -
-						      t) *
-						     1e9),
-				memory_order_relaxed);
-		} else if (want) {
-			n = mw_conn_read_buffered(&ch->conn, dst, want,
-						  &closed);
-		}
-		if (want) {
-			if (n < 0)
-				return (int)n;
-			if (closed)
-				return chan_err(ch, -MW_E_CLOSED,
-						"sender closed the TLS session "
-						"before the end of the stream");
-			if (n == 0)
-				return NEED_IO;
-		}
-		if (ch->phase == PH_HDR) {
-			ch->have += (size_t)n;
-			if (ch->have < sizeof(ch->hdr))
-				continue;
-			ret = header_done(ch);
-		} else {
-			ch->dst += n;
-			ch->need -= (size_t)n;
-			atomic_fetch_add_explicit(&ch->bytes_wire,
-						  (unsigned long long)n,
-						  memory_order_relaxed);
-			if (ch->need)
-				continue;
-			ret = ch->phase == PH_PAYLOAD ? payload_done(ch) :
-							ctrl_done(ch);
-		}
-		if (ret)
-			return ret;
-	}
-}
-
-/* Accounts plaintext that a direct recv wrote at its destination. */
-static int plain_received(struct rx_chan *ch, size_t n)
-{
-	if (ch->phase == PH_HDR) {
-		ch->have += n;
-		return ch->have == sizeof(ch->hdr) ? header_done(ch) : 0;
-	}
-	ch->dst += n;
-	ch->need -= n;
-	atomic_fetch_add_explicit(&ch->bytes_wire, (unsigned long long)n,
-				  memory_order_relaxed);
-	if (ch->need)
-		return 0;
-	return ch->phase == PH_PAYLOAD ? payload_done(ch) : ctrl_done(ch);
+	count_wire(ch);
+	if (ret)
+		return ret;
+	if (closed)
+		return chan_err(ch, -MW_E_CLOSED,
+				"sender closed the TLS session "
+				"before the end of the stream");
+	return NEED_IO;
 }
 
 static void post_efd(struct rx_chan *ch)
@@ -964,22 +896,14 @@ static void post_efd(struct rx_chan *ch)
 			  UD_EFD);
 }
 
-/* Posts one recv: plaintext straight into its destination, ciphertext into
- * the connection buffer. */
+/* Posts one recv where the connection wants it (conn.h: plaintext straight
+ * into its destination, ciphertext into the connection buffer). */
 static void post_recv(struct rx_chan *ch)
 {
-	struct mw_conn *c = &ch->conn;
-	uint8_t *dst;
 	size_t len;
+	uint8_t *dst = mw_conn_rx_room(&ch->conn, &len);
 
-	if (!c->tls) {
-		dst = ch->phase == PH_HDR ? ch->hdr + ch->have : ch->dst;
-		len = ch->phase == PH_HDR ? sizeof(ch->hdr) - ch->have :
-					    ch->need;
-	} else {
-		dst = mw_conn_rx_room(c, &len);
-	}
-	mw_ring_post_recv(&ch->ring, c->fd, dst, len, UD_RECV);
+	mw_ring_post_recv(&ch->ring, ch->conn.fd, dst, len, UD_RECV);
 }
 
 /* ---- channel: outgoing control and reverse frames ---- */
@@ -993,26 +917,16 @@ static void post_send(struct rx_chan *ch)
 static int tx_next(struct rx_chan *ch)
 {
 	struct mw_ctl *c;
-	struct iovec plain[2];
 	ssize_t n;
 
 	if (ch->tx_ctl || !(c = mw_ctlq_pop(&ch->ctlq)))
 		return 0;
 	ch->tx_ctl = c;
-	mw_frame_hdr_encode(ch->tx_hdr, &c->h);
-	plain[0] = (struct iovec){ ch->tx_hdr, sizeof(ch->tx_hdr) };
-	plain[1] = (struct iovec){ c->payload, c->h.wire_len };
-	if (!ch->conn.tls) {
-		ch->sq.iov[0] = plain[0];
-		ch->sq.iov[1] = plain[1];
-	} else {
-		n = mw_tls_seal(ch->conn.tls, plain, c->h.wire_len ? 2 : 1,
-				ch->sealed, ch->sealed_cap, &ch->conn.err);
-		if (n < 0)
-			return (int)n;
-		ch->sq.iov[0] = (struct iovec){ NULL, 0 };
-		ch->sq.iov[1] = (struct iovec){ ch->sealed, (size_t)n };
-	}
+	n = mw_frame_wr_put(&ch->wr, &c->h, c->payload);
+	if (n < 0)
+		return (int)n;
+	ch->sq.iov[0] = ch->wr.iov[0];
+	ch->sq.iov[1] = ch->wr.iov[1];
 	post_send(ch);
 	return 0;
 }
@@ -1039,8 +953,16 @@ static int chan_loop(struct rx_chan *ch)
 	struct receiver *r = ch->r;
 	bool recv_posted = false, efd_posted = false, eof = false;
 	unsigned long long ack_dl = 0;
+	uint32_t maxp = r->sess.chunk_size;
 	int ret;
 
+	/* bulk payloads: a plaintext recv lands in the slot itself */
+	mw_conn_rx_start(&ch->conn, &frame_ops, ch,
+			 maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX,
+			 "malformed frame header", true);
+	ch->conn.open_ns = &ch->open_ns;
+	mw_frame_wr_init(&ch->wr, ch->conn.tls, ch->sealed, ch->sealed_cap,
+			 &ch->conn.err);
 	for (;;) {
 		struct mw_ring_cqe cqe;
 
@@ -1109,13 +1031,10 @@ static int chan_loop(struct rx_chan *ch)
 						mw_strerror(res));
 			if (ch->ack_sent)
 				continue; /* nothing is expected after CLOSE */
-			if (ch->conn.tls) {
-				ch->conn.rx_len += (size_t)res;
-			} else {
-				ret = plain_received(ch, (size_t)res);
-				if (ret < 0)
-					return ret;
-			}
+			ret = mw_conn_rx_commit(&ch->conn, (size_t)res);
+			count_wire(ch);
+			if (ret < 0)
+				return ret;
 		}
 	}
 }
@@ -1140,7 +1059,7 @@ static int chan_join(struct rx_chan *ch)
 	struct receiver *r = ch->r;
 	unsigned long long dl = mw_deadline_after(
 		r->cfg->timeout_s < JOIN_SECS ? r->cfg->timeout_s : JOIN_SECS);
-	uint8_t payload[MW_HELLO_LEN], first;
+	uint8_t hdr[MW_FRAME_HDR_LEN], payload[MW_HELLO_LEN], first;
 	struct mw_frame_hdr h;
 	struct mw_hello hello;
 	struct mw_hello_ok ok = { .version = MW_PROTO_VERSION };
@@ -1149,11 +1068,11 @@ static int chan_join(struct rx_chan *ch)
 	ret = mw_conn_handshake(&ch->conn, dl);
 	if (ret)
 		return ret;
-	ret = mw_conn_read(&ch->conn, ch->hdr, sizeof(ch->hdr), dl);
+	ret = mw_conn_read(&ch->conn, hdr, sizeof(hdr), dl);
 	if (ret)
 		return ret;
-	first = ch->hdr[0];
-	if (mw_frame_hdr_decode(ch->hdr, sizeof(ch->hdr), MW_HELLO_LEN, &h) ||
+	first = hdr[0];
+	if (mw_frame_hdr_decode(hdr, sizeof(hdr), MW_HELLO_LEN, &h) ||
 	    h.type != MW_FT_HELLO) {
 		if (!ch->conn.tls && first == 0x16)
 			return mw_err_set(&ch->conn.err, -MW_E_AUTH,
@@ -1189,10 +1108,7 @@ static int chan_join(struct rx_chan *ch)
 	mw_hello_ok_encode(payload, &ok);
 	h = (struct mw_frame_hdr){ .type = MW_FT_HELLO_OK,
 				   .wire_len = MW_HELLO_OK_LEN };
-	ret = mw_conn_send_frame(&ch->conn, &h, payload, dl);
-	ch->have = 0;
-	ch->phase = PH_HDR;
-	return ret;
+	return mw_conn_send_frame(&ch->conn, &h, payload, dl);
 }
 
 static void *conn_main(void *arg)

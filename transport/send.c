@@ -60,6 +60,7 @@
 #include "stats.h"
 #include "conn.h"
 #include "ctlq.h"
+#include "frame_io.h"
 #include "mw_fd.h"
 #include "net.h"
 #include "qemu_stream.h"
@@ -114,10 +115,10 @@ struct tx_slot {
 	bool busy;
 	struct tx_chunk *chunk; /* returned to the pool when sent */
 	struct mw_ctl *ctl;	/* freed when sent */
-	uint8_t hdr[MW_FRAME_HDR_LEN];
 	uint8_t end[MW_END_LEN];
 	uint8_t *sealed; /* TLS: ciphertext buffer */
 	size_t sealed_cap;
+	struct mw_frame_wr wr; /* the frame's header and what to send */
 	struct mw_sendq sq;
 };
 
@@ -139,11 +140,7 @@ struct tx_chan {
 	atomic_int sock;   /* conn.fd for the main thread's teardown; -1 */
 	struct tx_slot slot[TX_SLOTS];
 	struct mw_ctlq ctlq;
-	/* incoming frame being parsed */
-	uint8_t in_hdr[MW_FRAME_HDR_LEN];
-	size_t in_have;
-	struct mw_frame_hdr in_h;
-	bool in_got_hdr;
+	/* payload of the incoming frame (conn.rd parses them) */
 	uint8_t *in_payload; /* MW_REVERSE_MAX bytes */
 	atomic_ullong bytes_wire;
 	atomic_ullong seal_ns; /* thread CPU spent sealing (stats) */
@@ -815,7 +812,7 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 	struct tx_slot *sl = &ch->slot[i];
 	struct mw_frame_hdr h = { 0 };
 	const void *payload;
-	struct iovec plain[2];
+	double t = 0;
 	ssize_t n;
 
 	if (c) {
@@ -846,33 +843,22 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 		h = ctl->h;
 		payload = ctl->payload;
 	}
-	mw_frame_hdr_encode(sl->hdr, &h);
 	sl->chunk = c;
 	sl->ctl = ctl;
 	sl->busy = true;
-	plain[0] = (struct iovec){ sl->hdr, sizeof(sl->hdr) };
-	plain[1] = (struct iovec){ (void *)(uintptr_t)payload, h.wire_len };
-	if (!ch->conn.tls) {
-		sl->sq.iov[0] = plain[0];
-		sl->sq.iov[1] = plain[1];
-		mw_rate_take(&s->rate, sizeof(sl->hdr) + h.wire_len);
-		return 0;
-	}
-	{
-		double t = mw_thread_cpu_seconds();
-
-		n = mw_tls_seal(ch->conn.tls, plain, h.wire_len ? 2 : 1,
-				sl->sealed, sl->sealed_cap, &ch->conn.err);
+	if (ch->conn.tls)
+		t = mw_thread_cpu_seconds();
+	n = mw_frame_wr_put(&sl->wr, &h, payload);
+	if (ch->conn.tls)
 		atomic_fetch_add_explicit(
 			&ch->seal_ns,
 			(unsigned long long)((mw_thread_cpu_seconds() - t) *
 					     1e9),
 			memory_order_relaxed);
-	}
 	if (n < 0)
 		return (int)n;
-	sl->sq.iov[0] = (struct iovec){ NULL, 0 };
-	sl->sq.iov[1] = (struct iovec){ sl->sealed, (size_t)n };
+	sl->sq.iov[0] = sl->wr.iov[0];
+	sl->sq.iov[1] = sl->wr.iov[1];
 	mw_rate_take(&s->rate, (size_t)n);
 	return 0;
 }
@@ -929,10 +915,9 @@ static struct tx_stream *stream_get(struct sender *s, uint32_t id)
 }
 
 /* Reverse DATA or END of a stream, in order on this channel. */
-static int rev_frame(struct tx_chan *ch)
+static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct sender *s = ch->s;
-	const struct mw_frame_hdr *h = &ch->in_h;
 	struct tx_stream *st = stream_get(s, h->stream & MW_STREAM_ID_MASK);
 	int ret;
 
@@ -994,10 +979,20 @@ static int rev_frame(struct tx_chan *ch)
 	return 0;
 }
 
-static int frame_received(struct tx_chan *ch)
+/* Every frame from the receiver lands in in_payload (bounded by
+ * MW_REVERSE_MAX when the header was decoded). */
+static int frame_dst(void *opaque, const struct mw_frame_hdr *h, uint8_t **dst)
 {
+	struct tx_chan *ch = opaque;
+
+	*dst = ch->in_payload;
+	return 0;
+}
+
+static int frame_received(void *opaque, const struct mw_frame_hdr *h)
+{
+	struct tx_chan *ch = opaque;
 	struct sender *s = ch->s;
-	const struct mw_frame_hdr *h = &ch->in_h;
 
 	switch (h->type) {
 	case MW_FT_ERROR:
@@ -1025,7 +1020,7 @@ static int frame_received(struct tx_chan *ch)
 	case MW_FT_END:
 		if (!(h->stream & MW_STREAM_REVERSE))
 			break;
-		return rev_frame(ch);
+		return rev_frame(ch, h);
 	case MW_FT_ACK: {
 		struct mw_ack a;
 		uint64_t bytes = 0, chunks = 0;
@@ -1057,62 +1052,38 @@ static int frame_received(struct tx_chan *ch)
 			  mw_frame_type_name(h->type));
 }
 
-/* Parses frames from the receiver. */
+static const struct mw_frame_rd_ops frame_ops = {
+	.header = frame_dst,
+	.frame = frame_received,
+};
+
+/* Parses the frames the receiver's bytes buffered so far complete. */
 static int chan_parse_rx(struct tx_chan *ch)
 {
-	struct sender *s = ch->s;
+	bool closed;
+	int ret = mw_conn_rx_drain(&ch->conn, &closed);
 
-	for (;;) {
-		bool closed = false;
-		ssize_t r;
-		int ret;
-
-		if (!ch->in_got_hdr)
-			r = mw_conn_read_buffered(
-				&ch->conn, ch->in_hdr + ch->in_have,
-				sizeof(ch->in_hdr) - ch->in_have, &closed);
-		else
-			r = mw_conn_read_buffered(
-				&ch->conn, ch->in_payload + ch->in_have,
-				ch->in_h.wire_len - ch->in_have, &closed);
-		if (r < 0)
-			return (int)r;
-		if (closed)
-			return atomic_load(&s->acked) ?
-				       0 :
-				       mw_err_set(
-					       &ch->conn.err, -MW_E_CLOSED,
-					       "receiver closed the TLS session");
-		if (r == 0 &&
-		    !(ch->in_got_hdr && ch->in_have == ch->in_h.wire_len))
-			return 0;
-		ch->in_have += (size_t)r;
-		if (!ch->in_got_hdr) {
-			if (ch->in_have < sizeof(ch->in_hdr))
-				continue;
-			if (mw_frame_hdr_decode(ch->in_hdr, sizeof(ch->in_hdr),
-						MW_REVERSE_MAX, &ch->in_h))
-				return mw_err_set(
-					&ch->conn.err, -MW_E_PROTO,
-					"malformed frame from receiver");
-			ch->in_got_hdr = true;
-			ch->in_have = 0;
-		}
-		if (ch->in_have < ch->in_h.wire_len)
-			continue;
-		ch->in_got_hdr = false;
-		ch->in_have = 0;
-		ret = frame_received(ch);
-		if (ret)
-			return ret;
-	}
+	if (ret || !closed)
+		return ret;
+	return atomic_load(&ch->s->acked) ?
+		       0 :
+		       mw_err_set(&ch->conn.err, -MW_E_CLOSED,
+				  "receiver closed the TLS session");
 }
 
 static int chan_loop(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
+	unsigned k;
 	int ret;
 
+	/* credit frames are small: recv many at once into the buffer */
+	mw_conn_rx_start(&ch->conn, &frame_ops, ch, MW_REVERSE_MAX,
+			 "malformed frame from receiver", false);
+	for (k = 0; k < TX_SLOTS; k++)
+		mw_frame_wr_init(&ch->slot[k].wr, ch->conn.tls,
+				 ch->slot[k].sealed, ch->slot[k].sealed_cap,
+				 &ch->conn.err);
 	post_efd(ch);
 	post_recv(ch);
 	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
@@ -1168,8 +1139,9 @@ static int chan_loop(struct tx_chan *ch)
 					return mw_err_set(&ch->conn.err, res,
 							  "recv: %s",
 							  mw_strerror(res));
-				ch->conn.rx_len += (size_t)res;
-				ret = chan_parse_rx(ch);
+				ret = mw_conn_rx_commit(&ch->conn, (size_t)res);
+				if (!ret)
+					ret = chan_parse_rx(ch);
 				if (ret)
 					return ret;
 				post_recv(ch);
