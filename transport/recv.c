@@ -108,6 +108,13 @@ struct rx_stream {
 	bool nbd_gone; /* the NBD server closed before the client's DISC */
 };
 
+/*
+ * Locking: the connection thread owns everything here while it runs; idx
+ * is set under r->lock when the channel is admitted, and exited is stored
+ * under r->lock as the thread's last touch (cpu_final before it), after
+ * which the main thread may read and free the rest. bytes_wire and open_ns
+ * are statistics (atomic, relaxed). ctlq has its own lock.
+ */
 struct rx_chan {
 	struct receiver *r;
 	int idx; /* -1 until admitted */

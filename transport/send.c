@@ -111,6 +111,11 @@ struct tx_stream {
 	atomic_ullong bytes_fwd, bytes_rev;
 };
 
+/*
+ * Locking: none; a slot belongs to its channel thread. The kernel borrows
+ * wr's iovecs (and through them the chunk, ctl or end bytes and sealed)
+ * from the post of sq to its last completion (ring.h).
+ */
 struct tx_slot {
 	bool busy;
 	struct tx_chunk *chunk; /* returned to the pool when sent */
@@ -122,6 +127,14 @@ struct tx_slot {
 	struct mw_sendq sq;
 };
 
+/*
+ * Locking: the channel thread owns everything here while it runs; the main
+ * thread sets s, idx, th and started before and reads the rest (conn,
+ * dirty, sending) only after joining it. sock is the main thread's way to
+ * shut the socket during teardown (atomic). bytes_wire and seal_ns are
+ * statistics (atomic, relaxed); cpu_final is written before the exited
+ * store that publishes it. ctlq has its own lock.
+ */
 struct tx_chan {
 	struct sender *s;
 	unsigned idx;
