@@ -255,24 +255,28 @@ int mw_conn_recv_frame(struct mw_conn *c, struct mw_frame_hdr *h,
 		       unsigned long long deadline)
 {
 	struct one_frame f = { .h = h, .payload = payload };
+	int ret;
 
 	mw_frame_rd_init(&c->rd, (uint32_t)cap, &one_ops, &f, &c->err,
 			 "malformed frame header (not a migwire peer?)");
 	for (;;) {
 		bool closed;
-		int ret = mw_conn_rx_drain(c, &closed);
 
-		if (ret > 0)
-			return 0;
-		if (ret < 0)
-			return ret;
-		if (closed)
-			return mw_err_set(&c->err, -MW_E_CLOSED,
-					  "connection closed by peer");
+		ret = mw_conn_rx_drain(c, &closed);
+		if (ret)
+			break;
+		if (closed) {
+			ret = mw_err_set(&c->err, -MW_E_CLOSED,
+					 "connection closed by peer");
+			break;
+		}
 		ret = recv_some(c, deadline);
 		if (ret)
-			return ret;
+			break;
 	}
+	/* f is on this stack: leave no pointer to it behind */
+	mw_frame_rd_init(&c->rd, 0, NULL, NULL, &c->err, NULL);
+	return ret > 0 ? 0 : ret;
 }
 
 void mw_conn_send_error(struct mw_conn *c, const char *text)
