@@ -58,6 +58,7 @@
 #include "reasm.h"
 #include "ring.h"
 #include "stats.h"
+#include "chan.h"
 #include "conn.h"
 #include "ctlq.h"
 #include "frame_io.h"
@@ -70,9 +71,6 @@
 #define JOIN_SECS 10   /* an unauthenticated connection's time limit */
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
 #define REV_QUEUE 16 /* reverse frames queued per channel before blocking */
-#define UD_EFD 1
-#define UD_RECV 2
-#define UD_SEND 3
 
 struct receiver;
 struct rx_stream;
@@ -123,7 +121,6 @@ struct rx_chan {
 	struct mw_ring ring;
 	bool ring_ok;
 	int efd;
-	uint64_t efd_buf;
 	bool ack_sent;
 	/* frame being parsed (conn.rd parses them) */
 	struct rx_slot *slot; /* a DATA frame's, from its header on */
@@ -133,8 +130,8 @@ struct rx_chan {
 	struct mw_ctl *tx_ctl; /* being sent */
 	uint8_t *sealed;
 	size_t sealed_cap;
-	struct mw_frame_wr wr; /* tx_ctl's header and what to send */
-	struct mw_sendq sq;
+	unsigned long long ack_dl; /* after the ACK: wait this long for EOF */
+	struct mw_chan io;	   /* the loop (one slot: tx_ctl) */
 	atomic_ullong bytes_wire;
 	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
 	atomic_bool exited;
@@ -871,179 +868,108 @@ static const struct mw_frame_rd_ops frame_ops = {
 	.frame = frame_done,
 };
 
-/* Payload bytes that arrived, for the stats (headers are added there). */
-static void count_wire(struct rx_chan *ch)
+/* The loop goes on until the session fails, or the sender closed after
+ * the ACK (or did not within two seconds). */
+static int round_check(struct mw_chan *io)
 {
-	atomic_store_explicit(&ch->bytes_wire, ch->conn.rd.payload_bytes,
-			      memory_order_relaxed);
+	struct rx_chan *ch = io->opaque;
+
+	if (mw_fail_is_set(&ch->r->fail))
+		return -MW_E_CANCEL;
+	if (ch->ack_sent && io->rx_eof)
+		return MW_CHAN_STOP;
+	if (ch->ack_sent && !ch->ack_dl)
+		ch->ack_dl = mw_now_ns() + 2000000000ull;
+	if (ch->ack_dl && mw_now_ns() >= ch->ack_dl)
+		return MW_CHAN_STOP; /* the sender did not close after the ACK */
+	io->wait_ns = ch->ack_dl ? 100000000ull : 0;
+	io->rx_paused = ch->ack_sent; /* nothing is expected after CLOSE */
+	return 0;
 }
 
-/*
- * Consumes buffered bytes until it needs I/O (NEED_IO) or fails.
- */
-#define NEED_IO 1
-static int chan_process(struct rx_chan *ch)
+static int recv_check(struct mw_chan *io, int res)
 {
-	bool closed;
-	int ret = mw_conn_rx_drain(&ch->conn, &closed);
+	struct rx_chan *ch = io->opaque;
 
-	count_wire(ch);
-	if (ret)
-		return ret;
-	if (closed)
+	if (res == 0) {
+		if (ch->ack_sent)
+			return MW_CHAN_EOF;
 		return chan_err(ch, -MW_E_CLOSED,
-				"sender closed the TLS session "
-				"before the end of the stream");
-	return NEED_IO;
+				"connection closed before the "
+				"end of the stream");
+	}
+	if (res == -ECONNRESET && !ch->ack_sent)
+		/* a sender killed with our credit frames
+		 * unread resets rather than closes */
+		return chan_err(ch, res,
+				"connection reset: "
+				"closed before the end of the "
+				"stream");
+	if (res < 0)
+		return chan_err(ch, res, "recv: %s", mw_strerror(res));
+	return ch->ack_sent ? MW_CHAN_SKIP : 0;
 }
 
-static void post_efd(struct rx_chan *ch)
+static int tls_closed(struct mw_chan *io)
 {
-	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
-			  UD_EFD);
-}
-
-/* Posts one recv where the connection wants it (conn.h: plaintext straight
- * into its destination, ciphertext into the connection buffer). */
-static void post_recv(struct rx_chan *ch)
-{
-	size_t len;
-	uint8_t *dst = mw_conn_rx_room(&ch->conn, &len);
-
-	mw_ring_post_recv(&ch->ring, ch->conn.fd, dst, len, UD_RECV);
+	return chan_err(io->opaque, -MW_E_CLOSED,
+			"sender closed the TLS session "
+			"before the end of the stream");
 }
 
 /* ---- channel: outgoing control and reverse frames ---- */
 
-static void post_send(struct rx_chan *ch)
+/* The next queued frame, sent from tx_ctl. */
+static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *h,
+		      const void **payload)
 {
-	mw_sendq_post(&ch->ring, ch->conn.fd, &ch->sq, UD_SEND);
-}
+	struct rx_chan *ch = io->opaque;
+	struct mw_ctl *c = mw_ctlq_pop(&ch->ctlq);
 
-/* Starts sending the next queued frame, if any and none is in flight. */
-static int tx_next(struct rx_chan *ch)
-{
-	struct mw_ctl *c;
-	ssize_t n;
-
-	if (ch->tx_ctl || !(c = mw_ctlq_pop(&ch->ctlq)))
+	if (!c)
 		return 0;
 	ch->tx_ctl = c;
-	n = mw_frame_wr_put(&ch->wr, &c->h, c->payload);
-	if (n < 0)
-		return (int)n;
-	ch->sq.iov[0] = ch->wr.iov[0];
-	ch->sq.iov[1] = ch->wr.iov[1];
-	post_send(ch);
-	return 0;
+	*h = c->h;
+	*payload = c->payload;
+	return 1;
 }
 
-static int tx_done(struct rx_chan *ch, int res)
+static void frame_sent(struct mw_chan *io, unsigned i)
 {
-	if (res < 0)
-		return chan_err(ch, res, "send: %s", mw_strerror(res));
-	if (mw_sendq_advance(&ch->sq, (size_t)res)) {
-		post_send(ch);
-		return 0;
-	}
+	struct rx_chan *ch = io->opaque;
+
 	if (ch->tx_ctl->h.type == MW_FT_ACK) {
 		ch->ack_sent = true;
 		shutdown(ch->conn.fd, SHUT_WR);
 	}
 	free(ch->tx_ctl);
 	ch->tx_ctl = NULL;
-	return tx_next(ch);
 }
+
+/* A frame that could not be sealed stays in tx_ctl: the connection is
+ * failing, and teardown frees it. */
+static const struct mw_chan_ops chan_ops = {
+	.round = round_check,
+	.next_frame = next_frame,
+	.on_sent = frame_sent,
+	.on_recv = recv_check,
+	.on_closed = tls_closed,
+};
 
 static int chan_loop(struct rx_chan *ch)
 {
-	struct receiver *r = ch->r;
-	bool recv_posted = false, efd_posted = false, eof = false;
-	unsigned long long ack_dl = 0;
-	uint32_t maxp = r->sess.chunk_size;
-	int ret;
+	uint32_t maxp = ch->r->sess.chunk_size;
 
+	mw_chan_init(&ch->io, &chan_ops, ch, &ch->conn, &ch->ring, ch->efd, 1);
+	ch->io.slot[0].sealed = ch->sealed;
+	ch->io.slot[0].sealed_cap = ch->sealed_cap;
+	ch->io.rx_bytes = &ch->bytes_wire;
+	ch->conn.open_ns = &ch->open_ns;
 	/* bulk payloads: a plaintext recv lands in the slot itself */
 	mw_conn_rx_start(&ch->conn, &frame_ops, ch,
 			 maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX,
 			 "malformed frame header", true);
-	ch->conn.open_ns = &ch->open_ns;
-	mw_frame_wr_init(&ch->wr, ch->conn.tls, ch->sealed, ch->sealed_cap,
-			 &ch->conn.err);
-	for (;;) {
-		struct mw_ring_cqe cqe;
-
-		if (mw_fail_is_set(&r->fail))
-			return -MW_E_CANCEL;
-		if (ch->ack_sent && eof)
-			return 0;
-		ret = tx_next(ch);
-		if (ret)
-			return ret;
-		if (!efd_posted) {
-			post_efd(ch);
-			efd_posted = true;
-		}
-		if (!recv_posted && !eof) {
-			ret = ch->ack_sent ? NEED_IO : chan_process(ch);
-			if (ret < 0)
-				return ret;
-			if (ret == NEED_IO) {
-				post_recv(ch);
-				recv_posted = true;
-			}
-		}
-		if (ch->ack_sent && !ack_dl)
-			ack_dl = mw_now_ns() + 2000000000ull;
-		ret = mw_ring_wait(&ch->ring, ack_dl ? 100000000ull : 0);
-		if (ack_dl && mw_now_ns() >= ack_dl)
-			return 0; /* the sender did not close after the ACK */
-		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return chan_err(ch, ret, "%s: %s", mw_io_name(r->io),
-					mw_strerror(ret));
-		while (mw_ring_peek(&ch->ring, &cqe)) {
-			uint64_t ud = cqe.ud;
-			int res = cqe.res;
-
-			mw_ring_advance(&ch->ring, 1);
-			if (ud == UD_EFD) {
-				efd_posted = false;
-				continue;
-			}
-			if (ud == UD_SEND) {
-				ret = tx_done(ch, res);
-				if (ret)
-					return ret;
-				continue;
-			}
-			recv_posted = false;
-			if (res == 0) {
-				if (ch->ack_sent) {
-					eof = true;
-					continue;
-				}
-				return chan_err(ch, -MW_E_CLOSED,
-						"connection closed before the "
-						"end of the stream");
-			}
-			if (res == -ECONNRESET && !ch->ack_sent)
-				/* a sender killed with our credit frames
-				 * unread resets rather than closes */
-				return chan_err(ch, res,
-						"connection reset: "
-						"closed before the end of the "
-						"stream");
-			if (res < 0)
-				return chan_err(ch, res, "recv: %s",
-						mw_strerror(res));
-			if (ch->ack_sent)
-				continue; /* nothing is expected after CLOSE */
-			ret = mw_conn_rx_commit(&ch->conn, (size_t)res);
-			count_wire(ch);
-			if (ret < 0)
-				return ret;
-		}
-	}
+	return mw_chan_loop(&ch->io);
 }
 
 /* ---- connection threads ---- */
