@@ -48,8 +48,10 @@
 #include "mw_xport.h"
 #include "ring.h"
 #include "stats.h"
+#include "chan.h"
 #include "conn.h"
 #include "ctlq.h"
+#include "frame_io.h"
 #include "mw_fd.h"
 #include "net.h"
 #include "rate.h"
@@ -57,24 +59,30 @@
 #include "session.h"
 #include "source.h"
 
-#define TX_SLOTS 2
-#define UD_EFD 1
-#define UD_RECV 2
-#define UD_SEND0 3
+#define TX_SLOTS MW_CHAN_SLOTS_MAX
 
 struct sender;
 
+/*
+ * Locking: none; a slot's frame belongs to its channel thread, and the
+ * kernel borrows chunk, ctl or end (and sealed) while io.slot[i] sends it.
+ */
 struct tx_slot {
-	bool busy;
 	struct tx_chunk *chunk; /* returned to the pool when sent */
 	struct mw_ctl *ctl;	/* freed when sent */
-	uint8_t hdr[MW_FRAME_HDR_LEN];
 	uint8_t end[MW_END_LEN];
 	uint8_t *sealed; /* TLS: ciphertext buffer */
 	size_t sealed_cap;
-	struct mw_sendq sq;
 };
 
+/*
+ * Locking: the channel thread owns everything here while it runs; the main
+ * thread sets s, idx, th and started before and reads the rest (conn,
+ * dirty, io.sending) only after joining it. sock is the main thread's way to
+ * shut the socket during teardown (atomic). bytes_wire and seal_ns are
+ * statistics (atomic, relaxed); cpu_final is written before the exited
+ * store that publishes it. ctlq has its own lock.
+ */
 struct tx_chan {
 	struct sender *s;
 	unsigned idx;
@@ -84,19 +92,12 @@ struct tx_chan {
 	struct mw_ring ring;
 	bool ring_ok;
 	int efd;
-	uint64_t efd_buf;
-	unsigned inflight; /* slots holding a frame, sealed or in the kernel */
-	unsigned head;	   /* oldest slot: the only one in the kernel */
-	bool sending;	   /* the head slot's send is posted */
-	bool dirty;	   /* the byte stream may end inside a frame */
-	atomic_int sock;   /* conn.fd for the main thread's teardown; -1 */
+	bool dirty;	 /* the byte stream may end inside a frame */
+	atomic_int sock; /* conn.fd for the main thread's teardown; -1 */
+	struct mw_chan io;
 	struct tx_slot slot[TX_SLOTS];
 	struct mw_ctlq ctlq;
-	/* incoming frame being parsed */
-	uint8_t in_hdr[MW_FRAME_HDR_LEN];
-	size_t in_have;
-	struct mw_frame_hdr in_h;
-	bool in_got_hdr;
+	/* payload of the incoming frame (conn.rd parses them) */
 	uint8_t *in_payload; /* MW_REVERSE_MAX bytes */
 	atomic_ullong bytes_wire;
 	atomic_ullong seal_ns; /* thread CPU spent sealing (stats) */
@@ -256,39 +257,26 @@ static int chan_setup(struct tx_chan *ch)
 	}
 }
 
-static void post_efd(struct tx_chan *ch)
-{
-	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
-			  UD_EFD);
-}
-
-static void post_recv(struct tx_chan *ch)
-{
-	size_t len;
-	uint8_t *room = mw_conn_rx_room(&ch->conn, &len);
-
-	mw_ring_post_recv(&ch->ring, ch->conn.fd, room, len, UD_RECV);
-}
-
-static void post_send(struct tx_chan *ch, unsigned i)
-{
-	mw_sendq_post(&ch->ring, ch->conn.fd, &ch->slot[i].sq, UD_SEND0 + i);
-}
-
 /*
- * Builds a frame into slot i: a chunk, a stream's END (end_st), or a control
- * frame (ctl). Takes ownership of chunk / ctl.
+ * The next frame for slot i: a control frame (ctl), else a chunk or a
+ * stream's END. The slot keeps the chunk / ctl until the frame is sent.
  */
-static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
-		     struct mw_sched_stream *end_st, struct mw_ctl *ctl)
+static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *hp,
+		      const void **payload)
 {
+	struct tx_chan *ch = io->opaque;
 	struct sender *s = ch->s;
 	struct tx_slot *sl = &ch->slot[i];
+	struct mw_ctl *ctl = mw_ctlq_pop(&ch->ctlq);
+	struct mw_sched_stream *end_st = NULL;
+	struct tx_chunk *c = NULL;
 	struct mw_frame_hdr h = { 0 };
-	const void *payload;
-	struct iovec plain[2];
-	ssize_t n;
 
+	if (!ctl) {
+		c = mw_sched_take(s->sched, ch->idx, ch->conn.fd, &end_st);
+		if (!c && !end_st)
+			return 0;
+	}
 	if (c) {
 		h.type = MW_FT_DATA;
 		h.codec = (uint8_t)s->cfg->codec;
@@ -299,10 +287,10 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 		if (c->job.raw) {
 			h.flags = MW_F_RAW;
 			h.wire_len = c->raw_len;
-			payload = c->raw;
+			*payload = c->raw;
 		} else {
 			h.wire_len = (uint32_t)c->job.out_len;
-			payload = c->out;
+			*payload = c->out;
 		}
 	} else if (end_st) {
 		struct mw_end e = { .bytes = end_st->total_bytes,
@@ -312,80 +300,28 @@ static int slot_fill(struct tx_chan *ch, unsigned i, struct tx_chunk *c,
 		h.stream = end_st->id;
 		h.wire_len = MW_END_LEN;
 		mw_end_encode(sl->end, &e);
-		payload = sl->end;
+		*payload = sl->end;
 	} else {
 		h = ctl->h;
-		payload = ctl->payload;
+		*payload = ctl->payload;
 	}
-	mw_frame_hdr_encode(sl->hdr, &h);
 	sl->chunk = c;
 	sl->ctl = ctl;
-	sl->busy = true;
-	plain[0] = (struct iovec){ sl->hdr, sizeof(sl->hdr) };
-	plain[1] = (struct iovec){ (void *)(uintptr_t)payload, h.wire_len };
-	if (!ch->conn.tls) {
-		sl->sq.iov[0] = plain[0];
-		sl->sq.iov[1] = plain[1];
-		mw_rate_take(&s->rate, sizeof(sl->hdr) + h.wire_len);
-		return 0;
-	}
-	{
-		double t = mw_thread_cpu_seconds();
-
-		n = mw_tls_seal(ch->conn.tls, plain, h.wire_len ? 2 : 1,
-				sl->sealed, sl->sealed_cap, &ch->conn.err);
-		atomic_fetch_add_explicit(
-			&ch->seal_ns,
-			(unsigned long long)((mw_thread_cpu_seconds() - t) *
-					     1e9),
-			memory_order_relaxed);
-	}
-	if (n < 0)
-		return (int)n;
-	sl->sq.iov[0] = (struct iovec){ NULL, 0 };
-	sl->sq.iov[1] = (struct iovec){ sl->sealed, (size_t)n };
-	mw_rate_take(&s->rate, (size_t)n);
-	return 0;
+	*hp = h;
+	return 1;
 }
 
-/*
- * Two sends on one socket may not be in the kernel at once: a short send
- * would let the second one's bytes in between. So only the head slot is
- * posted; the other is sealed meanwhile and goes when the head is done.
- */
-static void kick_send(struct tx_chan *ch)
+/* Slot i's frame is gone (sent, or it could not be sealed): release it. */
+static void slot_release(struct mw_chan *io, unsigned i)
 {
-	if (!ch->sending && ch->slot[ch->head].busy) {
-		ch->sending = true;
-		post_send(ch, ch->head);
-	}
-}
-
-/* Send completion: resubmits the rest of a short send, else frees the slot. */
-static int slot_sent(struct tx_chan *ch, unsigned i, int res)
-{
+	struct tx_chan *ch = io->opaque;
 	struct tx_slot *sl = &ch->slot[i];
 
-	if (res < 0)
-		return mw_err_set(&ch->conn.err, res, "send: %s",
-				  mw_strerror(res));
-	atomic_fetch_add_explicit(&ch->bytes_wire, (unsigned long long)res,
-				  memory_order_relaxed);
-	if (mw_sendq_advance(&sl->sq, (size_t)res)) {
-		post_send(ch, i);
-		return 0;
-	}
-	sl->busy = false;
-	ch->sending = false;
-	ch->inflight--;
-	ch->head = (ch->head + 1) % TX_SLOTS;
 	if (sl->chunk)
 		mw_sched_put(ch->s->sched, &sl->chunk);
 	free(sl->ctl);
 	sl->chunk = NULL;
 	sl->ctl = NULL;
-	kick_send(ch);
-	return 0;
 }
 
 static struct tx_stream *stream_get(struct sender *s, uint32_t id)
@@ -394,10 +330,9 @@ static struct tx_stream *stream_get(struct sender *s, uint32_t id)
 }
 
 /* Reverse DATA or END of a stream, in order on this channel. */
-static int rev_frame(struct tx_chan *ch)
+static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct sender *s = ch->s;
-	const struct mw_frame_hdr *h = &ch->in_h;
 	struct tx_stream *st = stream_get(s, h->stream & MW_STREAM_ID_MASK);
 	int ret;
 
@@ -458,10 +393,20 @@ static int rev_frame(struct tx_chan *ch)
 	return 0;
 }
 
-static int frame_received(struct tx_chan *ch)
+/* Every frame from the receiver lands in in_payload (bounded by
+ * MW_REVERSE_MAX when the header was decoded). */
+static int frame_dst(void *opaque, const struct mw_frame_hdr *h, uint8_t **dst)
 {
+	struct tx_chan *ch = opaque;
+
+	*dst = ch->in_payload;
+	return 0;
+}
+
+static int frame_received(void *opaque, const struct mw_frame_hdr *h)
+{
+	struct tx_chan *ch = opaque;
 	struct sender *s = ch->s;
-	const struct mw_frame_hdr *h = &ch->in_h;
 
 	switch (h->type) {
 	case MW_FT_ERROR:
@@ -482,7 +427,7 @@ static int frame_received(struct tx_chan *ch)
 	case MW_FT_END:
 		if (!(h->stream & MW_STREAM_REVERSE))
 			break;
-		return rev_frame(ch);
+		return rev_frame(ch, h);
 	case MW_FT_ACK: {
 		struct mw_ack a;
 		uint64_t bytes, chunks;
@@ -510,132 +455,78 @@ static int frame_received(struct tx_chan *ch)
 			  mw_frame_type_name(h->type));
 }
 
-/* Parses frames from the receiver. */
-static int chan_parse_rx(struct tx_chan *ch)
+static const struct mw_frame_rd_ops frame_ops = {
+	.header = frame_dst,
+	.frame = frame_received,
+};
+
+static int round_check(struct mw_chan *io)
 {
+	struct tx_chan *ch = io->opaque;
 	struct sender *s = ch->s;
 
-	for (;;) {
-		bool closed = false;
-		ssize_t r;
-		int ret;
-
-		if (!ch->in_got_hdr)
-			r = mw_conn_read_buffered(
-				&ch->conn, ch->in_hdr + ch->in_have,
-				sizeof(ch->in_hdr) - ch->in_have, &closed);
-		else
-			r = mw_conn_read_buffered(
-				&ch->conn, ch->in_payload + ch->in_have,
-				ch->in_h.wire_len - ch->in_have, &closed);
-		if (r < 0)
-			return (int)r;
-		if (closed)
-			return atomic_load(&s->acked) ?
-				       0 :
-				       mw_err_set(
-					       &ch->conn.err, -MW_E_CLOSED,
-					       "receiver closed the TLS session");
-		if (r == 0 &&
-		    !(ch->in_got_hdr && ch->in_have == ch->in_h.wire_len))
-			return 0;
-		ch->in_have += (size_t)r;
-		if (!ch->in_got_hdr) {
-			if (ch->in_have < sizeof(ch->in_hdr))
-				continue;
-			if (mw_frame_hdr_decode(ch->in_hdr, sizeof(ch->in_hdr),
-						MW_REVERSE_MAX, &ch->in_h))
-				return mw_err_set(
-					&ch->conn.err, -MW_E_PROTO,
-					"malformed frame from receiver");
-			ch->in_got_hdr = true;
-			ch->in_have = 0;
-		}
-		if (ch->in_have < ch->in_h.wire_len)
-			continue;
-		ch->in_got_hdr = false;
-		ch->in_have = 0;
-		ret = frame_received(ch);
-		if (ret)
-			return ret;
-	}
+	return mw_fail_is_set(&s->fail) || atomic_load(&s->acked) ?
+		       MW_CHAN_STOP :
+		       0;
 }
+
+static int recv_check(struct mw_chan *io, int res)
+{
+	struct tx_chan *ch = io->opaque;
+	struct sender *s = ch->s;
+
+	/* teardown shuts the socket's read side */
+	if (res <= 0 && mw_fail_is_set(&s->fail))
+		return -MW_E_CANCEL;
+	if (res == 0) {
+		if (atomic_load(&s->acked))
+			return MW_CHAN_STOP;
+		return mw_err_set(&ch->conn.err, -MW_E_CLOSED,
+				  "receiver closed the connection");
+	}
+	if (res < 0)
+		return mw_err_set(&ch->conn.err, res, "recv: %s",
+				  mw_strerror(res));
+	return 0;
+}
+
+static int tls_closed(struct mw_chan *io)
+{
+	struct tx_chan *ch = io->opaque;
+
+	return atomic_load(&ch->s->acked) ?
+		       0 :
+		       mw_err_set(&ch->conn.err, -MW_E_CLOSED,
+				  "receiver closed the TLS session");
+}
+
+static const struct mw_chan_ops chan_ops = {
+	.round = round_check,
+	.next_frame = next_frame,
+	.on_drop = slot_release,
+	.on_sent = slot_release,
+	.on_recv = recv_check,
+	.on_closed = tls_closed,
+};
 
 static int chan_loop(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
-	int ret;
+	unsigned k;
 
-	post_efd(ch);
-	post_recv(ch);
-	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
-		struct mw_ring_cqe cqe;
-
-		while (ch->inflight < TX_SLOTS) {
-			unsigned i = (ch->head + ch->inflight) % TX_SLOTS;
-			struct mw_ctl *ctl = mw_ctlq_pop(&ch->ctlq);
-			struct mw_sched_stream *end_st = NULL;
-			struct tx_chunk *c = NULL;
-
-			if (!ctl) {
-				c = mw_sched_take(s->sched, ch->idx,
-						  ch->conn.fd, &end_st);
-				if (!c && !end_st)
-					break;
-			}
-			ret = slot_fill(ch, i, c, end_st, ctl);
-			if (ret) {
-				if (c)
-					mw_sched_put(s->sched, &c);
-				free(ctl);
-				ch->slot[i].chunk = NULL;
-				ch->slot[i].ctl = NULL;
-				return ret;
-			}
-			ch->inflight++;
-			kick_send(ch);
-		}
-		ret = mw_ring_wait(&ch->ring, 0);
-		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return mw_err_set(&ch->conn.err, ret, "%s: %s",
-					  mw_io_name(s->io), mw_strerror(ret));
-		while (mw_ring_peek(&ch->ring, &cqe)) {
-			uint64_t ud = cqe.ud;
-			int res = cqe.res;
-
-			mw_ring_advance(&ch->ring, 1);
-			if (ud == UD_EFD) {
-				post_efd(ch);
-			} else if (ud == UD_RECV) {
-				/* teardown shuts the socket's read side */
-				if (res <= 0 && mw_fail_is_set(&s->fail))
-					return -MW_E_CANCEL;
-				if (res == 0) {
-					if (atomic_load(&s->acked))
-						break;
-					return mw_err_set(&ch->conn.err,
-							  -MW_E_CLOSED,
-							  "receiver closed the "
-							  "connection");
-				}
-				if (res < 0)
-					return mw_err_set(&ch->conn.err, res,
-							  "recv: %s",
-							  mw_strerror(res));
-				ch->conn.rx_len += (size_t)res;
-				ret = chan_parse_rx(ch);
-				if (ret)
-					return ret;
-				post_recv(ch);
-			} else {
-				ret = slot_sent(ch, (unsigned)(ud - UD_SEND0),
-						res);
-				if (ret)
-					return ret;
-			}
-		}
+	mw_chan_init(&ch->io, &chan_ops, ch, &ch->conn, &ch->ring, ch->efd,
+		     TX_SLOTS);
+	for (k = 0; k < TX_SLOTS; k++) {
+		ch->io.slot[k].sealed = ch->slot[k].sealed;
+		ch->io.slot[k].sealed_cap = ch->slot[k].sealed_cap;
 	}
-	return 0;
+	ch->io.rate = &s->rate;
+	ch->io.seal_ns = &ch->seal_ns;
+	ch->io.sent_bytes = &ch->bytes_wire;
+	/* credit frames are small: recv many at once into the buffer */
+	mw_conn_rx_start(&ch->conn, &frame_ops, ch, MW_REVERSE_MAX,
+			 "malformed frame from receiver", false);
+	return mw_chan_loop(&ch->io);
 }
 
 /*
@@ -647,23 +538,9 @@ static int chan_loop(struct tx_chan *ch)
  */
 static void chan_drain(struct tx_chan *ch)
 {
-	unsigned long long dl = mw_now_ns() + 1000000000ull;
-
-	while (ch->ring_ok && ch->sending && !ch->dirty) {
-		struct mw_ring_cqe cqe;
-
-		if (mw_now_ns() > dl) {
-			ch->dirty = true;
-			break;
-		}
-		if (mw_ring_wait(&ch->ring, 100000000ull) < 0 ||
-		    !mw_ring_peek(&ch->ring, &cqe))
-			continue;
-		mw_ring_advance(&ch->ring, 1);
-		if (cqe.ud >= UD_SEND0 &&
-		    slot_sent(ch, (unsigned)(cqe.ud - UD_SEND0), cqe.res))
-			ch->dirty = true;
-	}
+	if (ch->ring_ok && !ch->dirty &&
+	    mw_chan_flush(&ch->io, mw_now_ns() + 1000000000ull))
+		ch->dirty = true;
 }
 
 static void *chan_main(void *arg)
@@ -1093,7 +970,7 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		/* tell the receiver why, so both sides print the cause */
 		for (i = 0; i < cfg->nr_chans; i++)
 			if (s.chans[i].conn.fd >= 0 && ret != -MW_E_PEER &&
-			    !s.chans[i].dirty && !s.chans[i].sending)
+			    !s.chans[i].dirty && !s.chans[i].io.sending)
 				mw_conn_send_error(&s.chans[i].conn,
 						   s.fail.err.msg);
 	}
