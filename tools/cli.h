@@ -26,6 +26,7 @@ struct opts {
 	const char *listen_eps[MW_ENDPOINTS_MAX + 1];
 	const char *connect_eps[MW_ENDPOINTS_MAX + 1];
 	bool no_tls, print_config, have_level, have_threads, no_rp;
+	bool have_progress;
 	uint32_t qemu_pid;	   /* --qemu-pid; 0: look among the parents */
 	struct mw_placement place; /* how cfg.cpus was chosen */
 	const char *side_name;

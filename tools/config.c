@@ -290,6 +290,11 @@ int cli_finish(struct opts *o, int side)
 	if (!c->nr_eps && !o->print_config && check_stream_fds(o, side))
 		return -MW_E_USAGE;
 	keep_std_fds_taken();
+	/* a person watches a terminal; QEMU's stderr is QEMU's log */
+	c->progress_tty = isatty(STDERR_FILENO);
+	if (!o->have_progress && c->progress_tty && !o->place.qemu_pid &&
+	    mw_log_level >= MW_LOG_WARN)
+		c->progress_s = 1;
 	return 0;
 }
 
@@ -344,6 +349,11 @@ void cli_print_config(const struct opts *o, int side)
 	printf("window=%llu\ntimeout=%u\n", (unsigned long long)c->window,
 	       c->timeout_s);
 	printf("io=%s\n", mw_io_name(c->io));
+	if (c->progress_s)
+		printf("progress=%u%s\n", c->progress_s,
+		       c->progress_tty ? " (terminal)" : "");
+	else
+		printf("progress=off\n");
 	mw_cpus_format(&c->cpus, buf, sizeof(buf));
 	printf("cpus=%s\n", c->cpus.n ? buf : "(not pinned)");
 	printf("placement=%s\n", o->place.why);

@@ -183,6 +183,15 @@ static int o_quiet(struct opts *o, const char *a)
 	mw_log_level = MW_LOG_ERR;
 	return 0;
 }
+/* --progress (every second) or --progress=SECS; 0 turns it off */
+static int o_progress(struct opts *o, const char *a)
+{
+	o->have_progress = true;
+	o->cfg.progress_s = 1;
+	return a ? parse_u32_opt("progress", a, 0, 3600, &o->cfg.progress_s) :
+		   0;
+}
+
 static int o_printcfg(struct opts *o, const char *a)
 {
 	o->print_config = true;
@@ -390,6 +399,11 @@ static const struct opt_def opt_defs[] = {
 	{ "latency-file", 1, SIDE_BOTH, o_latency, "PATH",
 	  "write 'stream seq monotonic-ns' for every chunk read (send) or "
 	  "written (recv), for chunk latency measurements (migwire bench)" },
+	{ "progress", 2, SIDE_BOTH, o_progress, "[=SECS]",
+	  "one line every SECS (default 1): bytes moved, input and wire "
+	  "rate, ratio, channels, time; on a terminal it is rewritten in "
+	  "place, and it is on by default there unless QEMU started migwire "
+	  "(--progress=0: off)" },
 	{ "print-config", 0, SIDE_BOTH, o_printcfg, NULL,
 	  "print the configuration in effect and exit" },
 	{ "verbose", 0, SIDE_BOTH, o_verbose, NULL,
@@ -432,7 +446,7 @@ void cli_print_usage(FILE *f, int side)
 		if (!(d->side & side))
 			continue;
 		snprintf(left, sizeof(left), "--%s%s%s", d->name,
-			 d->arg_name ? " " : "",
+			 d->arg_name && d->has_arg == 1 ? " " : "",
 			 d->arg_name ? d->arg_name : "");
 		mw_help_opt(f, left, d->help);
 	}

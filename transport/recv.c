@@ -83,6 +83,13 @@ static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
 	s->seq = h->seq;
 	s->raw_len = h->raw_len;
 	pthread_mutex_unlock(&r->lock);
+	if (!atomic_load_explicit(&r->first_ns, memory_order_relaxed)) {
+		unsigned long long none = 0;
+
+		/* rates count from here, not from start-up */
+		atomic_compare_exchange_strong(&r->first_ns, &none,
+					       mw_now_ns());
+	}
 	ch->slot = s;
 	*dst = (h->flags & MW_F_RAW) ? s->raw : s->wire;
 	return 0;
@@ -366,6 +373,8 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 			continue;
 		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
 						    memory_order_relaxed);
+		if (!atomic_load(&ch->exited))
+			sn->chans_up++;
 		chs[i].cpu = atomic_load(&ch->exited) ?
 				     ch->cpu_final :
 				     mw_stats_thread_cpu(ch->th);
@@ -376,6 +385,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 						     memory_order_relaxed) /
 			1e9;
 	}
+	sn->first = mw_stats_since(atomic_load(&r->first_ns), t0);
 	sn->stage_cpu[0] -= sn->stage_cpu[1];
 	if (sn->stage_cpu[0] < 0)
 		sn->stage_cpu[0] = 0;
@@ -415,13 +425,17 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
+	unsigned ticks = 0, every = r->cfg->progress_s;
 
 	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
-		if (mw_fail_poll(&r->fail, sfd, &next) && st->f) {
+		if (mw_fail_poll(&r->fail, sfd, &next) && (st->f || every)) {
 			struct mw_stats_snap sn;
 
 			snap_fill(r, &sn, chs, sts, t0);
 			mw_stats_write(st, &sn);
+			if (every && ++ticks % every == 0)
+				mw_stats_progress(&sn, r->cfg->progress_tty,
+						  false);
 		}
 	}
 }
@@ -611,6 +625,8 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	sn.final = true;
 	sn.result = ret ? err->msg : "ok";
 	mw_stats_write(&st, &sn);
+	if (cfg->progress_s)
+		mw_stats_progress(&sn, cfg->progress_tty, true);
 	if (cfg->verbose)
 		mw_stats_summary(&sn);
 	if (!clean)

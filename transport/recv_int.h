@@ -168,6 +168,8 @@ struct receiver {
 	bool complete; /* every stream written and closed, ACK queued */
 	FILE *lat;     /* --latency-file */
 	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
+	atomic_ullong first_ns; /* the first DATA frame's mw_now_ns(); 0:
+				 * none yet (atomic, set once, no lock) */
 };
 
 /* ---- admit.c ---- */

@@ -727,8 +727,12 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 		sn->bytes_raw += sts[i].fwd;
 	}
 	sn->stage_cpu[0] = mw_source_reader_cpu(&s->src);
+	sn->first = mw_stats_since(atomic_load(&s->src.first_ns), t0);
 	for (i = 0; i < s->cfg->nr_chans; i++) {
 		struct tx_chan *ch = &s->chans[i];
+
+		if (ch->started && !atomic_load(&ch->exited))
+			sn->chans_up++;
 
 		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
 						    memory_order_relaxed);
@@ -827,6 +831,7 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
+	unsigned ticks = 0, every = s->cfg->progress_s;
 
 	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
 		bool tick = mw_fail_poll(&s->fail, sfd, &next);
@@ -837,6 +842,9 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 
 			snap_fill(s, &sn, chs, sts, t0);
 			mw_stats_write(st, &sn);
+			if (every && ++ticks % every == 0)
+				mw_stats_progress(&sn, s->cfg->progress_tty,
+						  false);
 		}
 	}
 }
@@ -978,6 +986,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	sn.final = true;
 	sn.result = ret ? err->msg : "ok";
 	mw_stats_write(&st, &sn);
+	if (cfg->progress_s)
+		mw_stats_progress(&sn, cfg->progress_tty, true);
 	if (cfg->verbose)
 		mw_stats_summary(&sn);
 	mw_comp_pool_free(s.pool);

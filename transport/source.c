@@ -208,6 +208,14 @@ static void *reader_main(void *arg)
 		c->raw_len = (uint32_t)n;
 		chunk_job_init(src, c);
 		seq = mw_sched_queue(sched, c);
+		if (!atomic_load_explicit(&src->first_ns,
+					  memory_order_relaxed)) {
+			unsigned long long none = 0;
+
+			/* rates count from here, not from start-up */
+			atomic_compare_exchange_strong(&src->first_ns, &none,
+						       mw_now_ns());
+		}
 		if (src->lat)
 			fprintf(src->lat, "%u %" PRIu64 " %llu\n", st->id, seq,
 				mw_now_ns());

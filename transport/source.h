@@ -88,6 +88,7 @@ struct mw_source {
 	uint64_t window;	/* each stream's initial credit */
 	int lfd[MW_ENDPOINTS_MAX];
 	atomic_bool accepting;
+	atomic_ullong first_ns; /* mw_now_ns() of the first chunk read; 0 */
 	pthread_t acceptor;
 	bool acceptor_started;
 };
