@@ -104,6 +104,7 @@ static void ram_hdr(struct mw_stream_parser *p)
 				"parsed");
 		ram_emit(p, NULL, 0);
 		p->ms_left = p->rec_w & ~(uint64_t)(p->page_size - 1);
+		p->item_off = p->pos; /* each list entry is an item */
 		if (!p->ms_left)
 			return mw_stream_ram_next(p);
 		return mw_stream_expect(p, S_MS_IDLEN, 1);
@@ -148,6 +149,7 @@ static void mem_size_entry(struct mw_stream_parser *p)
 	ev.ramblock.length = p->ms_len;
 	mw_stream_emit(p, &ev);
 	p->ms_left -= p->ms_len;
+	p->item_off = p->pos;
 	if (p->ms_left)
 		mw_stream_expect(p, S_MS_IDLEN, 1);
 	else

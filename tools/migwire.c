@@ -20,6 +20,7 @@
 
 #include "cmd_bench.h"
 #include "mw_comp.h"
+#include "mw_inspect.h"
 #include "mw_log.h"
 #include "mw_parse.h"
 #include "mw_wire.h"
@@ -499,6 +500,8 @@ static void print_main_help(FILE *f)
 		"       migwire recv --listen HOST:PORT [options] (destination, "
 		"-incoming exec:)\n"
 		"       migwire bench [options]\n"
+		"       migwire inspect [options] [FILE|-] (what a saved or "
+		"live stream holds)\n"
 		"       migwire help [send|recv]\n"
 		"       migwire --version\n\n"
 		"`migwire send --help` and `migwire recv --help` list the "
@@ -996,6 +999,8 @@ int main(int argc, char **argv)
 		return run_side(SIDE_RECV, argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench"))
 		return mw_cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "inspect"))
+		return mw_cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "send"))
