@@ -205,7 +205,9 @@ static void page_record(struct mw_inspect *in, const struct mw_stream_ev *ev)
 		in->s.passes++;
 	in->last_pos = pos;
 	p = pass_now(in);
-	if (e && ++e->sends > in->s.max_sends)
+	if (e && !e->sends)
+		in->s.distinct++;
+	if (e && e->sends < UINT16_MAX && ++e->sends > in->s.max_sends)
 		in->s.max_sends = e->sends;
 	switch (ev->ram.kind) {
 	case MW_RAM_K_ZERO:

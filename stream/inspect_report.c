@@ -92,9 +92,13 @@ static void text_head(FILE *f, const struct mw_inspect_stats *s,
 				cmd_names[i], s->cmds[i]);
 	fprintf(f, "%s\n", n ? "" : " none");
 	fprintf(f,
+		"pages        %" PRIu64 " of %" PRIu64
+		" sent at least once; most records for one page: %" PRIu64 "\n",
+		s->distinct, s->ram_total / s->page_size, s->max_sends);
+	fprintf(f,
 		"passes       %" PRIu64 " (the page walk restarted %" PRIu64
-		" times); most records for one page: %" PRIu64 "\n\n",
-		s->passes, s->passes ? s->passes - 1 : 0, s->max_sends);
+		" times)\n\n",
+		s->passes, s->passes ? s->passes - 1 : 0);
 }
 
 /* One row of a table: a count, then MiB and a share unless negative. */
@@ -303,8 +307,9 @@ void mw_inspect_print_json(FILE *f, const struct mw_inspect_stats *s,
 		s->page_bytes, s->first_sends, resent(&s->re));
 	json_resend(f, &s->re);
 	fprintf(f,
-		"},\"max_sends\":%" PRIu64 ",\"passes\":%" PRIu64 ",\"pass\":[",
-		s->max_sends, s->passes);
+		"},\"distinct_pages\":%" PRIu64 ",\"max_sends\":%" PRIu64
+		",\"passes\":%" PRIu64 ",\"pass\":[",
+		s->distinct, s->max_sends, s->passes);
 	for (i = 0; i < passes_listed(s); i++) {
 		const struct mw_inspect_pass *p = &s->pass[i];
 

@@ -75,6 +75,7 @@ struct mw_inspect_stats {
 	uint64_t first_sends;	     /* full pages sent for the first time */
 	struct mw_inspect_resend re; /* full pages sent again */
 	uint64_t max_sends;	     /* most records for one page */
+	uint64_t distinct;	     /* pages with at least one record */
 
 	/*
 	 * Passes: the page walk restarted, i.e. a page record whose (block,

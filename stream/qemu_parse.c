@@ -380,17 +380,20 @@ static void step_section(struct mw_stream_parser *p)
 		return mw_stream_expect(p, S_VMDESC_LEN, 4);
 	case S_VMDESC_LEN:
 		p->rec_len = mw_get_be32(a);
-		mw_stream_skip(p, p->rec_len, S_DONE, 0);
+		mw_stream_skip(p, p->rec_len, S_VMDESC, 0);
 		return;
-	case S_DONE: {
+	case S_VMDESC: {
 		struct mw_stream_ev ev = { .type = MW_STREAM_EV_VMDESC };
 
 		ev.vmdesc.len = p->rec_len;
 		mw_stream_emit(p, &ev);
-		/* anything more is not a stream we know */
 		p->item_off = p->pos;
 		return mw_stream_expect(p, S_DONE, 1);
 	}
+	case S_DONE:
+		/* QEMU closes the channel after vmdesc: this is not its */
+		return mw_stream_opaque_at(p, p->item_off,
+					   "bytes after the end of the stream");
 	default:
 		break;
 	}

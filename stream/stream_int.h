@@ -47,6 +47,7 @@ enum state {
 	S_FOOTER,	/* be32 section id */
 	S_AFTER_EOF,	/* u8: 0x06 vmdesc, or end */
 	S_VMDESC_LEN,	/* be32 */
+	S_VMDESC,	/* after the JSON: report it */
 	S_DONE,		/* the stream is complete */
 	S_RAM_HDR,	/* be64 addr | flags */
 	S_RAM_IDLEN,	/* u8 */
