@@ -71,12 +71,12 @@ static void text_head(FILE *f, const struct mw_inspect_stats *s,
 	fprintf(f, "understood   %.1f MiB (%.1f%%)", mib(understood(s)),
 		pct(understood(s), s->bytes));
 	if (s->opaque)
-		fprintf(f, "; opaque from byte %" PRIu64 ": %s\n",
+		fprintf(f, ", up to byte %" PRIu64 "\nthen opaque  %s\n",
 			s->opaque_off, s->reason);
 	else
-		fprintf(f, "; %s\n",
+		fprintf(f, ": %s\n",
 			s->complete ? "the whole stream" :
-				      "the stream ends inside an item");
+				      "all; the stream ends inside an item");
 	fprintf(f, "RAM          %.1f MiB in %u blocks\n", mib(s->ram_total),
 		s->nblocks);
 	fprintf(f,
