@@ -20,7 +20,8 @@
 /* ... so that one feed cuts at most this many pages (1 KiB pages). */
 #define MW_INSPECT_CUTS (MW_INSPECT_FEED_MAX / 1024 + 128)
 
-/* One target page's history (16 bytes: memory is 1/256 of guest RAM). */
+/* One target page's history (16 bytes: memory is 1/256 of guest RAM).
+ * Locking: none, as for all of struct mw_inspect below. */
 struct page_ent {
 	uint64_t hash;	/* XXH3 of the last full version */
 	uint32_t slot;	/* its contents in the cache, or NO_SLOT */

@@ -19,7 +19,7 @@
 #include "mw_err.h"
 #include "qemu_parse.h"
 
-/* How the analysis is done. */
+/* How the analysis is done. Locking: none; copied by mw_inspect_new(). */
 struct mw_inspect_cfg {
 	uint32_t page_size;  /* when the stream does not say; 0 = 4096 */
 	uint64_t cache;	     /* bytes of page contents kept for deltas */
@@ -46,6 +46,10 @@ struct mw_inspect_pass {
 #define MW_INSPECT_PASSES 64u /* passes listed one by one; the rest summed */
 #define MW_INSPECT_CODECS 2   /* zstd-1, zlib-1 */
 
+/*
+ * Locking: none. Written only by the thread that feeds the inspection;
+ * read it after mw_inspect_finish(), or from that thread.
+ */
 struct mw_inspect_stats {
 	uint64_t bytes;	     /* stream bytes fed */
 	bool header;	     /* "QEVM" v3 seen */

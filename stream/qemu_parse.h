@@ -111,7 +111,8 @@ enum mw_stream_sec_kind {
 };
 
 /*
- * One event. Pointers in it (names, data) are valid only during the
+ * One event. Locking: none; it lives on the feeding thread's stack for
+ * the callback. Pointers in it (names, data) are valid only during the
  * callback. off is the stream offset of the item's first byte; end the
  * offset just past it (for a section: past its header).
  */
