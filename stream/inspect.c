@@ -38,7 +38,9 @@
 
 #include "mw_log.h"
 
-#define NO_SLOT UINT32_MAX
+/* A page's history is kept for this many pages at most (16 TiB of 4 KiB
+ * pages); a stream claiming more RAM is inspected without it. */
+#define PAGES_MAX (1ull << 32)
 #define REF_COST 16u
 #define RUN_HDR 4u
 #define RUN_MERGE 4u
@@ -57,9 +59,9 @@ static struct page_ent *page_of(struct mw_inspect *in, uint16_t b,
 
 static void slot_drop(struct mw_inspect *in, struct page_ent *e)
 {
-	if (e->slot != NO_SLOT)
-		in->owner[e->slot] = NULL;
-	e->slot = NO_SLOT;
+	if (e->slot)
+		in->owner[e->slot - 1] = NULL;
+	e->slot = 0;
 }
 
 /* Keeps page contents in the next slot, evicting its previous owner. */
@@ -74,9 +76,9 @@ static void slot_keep(struct mw_inspect *in, struct page_ent *e,
 	s = in->next_slot;
 	in->next_slot = (s + 1) % in->nslots;
 	if (in->owner[s])
-		in->owner[s]->slot = NO_SLOT;
+		in->owner[s]->slot = 0;
 	in->owner[s] = e;
-	e->slot = s;
+	e->slot = s + 1;
 	memcpy(in->cache + (size_t)s * in->s.page_size, data, in->s.page_size);
 }
 
@@ -172,9 +174,9 @@ static void full_page(struct mw_inspect *in, struct page_ent *e,
 	} else if (e->state == PG_OTHER) {
 		r->unknown++;
 		pr->unknown++;
-	} else if (e->slot != NO_SLOT) {
+	} else if (e->slot) {
 		classify(in, r, pr, data,
-			 in->cache + (size_t)e->slot * in->s.page_size,
+			 in->cache + (size_t)(e->slot - 1) * in->s.page_size,
 			 ev->end);
 	} else if (e->hash == h) {
 		/* evicted, but the hash still proves the repeat */
@@ -233,18 +235,21 @@ static void page_record(struct mw_inspect *in, const struct mw_stream_ev *ev)
 static void ramblock(struct mw_inspect *in, const struct mw_stream_ev *ev)
 {
 	struct inspect_block *b;
-	uint64_t i, n = ev->ramblock.length / in->s.page_size;
+	uint64_t n = ev->ramblock.length / in->s.page_size;
 
 	if (ev->ramblock.block != in->nblocks || in->nblocks >= in->blocks_cap)
 		return; /* listed twice or out of order: no history */
+	if (n > PAGES_MAX - in->pages)
+		n = 0; /* a corrupt length: no history for this block */
 	b = &in->blocks[in->nblocks];
+	/* all-zero is "never sent": untouched pages of a large guest stay
+	 * unmapped */
 	b->pages = n ? calloc(n, sizeof(*b->pages)) : NULL;
 	if (n && !b->pages) {
 		in->oom = true;
 		return;
 	}
-	for (i = 0; i < n; i++)
-		b->pages[i].slot = NO_SLOT;
+	in->pages += n;
 	b->npages = n;
 	in->nblocks++;
 	in->s.nblocks = in->nblocks;

@@ -24,7 +24,7 @@
  * Locking: none, as for all of struct mw_inspect below. */
 struct page_ent {
 	uint64_t hash;	/* XXH3 of the last full version */
-	uint32_t slot;	/* its contents in the cache, or NO_SLOT */
+	uint32_t slot;	/* its contents in cache slot - 1; 0: not cached */
 	uint16_t sends; /* records for this page, saturating */
 	uint8_t state;	/* PG_*: how it was last sent */
 };
@@ -54,6 +54,7 @@ struct mw_inspect {
 
 	struct inspect_block *blocks;
 	uint32_t nblocks, blocks_cap;
+	uint64_t pages;	   /* in all blocks' page tables */
 	uint64_t last_pos; /* (block << 48 | page) of the last page record */
 	uint8_t *zero;	   /* a zero page to diff against */
 
