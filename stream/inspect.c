@@ -38,9 +38,8 @@
 
 #include "mw_log.h"
 
-/* A page's history is kept for this many pages at most (16 TiB of 4 KiB
- * pages); a stream claiming more RAM is inspected without it. */
-#define PAGES_MAX (1ull << 32)
+/* cfg.ram_max 0: history for up to 16 TiB of guest RAM */
+#define RAM_MAX_DEFAULT (16ull << 40)
 #define REF_COST 16u
 #define RUN_HDR 4u
 #define RUN_MERGE 4u
@@ -234,13 +233,15 @@ static void page_record(struct mw_inspect *in, const struct mw_stream_ev *ev)
 
 static void ramblock(struct mw_inspect *in, const struct mw_stream_ev *ev)
 {
-	struct inspect_block *b;
+	uint64_t max = (in->cfg.ram_max ? in->cfg.ram_max : RAM_MAX_DEFAULT) /
+		       in->s.page_size;
 	uint64_t n = ev->ramblock.length / in->s.page_size;
+	struct inspect_block *b;
 
 	if (ev->ramblock.block != in->nblocks || in->nblocks >= in->blocks_cap)
 		return; /* listed twice or out of order: no history */
-	if (n > PAGES_MAX - in->pages)
-		n = 0; /* a corrupt length: no history for this block */
+	if (n > max || in->pages > max - n)
+		n = 0; /* past ram_max (or a corrupt length): no history */
 	b = &in->blocks[in->nblocks];
 	/* all-zero is "never sent": untouched pages of a large guest stay
 	 * unmapped */

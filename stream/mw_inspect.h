@@ -25,6 +25,9 @@ struct mw_inspect_cfg {
 	uint64_t cache;	     /* bytes of page contents kept for deltas */
 	uint32_t chunk_size; /* codec estimate: bytes per chunk, as send */
 	bool codecs;	     /* run the codec estimates at all */
+	/* RAM whose page history is kept (16 bytes per page); blocks past
+	 * it are counted without history. 0: 16 TiB */
+	uint64_t ram_max;
 };
 
 /* Full pages that were sent before, by how they relate to the last copy. */
