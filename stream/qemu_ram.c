@@ -65,52 +65,65 @@ static void ram_body(struct mw_stream_parser *p)
 	}
 }
 
+/* The record kind of flags without CONTINUE; false for one QEMU never
+ * sends on these channels (FULL, HOOK, combinations, unknown bits). */
+static bool ram_kind_of(uint32_t base, enum mw_ram_kind *k)
+{
+	static const uint32_t flag_of[] = {
+		[MW_RAM_K_MEM_SIZE] = MW_RAM_MEM_SIZE,
+		[MW_RAM_K_ZERO] = MW_RAM_ZERO,
+		[MW_RAM_K_PAGE] = MW_RAM_PAGE,
+		[MW_RAM_K_XBZRLE] = MW_RAM_XBZRLE,
+		[MW_RAM_K_COMPRESS] = MW_RAM_COMPRESS_PAGE,
+		[MW_RAM_K_EOS] = MW_RAM_EOS,
+		[MW_RAM_K_FLUSH] = MW_RAM_MULTIFD_FLUSH,
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(flag_of) / sizeof(flag_of[0]); i++)
+		if (flag_of[i] == base) {
+			*k = (enum mw_ram_kind)i;
+			return true;
+		}
+	return false;
+}
+
+static void mem_size(struct mw_stream_parser *p)
+{
+	if (p->postcopy_huge)
+		return mw_stream_opaque_at(p, p->item_off,
+					   "MEM_SIZE with postcopy and huge "
+					   "pages: per-block page sizes are "
+					   "not parsed");
+	ram_emit(p, NULL, 0);
+	p->ms_left = p->rec_w & ~(uint64_t)(p->page_size - 1);
+	p->item_off = p->pos; /* each list entry is an item */
+	if (!p->ms_left)
+		return mw_stream_ram_next(p);
+	mw_stream_expect(p, S_MS_IDLEN, 1);
+}
+
 static void ram_hdr(struct mw_stream_parser *p)
 {
-	uint32_t f, base;
+	uint32_t f;
 
 	p->rec_w = mw_get_be64(p->acc);
 	f = (uint32_t)(p->rec_w & (p->page_size - 1));
-	base = f & ~(uint32_t)MW_RAM_CONTINUE;
 	p->rec_flags = f;
-	switch (base) {
-	case MW_RAM_ZERO:
-		p->rec_kind = MW_RAM_K_ZERO;
-		break;
-	case MW_RAM_PAGE:
-		p->rec_kind = MW_RAM_K_PAGE;
-		break;
-	case MW_RAM_XBZRLE:
-		p->rec_kind = MW_RAM_K_XBZRLE;
-		break;
-	case MW_RAM_COMPRESS_PAGE:
-		p->rec_kind = MW_RAM_K_COMPRESS;
-		break;
-	case MW_RAM_EOS:
-		p->rec_kind = MW_RAM_K_EOS;
-		ram_emit(p, NULL, 0);
-		return mw_stream_section_end(p);
-	case MW_RAM_MULTIFD_FLUSH:
-		p->rec_kind = MW_RAM_K_FLUSH;
-		ram_emit(p, NULL, 0);
-		return mw_stream_ram_next(p);
-	case MW_RAM_MEM_SIZE:
-		p->rec_kind = MW_RAM_K_MEM_SIZE;
-		if (p->postcopy_huge)
-			return mw_stream_opaque_at(
-				p, p->item_off,
-				"MEM_SIZE with postcopy and huge "
-				"pages: per-block page sizes are not "
-				"parsed");
-		ram_emit(p, NULL, 0);
-		p->ms_left = p->rec_w & ~(uint64_t)(p->page_size - 1);
-		p->item_off = p->pos; /* each list entry is an item */
-		if (!p->ms_left)
-			return mw_stream_ram_next(p);
-		return mw_stream_expect(p, S_MS_IDLEN, 1);
-	default:
+	if (!ram_kind_of(f & ~(uint32_t)MW_RAM_CONTINUE, &p->rec_kind))
 		return mw_stream_opaque_at(p, p->item_off,
 					   "ram record flags 0x%x", f);
+	switch (p->rec_kind) {
+	case MW_RAM_K_EOS:
+		ram_emit(p, NULL, 0);
+		return mw_stream_section_end(p);
+	case MW_RAM_K_FLUSH:
+		ram_emit(p, NULL, 0);
+		return mw_stream_ram_next(p);
+	case MW_RAM_K_MEM_SIZE:
+		return mem_size(p);
+	default: /* a page: its block, then its body */
+		break;
 	}
 	if (!(f & MW_RAM_CONTINUE))
 		return mw_stream_expect(p, S_RAM_IDLEN, 1);
