@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "mw_bench.h"
+#include "mw_inspect.h"
 #include "mw_log.h"
 
 static int run_side(int side, int argc, char **argv)
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
 		return run_side(SIDE_RECV, argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench"))
 		return mw_bench_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "inspect"))
+		return mw_cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "send"))

@@ -476,6 +476,8 @@ void cli_print_main_help(FILE *f)
 		"       migwire recv --listen HOST:PORT [options] (destination, "
 		"-incoming exec:)\n"
 		"       migwire bench [options]\n"
+		"       migwire inspect [options] [FILE|-] (what a saved or "
+		"live stream holds)\n"
 		"       migwire help [send|recv]\n"
 		"       migwire --version\n\n"
 		"`migwire send --help` and `migwire recv --help` list the "
