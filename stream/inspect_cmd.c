@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mw_cli.h"
 #include "mw_inspect.h"
 #include "mw_log.h"
 #include "mw_parse.h"
@@ -96,7 +97,18 @@ static int parse(struct inspect_opts *o, int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hv", lo, NULL)) != -1) {
+	for (;;) {
+		/* "+": argv[optind] is the token getopt reads next */
+		const char *tok = optind < argc ? argv[optind] : NULL;
+		int idx = -1;
+
+		c = getopt_long(argc, argv, "+hv", lo, &idx);
+		if (c == -1)
+			break;
+		if (idx >= 0 && !mw_opt_exact(tok, lo[idx].name))
+			return usage_err("unknown option '%s' (did you mean "
+					 "--%s?)",
+					 tok, lo[idx].name);
 		switch (c) {
 		case 'h':
 			usage(stdout);

@@ -78,7 +78,8 @@ def main():
               "missing: %d %r" % (rc, err))
 
     for bad in (["--bogus"], ["a", "b"], ["--page-size", "3000"],
-                ["--cache", "lots"], ["--chunk-size", "1"], ["--cache"]):
+                ["--cache", "lots"], ["--chunk-size", "1"], ["--cache"],
+                ["--cach", "1M"]):  # no prefix abbreviations
         rc, out, err = run(inspect + bad)
         check(rc == 2 and err.startswith("migwire inspect: ") and
               err.count("\n") == 1, "usage %r: %d %r" % (bad, rc, err))
