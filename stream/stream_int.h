@@ -70,6 +70,9 @@ struct mw_stream_parser {
 	/* Locking: none; one feeding thread owns the whole parser. */
 	mw_stream_ev_fn *fn;
 	void *fn_opaque;
+	/* mw_stream_step, set at creation: how parse_state.c's skip gets
+	 * back to the top level without calling up into qemu_parse.c */
+	void (*step)(struct mw_stream_parser *p);
 	enum state state;
 	uint32_t need;	   /* bytes the state's field needs */
 	uint32_t acc_len;  /* of them gathered so far */
@@ -111,6 +114,7 @@ struct mw_stream_parser {
 	char *blocks[MW_STREAM_BLOCKS_MAX];
 };
 
+/* parse_state.c: the state primitives both layers use. */
 void mw_stream_opaque_at(struct mw_stream_parser *p, uint64_t off,
 			 const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
