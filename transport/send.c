@@ -894,7 +894,10 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	}
 	ret = sender_alloc(&s);
 	if (ret) {
-		mw_err_set(err, ret, "allocating buffers: %s",
+		mw_err_set(err, ret,
+			   "allocating --window %llu bytes (chunks of %u "
+			   "bytes, and as many for the codec's output): %s",
+			   (unsigned long long)cfg->window, cfg->chunk_size,
 			   mw_strerror(ret));
 		goto out;
 	}

@@ -527,6 +527,29 @@ def usage_errors(env):
 
 
 @case
+def window_allocation_names_the_option(env):
+    # an allocation failure says which option asked for the memory
+    if 'ASAN_OPTIONS' in os.environ or 'TSAN_OPTIONS' in os.environ:
+        log('    not under a sanitizer: its shadow memory needs the '
+            'address space this case takes away')
+        return
+    import resource
+
+    def small_as():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, 3 << 29))
+    r = subprocess.run([env.mw, 'send', '--to', '127.0.0.1:9', '--no-tls',
+                        '--window', '2G'], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30,
+                       preexec_fn=small_as)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    log(f'    --window 2G under a 1.5 GiB address space: exit '
+        f'{r.returncode}: {lines}')
+    if r.returncode != 1 or len(lines) != 1 or '--window' not in lines[0]:
+        fail(f'exit {r.returncode}, want 1 and one line naming --window: '
+             f'{lines}')
+
+
+@case
 def stats_file_unwritable(env):
     # one line naming the file, exit 1, on both sides; under ASan this also
     # proves the failed open frees what it allocated (LeakSanitizer would
