@@ -8,6 +8,7 @@
  * --print-config are all generated from it. Exit codes: 0 ok, 1 failure,
  * 2 usage.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,6 +32,7 @@
 #define SIDE_SEND 1
 #define SIDE_RECV 2
 #define SIDE_BOTH 3
+#define MW_AUTHZ_MAX 64 /* --tls-authz given; more go in --tls-authz-file */
 
 struct opts {
 	struct mw_xp_cfg cfg;
@@ -39,6 +41,8 @@ struct opts {
 	unsigned nr_listen, nr_connect;
 	const char *listen_eps[MW_ENDPOINTS_MAX + 1];
 	const char *connect_eps[MW_ENDPOINTS_MAX + 1];
+	const char *authz[MW_AUTHZ_MAX], *authz_file;
+	unsigned nr_authz;
 	bool no_tls, print_config, have_level, have_threads, no_rp;
 	uint32_t qemu_pid;	   /* --qemu-pid; 0: look among the parents */
 	struct mw_placement place; /* how cfg.cpus was chosen */
@@ -153,6 +157,37 @@ static int o_psk_id(struct opts *o, const char *a)
 static int o_host(struct opts *o, const char *a)
 {
 	o->hostname = a;
+	return 0;
+}
+static int o_authz(struct opts *o, const char *a)
+{
+	if (o->nr_authz == MW_AUTHZ_MAX)
+		return usage_err("--tls-authz: at most %u; put more in "
+				 "--tls-authz-file",
+				 MW_AUTHZ_MAX);
+	if (!a[0])
+		return usage_err("--tls-authz: empty identity");
+	o->authz[o->nr_authz++] = a;
+	return 0;
+}
+static int o_authz_file(struct opts *o, const char *a)
+{
+	o->authz_file = a;
+	return 0;
+}
+static int o_allow(struct opts *o, const char *a)
+{
+	struct mw_xp_cfg *c = &o->cfg;
+
+	if (c->nr_allow == MW_ALLOW_MAX)
+		return usage_err("--allow-from: at most %u networks",
+				 MW_ALLOW_MAX);
+	if (mw_cidr_parse(a, &c->allow[c->nr_allow]))
+		return usage_err("--allow-from: '%s' is not an address or "
+				 "ADDR/BITS network (e.g. 10.0.0.0/8, "
+				 "fd00::/8)",
+				 a);
+	c->nr_allow++;
 	return 0;
 }
 static int o_notls(struct opts *o, const char *a)
@@ -374,6 +409,20 @@ static const struct opt_def opt_defs[] = {
 	  "QEMU tls-creds-psk keys.psk file (identity:hexkey lines)" },
 	{ "tls-psk-identity", 1, SIDE_SEND, o_psk_id, "NAME",
 	  "PSK identity to use (default qemu)" },
+	{ "tls-authz", 1, SIDE_RECV, o_authz, "ID",
+	  "allow only this client as the source: its certificate's subject "
+	  "DN as QEMU's tls-authz writes it (e.g. 'CN=src.example,O=Example'), "
+	  "or its PSK identity (repeatable; default: any authenticated "
+	  "client)" },
+	{ "tls-authz", 1, SIDE_SEND, o_authz, "DN",
+	  "also require this subject DN of the receiver's certificate "
+	  "(repeatable; the host name check stays)" },
+	{ "tls-authz-file", 1, SIDE_BOTH, o_authz_file, "FILE",
+	  "more --tls-authz identities, one a line ('#' starts a comment)" },
+	{ "allow-from", 1, SIDE_RECV, o_allow, "CIDR",
+	  "accept connections only from this network, e.g. 10.1.0.0/16 or "
+	  "fd00::/8 (repeatable; others are closed at accept, one log line "
+	  "a second; default: any address)" },
 	{ "no-tls", 0, SIDE_BOTH, o_notls, NULL,
 	  "plaintext: no encryption, no authentication" },
 	{ "input", 1, SIDE_SEND, o_input, "fd:N",
@@ -392,7 +441,11 @@ static const struct opt_def opt_defs[] = {
 	  "cap wire bytes per second over all channels: 100M is 100 MiB/s, "
 	  "1Gbit is 1 Gbit/s (default: no cap)" },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
-	  "seconds allowed for TLS handshakes and for all channels to join; also the TCP user timeout that declares a silent peer dead (default 30)" },
+	  "seconds allowed for setup: per channel the connect, TLS handshake "
+	  "and HELLO (recv: at most 10 s per connection), all channels to "
+	  "join, and recv's --connect to QEMU; also the TCP user timeout "
+	  "(data unacknowledged that long ends a channel). It bounds neither "
+	  "the migration nor a peer that is alive but silent (default 30)" },
 	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
 	  "exec: mode: do not relay stdin back to the sender (by default "
 	  "it is relayed, as QEMU's return path, when stdin and stdout are "
@@ -682,6 +735,16 @@ static int finish_cfg(struct opts *o, int side)
 	if (o->psk_id && !o->psk)
 		return usage_err("--tls-psk-identity has no effect without "
 				 "--tls-psk");
+	if ((o->nr_authz || o->authz_file) && o->no_tls)
+		return usage_err("--tls-authz needs TLS: with --no-tls no "
+				 "peer is authenticated");
+	if ((o->nr_authz || o->authz_file) && side == SIDE_SEND && o->psk)
+		return usage_err("send --tls-authz checks the receiver's "
+				 "certificate: it needs --tls-creds (a PSK "
+				 "receiver has no identity)");
+	c->tls.authz = o->authz;
+	c->tls.nr_authz = o->nr_authz;
+	c->tls.authz_file = o->authz_file;
 	c->tls.hostname = o->hostname ? o->hostname : c->host;
 	mw_codec_level_range(c->codec, &lmin, &lmax);
 	if (o->have_level && c->codec == MW_CODEC_NONE)
@@ -773,6 +836,16 @@ static void print_config(const struct opts *o, int side)
 		printf("tls-psk=%s\n", c->tls.psk_file);
 	if (c->tls.mode != MW_TLS_OFF)
 		printf("tls-records=%s\n", records);
+	for (i = 0; i < o->nr_authz; i++)
+		printf("tls-authz=%s\n", o->authz[i]);
+	if (o->authz_file)
+		printf("tls-authz-file=%s\n", o->authz_file);
+	for (i = 0; i < c->nr_allow; i++) {
+		char a[64] = "?";
+
+		inet_ntop(c->allow[i].af, c->allow[i].addr, a, sizeof(a));
+		printf("allow-from=%s/%u\n", a, c->allow[i].bits);
+	}
 	if (side == SIDE_SEND) {
 		printf("channels=%u\ncompress=%s\n", c->nr_chans,
 		       mw_codec_name(c->codec));

@@ -140,12 +140,13 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
 /*
  * Locking: set before any thread starts and fixed after: cfg, tls, io,
  * lst_efd, chan_loop, fail (its own lock). The listener owns listen_fd
- * while it runs (it closes it on exit); listener and listener_started are
- * the main thread's. Everything from `lock` down is under lock, with one
- * relaxation: have_session, sess, credit, wire_cap and pool are written
- * once, by the first admission, before any channel is admitted, so admitted
- * channels and the threads they start read them without the lock. lat is
- * written to under lock.
+ * while it runs (it closes it on exit), and refused_log_ns and
+ * refused_quiet; listener and listener_started are the main thread's.
+ * Everything from `lock` down is under lock, with one relaxation:
+ * have_session, sess, peer_id, credit, wire_cap and pool are
+ * written once, by the first admission, before any channel is admitted,
+ * so admitted channels and the threads they start read them without the
+ * lock. lat is written to under lock.
  */
 struct receiver {
 	const struct mw_xp_cfg *cfg;
@@ -156,6 +157,9 @@ struct receiver {
 	pthread_t listener;
 	bool listener_started;
 	mw_rx_chan_fn *chan_loop; /* recv.c's, called by admit.c */
+	/* the listener's own: --allow-from refusals logged and held back */
+	unsigned long long refused_log_ns;
+	unsigned refused_quiet;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
@@ -163,7 +167,8 @@ struct receiver {
 	struct mw_comp_pool *pool;
 	bool have_session;
 	struct mw_hello sess;
-	uint32_t credit; /* slots per stream */
+	char peer_id[512]; /* the TLS identity that defined the session */
+	uint32_t credit;   /* slots per stream */
 	size_t wire_cap;
 	unsigned long long first_join_ns;
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
