@@ -57,7 +57,8 @@
  * security assumes (QEMU's docs make 32 bytes with psktool) */
 #define MW_TLS_PSK_WEAK 16u
 /* KeyUpdates a peer may send in a row without application data between
- * them; libssl's own limit (MAX_KEY_UPDATE_MESSAGES) is the same */
+ * them (tls_rec.c; libssl's records have no such limit, only the spill
+ * cap below) */
 #define MW_TLS_KU_STREAK_MAX 32u
 /* Bytes the BIO may hold for a peer while no output buffer is lent: a
  * whole handshake flight fits many times over, a flood of KeyUpdate
