@@ -239,8 +239,8 @@ const char *mw_tls_text_line(const char *text, size_t len, size_t *pos,
 	nl = memchr(p, '\n', len - *pos);
 	*n = nl ? (size_t)(nl - p) : len - *pos;
 	*pos += *n + (nl ? 1 : 0);
-	while (*n && (p[*n - 1] == '\r' || p[*n - 1] == ' ' ||
-		      p[*n - 1] == '\t'))
+	while (*n &&
+	       (p[*n - 1] == '\r' || p[*n - 1] == ' ' || p[*n - 1] == '\t'))
 		(*n)--;
 	return p;
 }

@@ -41,13 +41,37 @@
 
 /* ---- session setup (first admitted HELLO) ---- */
 
+/* "16 MiB", "300 KiB" or "1000 B": sizes in refusal lines */
+static const char *size_name(unsigned long long n, char *buf, size_t cap)
+{
+	if (n >= (1ull << 20) && !(n & ((1ull << 20) - 1)))
+		snprintf(buf, cap, "%llu MiB", n >> 20);
+	else if (n >= 1024 && !(n & 1023))
+		snprintf(buf, cap, "%llu KiB", n >> 10);
+	else
+		snprintf(buf, cap, "%llu B", n);
+	return buf;
+}
+
+/*
+ * The one memory budget: --window bytes of chunk slots for the whole
+ * session, whatever the sender announces. A slot is a chunk buffer plus,
+ * with a codec, a buffer for its compressed form: budget = window / slot
+ * size, in r->slots_free until streams take them (sink.c). exec: mode has
+ * one stream, which gets the whole budget from the start. In socket mode
+ * every stream starts with MW_RX_MIN_CREDIT slots of credit (HELLO_OK's
+ * stream window) and takes more slots when it is created, as long as the
+ * budget has them (sink.c says how many); a stream for which not even
+ * MW_RX_MIN_CREDIT are left is refused. A HELLO whose chunk size leaves
+ * room for fewer than MW_RX_MIN_CREDIT slots is refused.
+ */
 static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 			       const char *id, struct mw_err *err)
 {
 	const struct mw_xp_cfg *cfg = r->cfg;
 	enum mw_codec codec = (enum mw_codec)h->codec;
-	size_t per;
-	uint64_t slots;
+	char a[32], b[32], c[32];
+	uint64_t per, slots;
 	int ret;
 
 	r->wire_cap = codec == MW_CODEC_NONE ?
@@ -55,11 +79,21 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 			      mw_codec_bound(codec, h->chunk_size);
 	per = h->chunk_size + r->wire_cap;
 	slots = cfg->window / per;
-	/* exec: one stream gets the whole window; sockets: a quarter each,
-	 * so main + a few multifd channels stay near --window */
-	if (cfg->nr_eps)
-		slots /= 4;
-	r->credit = slots < 4 ? 4 : slots > 4096 ? 4096 : (uint32_t)slots;
+	if (slots < MW_RX_MIN_CREDIT)
+		return mw_err_set(
+			err, -MW_E_PROTO,
+			"chunk size %s needs at least %s of "
+			"--window on the receiver (have %s)",
+			size_name(h->chunk_size, a, sizeof(a)),
+			/* rounded up: a --window that works */
+			size_name((MW_RX_MIN_CREDIT * per + (1u << 20) - 1) &
+					  ~((1ull << 20) - 1),
+				  b, sizeof(b)),
+			size_name(cfg->window, c, sizeof(c)));
+	r->slots_free = r->slots_total = slots;
+	r->credit = cfg->nr_eps	 ? MW_RX_MIN_CREDIT :
+		    slots > 4096 ? 4096 :
+				   (uint32_t)slots;
 	ret = mw_comp_pool_new(&r->pool, codec, mw_codec_level_default(codec),
 			       cfg->threads, r->credit * MW_STREAMS_MAX,
 			       codec == MW_CODEC_ZSTD ? "mw-unzstd" :
@@ -74,9 +108,10 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	r->have_session = true;
 	r->first_join_ns = mw_now_ns();
 	MW_LOG(MW_LOG_INFO,
-	       "session: %u channels, %s, chunk %u, %u slots "
-	       "per stream",
-	       h->chan_count, mw_codec_name(codec), h->chunk_size, r->credit);
+	       "session: %u channels, %s, chunk %u, %llu chunk slots of "
+	       "%llu bytes within --window, %u of credit per stream to start",
+	       h->chan_count, mw_codec_name(codec), h->chunk_size,
+	       (unsigned long long)slots, (unsigned long long)per, r->credit);
 	return 0;
 }
 

@@ -30,6 +30,12 @@
 #include "session.h"
 
 #define MAX_PENDING 64 /* connections authenticating at once */
+/* the least credit (and slots) a stream gets: one chunk being written while
+ * the next arrives */
+#define MW_RX_MIN_CREDIT 2u
+/* socket mode: a new stream takes a quarter of the budget left, at most
+ * the budget / MW_RX_STREAM_SHARE, at least MW_RX_MIN_CREDIT (sink.c) */
+#define MW_RX_STREAM_SHARE 16u
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
 
 enum rx_phase { PH_HDR, PH_PAYLOAD, PH_CTRL };
@@ -143,7 +149,7 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
  * while it runs (it closes it on exit), and refused_log_ns and
  * refused_quiet; listener and listener_started are the main thread's.
  * Everything from `lock` down is under lock, with one relaxation:
- * have_session, sess, peer_id, credit, wire_cap and pool are
+ * have_session, sess, peer_id, credit, slots_total, wire_cap and pool are
  * written once, by the first admission, before any channel is admitted,
  * so admitted channels and the threads they start read them without the
  * lock. lat is written to under lock.
@@ -167,8 +173,10 @@ struct receiver {
 	struct mw_comp_pool *pool;
 	bool have_session;
 	struct mw_hello sess;
-	char peer_id[512]; /* the TLS identity that defined the session */
-	uint32_t credit;   /* slots per stream */
+	char peer_id[512];    /* the TLS identity that defined the session */
+	uint32_t credit;      /* every stream's first credit (HELLO_OK) */
+	uint64_t slots_free;  /* the --window budget not given to a stream */
+	uint64_t slots_total; /* the whole budget */
 	size_t wire_cap;
 	unsigned long long first_join_ns;
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
@@ -176,6 +184,11 @@ struct receiver {
 	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
 	unsigned nlive, npending;
 	struct rx_stream *streams[MW_STREAMS_MAX];
+	/* slots taken from the budget for a stream id (0: none yet); two
+	 * channels may race to create a stream: both allocate this many, and
+	 * the loser frees its copy before touching it */
+	uint32_t stream_slots[MW_STREAMS_MAX];
+	unsigned nstreams; /* ids that took slots */
 	bool closed;
 	struct mw_close close;
 	bool complete; /* every stream written and closed, ACK queued */
