@@ -27,6 +27,8 @@ made by `openssl ca -gencrl` over a throw-away index. Cases:
                     sender from 127.0.0.1 gets through.
   revoked_client    ca-crl.pem on recv revokes the intruder: refused with a
                     line saying "revoked"; the valid client still works.
+  help              --help names the options and says what --timeout
+                    bounds (setup and the TCP user timeout only).
   revoked_server    ca-crl.pem on send revokes the server certificate: send
                     exits 1 saying "revoked".
 
@@ -315,7 +317,20 @@ def main():
         if os.path.getsize(recv.out):
             fail('recv wrote bytes from a sender that refused it')
 
-    cases = [('authz_ok', authz_ok), ('authz_intruder', authz_intruder),
+    def help_text():
+        # --help names the new options and says what --timeout bounds
+        for side, words in (('recv', ('--tls-authz ID', '--tls-authz-file',
+                                      '--allow-from CIDR')),
+                            ('send', ('--tls-authz DN',))):
+            r = subprocess.run([env.mw, side, '--help'], capture_output=True,
+                               text=True, timeout=10)
+            text = ' '.join(r.stdout.split())
+            for w in words + ('bounds neither the migration nor a peer '
+                              'that is alive but silent',):
+                if w not in text:
+                    fail(f'{side} --help lacks "{w}"')
+
+    cases = [('help', help_text), ('authz_ok', authz_ok), ('authz_intruder', authz_intruder),
              ('authz_second_identity', authz_second_identity),
              ('authz_file', authz_file), ('authz_psk', authz_psk),
              ('authz_send', authz_send), ('allow_from', allow_from),
