@@ -3,11 +3,17 @@
 #include "mw_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
 int mw_log_level = MW_LOG_WARN;
 static const char *log_side = "";
+/* a progress line is on the terminal without its newline: the next line
+ * of any thread erases it first ("\r" + erase to the end of the line) */
+static atomic_bool progress_shown;
+#define ERASE "\r\033[K"
 
 void mw_log_set_side(const char *side)
 {
@@ -20,8 +26,9 @@ void mw_log_emit(int lvl, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	n = snprintf(line, sizeof(line), "migwire%s%s: ", *log_side ? " " : "",
-		     log_side);
+	n = snprintf(line, sizeof(line), "%smigwire%s%s: ",
+		     atomic_exchange(&progress_shown, false) ? ERASE : "",
+		     *log_side ? " " : "", log_side);
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
@@ -30,4 +37,24 @@ void mw_log_emit(int lvl, const char *fmt, ...)
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return; /* nowhere left to report it */
+}
+
+void mw_log_progress(bool tty, bool done, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "%smigwire%s%s: ", tty ? ERASE : "",
+		     *log_side ? " " : "", log_side);
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	if (!tty || done)
+		line[n++] = '\n';
+	atomic_store(&progress_shown, tty && !done);
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
 }

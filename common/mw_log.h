@@ -7,6 +7,8 @@
 #ifndef MW_LOG_H
 #define MW_LOG_H
 
+#include <stdbool.h>
+
 enum mw_log_level {
 	MW_LOG_ERR = 0,
 	MW_LOG_WARN,
@@ -21,6 +23,13 @@ extern int mw_log_level;
 void mw_log_set_side(const char *side);
 void mw_log_emit(int lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * A progress line, whatever the level. tty: it stays on the line (no
+ * newline) and the next line of any kind replaces it; done or !tty: a
+ * normal line. Main thread.
+ */
+void mw_log_progress(bool tty, bool done, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #define MW_LOG(lvl, ...)                                 \
 	do {                                             \

@@ -82,33 +82,17 @@ static void comp_job_compress(struct mw_codec_ctx *ctx, struct mw_comp_job *job)
 	job->out_len = (size_t)n;
 }
 
-static void comp_job_decompress(struct mw_codec_ctx *ctx,
-				struct mw_comp_job *job)
+void mw_comp_job_verify(struct mw_comp_job *job)
 {
-	const uint8_t *out = job->dst;
+	const uint8_t *out = job->raw ? job->src : job->dst;
 	uint64_t got;
 
-	if (job->raw) {
-		if (job->src_len != job->raw_len) {
-			job->ret = mw_err_set(&job->err, -MW_E_CORRUPT,
-					      "raw chunk of %zu bytes, "
-					      "frame says %zu",
-					      job->src_len, job->raw_len);
-			return;
-		}
-		out = job->src;
-	} else if (job->raw_len > job->dst_cap) {
+	if (job->raw && job->src_len != job->raw_len) {
 		job->ret = mw_err_set(&job->err, -MW_E_CORRUPT,
-				      "frame says %zu raw bytes, buffer holds "
-				      "%zu",
-				      job->raw_len, job->dst_cap);
+				      "raw chunk of %zu bytes, "
+				      "frame says %zu",
+				      job->src_len, job->raw_len);
 		return;
-	} else {
-		job->ret = mw_codec_decompress(ctx, job->src, job->src_len,
-					       job->dst, job->raw_len,
-					       &job->err);
-		if (job->ret < 0)
-			return;
 	}
 	got = mw_comp_checksum(out, job->raw_len);
 	if (got != job->csum) {
@@ -120,6 +104,26 @@ static void comp_job_decompress(struct mw_codec_ctx *ctx,
 		return;
 	}
 	job->out_len = job->raw_len;
+}
+
+static void comp_job_decompress(struct mw_codec_ctx *ctx,
+				struct mw_comp_job *job)
+{
+	if (!job->raw && job->raw_len > job->dst_cap) {
+		job->ret = mw_err_set(&job->err, -MW_E_CORRUPT,
+				      "frame says %zu raw bytes, buffer holds "
+				      "%zu",
+				      job->raw_len, job->dst_cap);
+		return;
+	}
+	if (!job->raw) {
+		job->ret = mw_codec_decompress(ctx, job->src, job->src_len,
+					       job->dst, job->raw_len,
+					       &job->err);
+		if (job->ret < 0)
+			return;
+	}
+	mw_comp_job_verify(job);
 }
 
 static void comp_job_run(struct mw_codec_ctx *ctx, struct mw_comp_job *job)

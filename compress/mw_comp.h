@@ -105,6 +105,14 @@ int mw_comp_pool_new(struct mw_comp_pool **out, enum mw_codec c, int level,
  */
 int mw_comp_pool_submit(struct mw_comp_pool *p, struct mw_comp_job *job);
 /*
+ * The check every decompress job ends with, run on the calling thread: a
+ * raw job's src must hold exactly raw_len bytes, and the raw bytes (src for
+ * a raw job, the decoded dst otherwise) must match csum. Sets ret and err on
+ * a mismatch, out_len otherwise. A receiver verifies raw chunks with it
+ * in place, without a hand-off to the pool.
+ */
+void mw_comp_job_verify(struct mw_comp_job *job);
+/*
  * Workers take the newest queued job instead of the oldest. With
  * mw_comp_pool_claim() on the oldest this lets a consumer that must go in
  * order take work from one end while the workers compress ahead from the

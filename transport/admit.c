@@ -184,7 +184,7 @@ static int chan_join(struct rx_chan *ch)
 	struct receiver *r = ch->r;
 	unsigned long long dl = mw_deadline_after(
 		r->cfg->timeout_s < JOIN_SECS ? r->cfg->timeout_s : JOIN_SECS);
-	uint8_t payload[MW_HELLO_LEN], first;
+	uint8_t hdr[MW_FRAME_HDR_LEN], payload[MW_HELLO_LEN], first;
 	struct mw_frame_hdr h;
 	struct mw_hello hello;
 	struct mw_hello_ok ok = { .version = MW_PROTO_VERSION };
@@ -194,11 +194,11 @@ static int chan_join(struct rx_chan *ch)
 	ret = mw_conn_handshake(&ch->conn, dl);
 	if (ret)
 		return ret;
-	ret = mw_conn_read(&ch->conn, ch->hdr, sizeof(ch->hdr), dl);
+	ret = mw_conn_read(&ch->conn, hdr, sizeof(hdr), dl);
 	if (ret)
 		return ret;
-	first = ch->hdr[0];
-	if (mw_frame_hdr_decode(ch->hdr, sizeof(ch->hdr), MW_HELLO_LEN, &h) ||
+	first = hdr[0];
+	if (mw_frame_hdr_decode(hdr, sizeof(hdr), MW_HELLO_LEN, &h) ||
 	    h.type != MW_FT_HELLO) {
 		if (!ch->conn.tls && first == 0x16)
 			return mw_err_set(&ch->conn.err, -MW_E_AUTH,
@@ -237,10 +237,7 @@ static int chan_join(struct rx_chan *ch)
 	mw_hello_ok_encode(payload, &ok);
 	h = (struct mw_frame_hdr){ .type = MW_FT_HELLO_OK,
 				   .wire_len = MW_HELLO_OK_LEN };
-	ret = mw_conn_send_frame(&ch->conn, &h, payload, dl);
-	ch->have = 0;
-	ch->phase = PH_HDR;
-	return ret;
+	return mw_conn_send_frame(&ch->conn, &h, payload, dl);
 }
 
 static void *conn_main(void *arg)

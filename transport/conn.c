@@ -2,9 +2,10 @@
 /*
  * A connection: one TCP socket, optionally a TLS session over it, and the
  * bytes received but not consumed yet. This file has the blocking paths used
- * while a channel is set up or torn down (handshake, HELLO, ACK, ERROR); the
- * data path lives in the ring loops of send.c and recv.c (ring.h), which share
- * mw_conn_read_buffered() with it. Context: the owning channel thread.
+ * while a channel is set up or torn down (handshake, HELLO, ACK, ERROR) and
+ * the receive side of the ring loops in send.c and recv.c (ring.h): both
+ * read frames through the same frame reader (frame_io.h) and send them
+ * through the same writer. Context: the owning channel thread.
  */
 #include <errno.h>
 #include <poll.h>
@@ -144,8 +145,11 @@ int mw_conn_handshake(struct mw_conn *c, unsigned long long deadline)
 	}
 }
 
-ssize_t mw_conn_read_buffered(struct mw_conn *c, void *dst, size_t n,
-			      bool *closed)
+/* Plaintext already received: copies (or opens) up to n bytes without any
+ * syscall. Returns bytes (0: none buffered) or -MW_E_TLS; *closed is set
+ * on the peer's close_notify. */
+static ssize_t read_buffered(struct mw_conn *c, void *dst, size_t n,
+			     bool *closed)
 {
 	size_t avail = c->rx_len - c->rx_off;
 	ssize_t r;
@@ -176,7 +180,7 @@ int mw_conn_read(struct mw_conn *c, void *dst, size_t n,
 
 	while (n) {
 		bool closed;
-		ssize_t r = mw_conn_read_buffered(c, p, n, &closed);
+		ssize_t r = read_buffered(c, p, n, &closed);
 		int ret;
 
 		if (r < 0)
@@ -197,52 +201,82 @@ int mw_conn_read(struct mw_conn *c, void *dst, size_t n,
 	return 0;
 }
 
+/* Blocking frames are small (HELLO, HELLO_OK, ERROR): sealed on the stack. */
+#define SETUP_SEAL_CAP 4096
+
 int mw_conn_send_frame(struct mw_conn *c, const struct mw_frame_hdr *h,
 		       const void *payload, unsigned long long deadline)
 {
-	uint8_t hdr[MW_FRAME_HDR_LEN];
-	struct iovec iov[2] = {
-		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
-		{ .iov_base = (void *)(uintptr_t)payload,
-		  .iov_len = h->wire_len },
-	};
-	uint8_t *sealed;
-	size_t cap;
+	uint8_t sealed[SETUP_SEAL_CAP];
+	struct mw_frame_wr w;
 	ssize_t n;
-	int ret;
+	int i, ret = 0;
 
-	mw_frame_hdr_encode(hdr, h);
-	if (!c->tls) {
-		ret = send_all(c, hdr, sizeof(hdr), deadline);
-		if (!ret && h->wire_len)
-			ret = send_all(c, payload, h->wire_len, deadline);
-		return ret;
-	}
-	cap = mw_tls_seal_bound(sizeof(hdr) + h->wire_len);
-	sealed = malloc(cap);
-	if (!sealed)
-		return -ENOMEM;
-	n = mw_tls_seal(c->tls, iov, h->wire_len ? 2 : 1, sealed, cap, &c->err);
-	ret = n < 0 ? (int)n : send_all(c, sealed, (size_t)n, deadline);
-	free(sealed);
+	mw_frame_wr_init(&w, c->tls, sealed, sizeof(sealed), &c->err);
+	n = mw_frame_wr_put(&w, h, payload);
+	if (n < 0)
+		return (int)n;
+	for (i = 0; i < 2 && !ret; i++)
+		if (w.iov[i].iov_len)
+			ret = send_all(c, w.iov[i].iov_base, w.iov[i].iov_len,
+				       deadline);
 	return ret;
 }
+
+/* The blocking reader's callbacks: one frame into the caller's buffer. */
+struct one_frame {
+	struct mw_frame_hdr *h;
+	uint8_t *payload;
+};
+
+static int one_header(void *opaque, const struct mw_frame_hdr *h, uint8_t **dst)
+{
+	struct one_frame *f = opaque;
+
+	*dst = f->payload;
+	return 0;
+}
+
+static int one_frame_done(void *opaque, const struct mw_frame_hdr *h)
+{
+	struct one_frame *f = opaque;
+
+	*f->h = *h;
+	return 1; /* stop: later bytes belong to the channel loop */
+}
+
+static const struct mw_frame_rd_ops one_ops = {
+	.header = one_header,
+	.frame = one_frame_done,
+};
 
 int mw_conn_recv_frame(struct mw_conn *c, struct mw_frame_hdr *h,
 		       uint8_t *payload, size_t cap,
 		       unsigned long long deadline)
 {
-	uint8_t hdr[MW_FRAME_HDR_LEN];
-	int ret = mw_conn_read(c, hdr, sizeof(hdr), deadline);
+	struct one_frame f = { .h = h, .payload = payload };
+	int ret;
 
-	if (ret)
-		return ret;
-	ret = mw_frame_hdr_decode(hdr, sizeof(hdr), (uint32_t)cap, h);
-	if (ret)
-		return mw_err_set(
-			&c->err, ret,
-			"malformed frame header (not a migwire peer?)");
-	return mw_conn_read(c, payload, h->wire_len, deadline);
+	mw_frame_rd_init(&c->rd, (uint32_t)cap, &one_ops, &f, &c->err,
+			 "malformed frame header (not a migwire peer?)");
+	for (;;) {
+		bool closed;
+
+		ret = mw_conn_rx_drain(c, &closed);
+		if (ret)
+			break;
+		if (closed) {
+			ret = mw_err_set(&c->err, -MW_E_CLOSED,
+					 "connection closed by peer");
+			break;
+		}
+		ret = recv_some(c, deadline);
+		if (ret)
+			break;
+	}
+	/* f is on this stack: leave no pointer to it behind */
+	mw_frame_rd_init(&c->rd, 0, NULL, NULL, &c->err, NULL);
+	return ret > 0 ? 0 : ret;
 }
 
 void mw_conn_send_error(struct mw_conn *c, const char *text)
@@ -256,10 +290,20 @@ void mw_conn_send_error(struct mw_conn *c, const char *text)
 	mw_conn_send_frame(c, &h, text, mw_now_ns() + 1000000000ull);
 }
 
+void mw_conn_rx_start(struct mw_conn *c, const struct mw_frame_rd_ops *ops,
+		      void *opaque, uint32_t max_payload, const char *bad_hdr,
+		      bool direct)
+{
+	mw_frame_rd_init(&c->rd, max_payload, ops, opaque, &c->err, bad_hdr);
+	c->rx_direct = direct && !c->tls;
+}
+
 uint8_t *mw_conn_rx_room(struct mw_conn *c, size_t *len)
 {
 	if (c->rx_off == c->rx_len)
 		c->rx_off = c->rx_len = 0;
+	if (c->rx_direct && !c->rx_len)
+		return mw_frame_rd_want(&c->rd, len);
 	if (c->rx_off && c->rx_cap - c->rx_len < 16384) {
 		memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
 		c->rx_len -= c->rx_off;
@@ -267,4 +311,45 @@ uint8_t *mw_conn_rx_room(struct mw_conn *c, size_t *len)
 	}
 	*len = c->rx_cap - c->rx_len;
 	return c->rx + c->rx_len;
+}
+
+int mw_conn_rx_commit(struct mw_conn *c, size_t n)
+{
+	/* rx_room went direct exactly when the buffer was empty */
+	if (c->rx_direct && !c->rx_len)
+		return mw_frame_rd_commit(&c->rd, n);
+	c->rx_len += n;
+	return 0;
+}
+
+int mw_conn_rx_drain(struct mw_conn *c, bool *closed)
+{
+	*closed = false;
+	for (;;) {
+		size_t want;
+		uint8_t *dst = mw_frame_rd_want(&c->rd, &want);
+		ssize_t n;
+		int ret;
+
+		if (c->tls && c->open_ns) {
+			double t = mw_thread_cpu_seconds();
+
+			n = read_buffered(c, dst, want, closed);
+			atomic_fetch_add_explicit(
+				c->open_ns,
+				(unsigned long long)((mw_thread_cpu_seconds() -
+						      t) *
+						     1e9),
+				memory_order_relaxed);
+		} else {
+			n = read_buffered(c, dst, want, closed);
+		}
+		if (n < 0)
+			return (int)n;
+		if (*closed || n == 0)
+			return 0;
+		ret = mw_frame_rd_commit(&c->rd, (size_t)n);
+		if (ret)
+			return ret;
+	}
 }

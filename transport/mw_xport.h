@@ -55,7 +55,9 @@ struct mw_xp_cfg {
 	struct mw_cpus cpus;   /* placement; n == 0: not pinned */
 	uint64_t max_bw;       /* send: wire bytes per second; 0 = no cap */
 	uint32_t timeout_s;    /* handshake, channel join and stall bound */
-	uint32_t wait_s; /* recv: wait for the first channel; 0 = forever */
+	uint32_t wait_s;     /* recv: wait for the first channel; 0 = forever */
+	uint32_t progress_s; /* --progress: seconds between lines; 0: none */
+	bool progress_tty;   /* rewrite one line in place (stderr is a tty) */
 	const char *stats_file;	  /* JSON lines, or NULL */
 	const char *latency_file; /* "stream seq ns" per chunk read (send) or
 				    * written (recv), CLOCK_MONOTONIC; or NULL */

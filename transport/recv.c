@@ -36,13 +36,11 @@
 #include "mw_fd.h"
 #include "mw_log.h"
 #include "mw_thread.h"
+#include "chan.h"
+#include "frame_io.h"
 #include "net.h"
 #include "recv_int.h"
 #include "stats.h"
-
-#define UD_EFD 1
-#define UD_RECV 2
-#define UD_SEND 3
 
 static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -60,10 +58,10 @@ static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
 /* ---- channel: incoming frames ---- */
 
 /* DATA header decoded: claim the slot its credit reserved. */
-static int claim_slot(struct rx_chan *ch)
+static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
+		      uint8_t **dst)
 {
 	struct receiver *r = ch->r;
-	const struct mw_frame_hdr *h = &ch->h;
 	const char *why = "";
 	struct rx_stream *st;
 	struct rx_slot *s;
@@ -85,25 +83,26 @@ static int claim_slot(struct rx_chan *ch)
 	s->seq = h->seq;
 	s->raw_len = h->raw_len;
 	pthread_mutex_unlock(&r->lock);
+	if (!atomic_load_explicit(&r->first_ns, memory_order_relaxed)) {
+		unsigned long long none = 0;
+
+		/* rates count from here, not from start-up */
+		atomic_compare_exchange_strong(&r->first_ns, &none,
+					       mw_now_ns());
+	}
 	ch->slot = s;
-	ch->dst = (h->flags & MW_F_RAW) ? s->raw : s->wire;
-	ch->need = h->wire_len;
-	ch->phase = PH_PAYLOAD;
+	*dst = (h->flags & MW_F_RAW) ? s->raw : s->wire;
 	return 0;
 }
 
-static int header_done(struct rx_chan *ch)
+/* A header passed mw_frame_hdr_decode: checks it against the session and
+ * picks where its payload goes. */
+static int frame_header(void *opaque, const struct mw_frame_hdr *h,
+			uint8_t **dst)
 {
+	struct rx_chan *ch = opaque;
 	struct receiver *r = ch->r;
-	struct mw_frame_hdr *h = &ch->h;
-	uint32_t maxp = r->sess.chunk_size;
-	int ret;
 
-	ret = mw_frame_hdr_decode(ch->hdr, sizeof(ch->hdr),
-				  maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX, h);
-	if (ret)
-		return chan_err(ch, ret, "malformed frame header");
-	ch->have = 0;
 	if (h->stream & MW_STREAM_REVERSE)
 		return chan_err(ch, -MW_E_PROTO,
 				"reverse-direction %s frame "
@@ -122,14 +121,12 @@ static int header_done(struct rx_chan *ch)
 			return chan_err(ch, -MW_E_PROTO,
 					"chunk uses codec %u, session has %u",
 					h->codec, r->sess.codec);
-		return claim_slot(ch);
+		return claim_slot(ch, h, dst);
 	case MW_FT_END:
 	case MW_FT_ERROR:
 	case MW_FT_OPEN:
 	case MW_FT_CLOSE:
-		ch->dst = ch->ctl;
-		ch->need = h->wire_len;
-		ch->phase = PH_CTRL;
+		*dst = ch->ctl;
 		return 0;
 	default:
 		return chan_err(ch, -MW_E_PROTO, "unexpected %s frame",
@@ -137,53 +134,45 @@ static int header_done(struct rx_chan *ch)
 	}
 }
 
-static int payload_done(struct rx_chan *ch)
+static int payload_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct rx_slot *s = ch->slot;
 	struct receiver *r = ch->r;
 	int ret;
 
+	ch->slot = NULL;
 	memset(&s->job, 0, sizeof(s->job));
-	if (ch->h.flags & MW_F_RAW) {
+	s->job.dir = MW_COMP_DECOMPRESS;
+	s->job.raw = h->flags & MW_F_RAW;
+	s->job.src = s->job.raw ? s->raw : s->wire;
+	s->job.src_len = h->wire_len;
+	s->job.dst = s->raw;
+	s->job.dst_cap = r->sess.chunk_size;
+	s->job.raw_len = h->raw_len;
+	s->job.csum = h->csum;
+	s->job.done = mw_rx_slot_decoded;
+	s->job.opaque = s;
+	if (s->job.raw) {
 		/* verify a raw chunk here while it is in cache: no hand-off */
-		ch->slot = NULL;
-		ch->phase = PH_HDR;
-		s->job.opaque = s;
-		if (mw_comp_checksum(s->raw, ch->h.raw_len) != ch->h.csum)
-			s->job.ret = mw_err_set(&s->job.err, -MW_E_CORRUPT,
-						"checksum mismatch");
+		mw_comp_job_verify(&s->job);
 		mw_rx_slot_decoded(&s->job);
 		return 0;
 	}
-	s->job.dir = MW_COMP_DECOMPRESS;
-	s->job.raw = ch->h.flags & MW_F_RAW;
-	s->job.src = s->job.raw ? s->raw : s->wire;
-	s->job.src_len = ch->h.wire_len;
-	s->job.dst = s->raw;
-	s->job.dst_cap = r->sess.chunk_size;
-	s->job.raw_len = ch->h.raw_len;
-	s->job.csum = ch->h.csum;
-	s->job.done = mw_rx_slot_decoded;
-	s->job.opaque = s;
 	pthread_mutex_lock(&r->lock);
 	mw_reasm_mark(&s->st->ra, s->idx, MW_RS_DECODING);
 	pthread_mutex_unlock(&r->lock);
-	ch->slot = NULL;
-	ch->phase = PH_HDR;
 	ret = mw_comp_pool_submit(r->pool, &s->job);
 	return ret ? chan_err(ch, ret, "decompress queue: %s",
 			      mw_strerror(ret)) :
 		     0;
 }
 
-static int ctrl_done(struct rx_chan *ch)
+static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct receiver *r = ch->r;
-	const struct mw_frame_hdr *h = &ch->h;
 	struct rx_stream *st;
 	int ret = 0;
 
-	ch->phase = PH_HDR;
 	if (h->type == MW_FT_ERROR) {
 		ch->ctl[h->wire_len] = '\0';
 		return chan_err(ch, -MW_E_PEER, "sender failed: %s",
@@ -235,250 +224,121 @@ static int ctrl_done(struct rx_chan *ch)
 	return ret;
 }
 
-/*
- * Consumes buffered bytes until it needs I/O (NEED_IO; ch->dst/need name
- * where plaintext must go) or fails.
- */
-#define NEED_IO 1
-static int chan_process(struct rx_chan *ch)
+/* A whole frame arrived at where frame_header pointed it. */
+static int frame_done(void *opaque, const struct mw_frame_hdr *h)
 {
-	for (;;) {
-		uint8_t *dst;
-		size_t want;
-		bool closed;
-		ssize_t n;
-		int ret;
+	struct rx_chan *ch = opaque;
 
-		if (ch->phase == PH_HDR) {
-			dst = ch->hdr + ch->have;
-			want = sizeof(ch->hdr) - ch->have;
-		} else {
-			dst = ch->dst;
-			want = ch->need;
-		}
-		n = 0;
-		if (want && ch->conn.tls) {
-			double t = mw_thread_cpu_seconds();
-
-			n = mw_conn_read_buffered(&ch->conn, dst, want,
-						  &closed);
-			atomic_fetch_add_explicit(
-				&ch->open_ns,
-				(unsigned long long)((mw_thread_cpu_seconds() -
-						      t) *
-						     1e9),
-				memory_order_relaxed);
-		} else if (want) {
-			n = mw_conn_read_buffered(&ch->conn, dst, want,
-						  &closed);
-		}
-		if (want) {
-			if (n < 0)
-				return (int)n;
-			if (closed)
-				return chan_err(ch, -MW_E_CLOSED,
-						"sender closed the TLS session "
-						"before the end of the stream");
-			if (n == 0)
-				return NEED_IO;
-		}
-		if (ch->phase == PH_HDR) {
-			ch->have += (size_t)n;
-			if (ch->have < sizeof(ch->hdr))
-				continue;
-			ret = header_done(ch);
-		} else {
-			ch->dst += n;
-			ch->need -= (size_t)n;
-			atomic_fetch_add_explicit(&ch->bytes_wire,
-						  (unsigned long long)n,
-						  memory_order_relaxed);
-			if (ch->need)
-				continue;
-			ret = ch->phase == PH_PAYLOAD ? payload_done(ch) :
-							ctrl_done(ch);
-		}
-		if (ret)
-			return ret;
-	}
+	return h->type == MW_FT_DATA ? payload_done(ch, h) : ctrl_done(ch, h);
 }
 
-/* Accounts plaintext that a direct recv wrote at its destination. */
-static int plain_received(struct rx_chan *ch, size_t n)
+static const struct mw_frame_rd_ops frame_ops = {
+	.header = frame_header,
+	.frame = frame_done,
+};
+
+/* The loop goes on until the session fails, or the sender closed after
+ * the ACK (or did not within two seconds). */
+static int round_check(struct mw_chan *io)
 {
-	if (ch->phase == PH_HDR) {
-		ch->have += n;
-		return ch->have == sizeof(ch->hdr) ? header_done(ch) : 0;
-	}
-	ch->dst += n;
-	ch->need -= n;
-	atomic_fetch_add_explicit(&ch->bytes_wire, (unsigned long long)n,
-				  memory_order_relaxed);
-	if (ch->need)
-		return 0;
-	return ch->phase == PH_PAYLOAD ? payload_done(ch) : ctrl_done(ch);
+	struct rx_chan *ch = io->opaque;
+
+	if (mw_fail_is_set(&ch->r->fail))
+		return -MW_E_CANCEL;
+	if (ch->ack_sent && io->rx_eof)
+		return MW_CHAN_STOP;
+	if (ch->ack_sent && !ch->ack_dl)
+		ch->ack_dl = mw_now_ns() + 2000000000ull;
+	if (ch->ack_dl && mw_now_ns() >= ch->ack_dl)
+		return MW_CHAN_STOP; /* the sender did not close after the ACK */
+	io->wait_ns = ch->ack_dl ? 100000000ull : 0;
+	io->rx_paused = ch->ack_sent; /* nothing is expected after CLOSE */
+	return 0;
 }
 
-static void post_efd(struct rx_chan *ch)
+static int recv_check(struct mw_chan *io, int res)
 {
-	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
-			  UD_EFD);
+	struct rx_chan *ch = io->opaque;
+
+	if (res == 0) {
+		if (ch->ack_sent)
+			return MW_CHAN_EOF;
+		return chan_err(ch, -MW_E_CLOSED,
+				"connection closed before the "
+				"end of the stream");
+	}
+	if (res == -ECONNRESET && !ch->ack_sent)
+		/* a sender killed with our credit frames
+		 * unread resets rather than closes */
+		return chan_err(ch, res,
+				"connection reset: "
+				"closed before the end of the "
+				"stream");
+	if (res < 0)
+		return chan_err(ch, res, "recv: %s", mw_strerror(res));
+	return ch->ack_sent ? MW_CHAN_SKIP : 0;
 }
 
-/* Posts one recv: plaintext straight into its destination, ciphertext into
- * the connection buffer. */
-static void post_recv(struct rx_chan *ch)
+static int tls_closed(struct mw_chan *io)
 {
-	struct mw_conn *c = &ch->conn;
-	uint8_t *dst;
-	size_t len;
-
-	if (!c->tls) {
-		dst = ch->phase == PH_HDR ? ch->hdr + ch->have : ch->dst;
-		len = ch->phase == PH_HDR ? sizeof(ch->hdr) - ch->have :
-					    ch->need;
-	} else {
-		dst = mw_conn_rx_room(c, &len);
-	}
-	mw_ring_post_recv(&ch->ring, c->fd, dst, len, UD_RECV);
+	return chan_err(io->opaque, -MW_E_CLOSED,
+			"sender closed the TLS session "
+			"before the end of the stream");
 }
 
 /* ---- channel: outgoing control and reverse frames ---- */
 
-static void post_send(struct rx_chan *ch)
+/* The next queued frame, sent from tx_ctl. */
+static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *h,
+		      const void **payload)
 {
-	mw_sendq_post(&ch->ring, ch->conn.fd, &ch->sq, UD_SEND);
-}
+	struct rx_chan *ch = io->opaque;
+	struct mw_ctl *c = mw_ctlq_pop(&ch->ctlq);
 
-/* Starts sending the next queued frame, if any and none is in flight. */
-static int tx_next(struct rx_chan *ch)
-{
-	struct mw_ctl *c;
-	struct iovec plain[2];
-	ssize_t n;
-
-	if (ch->tx_ctl || !(c = mw_ctlq_pop(&ch->ctlq)))
+	if (!c)
 		return 0;
 	ch->tx_ctl = c;
-	mw_frame_hdr_encode(ch->tx_hdr, &c->h);
-	plain[0] = (struct iovec){ ch->tx_hdr, sizeof(ch->tx_hdr) };
-	plain[1] = (struct iovec){ c->payload, c->h.wire_len };
-	if (!ch->conn.tls) {
-		ch->sq.iov[0] = plain[0];
-		ch->sq.iov[1] = plain[1];
-	} else {
-		n = mw_tls_seal(ch->conn.tls, plain, c->h.wire_len ? 2 : 1,
-				ch->sealed, ch->sealed_cap, &ch->conn.err);
-		if (n < 0)
-			return (int)n;
-		ch->sq.iov[0] = (struct iovec){ NULL, 0 };
-		ch->sq.iov[1] = (struct iovec){ ch->sealed, (size_t)n };
-	}
-	post_send(ch);
-	return 0;
+	*h = c->h;
+	*payload = c->payload;
+	return 1;
 }
 
-static int tx_done(struct rx_chan *ch, int res)
+static void frame_sent(struct mw_chan *io, unsigned i)
 {
-	if (res < 0)
-		return chan_err(ch, res, "send: %s", mw_strerror(res));
-	if (mw_sendq_advance(&ch->sq, (size_t)res)) {
-		post_send(ch);
-		return 0;
-	}
+	struct rx_chan *ch = io->opaque;
+
 	if (ch->tx_ctl->h.type == MW_FT_ACK) {
 		ch->ack_sent = true;
 		shutdown(ch->conn.fd, SHUT_WR);
 	}
 	free(ch->tx_ctl);
 	ch->tx_ctl = NULL;
-	return tx_next(ch);
 }
+
+/* A frame that could not be sealed stays in tx_ctl: the connection is
+ * failing, and teardown frees it. */
+static const struct mw_chan_ops chan_ops = {
+	.round = round_check,
+	.next_frame = next_frame,
+	.on_sent = frame_sent,
+	.on_recv = recv_check,
+	.on_closed = tls_closed,
+};
 
 static int chan_loop(struct rx_chan *ch)
 {
-	struct receiver *r = ch->r;
-	bool recv_posted = false, efd_posted = false, eof = false;
-	unsigned long long ack_dl = 0;
-	int ret;
+	uint32_t maxp = ch->r->sess.chunk_size;
 
-	for (;;) {
-		struct mw_ring_cqe cqe;
-
-		if (mw_fail_is_set(&r->fail))
-			return -MW_E_CANCEL;
-		if (ch->ack_sent && eof)
-			return 0;
-		ret = tx_next(ch);
-		if (ret)
-			return ret;
-		if (!efd_posted) {
-			post_efd(ch);
-			efd_posted = true;
-		}
-		if (!recv_posted && !eof) {
-			ret = ch->ack_sent ? NEED_IO : chan_process(ch);
-			if (ret < 0)
-				return ret;
-			if (ret == NEED_IO) {
-				post_recv(ch);
-				recv_posted = true;
-			}
-		}
-		if (ch->ack_sent && !ack_dl)
-			ack_dl = mw_now_ns() + 2000000000ull;
-		ret = mw_ring_wait(&ch->ring, ack_dl ? 100000000ull : 0);
-		if (ack_dl && mw_now_ns() >= ack_dl)
-			return 0; /* the sender did not close after the ACK */
-		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return chan_err(ch, ret, "%s: %s", mw_io_name(r->io),
-					mw_strerror(ret));
-		while (mw_ring_peek(&ch->ring, &cqe)) {
-			uint64_t ud = cqe.ud;
-			int res = cqe.res;
-
-			mw_ring_advance(&ch->ring, 1);
-			if (ud == UD_EFD) {
-				efd_posted = false;
-				continue;
-			}
-			if (ud == UD_SEND) {
-				ret = tx_done(ch, res);
-				if (ret)
-					return ret;
-				continue;
-			}
-			recv_posted = false;
-			if (res == 0) {
-				if (ch->ack_sent) {
-					eof = true;
-					continue;
-				}
-				return chan_err(ch, -MW_E_CLOSED,
-						"connection closed before the "
-						"end of the stream");
-			}
-			if (res == -ECONNRESET && !ch->ack_sent)
-				/* a sender killed with our credit frames
-				 * unread resets rather than closes */
-				return chan_err(ch, res,
-						"connection reset: "
-						"closed before the end of the "
-						"stream");
-			if (res < 0)
-				return chan_err(ch, res, "recv: %s",
-						mw_strerror(res));
-			if (ch->ack_sent)
-				continue; /* nothing is expected after CLOSE */
-			if (ch->conn.tls) {
-				ch->conn.rx_len += (size_t)res;
-			} else {
-				ret = plain_received(ch, (size_t)res);
-				if (ret < 0)
-					return ret;
-			}
-		}
-	}
+	mw_chan_init(&ch->io, &chan_ops, ch, &ch->conn, &ch->ring, ch->efd, 1);
+	ch->io.slot[0].sealed = ch->sealed;
+	ch->io.slot[0].sealed_cap = ch->sealed_cap;
+	ch->io.rx_bytes = &ch->bytes_wire;
+	ch->conn.open_ns = &ch->open_ns;
+	/* bulk payloads: a plaintext recv lands in the slot itself */
+	mw_conn_rx_start(&ch->conn, &frame_ops, ch,
+			 maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX,
+			 "malformed frame header", true);
+	return mw_chan_loop(&ch->io);
 }
 
 /* ---- main thread ---- */
@@ -513,6 +373,8 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 			continue;
 		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
 						    memory_order_relaxed);
+		if (!atomic_load(&ch->exited))
+			sn->chans_up++;
 		chs[i].cpu = atomic_load(&ch->exited) ?
 				     ch->cpu_final :
 				     mw_stats_thread_cpu(ch->th);
@@ -523,6 +385,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 						     memory_order_relaxed) /
 			1e9;
 	}
+	sn->first = mw_stats_since(atomic_load(&r->first_ns), t0);
 	sn->stage_cpu[0] -= sn->stage_cpu[1];
 	if (sn->stage_cpu[0] < 0)
 		sn->stage_cpu[0] = 0;
@@ -562,13 +425,17 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
+	unsigned ticks = 0, every = r->cfg->progress_s;
 
 	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
-		if (mw_fail_poll(&r->fail, sfd, &next) && st->f) {
+		if (mw_fail_poll(&r->fail, sfd, &next) && (st->f || every)) {
 			struct mw_stats_snap sn;
 
 			snap_fill(r, &sn, chs, sts, t0);
 			mw_stats_write(st, &sn);
+			if (every && ++ticks % every == 0)
+				mw_stats_progress(&sn, r->cfg->progress_tty,
+						  false);
 		}
 	}
 }
@@ -758,6 +625,8 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	sn.final = true;
 	sn.result = ret ? err->msg : "ok";
 	mw_stats_write(&st, &sn);
+	if (cfg->progress_s)
+		mw_stats_progress(&sn, cfg->progress_tty, true);
 	if (cfg->verbose)
 		mw_stats_summary(&sn);
 	if (!clean)

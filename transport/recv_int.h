@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "chan.h"
 #include "conn.h"
 #include "ctlq.h"
 #include "mw_comp.h"
@@ -37,8 +38,6 @@
  * the budget / MW_RX_STREAM_SHARE, at least MW_RX_MIN_CREDIT (sink.c) */
 #define MW_RX_STREAM_SHARE 16u
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
-
-enum rx_phase { PH_HDR, PH_PAYLOAD, PH_CTRL };
 
 struct receiver;
 struct rx_stream;
@@ -116,24 +115,17 @@ struct rx_chan {
 	struct mw_ring ring;
 	bool ring_ok;
 	int efd;
-	uint64_t efd_buf;
 	bool ack_sent;
-	/* frame being parsed */
-	enum rx_phase phase;
-	uint8_t hdr[MW_FRAME_HDR_LEN];
-	size_t have;
-	struct mw_frame_hdr h;
-	struct rx_slot *slot;
-	uint8_t *dst;
-	size_t need;
+	/* frame being parsed (conn.rd parses them) */
+	struct rx_slot *slot; /* a DATA frame's, from its header on */
 	uint8_t ctl[MW_ERROR_MAX + 1];
 	/* control / reverse frames going out */
 	struct mw_ctlq ctlq;
 	struct mw_ctl *tx_ctl; /* being sent */
-	uint8_t tx_hdr[MW_FRAME_HDR_LEN];
 	uint8_t *sealed;
 	size_t sealed_cap;
-	struct mw_sendq sq;
+	unsigned long long ack_dl; /* after the ACK: wait this long for EOF */
+	struct mw_chan io;	   /* the loop (one slot: tx_ctl) */
 	atomic_ullong bytes_wire;
 	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
 	atomic_bool exited;
@@ -194,6 +186,8 @@ struct receiver {
 	bool complete; /* every stream written and closed, ACK queued */
 	FILE *lat;     /* --latency-file */
 	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
+	atomic_ullong first_ns; /* the first DATA frame's mw_now_ns(); 0:
+				 * none yet (atomic, set once, no lock) */
 };
 
 /* ---- admit.c ---- */

@@ -61,19 +61,20 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 	if (!st->f)
 		return;
 	if (s->final) {
-		/* the final line reports averages over the whole session */
-		dt = s->elapsed;
+		/* the final line reports averages over the session, from
+		 * its first chunk */
+		dt = s->first >= 0 ? s->elapsed - s->first : s->elapsed;
 		st->last_raw = st->last_wire = 0;
 		memset(st->last_chan, 0, st->nchans * sizeof(*st->last_chan));
 	}
 	fprintf(st->f,
 		"{\"time\":%lld,\"side\":\"%s\",\"io\":\"%s\",\"final\":%s,"
-		"\"elapsed_s\":%.3f,"
+		"\"elapsed_s\":%.3f,\"first_chunk_s\":%.3f,"
 		"\"bytes_in\":%llu,\"bytes_wire\":%llu,\"ratio\":%.4f,"
 		"\"chunks\":%llu,\"rate_in_MiBps\":%.1f,\"rate_wire_MiBps\":%.1f,"
 		"\"rate_wire_Gbitps\":%.3f,",
 		(long long)time(NULL), s->side, s->io ? s->io : "",
-		s->final ? "true" : "false", s->elapsed,
+		s->final ? "true" : "false", s->elapsed, s->first,
 		(unsigned long long)s->bytes_raw,
 		(unsigned long long)s->bytes_wire,
 		s->bytes_wire ? (double)s->bytes_raw / (double)s->bytes_wire :
@@ -127,7 +128,8 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 
 void mw_stats_summary(const struct mw_stats_snap *s)
 {
-	double cpu = 0, in = rate(s->bytes_raw, 0, s->elapsed);
+	double busy = s->first >= 0 ? s->elapsed - s->first : s->elapsed;
+	double cpu = 0, in = rate(s->bytes_raw, 0, busy);
 	char ratio[32] = "no chunks";
 	unsigned i;
 
@@ -143,10 +145,51 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 		    "on the wire (%s), %llu chunks, %u channels (io %s), "
 		    "%.2f CPU s: %s",
 		    strcmp(s->side, "send") ? "wrote" : "read",
-		    (unsigned long long)s->bytes_raw, s->elapsed, in, gbit(in),
+		    (unsigned long long)s->bytes_raw, busy, in, gbit(in),
 		    (unsigned long long)s->bytes_wire, ratio,
 		    (unsigned long long)s->chunks, s->nchans,
 		    s->io ? s->io : "?", cpu, s->result ? s->result : "ok");
+}
+
+double mw_stats_since(unsigned long long ns, double t0)
+{
+	return ns ? (double)ns / 1e9 - t0 : -1.0;
+}
+
+/* "1.23 GiB", "512.0 MiB", "4.0 KiB" */
+static void iec(char *buf, size_t cap, uint64_t n)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", v, unit[u]);
+}
+
+void mw_stats_progress(const struct mw_stats_snap *s, bool tty, bool done)
+{
+	/* rates over the time since the first chunk: a receiver that waited
+	 * for its sender has not been slow */
+	double busy = s->first >= 0 ? s->elapsed - s->first : 0;
+	double in = rate(s->bytes_raw, 0, busy);
+	double wire = rate(s->bytes_wire, 0, busy);
+	unsigned secs = (unsigned)s->elapsed;
+	char moved[32], ratio[24] = "-";
+
+	iec(moved, sizeof(moved), s->bytes_raw);
+	if (s->chunks && s->bytes_wire)
+		snprintf(ratio, sizeof(ratio), "%.2f",
+			 (double)s->bytes_raw / (double)s->bytes_wire);
+	mw_log_progress(tty, done,
+			"%s %s, in %.1f MiB/s, wire %.1f MiB/s (%.2f Gbit/s), "
+			"ratio %s, %u/%u channels, %u:%02u",
+			strcmp(s->side, "send") ? "wrote" : "read", moved, in,
+			wire, gbit(wire), ratio, s->chans_up, s->nchans,
+			secs / 60, secs % 60);
 }
 
 void mw_stats_close(struct mw_stats *st)

@@ -36,6 +36,8 @@ struct mw_stats_snap {
 	const struct mw_stats_stream *streams;
 	const char *stage_name[MW_STATS_STAGES];
 	double stage_cpu[MW_STATS_STAGES];
+	unsigned chans_up; /* channels connected now */
+	double first;	   /* elapsed at the first chunk; < 0: none yet */
 	bool final;
 	const char *result; /* final: "ok" or the error text */
 };
@@ -52,6 +54,14 @@ int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans);
 void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s);
 /* The -v summary line. */
 void mw_stats_summary(const struct mw_stats_snap *s);
+/*
+ * --progress: one line about bytes moved, input and wire rates, ratio and
+ * channels. tty: rewritten in place (\r), else one line each call. done:
+ * the session ended: a terminal's line is kept with a newline.
+ */
+void mw_stats_progress(const struct mw_stats_snap *s, bool tty, bool done);
+/* seconds of mw_now_ns() since t0, or -1 for 0 ("not yet") */
+double mw_stats_since(unsigned long long ns, double t0);
 void mw_stats_close(struct mw_stats *st);
 /* CPU seconds used so far by another thread of this process. */
 double mw_stats_thread_cpu(pthread_t th);

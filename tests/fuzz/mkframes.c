@@ -4,7 +4,7 @@
  * Python has no XXH3, so the frames that need checksums are made here, with
  * the project's own encoders, codecs and checksum.
  *
- *   mkframes seeds DIR  seed corpora: DIR/{frame,decompress,psk,opts}/
+ *   mkframes seeds DIR  seed corpora: DIR/{frame,decompress,psk,opts,stream}/
  *                       (the committed tests/fuzz/corpus/ was made so)
  *   mkframes net DIR    hostile DATA-phase streams for tests/fuzz/
  *                       net_replay.py: NAME.stream (the bytes a sender
@@ -811,6 +811,77 @@ static void seeds_opts(const char *base)
 	}
 }
 
+static void stream_frame(struct bytes *b, const struct mw_frame_hdr *h,
+			 const void *payload)
+{
+	uint8_t raw[MW_FRAME_HDR_LEN];
+
+	mw_frame_hdr_encode(raw, h);
+	put(b, raw, sizeof(raw));
+	put(b, payload, h->wire_len);
+}
+
+/* fuzz_stream: a 2-byte prefix (path, slots; split seed), then frames. */
+static void seeds_stream(const char *base)
+{
+	static uint8_t raw[CHUNK], zst[2 * CHUNK];
+	static const uint64_t order[] = { 1, 0, 3, 2, 4 }; /* out of order */
+	char dir[4096], name[32];
+	unsigned path, i;
+
+	snprintf(dir, sizeof(dir), "%s/stream", base);
+	mkdir_p(dir);
+	for (path = 0; path < 3; path++) {
+		struct bytes b = { 0 };
+		uint8_t pre[2] = { (uint8_t)(path | 7u << 2), (uint8_t)path };
+		struct mw_frame_hdr h = { .type = MW_FT_WINDOW };
+		uint8_t end[MW_END_LEN];
+		struct mw_end e = { .bytes = 5 * CHUNK, .chunks = 5 };
+		size_t zl;
+
+		put(&b, pre, sizeof(pre));
+		stream_frame(&b, &h, NULL);
+		for (i = 0; i < 5; i++) {
+			chunk_fill(raw, CHUNK, (unsigned)order[i]);
+			h = (struct mw_frame_hdr){
+				.type = MW_FT_DATA,
+				.flags = MW_F_RAW,
+				.raw_len = CHUNK,
+				.wire_len = CHUNK,
+				.seq = order[i],
+				.csum = mw_comp_checksum(raw, CHUNK),
+			};
+			stream_frame(&b, &h, raw);
+		}
+		zl = compress(MW_CODEC_ZSTD, raw, CHUNK, zst, sizeof(zst));
+		h = (struct mw_frame_hdr){ .type = MW_FT_DATA,
+					   .codec = MW_CODEC_ZSTD,
+					   .stream = 2,
+					   .raw_len = CHUNK,
+					   .wire_len = (uint32_t)zl };
+		stream_frame(&b, &h, zst);
+		mw_end_encode(end, &e);
+		h = (struct mw_frame_hdr){ .type = MW_FT_END,
+					   .stream = 0,
+					   .wire_len = MW_END_LEN };
+		stream_frame(&b, &h, end);
+		h = (struct mw_frame_hdr){ .type = MW_FT_ERROR, .wire_len = 4 };
+		stream_frame(&b, &h, "oops");
+		snprintf(name, sizeof(name), "frames_%u", path);
+		seed(dir, name, b.p, b.n);
+		/* then a header that claims more than the chunk size */
+		h = (struct mw_frame_hdr){ .type = MW_FT_DATA,
+					   .flags = MW_F_RAW,
+					   .raw_len = CHUNK + 1,
+					   .wire_len = CHUNK + 1 };
+		mw_frame_hdr_encode(raw, &h);
+		put(&b, raw, MW_FRAME_HDR_LEN);
+		snprintf(name, sizeof(name), "oversize_%u", path);
+		seed(dir, name, b.p, b.n);
+		free(b.p);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "net")) {
@@ -823,6 +894,7 @@ int main(int argc, char **argv)
 		seeds_decompress(argv[2]);
 		seeds_psk(argv[2]);
 		seeds_opts(argv[2]);
+		seeds_stream(argv[2]);
 		return 0;
 	}
 	fprintf(stderr, "usage: mkframes net|seeds DIR\n");

@@ -9,9 +9,6 @@ real sender. Where a hostile connection is merely turned away, the real
 transfer that follows must still be byte-exact. Each case prints the lines
 it got; message checks are loose, case-insensitive keywords.
 
-Cases marked XFAIL are known migwire bugs: they print XFAIL and do not fail
-the test; if one starts to pass it prints XPASS (remove the mark then).
-
     badinput.py MIGWIRE DATAGEN MKCERTS [CASE...]
 """
 import os
@@ -25,7 +22,7 @@ import time
 
 import faultlib as fl
 import mwtest
-from mwtest import MiB, Xfail, fail, has_keywords, log
+from mwtest import MiB, fail, has_keywords, log
 
 HDR = 40
 HELLO_LEN = 64
@@ -674,7 +671,7 @@ def help_and_version(env):
 
 @case
 def usage_unknown_option(env):
-    # XFAIL: getopt's own message plus a hint: two lines, not one
+    # one line of our own, not getopt's message plus a hint
     rc, err = env.run_cli(['send', '--to', '127.0.0.1:9', '--no-tls',
                            '--bogus'])
     lines = [l for l in err.splitlines() if l.strip()]
@@ -684,7 +681,7 @@ def usage_unknown_option(env):
     if not any('bogus' in l for l in lines):
         fail('no line names --bogus')
     if len(lines) != 1:
-        raise Xfail(f'{len(lines)} lines on stderr for an unknown option')
+        fail(f'{len(lines)} lines on stderr for an unknown option')
 
 
 def run():

@@ -131,21 +131,14 @@ def run():
     recv.signal(15)
     recv.wait(10)
     log(f'idle recv: {used:.2f} CPU s in 2.5 s of waiting for a sender')
+    # once a known bug (the control loop spun without --stats-file); fixed
     if used > 0.5:
-        raise mwtest.Xfail(f'idle recv burnt {used:.2f} CPU s in 2.5 s')
-    log('XPASS: idle recv no longer spins: remove the XFAIL mark')
+        fail(f'idle recv burnt {used:.2f} CPU s in 2.5 s')
     log('PASS')
 
 
 def main():
-    try:
-        run()
-    except mwtest.Xfail as e:
-        # known bug: recv's control loop spins (poll timeout 0) once its
-        # first stats second is due when there is no --stats-file
-        log(f'XFAIL: {e} (known migwire bug: recv control_loop spins '
-            f'without --stats-file)')
-        log('PASS (1 xfail)')
+    run()
 
 
 if __name__ == '__main__':

@@ -70,9 +70,10 @@ def run():
     inp = env.make_input('random', 32 * MiB)
     tls = ['--tls-creds', env.pki()]
     cases = [
-        # known bug: send's ERROR frame after an interrupted TLS channel
-        # fails the record MAC at recv ("data corrupted or injected")
-        (tls, 'send', signal.SIGTERM, 'TLS ERROR frame after interrupt'),
+        # once a known bug: send's ERROR frame after an interrupted TLS
+        # channel failed the record MAC at recv; no longer seen in any run
+        # since our own TLS records (6 of 6 here), so it fails the test now
+        (tls, 'send', signal.SIGTERM, None),
         (tls, 'recv', signal.SIGINT, None),
         (['--no-tls'], 'send', signal.SIGINT, None),
         (['--no-tls'], 'recv', signal.SIGTERM, None),

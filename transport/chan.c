@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The channel loop both sides run (chan.h). One round: ask the side whether
+ * to go on, parse the frames already buffered and post the next recv, fill
+ * the free slots with sealed frames, then wait for completions and turn
+ * them into the side's callbacks. Context: the channel thread.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "chan.h"
+#include "mw_thread.h"
+
+#define UD_EFD 1
+#define UD_RECV 2
+#define UD_SEND0 3
+
+void mw_chan_init(struct mw_chan *ch, const struct mw_chan_ops *ops,
+		  void *opaque, struct mw_conn *conn, struct mw_ring *ring,
+		  int efd, unsigned nslots)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->ops = ops;
+	ch->opaque = opaque;
+	ch->conn = conn;
+	ch->ring = ring;
+	ch->efd = efd;
+	ch->nslots = nslots;
+}
+
+static void post_efd(struct mw_chan *ch)
+{
+	mw_ring_post_read(ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
+			  UD_EFD);
+}
+
+static void post_recv(struct mw_chan *ch)
+{
+	size_t len;
+	uint8_t *room = mw_conn_rx_room(ch->conn, &len);
+
+	mw_ring_post_recv(ch->ring, ch->conn->fd, room, len, UD_RECV);
+	ch->recv_posted = true;
+}
+
+static void post_send(struct mw_chan *ch, unsigned i)
+{
+	mw_sendq_post(ch->ring, ch->conn->fd, &ch->slot[i].sq, UD_SEND0 + i);
+}
+
+static void count_rx(struct mw_chan *ch)
+{
+	if (ch->rx_bytes)
+		atomic_store_explicit(ch->rx_bytes, ch->conn->rd.payload_bytes,
+				      memory_order_relaxed);
+}
+
+/*
+ * Two sends on one socket may not be in the kernel at once: a short send
+ * would let the second one's bytes in between. So only the head slot is
+ * posted; the other is sealed meanwhile and goes when the head is done.
+ */
+static void kick_send(struct mw_chan *ch)
+{
+	if (!ch->sending && ch->slot[ch->head].busy) {
+		ch->sending = true;
+		post_send(ch, ch->head);
+	}
+}
+
+/* Seals the side's next frames into the free slots. */
+static int fill(struct mw_chan *ch)
+{
+	while (ch->inflight < ch->nslots) {
+		unsigned i = (ch->head + ch->inflight) % ch->nslots;
+		struct mw_chan_slot *sl = &ch->slot[i];
+		struct mw_frame_hdr h;
+		const void *payload;
+		double t = 0;
+		ssize_t n;
+		int ret = ch->ops->next_frame(ch, i, &h, &payload);
+
+		if (ret <= 0)
+			return ret;
+		if (ch->seal_ns && ch->conn->tls)
+			t = mw_thread_cpu_seconds();
+		n = mw_frame_wr_put(&sl->wr, &h, payload);
+		if (ch->seal_ns && ch->conn->tls)
+			atomic_fetch_add_explicit(
+				ch->seal_ns,
+				(unsigned long long)((mw_thread_cpu_seconds() -
+						      t) *
+						     1e9),
+				memory_order_relaxed);
+		if (n < 0) {
+			if (ch->ops->on_drop)
+				ch->ops->on_drop(ch, i);
+			return (int)n;
+		}
+		sl->sq.iov[0] = sl->wr.iov[0];
+		sl->sq.iov[1] = sl->wr.iov[1];
+		if (ch->rate)
+			mw_rate_take(ch->rate, (size_t)n);
+		sl->busy = true;
+		ch->inflight++;
+		kick_send(ch);
+	}
+	return 0;
+}
+
+/* Send completion: resubmits the rest of a short send, else frees the slot. */
+static int slot_sent(struct mw_chan *ch, unsigned i, int res)
+{
+	struct mw_chan_slot *sl = &ch->slot[i];
+
+	if (res < 0)
+		return mw_err_set(&ch->conn->err, res, "send: %s",
+				  mw_strerror(res));
+	if (ch->sent_bytes)
+		atomic_fetch_add_explicit(ch->sent_bytes,
+					  (unsigned long long)res,
+					  memory_order_relaxed);
+	if (mw_sendq_advance(&sl->sq, (size_t)res)) {
+		post_send(ch, i);
+		return 0;
+	}
+	sl->busy = false;
+	ch->sending = false;
+	ch->inflight--;
+	ch->head = (ch->head + 1) % ch->nslots;
+	ch->ops->on_sent(ch, i);
+	kick_send(ch);
+	return 0;
+}
+
+static int recv_done(struct mw_chan *ch, int res)
+{
+	int ret = ch->ops->on_recv(ch, res);
+
+	ch->recv_posted = false;
+	if (ret == MW_CHAN_EOF)
+		ch->rx_eof = true;
+	if (ret)
+		return ret == MW_CHAN_SKIP || ret == MW_CHAN_EOF ? 0 : ret;
+	ret = mw_conn_rx_commit(ch->conn, (size_t)res);
+	count_rx(ch);
+	return ret;
+}
+
+/* Parses what is buffered, then posts the next recv. */
+static int receive(struct mw_chan *ch)
+{
+	bool closed;
+	int ret;
+
+	if (!ch->rx_paused) {
+		ret = mw_conn_rx_drain(ch->conn, &closed);
+		count_rx(ch);
+		if (!ret && closed)
+			ret = ch->ops->on_closed(ch);
+		if (!ret)
+			ret = ch->ops->round(ch);
+		if (ret)
+			return ret;
+	}
+	post_recv(ch);
+	return 0;
+}
+
+int mw_chan_loop(struct mw_chan *ch)
+{
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < ch->nslots; i++)
+		mw_frame_wr_init(&ch->slot[i].wr, ch->conn->tls,
+				 ch->slot[i].sealed, ch->slot[i].sealed_cap,
+				 &ch->conn->err);
+	post_efd(ch);
+	for (;;) {
+		struct mw_ring_cqe cqe;
+
+		ret = ch->ops->round(ch);
+		if (!ret && !ch->recv_posted && !ch->rx_eof)
+			ret = receive(ch);
+		if (!ret)
+			ret = fill(ch);
+		if (ret)
+			return ret == MW_CHAN_STOP ? 0 : ret;
+		ret = mw_ring_wait(ch->ring, ch->wait_ns);
+		if (ret < 0 && ret != -EINTR && ret != -ETIME)
+			return mw_err_set(&ch->conn->err, ret, "%s: %s",
+					  mw_io_name(ch->ring->io),
+					  mw_strerror(ret));
+		while (mw_ring_peek(ch->ring, &cqe)) {
+			mw_ring_advance(ch->ring, 1);
+			if (cqe.ud == UD_EFD)
+				post_efd(ch);
+			else if (cqe.ud == UD_RECV)
+				ret = recv_done(ch, cqe.res);
+			else
+				ret = slot_sent(ch,
+						(unsigned)(cqe.ud - UD_SEND0),
+						cqe.res);
+			if (ret)
+				return ret == MW_CHAN_STOP ? 0 : ret;
+		}
+	}
+}
+
+int mw_chan_flush(struct mw_chan *ch, unsigned long long deadline)
+{
+	while (ch->sending) {
+		struct mw_ring_cqe cqe;
+
+		if (mw_now_ns() > deadline)
+			return -1;
+		if (mw_ring_wait(ch->ring, 100000000ull) < 0 ||
+		    !mw_ring_peek(ch->ring, &cqe))
+			continue;
+		mw_ring_advance(ch->ring, 1);
+		if (cqe.ud >= UD_SEND0 &&
+		    slot_sent(ch, (unsigned)(cqe.ud - UD_SEND0), cqe.res))
+			return -1;
+	}
+	return 0;
+}
