@@ -6,8 +6,10 @@
  * them itself.
  *
  * Credentials follow QEMU's tls-creds-x509 directory layout (ca-cert.pem,
- * server-cert.pem, server-key.pem, client-cert.pem, client-key.pem) and
- * tls-creds-psk's keys.psk ("identity:hexkey" lines).
+ * an optional ca-crl.pem, server-cert.pem, server-key.pem,
+ * client-cert.pem, client-key.pem) and tls-creds-psk's keys.psk
+ * ("identity:hexkey" lines). Authorization follows QEMU's tls-authz: an
+ * exact match of the peer's subject DN or PSK identity.
  *
  * Dependencies: common/ only.
  */
@@ -33,6 +35,12 @@ struct mw_tls_cfg {
 	const char *psk_file; /* PSK: keys.psk */
 	const char *
 		psk_identity; /* PSK client: identity to use (default "qemu") */
+	/* --tls-authz: the peer identities allowed (a certificate's subject
+	 * DN in RFC 4514 form, or a PSK identity), and a file of more, one a
+	 * line; none: any authenticated peer */
+	const char *const *authz;
+	unsigned nr_authz;
+	const char *authz_file;
 };
 
 struct mw_tls_ctx;  /* shared by all channels of a side; thread-safe */
@@ -116,6 +124,11 @@ const char *mw_tls_records_mode(void);
 
 /* One-line description of the peer (certificate subject or PSK identity). */
 const char *mw_tls_peer_name(struct mw_tls_sess *s);
+
+/* The peer's identity as --tls-authz names it, once the handshake is
+ * done: its certificate's subject DN ("CN=src,O=Example", RFC 4514 order)
+ * or the PSK identity (server side); "" when there is none. */
+const char *mw_tls_peer_id(struct mw_tls_sess *s);
 
 /* Parses QEMU keys.psk text: finds `identity` and decodes its hex key into
  * key (at most key_cap bytes). Exposed for unit tests and fuzzing.

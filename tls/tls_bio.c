@@ -22,6 +22,10 @@ static int loan_spill(struct mw_tls_loan *l, const char *p, size_t n)
 	size_t cap = l->spill_cap ? l->spill_cap : 1024;
 	uint8_t *q;
 
+	if (l->spill_len + n > MW_TLS_SPILL_MAX) {
+		l->spill_over = true;
+		return -1;
+	}
 	while (cap < l->spill_len + n)
 		cap *= 2;
 	if (cap != l->spill_cap) {

@@ -22,6 +22,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "mw_log.h"
+
 /* keys.psk is a handful of lines; anything bigger is not a key file */
 #define PSK_FILE_MAX (1u << 20)
 
@@ -66,6 +68,43 @@ static int creds_load_ca(struct mw_tls_ctx *ctx, SSL_CTX *sc, const char *dir,
 				  path, mw_tls_ossl_errstr(e, sizeof(e)));
 	ctx->ca_path = strdup(path);
 	if (!ctx->ca_path)
+		return mw_err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * ca-crl.pem, when the directory has one, as QEMU's tls-creds-x509 reads
+ * it: every certificate of the peer's chain is checked against the CRLs
+ * in it (X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL), so a revoked
+ * peer certificate fails the handshake (sess_fail_verify says "revoked").
+ * A missing file is no error: revocation is optional, as in QEMU.
+ */
+static int creds_load_crl(struct mw_tls_ctx *ctx, SSL_CTX *sc, const char *dir,
+			  struct mw_err *err)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(sc);
+	char path[PATH_MAX], e[256];
+	X509_LOOKUP *lk;
+	int ret = creds_file(path, dir, "ca-crl.pem", err);
+
+	if (ret == -ENOENT) {
+		memset(err, 0, sizeof(*err));
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	ERR_clear_error();
+	lk = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+	if (!lk || X509_load_crl_file(lk, path, X509_FILETYPE_PEM) < 1)
+		return mw_err_set(err, -MW_E_TLS,
+				  "%s: not a valid PEM certificate revocation "
+				  "list (%s)",
+				  path, mw_tls_ossl_errstr(e, sizeof(e)));
+	X509_STORE_set_flags(store,
+			     X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	ctx->crl = true;
+	ctx->crl_path = strdup(path);
+	if (!ctx->crl_path)
 		return mw_err_set(err, -ENOMEM, "out of memory");
 	return 0;
 }
@@ -130,14 +169,16 @@ int mw_tls_creds_x509_load(struct mw_tls_ctx *ctx, SSL_CTX *sc,
 	ret = creds_load_ca(ctx, sc, cfg->creds_dir, err);
 	if (ret < 0)
 		return ret;
+	ret = creds_load_crl(ctx, sc, cfg->creds_dir, err);
+	if (ret < 0)
+		return ret;
 	if (!cfg->server && (flags & MW_TLS_CTX_NO_CERT))
 		return 0;
 	return creds_load_pair(sc, cfg->creds_dir,
 			       cfg->server ? "server" : "client", err);
 }
 
-/* Reads a whole small file into a NUL-terminated malloc'ed buffer. */
-static int creds_read_file(const char *path, char **text, size_t *len,
+int mw_tls_read_small_file(const char *path, char **text, size_t *len,
 			   struct mw_err *err)
 {
 	struct stat st;
@@ -188,6 +229,48 @@ err_fd:
 	return ret;
 }
 
+const char *mw_tls_text_line(const char *text, size_t len, size_t *pos,
+			     size_t *n)
+{
+	const char *p = text + *pos, *nl;
+
+	if (*pos >= len)
+		return NULL;
+	nl = memchr(p, '\n', len - *pos);
+	*n = nl ? (size_t)(nl - p) : len - *pos;
+	*pos += *n + (nl ? 1 : 0);
+	while (*n &&
+	       (p[*n - 1] == '\r' || p[*n - 1] == ' ' || p[*n - 1] == '\t'))
+		(*n)--;
+	return p;
+}
+
+static void psk_warn(const char *path, const char *id, size_t id_len,
+		     size_t key_len)
+{
+	MW_LOG(MW_LOG_WARN,
+	       "%s: the key of identity '%.*s' is only %zu bytes; use at "
+	       "least %u random bytes (tools/mw-mkcerts --psk makes 32)",
+	       path, (int)id_len, id, key_len, MW_TLS_PSK_WEAK);
+}
+
+/* Server: a warning for every short key of the (checked) keys.psk text,
+ * since any of them may be used. */
+static void psk_warn_weak(const char *path, const char *text, size_t len)
+{
+	size_t pos = 0, n, id_len;
+	const char *p, *colon;
+
+	while ((p = mw_tls_text_line(text, len, &pos, &n))) {
+		colon = n && p[0] != '#' ? memchr(p, ':', n) : NULL;
+		if (!colon)
+			continue;
+		id_len = (size_t)(colon - p);
+		if ((n - id_len - 1) / 2 < MW_TLS_PSK_WEAK)
+			psk_warn(path, p, id_len, (n - id_len - 1) / 2);
+	}
+}
+
 int mw_tls_creds_psk_load(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 			  struct mw_err *err)
 {
@@ -204,7 +287,7 @@ int mw_tls_creds_psk_load(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 	ctx->psk_path = strdup(cfg->psk_file);
 	if (!ctx->psk_path)
 		return mw_err_set(err, -ENOMEM, "out of memory");
-	ret = creds_read_file(cfg->psk_file, &text, &len, err);
+	ret = mw_tls_read_small_file(cfg->psk_file, &text, &len, err);
 	if (ret < 0)
 		return ret;
 
@@ -218,11 +301,14 @@ int mw_tls_creds_psk_load(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 		return ret;
 	}
 	if (cfg->server) {
+		psk_warn_weak(cfg->psk_file, text, len);
 		ctx->psk_text = text;
 		ctx->psk_text_len = len;
 		return 0;
 	}
 	OPENSSL_clear_free(text, len + 1);
+	if ((size_t)n < MW_TLS_PSK_WEAK)
+		psk_warn(cfg->psk_file, ident, strlen(ident), (size_t)n);
 	ctx->psk_key_len = (size_t)n;
 	ctx->psk_identity = strdup(ident);
 	if (!ctx->psk_identity)
@@ -299,17 +385,10 @@ ssize_t mw_tls_psk_parse(const char *text, size_t len, const char *identity,
 	size_t want = identity ? strlen(identity) : 0, pos = 0, n, id_len = 0;
 	ssize_t found = -1, ret;
 	unsigned int lineno = 0;
-	const char *p, *nl, *id;
+	const char *p, *id;
 
-	while (pos < len) {
-		p = text + pos;
-		nl = memchr(p, '\n', len - pos);
-		n = nl ? (size_t)(nl - p) : len - pos;
-		pos += n + (nl ? 1 : 0);
+	while ((p = mw_tls_text_line(text, len, &pos, &n))) {
 		lineno++;
-		while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' ||
-			     p[n - 1] == '\t'))
-			n--;
 		if (n == 0 || p[0] == '#')
 			continue;
 		if (memchr(p, '\0', n))

@@ -127,6 +127,24 @@ void mw_tls_cert_names(X509 *cert, char *buf, size_t cap)
 	GENERAL_NAMES_free(gens);
 }
 
+void mw_tls_dn(X509 *cert, char *buf, size_t cap)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n;
+
+	buf[0] = '\0';
+	if (!b)
+		return;
+	/* RFC 2253 order and escaping, but UTF-8 bytes as they are, as
+	 * gnutls writes them */
+	if (X509_NAME_print_ex(b, X509_get_subject_name(cert), 0,
+			       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+		n = BIO_read(b, buf, (int)cap - 1);
+		buf[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(b);
+}
+
 static int fail_name_mismatch(struct mw_tls_sess *s, const char *what,
 			      struct mw_err *err)
 {
@@ -152,6 +170,13 @@ static int sess_fail_verify(struct mw_tls_sess *s, struct mw_err *err)
 		return fail_name_mismatch(s, "host name", err);
 	if (vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
 		return fail_name_mismatch(s, "IP address", err);
+	/* the verify callback kept the revoked certificate's DN */
+	if (vr == X509_V_ERR_CERT_REVOKED)
+		return mw_err_set(err, -MW_E_AUTH,
+				  "certificate of %s%s%s is revoked (%s)",
+				  s->peer_id[0] ? "'" : "the peer", s->peer_id,
+				  s->peer_id[0] ? "'" : "",
+				  ctx->crl_path ? ctx->crl_path : "ca-crl.pem");
 	if (x509_err_is_issuer(vr))
 		return mw_err_set(
 			err, -MW_E_AUTH,

@@ -114,6 +114,10 @@ static int psk_find_cb(SSL *ssl, const unsigned char *id, size_t id_len,
 		return 1;
 	}
 	snprintf(s->peer, sizeof(s->peer), "psk:%s", show);
+	/* --tls-authz compares the identity itself; one with bytes that
+	 * had to be shown as '?' matches nothing */
+	snprintf(s->peer_id, sizeof(s->peer_id), "%s", show);
+	s->peer_id_ok = id_len == strlen(show) && !memcmp(show, id, id_len);
 	*sessp = psk_session(ssl, key, (size_t)n);
 	OPENSSL_cleanse(key, sizeof(key));
 	return *sessp ? 1 : 0;
@@ -184,25 +188,30 @@ static int ctx_set_host(struct mw_tls_ctx *ctx, const char *host,
 
 /*
  * OpenSSL's verdict stands; on a name mismatch of the server's own
- * certificate it keeps that certificate's names for the error line (the
- * handshake ends before the certificate could be asked for).
+ * certificate it keeps that certificate's names for the error line, and on
+ * a revoked certificate its DN in s->peer_id (the handshake ends before
+ * the certificate could be asked for).
  */
-static int client_verify_cb(int ok, X509_STORE_CTX *x)
+static int verify_cb(int ok, X509_STORE_CTX *x)
 {
 	int e = X509_STORE_CTX_get_error(x);
+	bool mismatch = e == X509_V_ERR_HOSTNAME_MISMATCH ||
+			e == X509_V_ERR_IP_ADDRESS_MISMATCH;
 	SSL *ssl;
 	struct mw_tls_sess *s;
 
-	if (ok || X509_STORE_CTX_get_error_depth(x) != 0 ||
-	    (e != X509_V_ERR_HOSTNAME_MISMATCH &&
-	     e != X509_V_ERR_IP_ADDRESS_MISMATCH))
+	if (ok || (e != X509_V_ERR_CERT_REVOKED &&
+		   (!mismatch || X509_STORE_CTX_get_error_depth(x) != 0)))
 		return ok;
 	ssl = X509_STORE_CTX_get_ex_data(x,
 					 SSL_get_ex_data_X509_STORE_CTX_idx());
 	s = ssl ? SSL_get_app_data(ssl) : NULL;
-	if (s)
+	if (s && mismatch)
 		mw_tls_cert_names(X509_STORE_CTX_get_current_cert(x),
 				  s->cert_names, sizeof(s->cert_names));
+	else if (s)
+		mw_tls_dn(X509_STORE_CTX_get_current_cert(x), s->peer_id,
+			  sizeof(s->peer_id));
 	return ok;
 }
 
@@ -231,6 +240,9 @@ static int ctx_setup_ssl(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 	 * same ca-cert.pem */
 	SSL_CTX_set_mode(sc, SSL_MODE_NO_AUTO_CHAIN);
 
+	ret = mw_tls_authz_load(ctx, cfg, err);
+	if (ret < 0)
+		return ret;
 	if (cfg->mode == MW_TLS_PSK) {
 		ret = mw_tls_creds_psk_load(ctx, cfg, err);
 		if (ret < 0)
@@ -254,12 +266,12 @@ static int ctx_setup_ssl(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
 	if (ret < 0)
 		return ret;
 	/* QEMU's verify-peer=on: the server insists on a client certificate */
-	if (cfg->server)
-		SSL_CTX_set_verify(
-			sc, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			NULL);
-	else
-		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, client_verify_cb);
+	SSL_CTX_set_verify(sc,
+			   cfg->server ?
+				   SSL_VERIFY_PEER |
+					   SSL_VERIFY_FAIL_IF_NO_PEER_CERT :
+				   SSL_VERIFY_PEER,
+			   verify_cb);
 	return 0;
 }
 
@@ -318,6 +330,8 @@ void mw_tls_ctx_free(struct mw_tls_ctx *ctx)
 		OPENSSL_clear_free(ctx->psk_text, ctx->psk_text_len + 1);
 	free(ctx->psk_identity);
 	OPENSSL_cleanse(ctx->psk_key, sizeof(ctx->psk_key));
+	mw_tls_authz_free(ctx);
+	free(ctx->crl_path);
 	free(ctx);
 }
 
@@ -450,6 +464,9 @@ int mw_tls_handshake(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 		sess_peer_fill(s);
 		if (s->ctx->own_records)
 			ret = mw_tls_rec_start(s, err);
+		/* after rec_start: a refused peer still gets our ERROR frame */
+		if (!ret)
+			ret = mw_tls_authz_check(s, err);
 	} else {
 		ret = mw_tls_ssl_fail(s, r, "handshake", err);
 		if (ret == 0)
@@ -470,6 +487,11 @@ done:
 const char *mw_tls_peer_name(struct mw_tls_sess *s)
 {
 	return s->peer[0] ? s->peer : "(handshake not complete)";
+}
+
+const char *mw_tls_peer_id(struct mw_tls_sess *s)
+{
+	return s->hs_done ? s->peer_id : "";
 }
 
 void mw_tls_thread_stop(void)

@@ -6,7 +6,8 @@
  *
  *   tls_hs.c       contexts, sessions, handshake, PSK callbacks
  *   tls_data.c     seal/open/close/pending: checks, then s->rec_ops
- *   tls_creds.c    x509 files and keys.psk
+ *   tls_authz.c    peer identities and --tls-authz
+ *   tls_creds.c    x509 files (ca-crl.pem too) and keys.psk
  *   tls_rec.c      our own records (mw_tls_own_rec_ops)
  *   tls_rec_key.c  their key schedule and keylog secrets
  *   tls_ssl_rec.c  libssl's records (mw_tls_ssl_rec_ops)
@@ -52,6 +53,19 @@
 #define MW_TLS_SEAL_SLACK 256u
 /* PSK keys longer than this do not fit an SSL_SESSION master key */
 #define MW_TLS_PSK_MAX 64u
+/* shorter PSK keys get a warning: 128 bits is what a TLS 1.3 suite's
+ * security assumes (QEMU's docs make 32 bytes with psktool) */
+#define MW_TLS_PSK_WEAK 16u
+/* KeyUpdates a peer may send in a row without application data between
+ * them (tls_rec.c; libssl's records have no such limit, only the spill
+ * cap below) */
+#define MW_TLS_KU_STREAK_MAX 32u
+/* Bytes the BIO may hold for a peer while no output buffer is lent: a
+ * whole handshake flight fits many times over, a flood of KeyUpdate
+ * requests answered by libssl while we do not send does not */
+#define MW_TLS_SPILL_MAX (256u << 10)
+/* a subject DN as --tls-authz names it, or a PSK identity */
+#define MW_TLS_ID_MAX 512u
 
 /* mw_tls_ctx_new_opt() flags */
 #define MW_TLS_CTX_NO_CERT 0x1u /* client: present no certificate (tests) */
@@ -80,6 +94,10 @@ struct mw_tls_ctx {
 	char *psk_identity;		 /* client */
 	uint8_t psk_key[MW_TLS_PSK_MAX]; /* client */
 	size_t psk_key_len;
+	char **authz; /* --tls-authz and its file: the peers allowed */
+	unsigned nr_authz;
+	bool crl; /* ca-crl.pem loaded: revoked peers are refused */
+	char *crl_path;
 };
 
 /*
@@ -111,6 +129,7 @@ struct mw_tls_rec {
 	uint64_t rekey_at; /* MW_TLS_REKEY_RECORDS; tests lower it */
 	uint64_t wr_mark;  /* BIO bytes written when our key was made */
 	bool wr_marked;
+	unsigned ku_streak;   /* KeyUpdates opened since the last data */
 	struct mw_err wr_err; /* the write side is dead: why */
 	unsigned long long key_updates_sent, key_updates_recv;
 };
@@ -128,6 +147,7 @@ struct mw_tls_loan {
 	size_t out_cap, out_len;
 	uint8_t *spill; /* see DESIGN above */
 	size_t spill_len, spill_cap;
+	bool spill_over; /* MW_TLS_SPILL_MAX reached: the session is dead */
 };
 
 struct mw_tls_rec_ops;
@@ -147,11 +167,15 @@ struct mw_tls_sess {
 	bool saw_input;
 	/* the record engine: libssl's, until mw_tls_rec_start() takes over */
 	const struct mw_tls_rec_ops *rec_ops;
-	struct mw_tls_rec rec; /* mw_tls_own_rec_ops's state */
-	struct mw_err cb_err;  /* found inside an OpenSSL callback */
-	struct mw_err sticky;  /* open: error held back behind data */
-	char peer[256];	       /* mw_tls_peer_name() */
-	char cert_names[200];  /* client: the server certificate's names,
+	struct mw_tls_rec rec;	     /* mw_tls_own_rec_ops's state */
+	struct mw_err cb_err;	     /* found inside an OpenSSL callback */
+	struct mw_err sticky;	     /* open: error held back behind data */
+	char peer[256];		     /* mw_tls_peer_name() */
+	char peer_id[MW_TLS_ID_MAX]; /* mw_tls_peer_id(); on a failed
+				      * handshake, the revoked certificate's
+				      * DN (verify callback) */
+	bool peer_id_ok;	     /* printable, so --tls-authz may match */
+	char cert_names[200];	     /* client: the server certificate's names,
 				* kept by the verify callback on a name
 				* mismatch for the error line */
 };
@@ -197,6 +221,10 @@ int mw_tls_not_tls(const uint8_t *in, size_t n, struct mw_err *err);
 /* tls_err.c: "DNS:a, IP:127.0.0.1", the subjectAltNames of cert ("" for
  * none), for an error line that says what would have matched. */
 void mw_tls_cert_names(X509 *cert, char *buf, size_t cap);
+/* tls_err.c: cert's subject as --tls-authz names it ("" on failure):
+ * RFC 4514 order (the last RDN first), UTF-8 kept, as QEMU's
+ * gnutls_x509_crt_get_dn() writes it. */
+void mw_tls_dn(X509 *cert, char *buf, size_t cap);
 
 /*
  * A record engine: who seals and opens the application records once the
@@ -267,6 +295,30 @@ int mw_tls_ctx_new_opt(struct mw_tls_ctx **out, const struct mw_tls_cfg *cfg,
 int mw_tls_creds_x509_load(struct mw_tls_ctx *ctx, SSL_CTX *sc,
 			   const struct mw_tls_cfg *cfg, unsigned int flags,
 			   struct mw_err *err);
+
+/*
+ * tls_authz.c. load: the identities of cfg's --tls-authz and its file into
+ * ctx (-ENOENT/-EACCES, -EINVAL with the file's line, -ENOMEM). free:
+ * frees them. check: at the end of the
+ * handshake, fills s->peer_id and refuses (-MW_E_AUTH) a peer whose
+ * identity is not in the list.
+ */
+int mw_tls_authz_load(struct mw_tls_ctx *ctx, const struct mw_tls_cfg *cfg,
+		      struct mw_err *err);
+void mw_tls_authz_free(struct mw_tls_ctx *ctx);
+int mw_tls_authz_check(struct mw_tls_sess *s, struct mw_err *err);
+
+/* tls_creds.c: reads a small regular file (at most 1 MiB) into a
+ * NUL-terminated malloc'ed buffer; free with OPENSSL_clear_free(text,
+ * len + 1). 0 or -errno with the path in *err. */
+int mw_tls_read_small_file(const char *path, char **text, size_t *len,
+			   struct mw_err *err);
+
+/* tls_creds.c: the line of text at *pos (len bytes in all), *n bytes
+ * without its newline and trailing blanks or CR; moves *pos past it.
+ * NULL at the end of the text. */
+const char *mw_tls_text_line(const char *text, size_t len, size_t *pos,
+			     size_t *n);
 
 /*
  * Reads keys.psk. Client: finds cfg->psk_identity's key (ctx->psk_key).

@@ -313,6 +313,13 @@ static int open_handshake(struct mw_tls_sess *s, const uint8_t *p, size_t n,
 			if (p[4])
 				r->ku_owed = true;
 			r->key_updates_recv++;
+			/* each costs a key derivation: a peer that sends
+			 * nothing else is flooding us */
+			if (++r->ku_streak > MW_TLS_KU_STREAK_MAX)
+				return mw_err_set(
+					err, -MW_E_TLS,
+					"TLS connection failed: more than %u KeyUpdates in a row without data (a key update flood)",
+					MW_TLS_KU_STREAK_MAX);
 		} else if (p[0] != HS_NEW_SESSION_TICKET || s->ctx->server) {
 			return mw_err_set(
 				err, -MW_E_TLS,
@@ -470,6 +477,8 @@ static ssize_t open_into(struct mw_tls_sess *s, const uint8_t *in_buf,
 		*off += REC_HDR + (size_t)clen;
 		ret = 0;
 		if (ctype == CT_APPDATA) {
+			if (n)
+				r->ku_streak = 0;
 			if (dst == r->plain) {
 				r->plain_off = 0;
 				r->plain_len = (size_t)n;

@@ -118,6 +118,11 @@ static ssize_t ssl_open(struct mw_tls_sess *s, const uint8_t *in, size_t in_len,
 			continue;
 		}
 		ret = mw_tls_ssl_fail(s, r, "connection", err);
+		if (s->loan.spill_over)
+			ret = mw_err_set(
+				err, -MW_E_TLS,
+				"TLS connection failed: more than %u KiB of TLS replies owed to the peer while we receive (a key update flood)",
+				MW_TLS_SPILL_MAX >> 10);
 		if (ret == -EAGAIN || ret == 0) {
 			if (!total)
 				goto done;

@@ -16,6 +16,7 @@
 #define SIDE_SEND 1
 #define SIDE_RECV 2
 #define SIDE_BOTH 3
+#define MW_AUTHZ_MAX 64 /* --tls-authz given; more go in --tls-authz-file */
 
 /* What the command line said; cfg is what the run gets. Main thread. */
 struct opts {
@@ -25,6 +26,8 @@ struct opts {
 	unsigned nr_listen, nr_connect;
 	const char *listen_eps[MW_ENDPOINTS_MAX + 1];
 	const char *connect_eps[MW_ENDPOINTS_MAX + 1];
+	const char *authz[MW_AUTHZ_MAX], *authz_file;
+	unsigned nr_authz;
 	bool no_tls, print_config, have_level, have_threads, no_rp;
 	bool have_progress;
 	uint32_t qemu_pid;	   /* --qemu-pid; 0: look among the parents */
@@ -45,6 +48,11 @@ int cli_parse(struct opts *o, int side, int argc, char **argv);
 void cli_print_usage(FILE *f, int side);
 void cli_print_main_help(FILE *f);
 void cli_print_version(void);
+/* config.c: --tls-authz, --tls-authz-file and --allow-from (option
+ * handlers of opts.c's table: 0 or -MW_E_USAGE). */
+int cli_opt_authz(struct opts *o, const char *a);
+int cli_opt_authz_file(struct opts *o, const char *a);
+int cli_opt_allow(struct opts *o, const char *a);
 /* config.c: cross-option checks and derived values (0 or -MW_E_USAGE). */
 int cli_finish(struct opts *o, int side);
 /* --print-config: what a run would check (0, 1 or 2), then the settings. */

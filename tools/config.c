@@ -4,6 +4,7 @@
  * descriptors, CPU placement, and --print-config (tools/cli.h). Main
  * thread, before the run starts.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -175,6 +176,40 @@ static int choose_cpus(struct opts *o)
 	return 0;
 }
 
+int cli_opt_authz(struct opts *o, const char *a)
+{
+	if (o->nr_authz == MW_AUTHZ_MAX)
+		return cli_usage_err("--tls-authz: at most %u; put more in "
+				     "--tls-authz-file",
+				     MW_AUTHZ_MAX);
+	if (!a[0])
+		return cli_usage_err("--tls-authz: empty identity");
+	o->authz[o->nr_authz++] = a;
+	return 0;
+}
+
+int cli_opt_authz_file(struct opts *o, const char *a)
+{
+	o->authz_file = a;
+	return 0;
+}
+
+int cli_opt_allow(struct opts *o, const char *a)
+{
+	struct mw_xp_cfg *c = &o->cfg;
+
+	if (c->nr_allow == MW_ALLOW_MAX)
+		return cli_usage_err("--allow-from: at most %u networks",
+				     MW_ALLOW_MAX);
+	if (mw_cidr_parse(a, &c->allow[c->nr_allow]))
+		return cli_usage_err("--allow-from: '%s' is not an address or "
+				     "ADDR/BITS network (e.g. 10.0.0.0/8, "
+				     "fd00::/8)",
+				     a);
+	c->nr_allow++;
+	return 0;
+}
+
 /* Cross-option checks and derived values. */
 int cli_finish(struct opts *o, int side)
 {
@@ -214,6 +249,16 @@ int cli_finish(struct opts *o, int side)
 	if (o->psk_id && !o->psk)
 		return cli_usage_err("--tls-psk-identity has no effect without "
 				     "--tls-psk");
+	if ((o->nr_authz || o->authz_file) && o->no_tls)
+		return cli_usage_err("--tls-authz needs TLS: with --no-tls no "
+				     "peer is authenticated");
+	if ((o->nr_authz || o->authz_file) && side == SIDE_SEND && o->psk)
+		return cli_usage_err("send --tls-authz checks the receiver's "
+				     "certificate: it needs --tls-creds (a PSK "
+				     "receiver has no identity)");
+	c->tls.authz = o->authz;
+	c->tls.nr_authz = o->nr_authz;
+	c->tls.authz_file = o->authz_file;
 	c->tls.hostname = o->hostname ? o->hostname : c->host;
 	mw_codec_level_range(c->codec, &lmin, &lmax);
 	if (o->have_level && c->codec == MW_CODEC_NONE)
@@ -316,6 +361,16 @@ void cli_print_config(const struct opts *o, int side)
 		printf("tls-psk=%s\n", c->tls.psk_file);
 	if (c->tls.mode != MW_TLS_OFF)
 		printf("tls-records=%s\n", records);
+	for (i = 0; i < o->nr_authz; i++)
+		printf("tls-authz=%s\n", o->authz[i]);
+	if (o->authz_file)
+		printf("tls-authz-file=%s\n", o->authz_file);
+	for (i = 0; i < c->nr_allow; i++) {
+		char a[64] = "?";
+
+		inet_ntop(c->allow[i].af, c->allow[i].addr, a, sizeof(a));
+		printf("allow-from=%s/%u\n", a, c->allow[i].bits);
+	}
 	if (side == SIDE_SEND) {
 		printf("channels=%u\ncompress=%s\n", c->nr_chans,
 		       mw_codec_name(c->codec));

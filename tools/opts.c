@@ -364,6 +364,19 @@ static const struct opt_def opt_defs[] = {
 	  "QEMU tls-creds-psk keys.psk file (identity:hexkey lines)" },
 	{ "tls-psk-identity", 1, SIDE_SEND, o_psk_id, "NAME",
 	  "PSK identity to use (default qemu)" },
+	{ "tls-authz", 1, SIDE_RECV, cli_opt_authz, "ID",
+	  "allow only this client as the source: its certificate's subject "
+	  "DN as QEMU's tls-authz writes it (e.g. 'CN=src.example,O=Example'), "
+	  "or its PSK identity (repeatable; default: any authenticated "
+	  "client)" },
+	{ "tls-authz", 1, SIDE_SEND, cli_opt_authz, "DN",
+	  "also require this subject DN of the receiver's certificate "
+	  "(repeatable; the host name check stays)" },
+	{ "tls-authz-file", 1, SIDE_BOTH, cli_opt_authz_file, "FILE",
+	  "more --tls-authz identities, one a line ('#' starts a comment)" },
+	{ "allow-from", 1, SIDE_RECV, cli_opt_allow, "CIDR",
+	  "accept connections only from this network, e.g. 10.1.0.0/16 or "
+	  "fd00::/8 (repeatable; default: any address)" },
 	{ "no-tls", 0, SIDE_BOTH, o_notls, NULL,
 	  "plaintext: no encryption, no authentication" },
 	{ "input", 1, SIDE_SEND, o_input, "fd:N",
@@ -382,7 +395,11 @@ static const struct opt_def opt_defs[] = {
 	  "cap wire bytes per second over all channels: 100M is 100 MiB/s, "
 	  "1Gbit is 1 Gbit/s (default: no cap)" },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
-	  "seconds allowed for TLS handshakes and for all channels to join; also the TCP user timeout that declares a silent peer dead (default 30)" },
+	  "seconds allowed for setup: per channel the connect, TLS handshake "
+	  "and HELLO (recv: at most 10 s per connection), all channels to "
+	  "join, and recv's --connect to QEMU; also the TCP user timeout "
+	  "(data unacknowledged that long ends a channel). It bounds neither "
+	  "the migration nor a peer that is alive but silent (default 30)" },
 	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
 	  "exec: mode: do not relay stdin back to the sender (by default "
 	  "it is relayed, as QEMU's return path, when stdin and stdout are "

@@ -10,7 +10,12 @@
  * connection is admitted only after TLS and a HELLO that matches the
  * session (the first admitted HELLO defines it and creates the decompress
  * pool). A connection that fails either step gets an ERROR frame, is closed
- * and never touches session state. At most MAX_PENDING connections may be
+ * and never touches session state. Before any of that, an address outside
+ * --allow-from is closed straight after accept(), before any allocation.
+ * TLS refuses a peer whose identity is not in --tls-authz (tls_authz.c)
+ * before its HELLO is read; the session keeps the identity of the
+ * connection that defined it, and a later channel of another identity is
+ * refused even when authorized. At most MAX_PENDING connections may be
  * authenticating at once; more are closed at once. When all channels have
  * joined, the listening socket closes. An admitted connection runs
  * r->chan_loop (recv.c) on its thread; every connection thread stays on
@@ -30,16 +35,43 @@
 #include "recv_int.h"
 
 #define JOIN_SECS 10 /* an unauthenticated connection's time limit */
+/* --allow-from refusals: one line a second at most (the rest counted on
+ * the next), so a flood from outside cannot flood the log */
+#define REFUSE_LOG_NS 1000000000ull
 
 /* ---- session setup (first admitted HELLO) ---- */
 
+/* "16 MiB", "300 KiB" or "1000 B": sizes in refusal lines */
+static const char *size_name(unsigned long long n, char *buf, size_t cap)
+{
+	if (n >= (1ull << 20) && !(n & ((1ull << 20) - 1)))
+		snprintf(buf, cap, "%llu MiB", n >> 20);
+	else if (n >= 1024 && !(n & 1023))
+		snprintf(buf, cap, "%llu KiB", n >> 10);
+	else
+		snprintf(buf, cap, "%llu B", n);
+	return buf;
+}
+
+/*
+ * The one memory budget: --window bytes of chunk slots for the whole
+ * session, whatever the sender announces. A slot is a chunk buffer plus,
+ * with a codec, a buffer for its compressed form: budget = window / slot
+ * size, in r->slots_free until streams take them (sink.c). exec: mode has
+ * one stream, which gets the whole budget from the start. In socket mode
+ * every stream starts with MW_RX_MIN_CREDIT slots of credit (HELLO_OK's
+ * stream window) and takes more slots when it is created, as long as the
+ * budget has them (sink.c says how many); a stream for which not even
+ * MW_RX_MIN_CREDIT are left is refused. A HELLO whose chunk size leaves
+ * room for fewer than MW_RX_MIN_CREDIT slots is refused.
+ */
 static int session_init_locked(struct receiver *r, const struct mw_hello *h,
-			       struct mw_err *err)
+			       const char *id, struct mw_err *err)
 {
 	const struct mw_xp_cfg *cfg = r->cfg;
 	enum mw_codec codec = (enum mw_codec)h->codec;
-	size_t per;
-	uint64_t slots;
+	char a[32], b[32], c[32];
+	uint64_t per, slots;
 	int ret;
 
 	r->wire_cap = codec == MW_CODEC_NONE ?
@@ -47,11 +79,21 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 			      mw_codec_bound(codec, h->chunk_size);
 	per = h->chunk_size + r->wire_cap;
 	slots = cfg->window / per;
-	/* exec: one stream gets the whole window; sockets: a quarter each,
-	 * so main + a few multifd channels stay near --window */
-	if (cfg->nr_eps)
-		slots /= 4;
-	r->credit = slots < 4 ? 4 : slots > 4096 ? 4096 : (uint32_t)slots;
+	if (slots < MW_RX_MIN_CREDIT)
+		return mw_err_set(
+			err, -MW_E_PROTO,
+			"chunk size %s needs at least %s of "
+			"--window on the receiver (have %s)",
+			size_name(h->chunk_size, a, sizeof(a)),
+			/* rounded up: a --window that works */
+			size_name((MW_RX_MIN_CREDIT * per + (1u << 20) - 1) &
+					  ~((1ull << 20) - 1),
+				  b, sizeof(b)),
+			size_name(cfg->window, c, sizeof(c)));
+	r->slots_free = r->slots_total = slots;
+	r->credit = cfg->nr_eps	 ? MW_RX_MIN_CREDIT :
+		    slots > 4096 ? 4096 :
+				   (uint32_t)slots;
 	ret = mw_comp_pool_new(&r->pool, codec, mw_codec_level_default(codec),
 			       cfg->threads, r->credit * MW_STREAMS_MAX,
 			       codec == MW_CODEC_ZSTD ? "mw-unzstd" :
@@ -62,19 +104,22 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 		return mw_err_set(err, ret, "decompress pool: %s",
 				  mw_strerror(ret));
 	r->sess = *h;
+	snprintf(r->peer_id, sizeof(r->peer_id), "%s", id);
 	r->have_session = true;
 	r->first_join_ns = mw_now_ns();
 	MW_LOG(MW_LOG_INFO,
-	       "session: %u channels, %s, chunk %u, %u slots "
-	       "per stream",
-	       h->chan_count, mw_codec_name(codec), h->chunk_size, r->credit);
+	       "session: %u channels, %s, chunk %u, %llu chunk slots of "
+	       "%llu bytes within --window, %u of credit per stream to start",
+	       h->chan_count, mw_codec_name(codec), h->chunk_size,
+	       (unsigned long long)slots, (unsigned long long)per, r->credit);
 	return 0;
 }
 
-/* Decides whether a HELLO joins the session. Returns 0 or a code with the
- * reason in *err (sent to the peer). Context: connection thread, lock held. */
+/* Decides whether a HELLO from a peer of identity id (mw_tls_peer_id, ""
+ * without TLS) joins the session. Returns 0 or a code with the reason in
+ * *err (sent to the peer). Context: connection thread, lock held. */
 static int admit_locked(struct receiver *r, const struct mw_hello *h,
-			struct mw_err *err)
+			const char *id, struct mw_err *err)
 {
 	if (h->version != MW_PROTO_VERSION)
 		return mw_err_set(err, -MW_E_AUTH,
@@ -85,7 +130,13 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 		return mw_err_set(err, -MW_E_PROTO, "unknown codec %u",
 				  h->codec);
 	if (!r->have_session)
-		return session_init_locked(r, h, err);
+		return session_init_locked(r, h, id, err);
+	/* the session id is a bearer token; the identity is what TLS proved */
+	if (strcmp(id, r->peer_id))
+		return mw_err_set(err, -MW_E_AUTH,
+				  "client '%s' is not the session's source "
+				  "('%s')",
+				  id, r->peer_id);
 	if (memcmp(h->session, r->sess.session, sizeof(h->session)))
 		return mw_err_set(err, -MW_E_AUTH,
 				  "channel belongs to another session");
@@ -137,6 +188,7 @@ static int chan_join(struct rx_chan *ch)
 	struct mw_frame_hdr h;
 	struct mw_hello hello;
 	struct mw_hello_ok ok = { .version = MW_PROTO_VERSION };
+	const char *id;
 	int ret;
 
 	ret = mw_conn_handshake(&ch->conn, dl);
@@ -162,8 +214,9 @@ static int chan_join(struct rx_chan *ch)
 	if (mw_hello_decode(payload, sizeof(payload), &hello))
 		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
 				  "malformed HELLO");
+	id = ch->conn.tls ? mw_tls_peer_id(ch->conn.tls) : "";
 	pthread_mutex_lock(&r->lock);
-	ret = admit_locked(r, &hello, &ch->conn.err);
+	ret = admit_locked(r, &hello, id, &ch->conn.err);
 	if (!ret) {
 		ch->idx = hello.chan_index;
 		r->chans[ch->idx] = ch;
@@ -177,6 +230,8 @@ static int chan_join(struct rx_chan *ch)
 	pthread_mutex_unlock(&r->lock);
 	if (ret)
 		return ret;
+	MW_LOG(MW_LOG_INFO, "channel %u admitted from %s, client '%s'",
+	       hello.chan_index, ch->conn.peer, id[0] ? id : "(no TLS)");
 	ok.chan_index = hello.chan_index;
 	memcpy(ok.session, hello.session, sizeof(ok.session));
 	mw_hello_ok_encode(payload, &ok);
@@ -241,6 +296,33 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
+/* A peer outside --allow-from: one line, unless the last one is less
+ * than a second old (then it is counted for the next line). Listener
+ * thread only. */
+static void refuse_log(struct receiver *r, const struct sockaddr_storage *ss)
+{
+	unsigned long long now = mw_now_ns();
+	char name[MW_PEER_MAX];
+
+	if (r->refused_log_ns && now - r->refused_log_ns < REFUSE_LOG_NS) {
+		r->refused_quiet++;
+		return;
+	}
+	mw_net_addr_name(ss, name, sizeof(name));
+	if (r->refused_quiet)
+		MW_LOG(MW_LOG_WARN,
+		       "rejected connection from %s: address not in "
+		       "--allow-from (and %u more since the last such line)",
+		       name, r->refused_quiet);
+	else
+		MW_LOG(MW_LOG_WARN,
+		       "rejected connection from %s: address not in "
+		       "--allow-from",
+		       name);
+	r->refused_log_ns = now;
+	r->refused_quiet = 0;
+}
+
 static void accept_one(struct receiver *r)
 {
 	struct sockaddr_storage peer = { 0 };
@@ -256,6 +338,12 @@ static void accept_one(struct receiver *r)
 		     SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	if (r->cfg->nr_allow &&
+	    !mw_cidr_match(r->cfg->allow, r->cfg->nr_allow, &peer)) {
+		close(fd);
+		refuse_log(r, &peer);
+		return;
+	}
 	pthread_mutex_lock(&r->lock);
 	if (r->npending >= MAX_PENDING || r->nlive >= MAX_LIVE) {
 		pthread_mutex_unlock(&r->lock);

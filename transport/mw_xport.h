@@ -24,6 +24,17 @@ struct mw_endpoint {
 
 #define MW_ENDPOINTS_MAX 8
 
+/* recv --allow-from: an IPv4 or IPv6 network. An IPv4 network also
+ * matches IPv4-mapped IPv6 peers (::ffff:a.b.c.d) of a dual-stack
+ * listener. */
+struct mw_cidr {
+	int af; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned bits;
+};
+
+#define MW_ALLOW_MAX 32
+
 /* --io: how the channels wait for their sockets (transport/ring.h) */
 enum mw_io {
 	MW_IO_AUTO = 0, /* io_uring; poll(2) where the kernel refuses it */
@@ -61,11 +72,19 @@ struct mw_xp_cfg {
 	 * none: exec mode, one stream over in_fd/out_fd and rev_fd */
 	unsigned nr_eps;
 	struct mw_endpoint eps[MW_ENDPOINTS_MAX];
+	/* recv: peers allowed to connect, checked right after accept();
+	 * none: any address */
+	unsigned nr_allow;
+	struct mw_cidr allow[MW_ALLOW_MAX];
 };
 
 /* "auto" | "uring" | "poll" <-> enum mw_io. parse returns 0 or -EINVAL. */
 int mw_io_parse(const char *s, enum mw_io *out);
 const char *mw_io_name(enum mw_io io);
+
+/* Parses "ADDR/BITS" (or a bare address: all its bits) of either family
+ * into out. Returns 0 or -EINVAL. */
+int mw_cidr_parse(const char *s, struct mw_cidr *out);
 
 /* Parses "unix:/path" or "tcp:host:port". Returns 0 or -EINVAL. */
 int mw_endpoint_parse(const char *s, struct mw_endpoint *out);

@@ -282,3 +282,66 @@ int mw_ep_connect(const struct mw_endpoint *ep, unsigned long long deadline,
 	}
 	return fd;
 }
+
+/* ---- --allow-from ---- */
+
+int mw_cidr_parse(const char *s, struct mw_cidr *out)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	uint32_t bits;
+
+	if (n == 0 || n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, host, out->addr) == 1)
+		out->af = AF_INET;
+	else if (inet_pton(AF_INET6, host, out->addr) == 1)
+		out->af = AF_INET6;
+	else
+		return -EINVAL;
+	bits = out->af == AF_INET ? 32 : 128;
+	if (slash && mw_parse_u32(slash + 1, 0, bits, &bits))
+		return -EINVAL;
+	out->bits = bits;
+	return 0;
+}
+
+static bool prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+	uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+
+	if (memcmp(a, b, full))
+		return false;
+	return !rest || ((a[full] ^ b[full]) & mask) == 0;
+}
+
+bool mw_cidr_match(const struct mw_cidr *allow, unsigned n,
+		   const struct sockaddr_storage *ss)
+{
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const uint8_t *v4 = NULL, *v6 = NULL;
+	unsigned i;
+
+	if (ss->ss_family == AF_INET) {
+		v4 = (const uint8_t *)&((const struct sockaddr_in *)ss)
+			     ->sin_addr;
+	} else if (ss->ss_family == AF_INET6) {
+		v6 = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		if (!memcmp(v6, v4mapped, sizeof(v4mapped)))
+			v4 = v6 + 12;
+	}
+	for (i = 0; i < n; i++) {
+		const struct mw_cidr *c = &allow[i];
+
+		if (c->af == AF_INET && v4 && prefix_eq(v4, c->addr, c->bits))
+			return true;
+		if (c->af == AF_INET6 && v6 && prefix_eq(v6, c->addr, c->bits))
+			return true;
+	}
+	return false;
+}

@@ -3,6 +3,7 @@
 #ifndef MW_NET_H
 #define MW_NET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -21,6 +22,9 @@ void mw_net_tune(int fd, uint32_t timeout_s);
 void mw_net_peer_name(int fd, char *buf, size_t cap);
 /* "host:port" ("[v6]:port") of an address; "?:0" when it is neither. */
 void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap);
+/* Is the peer ss inside one of the n networks of allow (--allow-from)? */
+bool mw_cidr_match(const struct mw_cidr *allow, unsigned n,
+		   const struct sockaddr_storage *ss);
 /* poll() for ev until deadline: 0, -MW_E_TIMEOUT or -errno. */
 int mw_net_wait(int fd, short ev, unsigned long long deadline);
 

@@ -31,6 +31,12 @@
 #include "session.h"
 
 #define MAX_PENDING 64 /* connections authenticating at once */
+/* the least credit (and slots) a stream gets: one chunk being written while
+ * the next arrives */
+#define MW_RX_MIN_CREDIT 2u
+/* socket mode: a new stream takes a quarter of the budget left, at most
+ * the budget / MW_RX_STREAM_SHARE, at least MW_RX_MIN_CREDIT (sink.c) */
+#define MW_RX_STREAM_SHARE 16u
 #define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
 
 struct receiver;
@@ -132,12 +138,13 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
 /*
  * Locking: set before any thread starts and fixed after: cfg, tls, io,
  * lst_efd, chan_loop, fail (its own lock). The listener owns listen_fd
- * while it runs (it closes it on exit); listener and listener_started are
- * the main thread's. Everything from `lock` down is under lock, with one
- * relaxation: have_session, sess, credit, wire_cap and pool are written
- * once, by the first admission, before any channel is admitted, so admitted
- * channels and the threads they start read them without the lock. lat is
- * written to under lock.
+ * while it runs (it closes it on exit), and refused_log_ns and
+ * refused_quiet; listener and listener_started are the main thread's.
+ * Everything from `lock` down is under lock, with one relaxation:
+ * have_session, sess, peer_id, credit, slots_total, wire_cap and pool are
+ * written once, by the first admission, before any channel is admitted,
+ * so admitted channels and the threads they start read them without the
+ * lock. lat is written to under lock.
  */
 struct receiver {
 	const struct mw_xp_cfg *cfg;
@@ -148,6 +155,9 @@ struct receiver {
 	pthread_t listener;
 	bool listener_started;
 	mw_rx_chan_fn *chan_loop; /* recv.c's, called by admit.c */
+	/* the listener's own: --allow-from refusals logged and held back */
+	unsigned long long refused_log_ns;
+	unsigned refused_quiet;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
@@ -155,7 +165,10 @@ struct receiver {
 	struct mw_comp_pool *pool;
 	bool have_session;
 	struct mw_hello sess;
-	uint32_t credit; /* slots per stream */
+	char peer_id[512];    /* the TLS identity that defined the session */
+	uint32_t credit;      /* every stream's first credit (HELLO_OK) */
+	uint64_t slots_free;  /* the --window budget not given to a stream */
+	uint64_t slots_total; /* the whole budget */
 	size_t wire_cap;
 	unsigned long long first_join_ns;
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
@@ -163,6 +176,11 @@ struct receiver {
 	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
 	unsigned nlive, npending;
 	struct rx_stream *streams[MW_STREAMS_MAX];
+	/* slots taken from the budget for a stream id (0: none yet); two
+	 * channels may race to create a stream: both allocate this many, and
+	 * the loser frees its copy before touching it */
+	uint32_t stream_slots[MW_STREAMS_MAX];
+	unsigned nstreams; /* ids that took slots */
 	bool closed;
 	struct mw_close close;
 	bool complete; /* every stream written and closed, ACK queued */

@@ -5,8 +5,15 @@
  *
  * DESIGN
  * Streams are created when first named (OPEN or DATA; frames of one stream
- * may arrive on any channel). Each has `credit` slots indexed by
- * seq % credit; the sender may send a stream's chunk only below the limit
+ * may arrive on any channel), and only then get their slots: --window is
+ * one budget for the session (admit.c) that every stream takes its slots
+ * from (budget_take_locked), and a stream for which the budget has no
+ * MW_RX_MIN_CREDIT slots left is refused, so the slots of all streams
+ * together stay within --window whatever chunk size and stream count the
+ * sender announces. A stream's slots are its own until the session ends.
+ * Each stream has nslots slots indexed by seq % nslots and starts with
+ * `credit` (<= nslots) of credit; the sender may send a stream's chunk
+ * only below the limit
  * this side grants (HELLO_OK's stream window, then WINDOW frames as the
  * writer frees slots), so a DATA frame always finds its slot free and no
  * channel ever waits for a stream: one stream the destination does not read
@@ -126,7 +133,7 @@ void mw_rx_stream_free(struct receiver *r, struct rx_stream *st)
 	if (!st)
 		return;
 	if (st->slots)
-		for (i = 0; i < r->credit; i++) {
+		for (i = 0; i < st->ra.nslots; i++) {
 			free(st->slots[i].raw);
 			free(st->slots[i].wire);
 		}
@@ -138,22 +145,52 @@ void mw_rx_stream_free(struct receiver *r, struct rx_stream *st)
 }
 
 /*
- * A stream's window: `credit` chunk buffers (and as many compressed ones),
- * up to tens of MiB. Allocated without r->lock, which every channel and
- * writer needs meanwhile; credit, chunk_size and wire_cap are fixed since
- * admission. Returns NULL when out of memory.
+ * Slots for a new stream, taken from the budget. exec: mode's one stream
+ * takes it all (at most 4096). In socket mode a stream takes a quarter of
+ * what is left, at most the budget / MW_RX_STREAM_SHARE, at least
+ * MW_RX_MIN_CREDIT: the first streams get deep windows and later ones
+ * still find room (the defaults, 15 slots, hold 7 streams of 2). Returns
+ * 0 when the budget has not MW_RX_MIN_CREDIT left. Context: lock held.
  */
-static struct rx_stream *stream_alloc(struct receiver *r)
+static uint32_t budget_take_locked(struct receiver *r)
+{
+	uint64_t n = r->slots_free, cap = r->slots_total / MW_RX_STREAM_SHARE;
+
+	if (r->cfg->nr_eps) {
+		n /= 4;
+		if (n > cap)
+			n = cap;
+		if (n < MW_RX_MIN_CREDIT)
+			n = MW_RX_MIN_CREDIT;
+	}
+	if (n > 4096)
+		n = 4096;
+	if (n > r->slots_free || n < MW_RX_MIN_CREDIT)
+		return 0;
+	r->slots_free -= n;
+	return (uint32_t)n;
+}
+
+/*
+ * A stream's window: nslots chunk buffers (and as many compressed ones),
+ * up to tens of MiB. Allocated without r->lock, which every channel and
+ * writer needs meanwhile; chunk_size and wire_cap are fixed since
+ * admission. The stream starts with r->credit of credit (HELLO_OK's: the
+ * sender knows no other) and its writer grants up to nslots from its
+ * first WINDOW on. Returns NULL when out of memory.
+ */
+static struct rx_stream *stream_alloc(struct receiver *r, uint32_t nslots)
 {
 	struct rx_stream *st = calloc(1, sizeof(*st));
 	unsigned i;
 
 	if (!st)
 		return NULL;
-	st->slots = calloc(r->credit, sizeof(*st->slots));
-	if (!st->slots || mw_reasm_init(&st->ra, r->credit))
+	st->slots = calloc(nslots, sizeof(*st->slots));
+	if (!st->slots || mw_reasm_init(&st->ra, nslots))
 		goto err;
-	for (i = 0; i < r->credit; i++) {
+	st->ra.granted = r->credit < nslots ? r->credit : nslots;
+	for (i = 0; i < nslots; i++) {
 		struct rx_slot *s = &st->slots[i];
 
 		s->st = st;
@@ -191,6 +228,7 @@ struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 {
 	const struct mw_xp_cfg *cfg = r->cfg;
 	struct rx_stream *st;
+	uint32_t nslots;
 	int ret;
 
 	if (id >= MW_STREAMS_MAX) {
@@ -201,22 +239,37 @@ struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 		return r->streams[id];
 	if (stream_check_locked(r, id, err))
 		return NULL;
+	/* the budget: a stream's slots are taken before they are allocated,
+	 * once per id (two channels may race to create it); a failed
+	 * creation fails the session, so nothing is given back */
+	if (!r->stream_slots[id]) {
+		r->stream_slots[id] = budget_take_locked(r);
+		if (!r->stream_slots[id]) {
+			mw_err_set(err, -MW_E_PROTO,
+				   "stream %u: no room left in recv's --window "
+				   "%llu for its %u chunk slots of %zu bytes "
+				   "(%u streams hold the rest); give recv a "
+				   "larger --window",
+				   id, (unsigned long long)cfg->window,
+				   MW_RX_MIN_CREDIT,
+				   r->sess.chunk_size + r->wire_cap,
+				   r->nstreams);
+			return NULL;
+		}
+		r->nstreams++;
+	}
+	nslots = r->stream_slots[id];
 	pthread_mutex_unlock(&r->lock);
-	st = stream_alloc(r);
+	st = stream_alloc(r, nslots);
 	pthread_mutex_lock(&r->lock);
 	/* while unlocked, another channel may have created it or CLOSE may
 	 * have come: the outcome of either order of those events */
-	if (r->streams[id]) {
+	if (r->streams[id] || !st || stream_check_locked(r, id, err)) {
+		if (!st && !r->streams[id])
+			mw_err_set(err, -ENOMEM, "out of memory for stream %u",
+				   id);
 		mw_rx_stream_free(r, st);
 		return r->streams[id];
-	}
-	if (!st) {
-		mw_err_set(err, -ENOMEM, "out of memory for stream %u", id);
-		return NULL;
-	}
-	if (stream_check_locked(r, id, err)) {
-		mw_rx_stream_free(r, st);
-		return NULL;
 	}
 	st->r = r;
 	st->id = id;

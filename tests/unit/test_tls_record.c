@@ -228,6 +228,89 @@ static void record_key_update(void **state)
 	pair_destroy(&p);
 }
 
+/* A client driven by libssl queues one KeyUpdate (NOT_REQUESTED or
+ * REQUESTED) and flushes it onto c2s without any data. */
+static void send_key_update(struct pair *p, int type)
+{
+	uint8_t out[256];
+	size_t n;
+
+	assert_int_equal(SSL_key_update(p->c->ssl, type), 1);
+	mw_tls_bio_lend(&p->c->loan, NULL, 0, out, sizeof(out));
+	assert_int_equal(SSL_do_handshake(p->c->ssl), 1);
+	n = p->c->loan.out_len;
+	mw_tls_bio_unlend(&p->c->loan);
+	wire_put(&p->c2s, out, n);
+}
+
+/*
+ * KeyUpdates cost a key derivation each: our record layer takes at most
+ * MW_TLS_KU_STREAK_MAX in a row without data, data in between starts the
+ * count again. (libssl, under MIGWIRE_TLS_RECORDS=openssl, has no such
+ * limit; there the spill cap below bounds what a flood costs.)
+ */
+static void record_key_update_flood(void **state)
+{
+	uint8_t buf[64];
+	struct mw_err err = { 0 };
+	struct pair p;
+	unsigned i;
+	size_t used;
+	ssize_t n;
+
+	(void)state;
+	pair_psk(&p);
+	if (own_rec(p.c) || !own_rec(p.s)) {
+		/* a libssl client floods our record layer */
+		pair_destroy(&p);
+		skip();
+	}
+	for (i = 0; i < MW_TLS_KU_STREAK_MAX; i++)
+		send_key_update(&p, SSL_KEY_UPDATE_NOT_REQUESTED);
+	pass_text(p.c, &p.c2s, p.s, "data");
+	for (i = 0; i <= MW_TLS_KU_STREAK_MAX; i++)
+		send_key_update(&p, SSL_KEY_UPDATE_NOT_REQUESTED);
+	n = mw_tls_open(p.s, p.c2s.buf, p.c2s.len, &used, buf, sizeof(buf),
+			&err);
+	assert_int_equal(n, -MW_E_TLS);
+	assert_msg(&err, "KeyUpdates in a row without data");
+	pair_destroy(&p);
+}
+
+/*
+ * libssl answers each KeyUpdate that asks for ours while we only open, so
+ * the answers pile up in the BIO's spill: MW_TLS_SPILL_MAX bounds it, and
+ * the session fails with a line that says why.
+ */
+static void record_key_update_spill(void **state)
+{
+	struct mw_err err = { 0 };
+	uint8_t buf[64];
+	struct pair p;
+	unsigned i;
+	size_t used;
+	ssize_t n = 0;
+
+	(void)state;
+	pair_psk(&p);
+	if (own_rec(p.c) || own_rec(p.s)) {
+		/* a libssl client asks, a libssl server answers */
+		pair_destroy(&p);
+		skip();
+	}
+	for (i = 0; i < 40000 && n >= 0; i++) {
+		send_key_update(&p, SSL_KEY_UPDATE_REQUESTED);
+		seal_to(p.c, &p.c2s, "x", 1);
+		n = mw_tls_open(p.s, p.c2s.buf, p.c2s.len, &used, buf,
+				sizeof(buf), &err);
+		wire_take(&p.c2s, used);
+		assert_true(p.s->loan.spill_len <= MW_TLS_SPILL_MAX);
+	}
+	assert_int_equal(n, -MW_E_TLS);
+	assert_msg(&err, "TLS replies owed to the peer");
+	pair_destroy(&p);
+}
+
 /*
  * Our records rekey every rekey_at records: a KeyUpdate goes ahead of the
  * next record, the peer (libssl or ours) follows, data stays intact.
@@ -462,6 +545,8 @@ int main(void)
 		cmocka_unit_test(record_seal_bound),
 		cmocka_unit_test(record_close_notify),
 		cmocka_unit_test(record_key_update),
+		cmocka_unit_test(record_key_update_flood),
+		cmocka_unit_test(record_key_update_spill),
 		cmocka_unit_test(record_rekey),
 		cmocka_unit_test(record_suites),
 		cmocka_unit_test(record_ticket_keeps_libssl),
