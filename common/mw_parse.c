@@ -207,8 +207,10 @@ int mw_parse_hostport(const char *s, char *hostbuf, size_t hostcap,
 
 	if (!s)
 		return -EINVAL;
-	if (!strncmp(s, "tcp:", 4))
-		h = s += 4; /* as --listen/--connect endpoints write it */
+	/* "tcp:HOST:PORT" as --listen/--connect endpoints write it; "tcp:80"
+	 * stays the host named tcp */
+	if (!strncmp(s, "tcp:", 4) && strchr(s + 4, ':'))
+		h = s += 4;
 	if (*s == '[') {
 		const char *rb = strchr(s, ']');
 

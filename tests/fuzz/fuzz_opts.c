@@ -34,7 +34,10 @@ static void size(const char *s)
 	char *end;
 	int ret = mw_parse_size(s, &v);
 
-	FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -ERANGE);
+	/* -EDOM: a lowercase b, bits to tc and iperf3 */
+	FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -ERANGE ||
+		   ret == -EDOM);
+	FUZZ_CHECK(ret != -EDOM || strchr(s, 'b'));
 	if (ret)
 		return;
 	FUZZ_CHECK(isdigit((unsigned char)s[0]));
@@ -55,6 +58,21 @@ static void size(const char *s)
 	}
 	FUZZ_CHECK(dv == 0 || mul <= UINT64_MAX / dv);
 	FUZZ_CHECK(v == dv * mul);
+}
+
+/* A rate is a size, or bits with a decimal multiple ("100Mbit"). */
+static void rate(const char *s)
+{
+	uint64_t v, sv;
+	int ret = mw_parse_rate(s, &v);
+	int sret = mw_parse_size(s, &sv);
+
+	FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -ERANGE ||
+		   ret == -EDOM);
+	if (!strstr(s, "bit")) {
+		FUZZ_CHECK(ret == sret);
+		FUZZ_CHECK(ret || v == sv);
+	}
 }
 
 static void u32(const char *s, uint32_t min, uint32_t max)
@@ -128,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size_)
 	memcpy(s, data + 1, n);
 	s[n] = '\0';
 	size(s);
+	rate(s);
 	u32(s, 0, UINT32_MAX);
 	u32(s, 1, 64);
 	cpus(s);
