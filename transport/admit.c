@@ -240,6 +240,16 @@ static int chan_join(struct rx_chan *ch)
 	return mw_conn_send_frame(&ch->conn, &h, payload, dl);
 }
 
+/* Counts a peer turned away before a session and keeps why (truncated). */
+static void note_reject_locked(struct receiver *r, const char *why)
+{
+	size_t n = strnlen(why, sizeof(r->last_reject) - 1);
+
+	r->nrejected++;
+	memcpy(r->last_reject, why, n);
+	r->last_reject[n] = '\0';
+}
+
 static void *conn_main(void *arg)
 {
 	struct rx_chan *ch = arg;
@@ -253,6 +263,10 @@ static void *conn_main(void *arg)
 		/* rejected: log it, tell the peer, and leave no trace */
 		MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
 		       ch->conn.peer, ch->conn.err.msg);
+		pthread_mutex_lock(&r->lock);
+		note_reject_locked(r, ch->conn.err.msg); /* before the ERROR
+							  * frame reuses err */
+		pthread_mutex_unlock(&r->lock);
 		if (ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
 			mw_conn_send_error(&ch->conn, ch->conn.err.msg);
 		mw_tls_thread_stop();
@@ -299,11 +313,36 @@ static void *conn_main(void *arg)
 /* A peer outside --allow-from: one line, unless the last one is less
  * than a second old (then it is counted for the next line). Listener
  * thread only. */
+/* --wait ran out before a session: say whether anyone tried, and why the
+ * last one was turned away (operators read "no sender connected" as "the
+ * source never started"). */
+static void wait_expired(struct receiver *r)
+{
+	unsigned n;
+	char last[sizeof(r->last_reject)];
+
+	pthread_mutex_lock(&r->lock);
+	n = r->nrejected;
+	memcpy(last, r->last_reject, sizeof(last));
+	pthread_mutex_unlock(&r->lock);
+	if (!n)
+		mw_fail_set(&r->fail, -MW_E_TIMEOUT,
+			    "no sender connected within %u s", r->cfg->wait_s);
+	else
+		mw_fail_set(&r->fail, -MW_E_TIMEOUT,
+			    "no sender authenticated within %u s (%u "
+			    "connection%s rejected; last: %s)",
+			    r->cfg->wait_s, n, n == 1 ? "" : "s", last);
+}
+
 static void refuse_log(struct receiver *r, const struct sockaddr_storage *ss)
 {
 	unsigned long long now = mw_now_ns();
 	char name[MW_PEER_MAX];
 
+	pthread_mutex_lock(&r->lock);
+	note_reject_locked(r, "address not in --allow-from");
+	pthread_mutex_unlock(&r->lock);
 	if (r->refused_log_ns && now - r->refused_log_ns < REFUSE_LOG_NS) {
 		r->refused_quiet++;
 		return;
@@ -419,9 +458,7 @@ static void *listener_main(void *arg)
 					    "within %u s",
 					    joined, count, cfg->timeout_s);
 			else
-				mw_fail_set(&r->fail, -MW_E_TIMEOUT,
-					    "no sender connected within %u s",
-					    cfg->wait_s);
+				wait_expired(r);
 			break;
 		}
 		ms = dl ? (int)((dl - now) / 1000000ull) + 1 : 1000;

@@ -175,6 +175,10 @@ struct receiver {
 	unsigned joined;
 	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
 	unsigned nlive, npending;
+	/* peers turned away before a session: the --wait expiry line says
+	 * how many and why the last one was */
+	unsigned nrejected;
+	char last_reject[160];
 	struct rx_stream *streams[MW_STREAMS_MAX];
 	/* slots taken from the budget for a stream id (0: none yet); two
 	 * channels may race to create a stream: both allocate this many, and

@@ -12,6 +12,7 @@ it got; message checks are loose, case-insensitive keywords.
     badinput.py MIGWIRE DATAGEN MKCERTS [CASE...]
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -524,6 +525,23 @@ def usage_errors(env):
             bad.append(f'{what}: line lacks {words}')
     if bad:
         fail('; '.join(bad))
+
+
+@case
+def wait_expiry_counts_rejections(env):
+    # recv keeps waiting after rejecting a peer (a corrected sender gets
+    # in); when --wait runs out it says how many it turned away and why
+    inp = env.make_input('random', 64 * 1024)
+    recv, port = env.recv(['--tls-creds', env.pki(), '--wait', '2'])
+    send = env.send(port, ['--no-tls'], stdin_path=inp)
+    send.wait(30)
+    recv.wait(30)
+    last = (recv.err_lines() or [''])[-1]
+    log(f'    recv: {last}')
+    if recv.rc != 1 or not re.search(
+            r'no sender authenticated within 2 s \(\d+ connections? '
+            r'rejected; last: .*runs --no-tls', last):
+        fail(f'recv exit {recv.rc}: {last}')
 
 
 @case
