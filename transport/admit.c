@@ -13,7 +13,7 @@
  * and never touches session state. At most MAX_PENDING connections may be
  * authenticating at once; more are closed at once. When all channels have
  * joined, the listening socket closes. An admitted connection runs
- * r->chan_loop (recv.c) on its thread; every connection thread stays on
+ * r->chan_loop (recv_chan.c) on its thread; every connection thread stays on
  * r->live until its last touch of r, which is what teardown waits for.
  */
 #include <errno.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the receiver: the state that recv.c (wiring, channel loops,
- * main thread), admit.c (listener, connection threads, HELLO admission) and
- * sink.c (streams, ordered writers, reverse readers) share.
+ * Private to the receiver: the state that recv.c (wiring, main thread),
+ * admit.c (listener, connection threads, HELLO admission), recv_chan.c
+ * (channel loops) and sink.c (streams, ordered writers, reverse readers)
+ * share.
  *
  * Lock order: r->lock -> a channel's ctlq lock -> r->fail's lock. Under
  * r->lock the code pushes control frames (mw_ctlq_push with limit 0, which
@@ -147,7 +148,7 @@ struct receiver {
 	int lst_efd; /* wakes the listener: all joined, or teardown */
 	pthread_t listener;
 	bool listener_started;
-	mw_rx_chan_fn *chan_loop; /* recv.c's, called by admit.c */
+	mw_rx_chan_fn *chan_loop; /* recv_chan.c's, called by admit.c */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
@@ -178,6 +179,11 @@ int mw_rx_listener_start(struct receiver *r);
 /* Frees a channel that is not running (never started, rejected, or after
  * teardown). */
 void mw_rx_chan_free(struct rx_chan *ch);
+
+/* ---- recv_chan.c ---- */
+
+/* r->chan_loop: runs an admitted channel's loop (mw_rx_chan_fn). */
+int mw_rx_chan_run(struct rx_chan *ch);
 
 /* ---- sink.c ---- */
 
