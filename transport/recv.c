@@ -149,7 +149,7 @@ static void poke_all_locked(struct receiver *r)
 	unsigned i;
 
 	for (i = 0; i < r->nlive; i++)
-		mw_efd_poke(r->live[i]->efd);
+		mw_efd_poke(r->live[i]->io.efd);
 }
 
 static bool receiver_teardown(struct receiver *r)
@@ -174,7 +174,7 @@ static bool receiver_teardown(struct receiver *r)
 	       pthread_cond_timedwait(&r->live_cv, &r->lock, &ts) == 0)
 		;
 	for (i = 0; i < r->nlive; i++)
-		shutdown(r->live[i]->conn.fd, SHUT_RDWR);
+		shutdown(r->live[i]->io.conn.fd, SHUT_RDWR);
 	while (r->nlive) {
 		poke_all_locked(r);
 		pthread_cond_wait(&r->live_cv, &r->lock);

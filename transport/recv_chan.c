@@ -27,9 +27,9 @@ static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	ch->conn.err.code = code;
+	ch->io.conn.err.code = code;
 	va_start(ap, fmt);
-	vsnprintf(ch->conn.err.msg, sizeof(ch->conn.err.msg), fmt, ap);
+	vsnprintf(ch->io.conn.err.msg, sizeof(ch->io.conn.err.msg), fmt, ap);
 	va_end(ap);
 	return code;
 }
@@ -47,10 +47,10 @@ static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
 	int idx;
 
 	pthread_mutex_lock(&r->lock);
-	st = mw_rx_stream_get_locked(r, h->stream, &ch->conn.err);
+	st = mw_rx_stream_get_locked(r, h->stream, &ch->io.conn.err);
 	if (!st) {
 		pthread_mutex_unlock(&r->lock);
-		return ch->conn.err.code;
+		return ch->io.conn.err.code;
 	}
 	idx = mw_reasm_claim(&st->ra, h->seq, &why);
 	if (idx < 0) {
@@ -166,8 +166,8 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 		if (mw_open_decode(ch->ctl, h->wire_len, &o))
 			ret = chan_err(ch, -MW_E_PROTO, "malformed OPEN frame");
 		else if (!(st = mw_rx_stream_get_locked(r, h->stream,
-							&ch->conn.err)))
-			ret = ch->conn.err.code;
+							&ch->io.conn.err)))
+			ret = ch->io.conn.err.code;
 		else if (st->opened && r->cfg->nr_eps)
 			ret = chan_err(ch, -MW_E_PROTO,
 				       "stream %u opened twice", st->id);
@@ -183,8 +183,8 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 		if (mw_end_decode(ch->ctl, h->wire_len, &e))
 			ret = chan_err(ch, -MW_E_PROTO, "malformed END frame");
 		else if (!(st = mw_rx_stream_get_locked(r, h->stream,
-							&ch->conn.err)))
-			ret = ch->conn.err.code;
+							&ch->io.conn.err)))
+			ret = ch->io.conn.err.code;
 		else if (mw_reasm_end(&st->ra, e.chunks, &why))
 			ret = chan_err(ch, -MW_E_PROTO, "stream %u: %s", st->id,
 				       why);
@@ -265,7 +265,7 @@ static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *h,
 		      const void **payload)
 {
 	struct rx_chan *ch = io->opaque;
-	struct mw_ctl *c = mw_ctlq_pop(&ch->ctlq);
+	struct mw_ctl *c = mw_ctlq_pop(&ch->io.ctlq);
 
 	if (!c)
 		return 0;
@@ -281,7 +281,7 @@ static void frame_sent(struct mw_chan *io, unsigned i)
 
 	if (ch->tx_ctl->h.type == MW_FT_ACK) {
 		ch->ack_sent = true;
-		shutdown(ch->conn.fd, SHUT_WR);
+		shutdown(ch->io.conn.fd, SHUT_WR);
 	}
 	free(ch->tx_ctl);
 	ch->tx_ctl = NULL;
@@ -301,14 +301,11 @@ int mw_rx_chan_run(struct rx_chan *ch)
 {
 	uint32_t maxp = ch->r->sess.chunk_size;
 
-	mw_chan_init(&ch->io, &chan_ops, ch, &ch->conn, &ch->ring, ch->efd, 1);
-	ch->io.slot[0].sealed = ch->sealed;
-	ch->io.slot[0].sealed_cap = ch->sealed_cap;
 	ch->io.rx_bytes = &ch->bytes_wire;
-	ch->conn.open_ns = &ch->open_ns;
+	ch->io.conn.open_ns = &ch->open_ns;
 	/* bulk payloads: a plaintext recv lands in the slot itself */
-	mw_conn_rx_start(&ch->conn, &frame_ops, ch,
+	mw_conn_rx_start(&ch->io.conn, &frame_ops, ch,
 			 maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX,
 			 "malformed frame header", true);
-	return mw_chan_loop(&ch->io);
+	return mw_chan_loop(&ch->io, &chan_ops, ch);
 }

@@ -60,31 +60,22 @@
 static int chan_alloc(struct sender *s, struct tx_chan *ch, unsigned i)
 {
 	const struct mw_xp_cfg *cfg = s->cfg;
-	unsigned k;
+	size_t sealed_cap = 0;
+	int ret;
 
 	ch->s = s;
 	ch->idx = i;
-	ch->conn.fd = -1;
 	atomic_init(&ch->sock, -1);
-	ch->efd = mw_efd_new();
-	if (ch->efd < 0)
-		return ch->efd;
-	mw_ctlq_init(&ch->ctlq, ch->efd);
+	if (s->tls)
+		sealed_cap = mw_tls_seal_bound(MW_FRAME_HDR_LEN +
+					       (s->out_cap > cfg->chunk_size ?
+							s->out_cap :
+							cfg->chunk_size));
+	ret = mw_chan_init(&ch->io, TX_SLOTS, sealed_cap);
+	if (ret)
+		return ret;
 	ch->in_payload = malloc(MW_REVERSE_MAX);
-	if (!ch->in_payload)
-		return -ENOMEM;
-	for (k = 0; k < TX_SLOTS && s->tls; k++) {
-		struct tx_slot *sl = &ch->slot[k];
-
-		sl->sealed_cap = mw_tls_seal_bound(
-			MW_FRAME_HDR_LEN + (s->out_cap > cfg->chunk_size ?
-						    s->out_cap :
-						    cfg->chunk_size));
-		sl->sealed = mw_buf_alloc(sl->sealed_cap);
-		if (!sl->sealed)
-			return -ENOMEM;
-	}
-	return 0;
+	return ch->in_payload ? 0 : -ENOMEM;
 }
 
 static int sender_alloc(struct sender *s)
@@ -108,13 +99,9 @@ static int sender_alloc(struct sender *s)
 		free(efds);
 		return -ENOMEM;
 	}
-	for (i = 0; i < cfg->nr_chans; i++) { /* what sender_free checks */
-		s->chans[i].efd = -1;
-		s->chans[i].conn.fd = -1;
-	}
 	for (i = 0; i < cfg->nr_chans && !ret; i++) {
 		ret = chan_alloc(s, &s->chans[i], i);
-		efds[i] = s->chans[i].efd;
+		efds[i] = s->chans[i].io.efd;
 	}
 	if (!ret) {
 		sc.nchunks = s->nchunks;
@@ -134,24 +121,15 @@ static void sender_free(struct sender *s)
 	unsigned i, k;
 
 	mw_source_destroy(&s->src); /* before the scheduler it uses */
-	if (s->chans) {
-		for (i = 0; i < s->cfg->nr_chans; i++) {
-			struct tx_chan *ch = &s->chans[i];
+	for (i = 0; s->chans && i < s->cfg->nr_chans; i++) {
+		struct tx_chan *ch = &s->chans[i];
 
-			if (ch->ring_ok)
-				mw_ring_destroy(&ch->ring);
-			if (ch->conn.rx || ch->conn.fd >= 0)
-				mw_conn_destroy(&ch->conn);
-			if (ch->efd >= 0) {
-				mw_ctlq_destroy(&ch->ctlq);
-				close(ch->efd);
-			}
-			for (k = 0; k < TX_SLOTS; k++) {
-				free(ch->slot[k].sealed);
-				free(ch->slot[k].ctl);
-			}
-			free(ch->in_payload);
-		}
+		if (!ch->s)
+			continue; /* chan_alloc never ran */
+		mw_chan_destroy(&ch->io);
+		for (k = 0; k < TX_SLOTS; k++)
+			free(ch->slot[k].ctl);
+		free(ch->in_payload);
 	}
 	mw_sched_free(s->sched);
 	free(s->chans);
@@ -265,7 +243,7 @@ static void maybe_close(struct sender *s)
 		mw_fail_set(&s->fail, -ENOMEM, "out of memory");
 		return;
 	}
-	mw_ctlq_push(&s->chans[0].ctlq, c, 0);
+	mw_ctlq_push(&s->chans[0].io.ctlq, c, 0);
 	MW_LOG(MW_LOG_DEBUG, "all %u streams ended; closing the session",
 	       cl.streams);
 }
@@ -400,7 +378,7 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		       cfg->tls.mode == MW_TLS_PSK  ? "TLS PSK" :
 						      "no TLS",
 		       mw_codec_name(cfg->codec), mw_io_name(s.io));
-		mw_source_start(&s.src, s.sched, s.pool, &s.chans[0].ctlq,
+		mw_source_start(&s.src, s.sched, s.pool, &s.chans[0].io.ctlq,
 				s.lat, s.out_cap, s.stream_window);
 	}
 	control_loop(&s, sfd, &st, chs, sts, t0);
@@ -412,8 +390,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	mw_sched_stop(s.sched); /* readers waiting for a chunk */
 	mw_fail_wake(&s.fail);
 	for (i = 0; i < cfg->nr_chans; i++) {
-		mw_ctlq_stop(&s.chans[i].ctlq);
-		mw_efd_poke(s.chans[i].efd);
+		mw_ctlq_stop(&s.chans[i].io.ctlq);
+		mw_efd_poke(s.chans[i].io.efd);
 	}
 	if (!atomic_load(&s.acked)) {
 		/* channels stuck in a blocking setup step see a dead socket */
@@ -436,9 +414,9 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		mw_err_set(err, ret, "%s", s.fail.err.msg);
 		/* tell the receiver why, so both sides print the cause */
 		for (i = 0; i < cfg->nr_chans; i++)
-			if (s.chans[i].conn.fd >= 0 && ret != -MW_E_PEER &&
+			if (s.chans[i].io.conn.fd >= 0 && ret != -MW_E_PEER &&
 			    !s.chans[i].dirty && !s.chans[i].io.sending)
-				mw_conn_send_error(&s.chans[i].conn,
+				mw_conn_send_error(&s.chans[i].io.conn,
 						   s.fail.err.msg);
 	}
 	snap_fill(&s, &sn, chs, sts, t0);

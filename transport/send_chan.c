@@ -43,28 +43,28 @@ static int chan_setup_once(struct tx_chan *ch)
 	int fd, ret;
 
 	fd = mw_net_connect(cfg->host, cfg->port, dl, peer, sizeof(peer),
-			    &ch->conn.err);
+			    &ch->io.conn.err);
 	if (fd < 0)
 		return fd;
 	mw_net_tune(fd, cfg->timeout_s);
-	ret = mw_conn_init(&ch->conn, fd, peer, s->tls);
+	ret = mw_conn_init(&ch->io.conn, fd, peer, s->tls);
 	if (ret) {
 		close(fd);
-		ch->conn.fd = -1;
+		ch->io.conn.fd = -1;
 		return ret;
 	}
 	atomic_store(&ch->sock, fd);
-	ret = mw_conn_handshake(&ch->conn, dl);
+	ret = mw_conn_handshake(&ch->io.conn, dl);
 	if (ret)
 		return ret;
 	memcpy(hello.session, s->session, sizeof(hello.session));
 	mw_hello_encode(payload, &hello);
-	ret = mw_conn_send_frame(&ch->conn, &h, payload, dl);
+	ret = mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
 	if (ret)
 		return ret;
-	ret = mw_conn_recv_frame(&ch->conn, &h, payload, MW_ERROR_MAX, dl);
+	ret = mw_conn_recv_frame(&ch->io.conn, &h, payload, MW_ERROR_MAX, dl);
 	if (ret == -MW_E_CLOSED)
-		return mw_err_set(&ch->conn.err, ret,
+		return mw_err_set(&ch->io.conn.err, ret,
 				  "receiver closed the connection during "
 				  "setup (TLS or --no-tls mismatch, or "
 				  "credentials rejected)");
@@ -72,7 +72,7 @@ static int chan_setup_once(struct tx_chan *ch)
 		return ret;
 	if (h.type == MW_FT_ERROR) {
 		payload[h.wire_len] = '\0';
-		return mw_err_set(&ch->conn.err, -MW_E_PEER,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PEER,
 				  "receiver refused the channel: %s",
 				  (char *)payload);
 	}
@@ -80,7 +80,7 @@ static int chan_setup_once(struct tx_chan *ch)
 	    mw_hello_ok_decode(payload, h.wire_len, &ok) ||
 	    ok.chan_index != ch->idx ||
 	    memcmp(ok.session, s->session, sizeof(ok.session)))
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "unexpected %s frame instead of HELLO_OK",
 				  mw_frame_type_name(h.type));
 	pthread_mutex_lock(&s->lock);
@@ -108,28 +108,28 @@ static int chan_setup(struct tx_chan *ch)
 		 * A receiver that hung up on every try and is gone by the
 		 * last one (connection refused): why it hung up is the news
 		 */
-		if (ret && first.code && !ch->conn.rx_total &&
+		if (ret && first.code && !ch->io.conn.rx_total &&
 		    (ret == -ECONNREFUSED || ret == -MW_E_TIMEOUT)) {
 			char why[sizeof(first.msg)];
 
-			snprintf(why, sizeof(why), "%s", ch->conn.err.msg);
-			return mw_err_set(&ch->conn.err, first.code,
+			snprintf(why, sizeof(why), "%s", ch->io.conn.err.msg);
+			return mw_err_set(&ch->io.conn.err, first.code,
 					  "%s; on retry %d: %s", first.msg,
 					  tries, why);
 		}
 		if (!ret || mw_fail_is_set(&s->fail) || ++tries > 3 ||
 		    (ret != -MW_E_CLOSED && ret != -ECONNRESET &&
 		     ret != -EPIPE) ||
-		    ch->conn.rx_total)
+		    ch->io.conn.rx_total)
 			return ret;
 		if (!first.code)
-			first = ch->conn.err;
+			first = ch->io.conn.err;
 		MW_LOG(MW_LOG_INFO,
 		       "channel %u: receiver hung up during setup; "
 		       "retrying",
 		       ch->idx);
 		atomic_store(&ch->sock, -1);
-		mw_conn_destroy(&ch->conn);
+		mw_conn_destroy(&ch->io.conn);
 		{
 			struct timespec ts = { 0, 300000000L * tries };
 
@@ -148,13 +148,13 @@ static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *hp,
 	struct tx_chan *ch = io->opaque;
 	struct sender *s = ch->s;
 	struct tx_slot *sl = &ch->slot[i];
-	struct mw_ctl *ctl = mw_ctlq_pop(&ch->ctlq);
+	struct mw_ctl *ctl = mw_ctlq_pop(&ch->io.ctlq);
 	struct mw_sched_stream *end_st = NULL;
 	struct tx_chunk *c = NULL;
 	struct mw_frame_hdr h = { 0 };
 
 	if (!ctl) {
-		c = mw_sched_take(s->sched, ch->idx, ch->conn.fd, &end_st);
+		c = mw_sched_take(s->sched, ch->idx, ch->io.conn.fd, &end_st);
 		if (!c && !end_st)
 			return 0;
 	}
@@ -219,7 +219,7 @@ static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 
 	if (!st || (st->id % s->cfg->nr_chans) != ch->idx ||
 	    atomic_load(&st->rev_done))
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "reverse frame for unknown stream %u",
 				  h->stream & MW_STREAM_ID_MASK);
 	if (h->type == MW_FT_END) {
@@ -228,7 +228,7 @@ static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 		if (mw_end_decode(ch->in_payload, h->wire_len, &e) ||
 		    e.chunks != st->rev_seq || e.bytes != st->rev_bytes)
 			return mw_err_set(
-				&ch->conn.err, -MW_E_CORRUPT,
+				&ch->io.conn.err, -MW_E_CORRUPT,
 				"stream %u: reverse END totals differ "
 				"from what arrived",
 				st->id);
@@ -241,11 +241,11 @@ static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 	}
 	if (!(h->flags & MW_F_RAW) || h->seq != st->rev_seq ||
 	    h->raw_len > MW_REVERSE_MAX)
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "stream %u: bad reverse frame %" PRIu64,
 				  st->id, h->seq);
 	if (mw_comp_checksum(ch->in_payload, h->raw_len) != h->csum)
-		return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
+		return mw_err_set(&ch->io.conn.err, -MW_E_CORRUPT,
 				  "stream %u: reverse chunk %" PRIu64
 				  ": checksum mismatch",
 				  st->id, h->seq);
@@ -268,7 +268,7 @@ static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 		return 0;
 	}
 	if (ret)
-		return mw_err_set(&ch->conn.err, ret,
+		return mw_err_set(&ch->io.conn.err, ret,
 				  "stream %u: write to the source QEMU: %s",
 				  st->id, mw_strerror(ret));
 	return 0;
@@ -291,14 +291,14 @@ static int frame_received(void *opaque, const struct mw_frame_hdr *h)
 
 	switch (h->type) {
 	case MW_FT_ERROR:
-		return mw_err_set(&ch->conn.err, -MW_E_PEER,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PEER,
 				  "receiver failed: %.*s", (int)h->wire_len,
 				  (char *)ch->in_payload);
 	case MW_FT_WINDOW: {
 		struct tx_stream *st = stream_get(s, h->stream);
 
 		if (!st)
-			return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+			return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 					  "credit for unknown stream %u",
 					  h->stream);
 		mw_sched_credit(s->sched, &st->q, h->seq);
@@ -318,7 +318,7 @@ static int frame_received(void *opaque, const struct mw_frame_hdr *h)
 		mw_sched_totals(s->sched, &bytes, &chunks);
 		if (!s->close_sent || a.bytes != bytes || a.chunks != chunks) {
 			pthread_mutex_unlock(&s->lock);
-			return mw_err_set(&ch->conn.err, -MW_E_CORRUPT,
+			return mw_err_set(&ch->io.conn.err, -MW_E_CORRUPT,
 					  "receiver acknowledged %" PRIu64
 					  " bytes, %" PRIu64 " sent",
 					  a.bytes, bytes);
@@ -331,7 +331,7 @@ static int frame_received(void *opaque, const struct mw_frame_hdr *h)
 	default:
 		break;
 	}
-	return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+	return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 			  "unexpected %s frame from receiver",
 			  mw_frame_type_name(h->type));
 }
@@ -362,11 +362,11 @@ static int recv_check(struct mw_chan *io, int res)
 	if (res == 0) {
 		if (atomic_load(&s->acked))
 			return MW_CHAN_STOP;
-		return mw_err_set(&ch->conn.err, -MW_E_CLOSED,
+		return mw_err_set(&ch->io.conn.err, -MW_E_CLOSED,
 				  "receiver closed the connection");
 	}
 	if (res < 0)
-		return mw_err_set(&ch->conn.err, res, "recv: %s",
+		return mw_err_set(&ch->io.conn.err, res, "recv: %s",
 				  mw_strerror(res));
 	return 0;
 }
@@ -377,7 +377,7 @@ static int tls_closed(struct mw_chan *io)
 
 	return atomic_load(&ch->s->acked) ?
 		       0 :
-		       mw_err_set(&ch->conn.err, -MW_E_CLOSED,
+		       mw_err_set(&ch->io.conn.err, -MW_E_CLOSED,
 				  "receiver closed the TLS session");
 }
 
@@ -393,21 +393,14 @@ static const struct mw_chan_ops chan_ops = {
 static int chan_loop(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
-	unsigned k;
 
-	mw_chan_init(&ch->io, &chan_ops, ch, &ch->conn, &ch->ring, ch->efd,
-		     TX_SLOTS);
-	for (k = 0; k < TX_SLOTS; k++) {
-		ch->io.slot[k].sealed = ch->slot[k].sealed;
-		ch->io.slot[k].sealed_cap = ch->slot[k].sealed_cap;
-	}
 	ch->io.rate = &s->rate;
 	ch->io.seal_ns = &ch->seal_ns;
 	ch->io.sent_bytes = &ch->bytes_wire;
 	/* credit frames are small: recv many at once into the buffer */
-	mw_conn_rx_start(&ch->conn, &frame_ops, ch, MW_REVERSE_MAX,
+	mw_conn_rx_start(&ch->io.conn, &frame_ops, ch, MW_REVERSE_MAX,
 			 "malformed frame from receiver", false);
-	return mw_chan_loop(&ch->io);
+	return mw_chan_loop(&ch->io, &chan_ops, ch);
 }
 
 /*
@@ -419,7 +412,7 @@ static int chan_loop(struct tx_chan *ch)
  */
 static void chan_drain(struct tx_chan *ch)
 {
-	if (ch->ring_ok && !ch->dirty &&
+	if (ch->io.ring_ok && !ch->dirty &&
 	    mw_chan_flush(&ch->io, mw_now_ns() + 1000000000ull))
 		ch->dirty = true;
 }
@@ -436,22 +429,17 @@ void *mw_tx_chan_main(void *arg)
 	ret = chan_setup(ch);
 	if (ret && ret != -MW_E_CANCEL)
 		mw_fail_set(&s->fail, ret, "channel %u (%s): %s", ch->idx,
-			    ch->conn.peer[0] ? ch->conn.peer : s->cfg->host,
-			    ch->conn.err.msg[0] ? ch->conn.err.msg :
-						  mw_strerror(ret));
+			    ch->io.conn.peer[0] ? ch->io.conn.peer :
+						  s->cfg->host,
+			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
+						     mw_strerror(ret));
 	pthread_mutex_lock(&s->lock);
 	if (!ret)
 		s->nready++;
 	pthread_mutex_unlock(&s->lock);
 	mw_fail_wake(&s->fail); /* wait_channels() */
-	if (!ret) {
-		ret = mw_ring_init(&ch->ring, 4 * TX_SLOTS + 4, s->io);
-		if (ret)
-			mw_err_set(&ch->conn.err, ret, "%s setup: %s",
-				   mw_io_name(s->io), mw_strerror(ret));
-		else
-			ch->ring_ok = true;
-	}
+	if (!ret)
+		ret = mw_chan_ring_init(&ch->io, s->io);
 	if (!ret)
 		ret = chan_loop(ch);
 	if (ret && ret != -MW_E_CANCEL)
@@ -460,9 +448,10 @@ void *mw_tx_chan_main(void *arg)
 		chan_drain(ch);
 	if (ret && ret != -MW_E_CANCEL)
 		mw_fail_set(&s->fail, ret, "channel %u (%s): %s", ch->idx,
-			    ch->conn.peer[0] ? ch->conn.peer : s->cfg->host,
-			    ch->conn.err.msg[0] ? ch->conn.err.msg :
-						  mw_strerror(ret));
+			    ch->io.conn.peer[0] ? ch->io.conn.peer :
+						  s->cfg->host,
+			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
+						     mw_strerror(ret));
 	ch->cpu_final = mw_thread_cpu_seconds();
 	atomic_store(&ch->exited, true);
 	return NULL;

@@ -3,7 +3,7 @@
  * Private to the sender: the state that send.c (wiring, main thread) and
  * send_chan.c (the channel threads) share. The stages below them keep
  * their own state: source.h (readers, acceptor), tx_sched.h (scheduler,
- * chunk pool), chan.h (the channel loop).
+ * chunk pool), chan.h (the channel: connection, ring, loop).
  */
 #ifndef MW_SEND_INT_H
 #define MW_SEND_INT_H
@@ -15,13 +15,11 @@
 #include <stdio.h>
 
 #include "chan.h"
-#include "conn.h"
 #include "ctlq.h"
 #include "mw_comp.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
 #include "rate.h"
-#include "ring.h"
 #include "session.h"
 #include "source.h"
 #include "tx_sched.h"
@@ -32,38 +30,32 @@ struct sender;
 
 /*
  * Locking: none; a slot's frame belongs to its channel thread, and the
- * kernel borrows chunk, ctl or end (and sealed) while io.slot[i] sends it.
+ * kernel borrows chunk, ctl or end while io.slot[i] sends it.
  */
 struct tx_slot {
 	struct tx_chunk *chunk; /* returned to the pool when sent */
 	struct mw_ctl *ctl;	/* freed when sent */
 	uint8_t end[MW_END_LEN];
-	uint8_t *sealed; /* TLS: ciphertext buffer */
-	size_t sealed_cap;
 };
 
 /*
  * Locking: the channel thread owns everything here while it runs; the main
- * thread sets s, idx, th and started before and reads the rest (conn,
- * dirty, io.sending) only after joining it. sock is the main thread's way to
- * shut the socket during teardown (atomic). bytes_wire and seal_ns are
- * statistics (atomic, relaxed); cpu_final is written before the exited
- * store that publishes it. ctlq has its own lock.
+ * thread sets s, idx, th and started before, with io's resources
+ * (mw_chan_init), and reads the rest (io.conn, dirty, io.sending) only
+ * after joining it. Other threads use io.efd and io.ctlq as chan.h says.
+ * sock is the main thread's way to shut the socket during teardown
+ * (atomic). bytes_wire and seal_ns are statistics (atomic, relaxed);
+ * cpu_final is written before the exited store that publishes it.
  */
 struct tx_chan {
-	struct sender *s;
+	struct sender *s; /* NULL until chan_alloc: nothing to free */
 	unsigned idx;
 	pthread_t th;
 	bool started;
-	struct mw_conn conn;
-	struct mw_ring ring;
-	bool ring_ok;
-	int efd;
-	bool dirty;	 /* the byte stream may end inside a frame */
-	atomic_int sock; /* conn.fd for the main thread's teardown; -1 */
-	struct mw_chan io;
+	bool dirty;	   /* the byte stream may end inside a frame */
+	atomic_int sock;   /* io.conn.fd for the main thread's teardown; -1 */
+	struct mw_chan io; /* connection, ring, eventfd, ctlq, send slots */
 	struct tx_slot slot[TX_SLOTS];
-	struct mw_ctlq ctlq;
 	/* payload of the incoming frame (conn.rd parses them) */
 	uint8_t *in_payload; /* MW_REVERSE_MAX bytes */
 	atomic_ullong bytes_wire;
