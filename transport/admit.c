@@ -18,7 +18,7 @@
  * refused even when authorized. At most MAX_PENDING connections may be
  * authenticating at once; more are closed at once. When all channels have
  * joined, the listening socket closes. An admitted connection runs
- * r->chan_loop (recv.c) on its thread; every connection thread stays on
+ * r->chan_loop (recv_chan.c) on its thread; every connection thread stays on
  * r->live until its last touch of r, which is what teardown waits for.
  */
 #include <errno.h>
@@ -155,14 +155,8 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 
 void mw_rx_chan_free(struct rx_chan *ch)
 {
-	if (ch->ring_ok)
-		mw_ring_destroy(&ch->ring);
-	mw_conn_destroy(&ch->conn);
-	mw_ctlq_destroy(&ch->ctlq);
-	if (ch->efd >= 0)
-		close(ch->efd);
+	mw_chan_destroy(&ch->io);
 	free(ch->tx_ctl);
-	free(ch->sealed);
 	free(ch);
 }
 
@@ -191,32 +185,32 @@ static int chan_join(struct rx_chan *ch)
 	const char *id;
 	int ret;
 
-	ret = mw_conn_handshake(&ch->conn, dl);
+	ret = mw_conn_handshake(&ch->io.conn, dl);
 	if (ret)
 		return ret;
-	ret = mw_conn_read(&ch->conn, hdr, sizeof(hdr), dl);
+	ret = mw_conn_read(&ch->io.conn, hdr, sizeof(hdr), dl);
 	if (ret)
 		return ret;
 	first = hdr[0];
 	if (mw_frame_hdr_decode(hdr, sizeof(hdr), MW_HELLO_LEN, &h) ||
 	    h.type != MW_FT_HELLO) {
-		if (!ch->conn.tls && first == 0x16)
-			return mw_err_set(&ch->conn.err, -MW_E_AUTH,
+		if (!ch->io.conn.tls && first == 0x16)
+			return mw_err_set(&ch->io.conn.err, -MW_E_AUTH,
 					  "peer speaks TLS but this receiver "
 					  "runs --no-tls");
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "not a migwire HELLO (garbage or wrong "
 				  "protocol)");
 	}
-	ret = mw_conn_read(&ch->conn, payload, sizeof(payload), dl);
+	ret = mw_conn_read(&ch->io.conn, payload, sizeof(payload), dl);
 	if (ret)
 		return ret;
 	if (mw_hello_decode(payload, sizeof(payload), &hello))
-		return mw_err_set(&ch->conn.err, -MW_E_PROTO,
+		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "malformed HELLO");
-	id = ch->conn.tls ? mw_tls_peer_id(ch->conn.tls) : "";
+	id = ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) : "";
 	pthread_mutex_lock(&r->lock);
-	ret = admit_locked(r, &hello, id, &ch->conn.err);
+	ret = admit_locked(r, &hello, id, &ch->io.conn.err);
 	if (!ret) {
 		ch->idx = hello.chan_index;
 		r->chans[ch->idx] = ch;
@@ -231,13 +225,13 @@ static int chan_join(struct rx_chan *ch)
 	if (ret)
 		return ret;
 	MW_LOG(MW_LOG_INFO, "channel %u admitted from %s, client '%s'",
-	       hello.chan_index, ch->conn.peer, id[0] ? id : "(no TLS)");
+	       hello.chan_index, ch->io.conn.peer, id[0] ? id : "(no TLS)");
 	ok.chan_index = hello.chan_index;
 	memcpy(ok.session, hello.session, sizeof(ok.session));
 	mw_hello_ok_encode(payload, &ok);
 	h = (struct mw_frame_hdr){ .type = MW_FT_HELLO_OK,
 				   .wire_len = MW_HELLO_OK_LEN };
-	return mw_conn_send_frame(&ch->conn, &h, payload, dl);
+	return mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
 }
 
 /* Counts a peer turned away before a session and keeps why (truncated). */
@@ -262,13 +256,13 @@ static void *conn_main(void *arg)
 	if (ret) {
 		/* rejected: log it, tell the peer, and leave no trace */
 		MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
-		       ch->conn.peer, ch->conn.err.msg);
+		       ch->io.conn.peer, ch->io.conn.err.msg);
 		pthread_mutex_lock(&r->lock);
-		note_reject_locked(r, ch->conn.err.msg); /* before the ERROR
+		note_reject_locked(r, ch->io.conn.err.msg); /* before the ERROR
 							  * frame reuses err */
 		pthread_mutex_unlock(&r->lock);
 		if (ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
-			mw_conn_send_error(&ch->conn, ch->conn.err.msg);
+			mw_conn_send_error(&ch->io.conn, ch->io.conn.err.msg);
 		mw_tls_thread_stop();
 		pthread_mutex_lock(&r->lock);
 		r->npending--;
@@ -280,25 +274,20 @@ static void *conn_main(void *arg)
 	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
 	mw_thread_place(name, &r->cfg->cpus,
 			1 + r->cfg->threads + (unsigned)ch->idx);
-	ret = mw_ring_init(&ch->ring, 8, r->io);
-	if (ret)
-		mw_err_set(&ch->conn.err, ret, "%s setup: %s",
-			   mw_io_name(r->io), mw_strerror(ret));
-	else
-		ch->ring_ok = true;
+	ret = mw_chan_ring_init(&ch->io, r->io);
 	if (!ret)
 		ret = r->chan_loop(ch);
 	if (ret && ret != -MW_E_CANCEL)
 		mw_fail_set(&r->fail, ret, "channel %d (%s): %s", ch->idx,
-			    ch->conn.peer,
-			    ch->conn.err.msg[0] ? ch->conn.err.msg :
-						  mw_strerror(ret));
+			    ch->io.conn.peer,
+			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
+						     mw_strerror(ret));
 	/* the sender learns why, unless it told us */
 	if (mw_fail_is_set(&r->fail) && !ch->ack_sent && ret != -MW_E_PEER &&
 	    !ch->tx_ctl)
-		mw_conn_send_error(&ch->conn, r->fail.err.msg);
+		mw_conn_send_error(&ch->io.conn, r->fail.err.msg);
 	ch->cpu_final = mw_thread_cpu_seconds();
-	mw_ctlq_stop(&ch->ctlq);
+	mw_ctlq_stop(&ch->io.ctlq);
 	mw_fail_wake(&r->fail);
 	mw_tls_thread_stop();
 	/* last touch of r or ch: once off the live list the main thread may
@@ -393,28 +382,30 @@ static void accept_one(struct receiver *r)
 	mw_net_tune(fd, r->cfg->timeout_s);
 	ch = calloc(1, sizeof(*ch));
 	mw_net_addr_name(&peer, name, sizeof(name));
-	if (!ch || mw_conn_init(&ch->conn, fd, name, r->tls)) {
+	if (!ch) {
 		close(fd);
-		free(ch);
 		return;
 	}
 	ch->r = r;
 	ch->idx = -1;
-	ch->efd = mw_efd_new();
-	mw_ctlq_init(&ch->ctlq, ch->efd);
-	if (r->tls) {
-		ch->sealed_cap =
-			mw_tls_seal_bound(MW_FRAME_HDR_LEN + MW_REVERSE_MAX);
-		ch->sealed = mw_buf_alloc(ch->sealed_cap);
+	ret = mw_chan_init(
+		&ch->io, 1,
+		r->tls ? mw_tls_seal_bound(MW_FRAME_HDR_LEN + MW_REVERSE_MAX) :
+			 0);
+	if (!ret)
+		ret = mw_conn_init(&ch->io.conn, fd, name, r->tls);
+	if (ret) {
+		close(fd);
+		ch->io.conn.fd = -1;
+		mw_rx_chan_free(ch);
+		return;
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&r->lock);
 	r->npending++;
 	r->live[r->nlive++] = ch;
-	ret = (r->tls && !ch->sealed) || ch->efd < 0 ?
-		      ENOMEM :
-		      pthread_create(&th, &attr, conn_main, ch);
+	ret = pthread_create(&th, &attr, conn_main, ch);
 	if (ret) {
 		r->npending--;
 		r->nlive--;

@@ -1,57 +1,101 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The channel loop both sides run (chan.h). One round: ask the side whether
- * to go on, parse the frames already buffered and post the next recv, fill
- * the free slots with sealed frames, then wait for completions and turn
- * them into the side's callbacks. Context: the channel thread.
+ * The channel both sides run (chan.h): its resources, set up and torn down
+ * here for both, and its loop. One round: ask the side whether to go on,
+ * parse the frames already buffered and post the next recv, fill the free
+ * slots with sealed frames, then wait for completions and turn them into
+ * the side's callbacks. Context: the channel thread (the loop).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chan.h"
+#include "mw_fd.h"
 #include "mw_thread.h"
 
 #define UD_EFD 1
 #define UD_RECV 2
 #define UD_SEND0 3
 
-void mw_chan_init(struct mw_chan *ch, const struct mw_chan_ops *ops,
-		  void *opaque, struct mw_conn *conn, struct mw_ring *ring,
-		  int efd, unsigned nslots)
+int mw_chan_init(struct mw_chan *ch, unsigned nslots, size_t sealed_cap)
 {
+	unsigned i;
+
 	memset(ch, 0, sizeof(*ch));
-	ch->ops = ops;
-	ch->opaque = opaque;
-	ch->conn = conn;
-	ch->ring = ring;
-	ch->efd = efd;
+	ch->conn.fd = -1;
 	ch->nslots = nslots;
+	ch->efd = mw_efd_new();
+	if (ch->efd < 0)
+		return ch->efd;
+	mw_ctlq_init(&ch->ctlq, ch->efd);
+	for (i = 0; i < nslots && sealed_cap; i++) {
+		ch->slot[i].sealed_cap = sealed_cap;
+		ch->slot[i].sealed = mw_buf_alloc(sealed_cap);
+		if (!ch->slot[i].sealed)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void mw_chan_destroy(struct mw_chan *ch)
+{
+	unsigned i;
+
+	if (ch->ring_ok)
+		mw_ring_destroy(&ch->ring);
+	ch->ring_ok = false;
+	mw_conn_destroy(&ch->conn);
+	if (ch->efd >= 0) {
+		mw_ctlq_destroy(&ch->ctlq);
+		close(ch->efd);
+	}
+	ch->efd = -1;
+	for (i = 0; i < MW_CHAN_SLOTS_MAX; i++) {
+		free(ch->slot[i].sealed);
+		ch->slot[i].sealed = NULL;
+	}
+}
+
+/* Each slot's send (and its resubmits), the recv and the eventfd read fit
+ * with room to spare: 12 entries for the sender's two slots, 8 for the
+ * receiver's one, the sizes each side used before. */
+int mw_chan_ring_init(struct mw_chan *ch, enum mw_io io)
+{
+	int ret = mw_ring_init(&ch->ring, 4 * ch->nslots + 4, io);
+
+	if (ret)
+		return mw_err_set(&ch->conn.err, ret, "%s setup: %s",
+				  mw_io_name(io), mw_strerror(ret));
+	ch->ring_ok = true;
+	return 0;
 }
 
 static void post_efd(struct mw_chan *ch)
 {
-	mw_ring_post_read(ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
+	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
 			  UD_EFD);
 }
 
 static void post_recv(struct mw_chan *ch)
 {
 	size_t len;
-	uint8_t *room = mw_conn_rx_room(ch->conn, &len);
+	uint8_t *room = mw_conn_rx_room(&ch->conn, &len);
 
-	mw_ring_post_recv(ch->ring, ch->conn->fd, room, len, UD_RECV);
+	mw_ring_post_recv(&ch->ring, ch->conn.fd, room, len, UD_RECV);
 	ch->recv_posted = true;
 }
 
 static void post_send(struct mw_chan *ch, unsigned i)
 {
-	mw_sendq_post(ch->ring, ch->conn->fd, &ch->slot[i].sq, UD_SEND0 + i);
+	mw_sendq_post(&ch->ring, ch->conn.fd, &ch->slot[i].sq, UD_SEND0 + i);
 }
 
 static void count_rx(struct mw_chan *ch)
 {
 	if (ch->rx_bytes)
-		atomic_store_explicit(ch->rx_bytes, ch->conn->rd.payload_bytes,
+		atomic_store_explicit(ch->rx_bytes, ch->conn.rd.payload_bytes,
 				      memory_order_relaxed);
 }
 
@@ -82,10 +126,10 @@ static int fill(struct mw_chan *ch)
 
 		if (ret <= 0)
 			return ret;
-		if (ch->seal_ns && ch->conn->tls)
+		if (ch->seal_ns && ch->conn.tls)
 			t = mw_thread_cpu_seconds();
 		n = mw_frame_wr_put(&sl->wr, &h, payload);
-		if (ch->seal_ns && ch->conn->tls)
+		if (ch->seal_ns && ch->conn.tls)
 			atomic_fetch_add_explicit(
 				ch->seal_ns,
 				(unsigned long long)((mw_thread_cpu_seconds() -
@@ -114,7 +158,7 @@ static int slot_sent(struct mw_chan *ch, unsigned i, int res)
 	struct mw_chan_slot *sl = &ch->slot[i];
 
 	if (res < 0)
-		return mw_err_set(&ch->conn->err, res, "send: %s",
+		return mw_err_set(&ch->conn.err, res, "send: %s",
 				  mw_strerror(res));
 	if (ch->sent_bytes)
 		atomic_fetch_add_explicit(ch->sent_bytes,
@@ -142,7 +186,7 @@ static int recv_done(struct mw_chan *ch, int res)
 		ch->rx_eof = true;
 	if (ret)
 		return ret == MW_CHAN_SKIP || ret == MW_CHAN_EOF ? 0 : ret;
-	ret = mw_conn_rx_commit(ch->conn, (size_t)res);
+	ret = mw_conn_rx_commit(&ch->conn, (size_t)res);
 	count_rx(ch);
 	return ret;
 }
@@ -154,7 +198,7 @@ static int receive(struct mw_chan *ch)
 	int ret;
 
 	if (!ch->rx_paused) {
-		ret = mw_conn_rx_drain(ch->conn, &closed);
+		ret = mw_conn_rx_drain(&ch->conn, &closed);
 		count_rx(ch);
 		if (!ret && closed)
 			ret = ch->ops->on_closed(ch);
@@ -167,15 +211,18 @@ static int receive(struct mw_chan *ch)
 	return 0;
 }
 
-int mw_chan_loop(struct mw_chan *ch)
+int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
+		 void *opaque)
 {
 	unsigned i;
 	int ret;
 
+	ch->ops = ops;
+	ch->opaque = opaque;
 	for (i = 0; i < ch->nslots; i++)
-		mw_frame_wr_init(&ch->slot[i].wr, ch->conn->tls,
+		mw_frame_wr_init(&ch->slot[i].wr, ch->conn.tls,
 				 ch->slot[i].sealed, ch->slot[i].sealed_cap,
-				 &ch->conn->err);
+				 &ch->conn.err);
 	post_efd(ch);
 	for (;;) {
 		struct mw_ring_cqe cqe;
@@ -187,13 +234,13 @@ int mw_chan_loop(struct mw_chan *ch)
 			ret = fill(ch);
 		if (ret)
 			return ret == MW_CHAN_STOP ? 0 : ret;
-		ret = mw_ring_wait(ch->ring, ch->wait_ns);
+		ret = mw_ring_wait(&ch->ring, ch->wait_ns);
 		if (ret < 0 && ret != -EINTR && ret != -ETIME)
-			return mw_err_set(&ch->conn->err, ret, "%s: %s",
-					  mw_io_name(ch->ring->io),
+			return mw_err_set(&ch->conn.err, ret, "%s: %s",
+					  mw_io_name(ch->ring.io),
 					  mw_strerror(ret));
-		while (mw_ring_peek(ch->ring, &cqe)) {
-			mw_ring_advance(ch->ring, 1);
+		while (mw_ring_peek(&ch->ring, &cqe)) {
+			mw_ring_advance(&ch->ring, 1);
 			if (cqe.ud == UD_EFD)
 				post_efd(ch);
 			else if (cqe.ud == UD_RECV)
@@ -215,10 +262,10 @@ int mw_chan_flush(struct mw_chan *ch, unsigned long long deadline)
 
 		if (mw_now_ns() > deadline)
 			return -1;
-		if (mw_ring_wait(ch->ring, 100000000ull) < 0 ||
-		    !mw_ring_peek(ch->ring, &cqe))
+		if (mw_ring_wait(&ch->ring, 100000000ull) < 0 ||
+		    !mw_ring_peek(&ch->ring, &cqe))
 			continue;
-		mw_ring_advance(ch->ring, 1);
+		mw_ring_advance(&ch->ring, 1);
 		if (cqe.ud >= UD_SEND0 &&
 		    slot_sent(ch, (unsigned)(cqe.ud - UD_SEND0), cqe.res))
 			return -1;

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A channel's event loop, shared by both sides (chan.c): one connection,
- * its I/O ring and eventfd, up to MW_CHAN_SLOTS_MAX outgoing frames (one
- * in the kernel, the next sealed meanwhile) and the incoming frames the
- * connection's reader parses (conn.h). What a side sends and what it does
- * with a frame are its callbacks (send.c, recv.c); the loop posts the
- * recvs, sends and eventfd reads, and turns their completions into those
- * calls.
+ * A channel, shared by both sides (chan.c): one connection (conn.h: socket,
+ * TLS session, incremental frame reader), its I/O ring, the eventfd that
+ * wakes it, the control queue other threads hand it frames through, and up
+ * to MW_CHAN_SLOTS_MAX outgoing frames (one in the kernel, the next sealed
+ * meanwhile). What a side sends and what it does with a frame are its
+ * callbacks (send_chan.c, recv_chan.c); the loop posts the recvs, sends
+ * and eventfd reads, and turns their completions into those calls.
  *
- * The connection, ring and eventfd are borrowed from the side, which sets
- * them up before mw_chan_loop() and tears them down after it.
+ * The channel owns these resources: mw_chan_init() makes the eventfd, the
+ * queue and the slots' TLS buffers, the side then sets up conn (connect or
+ * accept, mw_conn_init), mw_chan_ring_init() makes the ring once the
+ * channel thread runs, and mw_chan_destroy() releases whatever of them
+ * exists, in one place for both sides.
  */
 #ifndef MW_CHAN_H
 #define MW_CHAN_H
@@ -19,6 +22,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "ctlq.h"
 #include "frame_io.h"
 #include "rate.h"
 #include "ring.h"
@@ -65,24 +69,30 @@ struct mw_chan_ops {
  * borrows wr's iovecs from the post of sq to its last completion. */
 struct mw_chan_slot {
 	bool busy;
-	uint8_t *sealed; /* TLS: the side's ciphertext buffer */
+	uint8_t *sealed; /* TLS: ciphertext buffer (mw_chan_init) */
 	size_t sealed_cap;
 	struct mw_frame_wr wr;
 	struct mw_sendq sq;
 };
 
 /*
- * Locking: everything belongs to the channel thread. After the loop the
- * side's thread may read sending (a frame may still be in the kernel).
+ * Locking: the channel thread owns everything while it runs; before it
+ * starts and after it ends, the thread that set the channel up. Fixed
+ * from mw_chan_init on, for other threads: efd (any thread may poke it)
+ * and nslots. ctlq has its own lock (ctlq.h). conn.fd may be shut down,
+ * never closed, by the side's main thread during teardown. After the loop
+ * the side's thread may read sending (a frame may still be in the kernel).
  * seal_ns, sent_bytes and rx_bytes point at the side's statistics (atomic,
  * relaxed; NULL: not counted).
  */
 struct mw_chan {
+	struct mw_conn conn; /* fd -1 until the side sets it up */
+	struct mw_ring ring; /* valid once ring_ok */
+	bool ring_ok;
+	int efd;	     /* wakes the loop (ctlq, credit, teardown) */
+	struct mw_ctlq ctlq; /* control frames for the side to send */
 	const struct mw_chan_ops *ops;
-	void *opaque;	      /* the side's channel */
-	struct mw_conn *conn; /* borrowed */
-	struct mw_ring *ring; /* borrowed, initialised */
-	int efd;	      /* borrowed: wakes the loop (ctlq, credit) */
+	void *opaque; /* the side's channel */
 	uint64_t efd_buf;
 	struct mw_rate *rate;	/* or NULL: outgoing bytes not paced */
 	atomic_ullong *seal_ns; /* thread CPU spent sealing */
@@ -98,13 +108,26 @@ struct mw_chan {
 	struct mw_chan_slot slot[MW_CHAN_SLOTS_MAX];
 };
 
-/* nslots <= MW_CHAN_SLOTS_MAX; the side fills slot[].sealed (TLS), rate,
- * the statistics pointers, and starts the connection's reader. */
-void mw_chan_init(struct mw_chan *ch, const struct mw_chan_ops *ops,
-		  void *opaque, struct mw_conn *conn, struct mw_ring *ring,
-		  int efd, unsigned nslots);
-/* Runs until a callback stops it or an error (text in conn->err). */
-int mw_chan_loop(struct mw_chan *ch);
+/*
+ * Makes the eventfd, the control queue and, with sealed_cap > 0 (TLS), a
+ * ciphertext buffer of sealed_cap bytes per slot; nslots <=
+ * MW_CHAN_SLOTS_MAX. Returns 0 or -errno; either way mw_chan_destroy()
+ * releases what was made.
+ */
+int mw_chan_init(struct mw_chan *ch, unsigned nslots, size_t sealed_cap);
+/* Releases the ring, the connection, the queue (with the frames still in
+ * it), the eventfd and the slots' buffers, whichever exist. */
+void mw_chan_destroy(struct mw_chan *ch);
+/* Makes the I/O ring (io: mw_ring_select), sized for nslots sends, a recv
+ * and the eventfd read. Returns 0 or -errno with conn.err set. */
+int mw_chan_ring_init(struct mw_chan *ch, enum mw_io io);
+/*
+ * Runs the loop with the side's callbacks until one stops it or an error
+ * (text in conn.err). The side sets rate and the statistics pointers
+ * before, and starts the connection's reader (mw_conn_rx_start).
+ */
+int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
+		 void *opaque);
 /*
  * After the loop: lets a send still in the kernel finish, until deadline
  * (mw_now_ns clock). Returns 0 when the connection ends on a frame

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the receiver: the state that recv.c (wiring, channel loops,
- * main thread), admit.c (listener, connection threads, HELLO admission) and
- * sink.c (streams, ordered writers, reverse readers) share.
+ * Private to the receiver: the state that recv.c (wiring, main thread),
+ * admit.c (listener, connection threads, HELLO admission), recv_chan.c
+ * (channel loops) and sink.c (streams, ordered writers, reverse readers)
+ * share.
  *
  * Lock order: r->lock -> a channel's ctlq lock -> r->fail's lock. Under
  * r->lock the code pushes control frames (mw_ctlq_push with limit 0, which
@@ -98,11 +99,11 @@ struct rx_stream {
 
 /*
  * Locking: the connection thread that runs the channel owns it. Set before
- * that thread starts and fixed after: r, efd, conn.fd, sealed, sealed_cap
- * (so the main thread may poke efd and shut conn.fd down under r->lock while
- * the channel is on r->live). idx is written under r->lock at admission; th
- * under r->lock by accept_one. ctlq has its own lock (producers: writers,
- * reverse readers, completion). bytes_wire and open_ns are relaxed
+ * that thread starts and fixed after: r, io.efd, io.conn.fd (so the main
+ * thread may poke io.efd and shut io.conn.fd down under r->lock while the
+ * channel is on r->live). idx is written under r->lock at admission; th
+ * under r->lock by accept_one. io.ctlq has its own lock (producers:
+ * writers, reverse readers, completion). bytes_wire and open_ns are relaxed
  * statistics; cpu_final is published by the store of exited, which is made
  * under r->lock so snap_fill never asks a detached, exited thread for its
  * clock.
@@ -111,28 +112,21 @@ struct rx_chan {
 	struct receiver *r;
 	int idx; /* -1 until admitted */
 	pthread_t th;
-	struct mw_conn conn;
-	struct mw_ring ring;
-	bool ring_ok;
-	int efd;
 	bool ack_sent;
-	/* frame being parsed (conn.rd parses them) */
+	/* frame being parsed (io.conn.rd parses them) */
 	struct rx_slot *slot; /* a DATA frame's, from its header on */
 	uint8_t ctl[MW_ERROR_MAX + 1];
-	/* control / reverse frames going out */
-	struct mw_ctlq ctlq;
-	struct mw_ctl *tx_ctl; /* being sent */
-	uint8_t *sealed;
-	size_t sealed_cap;
+	/* control / reverse frames going out (queued on io.ctlq) */
+	struct mw_ctl *tx_ctl;	   /* being sent */
 	unsigned long long ack_dl; /* after the ACK: wait this long for EOF */
-	struct mw_chan io;	   /* the loop (one slot: tx_ctl) */
+	struct mw_chan io; /* connection, ring, eventfd, ctlq; one slot: tx_ctl */
 	atomic_ullong bytes_wire;
 	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
 	atomic_bool exited;
 	double cpu_final;
 };
 
-/* Runs an admitted channel until it ends; 0 or a code with conn.err set. */
+/* Runs an admitted channel until it ends; 0 or a code with io.conn.err set. */
 typedef int mw_rx_chan_fn(struct rx_chan *ch);
 
 /*
@@ -154,7 +148,7 @@ struct receiver {
 	int lst_efd; /* wakes the listener: all joined, or teardown */
 	pthread_t listener;
 	bool listener_started;
-	mw_rx_chan_fn *chan_loop; /* recv.c's, called by admit.c */
+	mw_rx_chan_fn *chan_loop; /* recv_chan.c's, called by admit.c */
 	/* the listener's own: --allow-from refusals logged and held back */
 	unsigned long long refused_log_ns;
 	unsigned refused_quiet;
@@ -202,6 +196,11 @@ int mw_rx_listener_start(struct receiver *r);
 /* Frees a channel that is not running (never started, rejected, or after
  * teardown). */
 void mw_rx_chan_free(struct rx_chan *ch);
+
+/* ---- recv_chan.c ---- */
+
+/* r->chan_loop: runs an admitted channel's loop (mw_rx_chan_fn). */
+int mw_rx_chan_run(struct rx_chan *ch);
 
 /* ---- sink.c ---- */
 

@@ -69,7 +69,7 @@ static int queue_for_stream(struct receiver *r, unsigned id, struct mw_ctl *c,
 		return mw_fail_set(&r->fail, -MW_E_PROTO,
 				   "stream %u: its channel never joined", id);
 	}
-	return mw_ctlq_push(&ch->ctlq, c, limit);
+	return mw_ctlq_push(&ch->io.ctlq, c, limit);
 }
 
 /* ---- completion ---- */
@@ -115,7 +115,7 @@ void mw_rx_check_complete_locked(struct receiver *r)
 		struct mw_ctl *c = mw_ctl_new(&h, p);
 
 		if (c && r->chans[i])
-			mw_ctlq_push(&r->chans[i]->ctlq, c, 0);
+			mw_ctlq_push(&r->chans[i]->io.ctlq, c, 0);
 		else
 			free(c);
 	}
@@ -469,7 +469,7 @@ static void pop_locked(struct rx_stream *st)
 		return;
 	c = mw_ctl_new(&h, NULL);
 	if (c && r->chans[st->id % r->sess.chan_count])
-		mw_ctlq_push(&r->chans[st->id % r->sess.chan_count]->ctlq, c,
+		mw_ctlq_push(&r->chans[st->id % r->sess.chan_count]->io.ctlq, c,
 			     0);
 	else
 		free(c);

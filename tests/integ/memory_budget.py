@@ -113,7 +113,7 @@ def refuse_hello(env, pki):
         'receiver (have 8 MiB)'
     if not err or want not in err[0]:
         fail(f'want ERROR "{want}", got {fh.describe(fr)}')
-    lines = [ln for ln in recv.err_lines() if 'rejected' in ln]
+    lines = [ln for ln in recv.err_lines() if 'rejected connection' in ln]
     if len(lines) != 1 or want not in lines[0]:
         fail(f'recv does not log the refusal once: {recv.stderr().strip()}')
     if os.path.getsize(recv.out):

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the sender: the state that send.c (wiring, main thread) and
+ * send_chan.c (the channel threads) share. The stages below them keep
+ * their own state: source.h (readers, acceptor), tx_sched.h (scheduler,
+ * chunk pool), chan.h (the channel: connection, ring, loop).
+ */
+#ifndef MW_SEND_INT_H
+#define MW_SEND_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "chan.h"
+#include "ctlq.h"
+#include "mw_comp.h"
+#include "mw_wire.h"
+#include "mw_xport.h"
+#include "rate.h"
+#include "session.h"
+#include "source.h"
+#include "tx_sched.h"
+
+#define TX_SLOTS MW_CHAN_SLOTS_MAX
+
+struct sender;
+
+/*
+ * Locking: none; a slot's frame belongs to its channel thread, and the
+ * kernel borrows chunk, ctl or end while io.slot[i] sends it.
+ */
+struct tx_slot {
+	struct tx_chunk *chunk; /* returned to the pool when sent */
+	struct mw_ctl *ctl;	/* freed when sent */
+	uint8_t end[MW_END_LEN];
+};
+
+/*
+ * Locking: the channel thread owns everything here while it runs; the main
+ * thread sets s, idx, th and started before, with io's resources
+ * (mw_chan_init), and reads the rest (io.conn, dirty, io.sending) only
+ * after joining it. Other threads use io.efd and io.ctlq as chan.h says.
+ * sock is the main thread's way to shut the socket during teardown
+ * (atomic). bytes_wire and seal_ns are statistics (atomic, relaxed);
+ * cpu_final is written before the exited store that publishes it.
+ */
+struct tx_chan {
+	struct sender *s; /* NULL until chan_alloc: nothing to free */
+	unsigned idx;
+	pthread_t th;
+	bool started;
+	bool dirty;	   /* the byte stream may end inside a frame */
+	atomic_int sock;   /* io.conn.fd for the main thread's teardown; -1 */
+	struct mw_chan io; /* connection, ring, eventfd, ctlq, send slots */
+	struct tx_slot slot[TX_SLOTS];
+	/* payload of the incoming frame (conn.rd parses them) */
+	uint8_t *in_payload; /* MW_REVERSE_MAX bytes */
+	atomic_ullong bytes_wire;
+	atomic_ullong seal_ns; /* thread CPU spent sealing (stats) */
+	atomic_bool exited;
+	double cpu_final;
+};
+
+/*
+ * Locking: cfg, session, io, tls, nchunks, out_cap, sched, chans, pool and
+ * lat are set by the main thread before the first thread that reads them
+ * starts, and fixed after (the readers write lat's stream, which stdio
+ * locks). lock guards stream_window (the channels lower it during
+ * setup; streams start with it once all are up), nready and close_sent.
+ * fail has its own lock (session.h), rate its own (rate.h), sched its own
+ * (tx_sched.h), src is the source stage's (source.h); acked is an atomic set
+ * once by the channel that got the ACK. Lock order: lock -> sched -> the
+ * compress pool -> a ctlq; fail's lock is taken last, under any of them.
+ */
+struct sender {
+	const struct mw_xp_cfg *cfg;
+	struct mw_fail fail;
+	struct mw_comp_pool *pool;
+	struct mw_tls_ctx *tls;
+	struct mw_rate rate;
+	uint8_t session[MW_SESSION_ID_LEN];
+	size_t out_cap;	  /* compressed buffer per chunk; 0: codec none */
+	unsigned nchunks; /* the chunk pool (--window), told in HELLO */
+	struct mw_sched *sched;
+	struct mw_source src;
+
+	pthread_mutex_t lock;
+	uint32_t stream_window;
+	unsigned nready;
+	bool close_sent;
+
+	atomic_bool acked;
+	struct tx_chan *chans;
+	FILE *lat;     /* --latency-file */
+	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
+};
+
+/* ---- send_chan.c ---- */
+
+/*
+ * Channel thread (mw-txN), started by the main thread with its tx_chan:
+ * connects and joins the session (HELLO), then runs the channel loop until
+ * the ACK, a failure or teardown. A failure is latched in s->fail.
+ */
+void *mw_tx_chan_main(void *arg);
+
+#endif
