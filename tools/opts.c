@@ -28,10 +28,13 @@ struct opt_def {
 	const char *name;
 	int has_arg;
 	int side;
-	opt_fn *fn;
+	opt_fn *fn; /* NULL: the value is kept as given, at str_off */
 	const char *arg_name;
 	const char *help;
+	size_t str_off; /* of a const char * in struct opts */
 };
+
+#define STR(field) offsetof(struct opts, field)
 
 /* "migwire send" or "migwire recv" once the side is known: every usage
  * line carries it, as the runtime's log lines do. */
@@ -85,11 +88,6 @@ static int parse_size_opt(const char *name, const char *arg, uint64_t min,
 	return 0;
 }
 
-static int o_to(struct opts *o, const char *a)
-{
-	o->to = a;
-	return 0;
-}
 static int o_listen(struct opts *o, const char *a)
 {
 	if (o->side_name[0] == 'r') {
@@ -111,34 +109,9 @@ static int o_connect(struct opts *o, const char *a)
 	o->connect_eps[o->nr_connect++] = a;
 	return 0;
 }
-static int o_creds(struct opts *o, const char *a)
-{
-	o->creds = a;
-	return 0;
-}
-static int o_psk(struct opts *o, const char *a)
-{
-	o->psk = a;
-	return 0;
-}
-static int o_psk_id(struct opts *o, const char *a)
-{
-	o->psk_id = a;
-	return 0;
-}
-static int o_host(struct opts *o, const char *a)
-{
-	o->hostname = a;
-	return 0;
-}
 static int o_notls(struct opts *o, const char *a)
 {
 	o->no_tls = true;
-	return 0;
-}
-static int o_input(struct opts *o, const char *a)
-{
-	o->input = a;
 	return 0;
 }
 static int o_norp(struct opts *o, const char *a)
@@ -146,29 +119,9 @@ static int o_norp(struct opts *o, const char *a)
 	o->no_rp = true;
 	return 0;
 }
-static int o_output(struct opts *o, const char *a)
-{
-	o->output = a;
-	return 0;
-}
-static int o_cpus(struct opts *o, const char *a)
-{
-	o->cpus = a;
-	return 0;
-}
 static int o_qemu_pid(struct opts *o, const char *a)
 {
 	return parse_u32_opt("qemu-pid", a, 2, 1u << 22, &o->qemu_pid);
-}
-static int o_stats(struct opts *o, const char *a)
-{
-	o->cfg.stats_file = a;
-	return 0;
-}
-static int o_latency(struct opts *o, const char *a)
-{
-	o->cfg.latency_file = a;
-	return 0;
 }
 
 static int o_verbose(struct opts *o, const char *a)
@@ -323,109 +276,138 @@ static int o_io(struct opts *o, const char *a)
 }
 
 static const struct opt_def opt_defs[] = {
-	{ "to", 1, SIDE_SEND, o_to, "HOST:PORT",
-	  "receiver address (required)" },
+	{ "to", 1, SIDE_SEND, NULL, "HOST:PORT", "receiver address (required)",
+	  STR(to) },
 	{ "listen", 1, SIDE_RECV, o_listen, "HOST:PORT",
-	  "address to accept the sender's channels on (required)" },
+	  "address to accept the sender's channels on (required)", 0 },
 	{ "listen", 1, SIDE_SEND, o_listen, "ADDR",
 	  "unix:PATH or tcp:HOST:PORT where QEMU connects (repeatable; "
-	  "default: the exec: stream on stdin/stdout)" },
+	  "default: the exec: stream on stdin/stdout)",
+	  0 },
 	{ "connect", 1, SIDE_RECV, o_connect, "ADDR",
 	  "unix:PATH or tcp:HOST:PORT of the destination QEMU, paired with "
-	  "the sender's --listen in order (repeatable; default: stdout/stdin)" },
+	  "the sender's --listen in order (repeatable; default: stdout/stdin)",
+	  0 },
 	{ "channels", 1, SIDE_SEND, o_channels, "N",
-	  "parallel TCP+TLS channels, 1-64 (default 2)" },
+	  "parallel TCP+TLS channels, 1-64 (default 2)", 0 },
 	{ "compress", 1, SIDE_SEND, o_compress, "CODEC",
-	  "none | zlib | zstd (default zstd)" },
+	  "none | zlib | zstd (default zstd)", 0 },
 	{ "compress-level", 1, SIDE_SEND, o_level, "L",
 	  "codec level (zstd -7..19, negative is faster, default 1; zlib "
-	  "1..9, default 1)" },
+	  "1..9, default 1)",
+	  0 },
 	{ "adaptive", 0, SIDE_SEND, o_adaptive, NULL,
 	  "send a chunk uncompressed when a channel has room for it before "
 	  "a compress worker has started it (the network is faster than the "
 	  "codec): more bytes on the wire, less CPU, higher throughput on "
-	  "fast links (default off: every chunk is compressed)" },
+	  "fast links (default off: every chunk is compressed)",
+	  0 },
 	{ "compress-threads", 1, SIDE_SEND, o_threads, "N",
-	  "compression workers (default: online CPUs, at most 8)" },
+	  "compression workers (default: online CPUs, at most 8)", 0 },
 	{ "decompress-threads", 1, SIDE_RECV, o_threads, "N",
 	  "decompression workers (default: half the online CPUs, at least 1, "
-	  "at most 4)" },
+	  "at most 4)",
+	  0 },
 	{ "chunk-size", 1, SIDE_SEND, o_chunk, "SIZE",
-	  "bytes per chunk, 4K-16M (default 256K)" },
+	  "bytes per chunk, 4K-16M (default 256K)", 0 },
 	{ "window", 1, SIDE_BOTH, o_window, "SIZE",
 	  "memory for chunks in flight on this side, at most half the "
-	  "host's RAM (default 8M)" },
-	{ "tls-creds", 1, SIDE_BOTH, o_creds, "DIR",
+	  "host's RAM (default 8M)",
+	  0 },
+	{ "tls-creds", 1, SIDE_BOTH, NULL, "DIR",
 	  "QEMU tls-creds-x509 directory: ca-cert.pem and server-cert.pem/"
-	  "server-key.pem (recv) or client-cert.pem/client-key.pem (send)" },
-	{ "tls-hostname", 1, SIDE_SEND, o_host, "NAME",
-	  "name the receiver's certificate must carry (default: host of --to)" },
-	{ "tls-psk", 1, SIDE_BOTH, o_psk, "FILE",
-	  "QEMU tls-creds-psk keys.psk file (identity:hexkey lines)" },
-	{ "tls-psk-identity", 1, SIDE_SEND, o_psk_id, "NAME",
-	  "PSK identity to use (default qemu)" },
+	  "server-key.pem (recv) or client-cert.pem/client-key.pem (send)",
+	  STR(creds) },
+	{ "tls-hostname", 1, SIDE_SEND, NULL, "NAME",
+	  "name the receiver's certificate must carry (default: host of --to)",
+	  STR(hostname) },
+	{ "tls-psk", 1, SIDE_BOTH, NULL, "FILE",
+	  "QEMU tls-creds-psk keys.psk file (identity:hexkey lines)",
+	  STR(psk) },
+	{ "tls-psk-identity", 1, SIDE_SEND, NULL, "NAME",
+	  "PSK identity to use (default qemu)", STR(psk_id) },
 	{ "tls-authz", 1, SIDE_RECV, cli_opt_authz, "ID",
 	  "allow only this client as the source: its certificate's subject "
 	  "DN as QEMU's tls-authz writes it (e.g. 'CN=src.example,O=Example'), "
 	  "or its PSK identity (repeatable; default: any authenticated "
-	  "client)" },
+	  "client)",
+	  0 },
 	{ "tls-authz", 1, SIDE_SEND, cli_opt_authz, "DN",
 	  "also require this subject DN of the receiver's certificate "
-	  "(repeatable; the host name check stays)" },
+	  "(repeatable; the host name check stays)",
+	  0 },
 	{ "tls-authz-file", 1, SIDE_BOTH, cli_opt_authz_file, "FILE",
-	  "more --tls-authz identities, one a line ('#' starts a comment)" },
+	  "more --tls-authz identities, one a line ('#' starts a comment)", 0 },
 	{ "allow-from", 1, SIDE_RECV, cli_opt_allow, "CIDR",
 	  "accept connections only from this network, e.g. 10.1.0.0/16 or "
-	  "fd00::/8 (repeatable; default: any address)" },
+	  "fd00::/8 (repeatable; default: any address)",
+	  0 },
 	{ "no-tls", 0, SIDE_BOTH, o_notls, NULL,
-	  "plaintext: no encryption, no authentication" },
-	{ "input", 1, SIDE_SEND, o_input, "fd:N",
-	  "read the stream from inherited descriptor N (default stdin)" },
-	{ "output", 1, SIDE_RECV, o_output, "fd:N",
-	  "write the stream to inherited descriptor N (default stdout)" },
-	{ "cpus", 1, SIDE_BOTH, o_cpus, "LIST",
+	  "plaintext: no encryption, no authentication", 0 },
+	{ "input", 1, SIDE_SEND, NULL, "fd:N",
+	  "read the stream from inherited descriptor N (default stdin)",
+	  STR(input) },
+	{ "output", 1, SIDE_RECV, NULL, "fd:N",
+	  "write the stream to inherited descriptor N (default stdout)",
+	  STR(output) },
+	{ "cpus", 1, SIDE_BOTH, NULL, "LIST",
 	  "pin worker threads to these CPUs, e.g. 4-7,12 (default: the CPUs "
 	  "this process may use that the VM's vCPU threads may not, "
 	  "preferring isolated ones; else the kernel's isolated CPUs, if "
-	  "any)" },
+	  "any)",
+	  STR(cpus) },
 	{ "qemu-pid", 1, SIDE_BOTH, o_qemu_pid, "PID",
 	  "the QEMU whose vCPU threads migwire keeps off (default: under "
-	  "exec:, the QEMU that started migwire)" },
+	  "exec:, the QEMU that started migwire)",
+	  0 },
 	{ "max-bandwidth", 1, SIDE_SEND, o_maxbw, "RATE",
 	  "cap wire bytes per second over all channels: 100M is 100 MiB/s, "
-	  "1Gbit is 1 Gbit/s (default: no cap)" },
+	  "1Gbit is 1 Gbit/s (default: no cap)",
+	  0 },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
 	  "seconds allowed for setup: per channel the connect, TLS handshake "
 	  "and HELLO (recv: at most 10 s per connection), all channels to "
 	  "join, and recv's --connect to QEMU; also the TCP user timeout "
 	  "(data unacknowledged that long ends a channel). It bounds neither "
-	  "the migration nor a peer that is alive but silent (default 30)" },
+	  "the migration nor a peer that is alive but silent (default 30)",
+	  0 },
 	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
 	  "exec: mode: do not relay stdin back to the sender (by default "
 	  "it is relayed, as QEMU's return path, when stdin and stdout are "
-	  "both pipes or sockets)" },
+	  "both pipes or sockets)",
+	  0 },
+	{ "wait", 1, SIDE_SEND, o_wait, "SECS",
+	  "keep dialling a receiver that is not listening yet for up to "
+	  "SECS, so the two sides may start in either order (default 0: "
+	  "fail at once)",
+	  0 },
 	{ "wait", 1, SIDE_RECV, o_wait, "SECS",
-	  "how long to wait for the sender to connect (default 0: forever)" },
+	  "how long to wait for the sender to connect (default 0: forever)",
+	  0 },
 	{ "io", 1, SIDE_BOTH, o_io, "ENGINE",
 	  "how channels wait for their sockets: uring (io_uring, fail "
 	  "without it), poll (poll(2); works where io_uring is blocked, "
 	  "e.g. by a container's seccomp profile, and under valgrind) or "
-	  "auto (default: io_uring, else poll with a warning)" },
-	{ "stats-file", 1, SIDE_BOTH, o_stats, "PATH",
-	  "append a JSON stats line every second and a final one" },
-	{ "latency-file", 1, SIDE_BOTH, o_latency, "PATH",
+	  "auto (default: io_uring, else poll with a warning)",
+	  0 },
+	{ "stats-file", 1, SIDE_BOTH, NULL, "PATH",
+	  "append a JSON stats line every second and a final one",
+	  STR(cfg.stats_file) },
+	{ "latency-file", 1, SIDE_BOTH, NULL, "PATH",
 	  "write 'stream seq monotonic-ns' for every chunk read (send) or "
-	  "written (recv), for chunk latency measurements (migwire bench)" },
+	  "written (recv), for chunk latency measurements (migwire bench)",
+	  STR(cfg.latency_file) },
 	{ "progress", 2, SIDE_BOTH, o_progress, "[=SECS]",
 	  "one line every SECS (default 1): bytes moved, input and wire "
 	  "rate, ratio, channels, time; on a terminal it is rewritten in "
 	  "place, and it is on by default there unless QEMU started migwire "
-	  "(--progress=0: off)" },
+	  "(--progress=0: off)",
+	  0 },
 	{ "print-config", 0, SIDE_BOTH, o_printcfg, NULL,
-	  "print the configuration in effect and exit" },
+	  "print the configuration in effect and exit", 0 },
 	{ "verbose", 0, SIDE_BOTH, o_verbose, NULL,
-	  "-v: summary line at the end; -vv: more" },
-	{ "quiet", 0, SIDE_BOTH, o_quiet, NULL, "errors only" },
+	  "-v: summary line at the end; -vv: more", 0 },
+	{ "quiet", 0, SIDE_BOTH, o_quiet, NULL, "errors only", 0 },
 };
 
 #define NOPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
@@ -522,6 +504,7 @@ void cli_print_version(void)
 int cli_parse(struct opts *o, int side, int argc, char **argv)
 {
 	struct option lopts[NOPTS + 2];
+	const struct opt_def *d;
 	size_t i, n = 0;
 	int c, idx;
 
@@ -586,7 +569,10 @@ int cli_parse(struct opts *o, int side, int argc, char **argv)
 					o->side_name, argv[optind - 1]);
 			return 2;
 		}
-		if (opt_defs[c - 1000].fn(o, optarg))
+		d = &opt_defs[c - 1000];
+		if (!d->fn)
+			*(const char **)((char *)o + d->str_off) = optarg;
+		else if (d->fn(o, optarg))
 			return 2;
 	}
 	if (optind < argc) {

@@ -100,10 +100,33 @@ static int chan_setup(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
 	struct mw_err first = { 0 };
+	unsigned long long wait_dl = mw_deadline_after(s->cfg->wait_s);
+	bool waiting = false;
 	int ret, tries = 0;
 
 	for (;;) {
 		ret = chan_setup_once(ch);
+		/*
+		 * --wait: a receiver that is not listening yet (refused) is
+		 * dialled again until the deadline, so the two sides may
+		 * start in either order
+		 */
+		if (ret == -ECONNREFUSED && wait_dl && mw_now_ns() < wait_dl &&
+		    !mw_fail_is_set(&s->fail) && !ch->io.conn.rx_total &&
+		    !first.code) {
+			struct timespec ts = { 0, 200000000L };
+
+			if (!waiting && ch->idx == 0)
+				MW_LOG(MW_LOG_INFO,
+				       "receiver not listening yet; waiting up "
+				       "to %u s (--wait)",
+				       s->cfg->wait_s);
+			waiting = true;
+			atomic_store(&ch->sock, -1);
+			mw_conn_destroy(&ch->io.conn);
+			nanosleep(&ts, NULL);
+			continue;
+		}
 		/*
 		 * A receiver that hung up on every try and is gone by the
 		 * last one (connection refused): why it hung up is the news

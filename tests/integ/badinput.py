@@ -528,6 +528,26 @@ def usage_errors(env):
 
 
 @case
+def send_waits_for_receiver(env):
+    # send --wait: the two sides may start in either order
+    inp = env.make_input('random', 1024 * 1024)
+    port = mwtest.free_port()
+    send = env.send(port, ['--no-tls', '--wait', '15'], stdin_path=inp)
+    time.sleep(1.5)
+    if send.poll() is not None:
+        fail(f'send --wait 15 gave up at once: {send.stderr().strip()}')
+    recv, _ = env.recv(['--no-tls', '--no-return-path'], port=port)
+    mwtest.wait_pair('send started first', send, recv)
+    with open(inp, 'rb') as a, open(recv.out, 'rb') as b:
+        if a.read() != b.read():
+            fail('output differs from input')
+    # without --wait it fails at once, as before
+    rc, err = env.run_cli(['send', '--to', f'127.0.0.1:{port}', '--no-tls'])
+    if rc != 1 or 'Connection refused' not in err:
+        fail(f'send without --wait: exit {rc}: {err}')
+
+
+@case
 def wait_expiry_counts_rejections(env):
     # recv keeps waiting after rejecting a peer (a corrected sender gets
     # in); when --wait runs out it says how many it turned away and why
