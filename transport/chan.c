@@ -115,7 +115,7 @@ static void kick_send(struct mw_chan *ch)
 /* Seals the side's next frames into the free slots. */
 static int fill(struct mw_chan *ch)
 {
-	while (ch->inflight < ch->nslots) {
+	while (ch->inflight < ch->nslots && !ch->send_err) {
 		unsigned i = (ch->head + ch->inflight) % ch->nslots;
 		struct mw_chan_slot *sl = &ch->slot[i];
 		struct mw_frame_hdr h;
@@ -157,6 +157,14 @@ static int slot_sent(struct mw_chan *ch, unsigned i, int res)
 {
 	struct mw_chan_slot *sl = &ch->slot[i];
 
+	if ((res == -EPIPE || res == -ECONNRESET) && !ch->send_err) {
+		/* the peer is gone: read what it said last, briefly */
+		ch->send_err = res;
+		ch->send_err_dl = mw_now_ns() + 1000000000ull;
+		ch->sending = false;
+		ch->rx_paused = false;
+		return 0;
+	}
 	if (res < 0)
 		return mw_err_set(&ch->conn.err, res, "send: %s",
 				  mw_strerror(res));
@@ -228,13 +236,20 @@ int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
 		struct mw_ring_cqe cqe;
 
 		ret = ch->ops->round(ch);
+		if (!ret && ch->send_err)
+			ch->rx_paused = false;
 		if (!ret && !ch->recv_posted && !ch->rx_eof)
 			ret = receive(ch);
 		if (!ret)
 			ret = fill(ch);
+		if (!ret && ch->send_err &&
+		    (ch->rx_eof || mw_now_ns() >= ch->send_err_dl))
+			ret = mw_err_set(&ch->conn.err, ch->send_err,
+					 "send: %s", mw_strerror(ch->send_err));
 		if (ret)
 			return ret == MW_CHAN_STOP ? 0 : ret;
-		ret = mw_ring_wait(&ch->ring, ch->wait_ns);
+		ret = mw_ring_wait(&ch->ring,
+				   ch->send_err ? 100000000ull : ch->wait_ns);
 		if (ret < 0 && ret != -EINTR && ret != -ETIME)
 			return mw_err_set(&ch->conn.err, ret, "%s: %s",
 					  mw_io_name(ch->ring.io),

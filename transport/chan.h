@@ -103,7 +103,12 @@ struct mw_chan {
 	unsigned head;	   /* oldest slot: the only one in the kernel */
 	bool sending;	   /* the head slot's send is posted */
 	bool recv_posted, rx_eof;
-	bool rx_paused;		    /* set by round: leave buffered bytes */
+	bool rx_paused; /* set by round: leave buffered bytes */
+	/* a send the peer refused (EPIPE, ECONNRESET): its last frames
+	 * (an ERROR naming why it left) may still be in our receive
+	 * buffer, so the loop reads on until send_err_dl before it fails */
+	int send_err;
+	unsigned long long send_err_dl;
 	unsigned long long wait_ns; /* set by round: 0 waits without limit */
 	struct mw_chan_slot slot[MW_CHAN_SLOTS_MAX];
 };
