@@ -118,6 +118,20 @@ static bool all_done(struct receiver *r)
 	return done;
 }
 
+/* exec: mode: the forward stream is written, and only the return path
+ * (stdin, still open) keeps the sender from closing the session. */
+static bool only_return_path_open(struct receiver *r)
+{
+	bool yes;
+
+	if (r->cfg->nr_eps || r->cfg->rev_fd < 0)
+		return false;
+	pthread_mutex_lock(&r->lock);
+	yes = r->streams[0] && r->streams[0]->fwd_done && !r->closed;
+	pthread_mutex_unlock(&r->lock);
+	return yes;
+}
+
 static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			 struct mw_stats_chan *chs, struct mw_stats_stream *sts,
 			 double t0)
@@ -125,8 +139,12 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 	unsigned long long next = mw_now_ns() + 1000000000ull;
 	unsigned ticks = 0, every = r->cfg->progress_s;
 
+	unsigned long long rp_wait = 0;
+
 	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
-		if (mw_fail_poll(&r->fail, sfd, &next) && (st->f || every)) {
+		bool tick = mw_fail_poll(&r->fail, sfd, &next);
+
+		if (tick && (st->f || every)) {
 			struct mw_stats_snap sn;
 
 			snap_fill(r, &sn, chs, sts, t0);
@@ -134,6 +152,19 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			if (every && ++ticks % every == 0)
 				mw_stats_progress(&sn, r->cfg->progress_tty,
 						  false);
+		}
+		if (tick && rp_wait != ~0ull && only_return_path_open(r)) {
+			/* said once, 2 s on: a script's never-closed stdin
+			 * holds the session, not the migration */
+			if (!rp_wait) {
+				rp_wait = mw_now_ns();
+			} else if (mw_now_ns() - rp_wait > 2000000000ull) {
+				MW_LOG(MW_LOG_INFO,
+				       "the stream is written; waiting for EOF "
+				       "on stdin (QEMU's return path): outside "
+				       "QEMU pass --no-return-path");
+				rp_wait = ~0ull;
+			}
 		}
 	}
 }
@@ -302,6 +333,10 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	       cfg->tls.mode == MW_TLS_PSK  ? "TLS PSK" :
 					      "no TLS",
 	       mw_io_name(r.io));
+	if (!cfg->nr_eps && cfg->rev_fd >= 0)
+		MW_LOG(MW_LOG_INFO,
+		       "return path: relaying stdin to the sender (QEMU's "
+		       "return path; --no-return-path turns it off)");
 	ret = mw_rx_listener_start(&r);
 	if (ret)
 		mw_fail_set(&r.fail, ret, "pthread_create: %s", strerror(-ret));

@@ -99,11 +99,19 @@ def relay_pipes(env, data, inp, rev):
     r, w = mwtest.pipe_holding(a)
     try:
         c = Case(env, data, inp, mwtest.tls_args('psk', env), r,
-                 subprocess.PIPE)
+                 subprocess.PIPE, extra=['-v'])
         c.forward_done(c.fwd.join_data(20, "recv's stdout"))
         fl.wait_for(lambda: len(c.back()) >= len(a), 10,
                     f"the first {len(a)} reverse bytes on send's stdout")
         c.still_running(0.5, "with recv's stdin still open")
+        # -v says what holds the session, and how to let it go
+        fl.wait_for(lambda: any('--no-return-path' in ln and 'EOF on stdin'
+                                in ln for ln in c.recv.err_lines()), 10,
+                    "recv's -v hint that only stdin holds the session")
+        if not any('return path: relaying stdin' in ln
+                   for ln in c.recv.err_lines()):
+            fail(f'recv -v does not say it relays stdin: '
+                 f'{c.recv.stderr().strip()}')
         os.write(w, b)
         os.close(w)
         w = -1
