@@ -174,11 +174,25 @@ static int set_params(struct mw_qmp *q, const struct migrate_opts *o,
 /* What the watch loop did to the source, to undo on failure. */
 struct watch {
 	double t0;
-	bool paused;	/* we stopped the VM (--timeout) */
-	bool postcopy;	/* we switched to postcopy */
-	bool cancelled; /* we asked for migrate_cancel */
-	char last[256]; /* the last progress line, for the end */
+	bool paused;	 /* we stopped the VM (--timeout) */
+	bool postcopy;	 /* we switched to postcopy */
+	bool cancelled;	 /* we asked for migrate_cancel ... */
+	double cancel_t; /* ... at this time */
 };
+
+/* QEMU 7.2 stays "cancelling" until its exec: command exits, which a send
+ * stuck in a handshake does only at its own --timeout: wait this long */
+#define CANCEL_WAIT_S 15.0
+
+/* A VM that --timeout paused runs again: the migration did not take it. */
+static void resume_vm(struct mw_qmp *q, struct watch *w)
+{
+	if (w->paused && !exec_cmd(q, "cont", NULL)) {
+		w->paused = false;
+		MW_LOG(MW_LOG_WARN,
+		       "the source VM was paused by --timeout: resumed");
+	}
+}
 
 static void progress(struct json_object *m, const char *st, double el, bool tty)
 {
@@ -246,9 +260,7 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w)
 		       w->postcopy ? " (postcopy)" : "");
 		return 0;
 	}
-	if (w->paused && !exec_cmd(q, "cont", NULL))
-		MW_LOG(MW_LOG_WARN, "the source VM was paused by --timeout: "
-				    "resumed");
+	resume_vm(q, w);
 	MW_LOG(MW_LOG_ERR, "migration %s%s%s; the source VM keeps running", st,
 	       mw_json_str(m, "error-desc", NULL) ? ": " : "",
 	       mw_json_str(m, "error-desc", ""));
@@ -278,6 +290,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o)
 			MW_LOG(MW_LOG_WARN, "interrupted: cancelling the "
 					    "migration");
 			w.cancelled = !exec_cmd(q, "migrate_cancel", NULL);
+			w.cancel_t = el;
 		}
 		if (mw_qmp_exec(q, "query-migrate", NULL, &m, &err)) {
 			MW_LOG(MW_LOG_ERR, "%s", err.msg);
@@ -290,6 +303,16 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o)
 			ret = result(q, m, &w);
 			json_object_put(m);
 			return ret;
+		}
+		if (w.cancelled && el - w.cancel_t > CANCEL_WAIT_S) {
+			resume_vm(q, &w);
+			MW_LOG(MW_LOG_ERR,
+			       "migration cancelled, but QEMU still reports "
+			       "'%s': its exec: command has not exited yet; "
+			       "the source VM keeps running",
+			       st);
+			json_object_put(m);
+			return 1;
 		}
 		if (!strcmp(st, "active") && !w.cancelled)
 			deadlines(q, o, &w, el);
