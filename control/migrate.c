@@ -174,7 +174,8 @@ static int set_params(struct mw_qmp *q, const struct migrate_opts *o,
 /* What the watch loop did to the source, to undo on failure. */
 struct watch {
 	double t0;
-	bool paused;	 /* we stopped the VM (--timeout) */
+	bool paused;	 /* we stopped the VM (--timeout) ... */
+	double pause_t;	 /* ... at this time */
 	bool postcopy;	 /* we switched to postcopy */
 	bool cancelled;	 /* we asked for migrate_cancel ... */
 	double cancel_t; /* ... at this time */
@@ -241,23 +242,33 @@ static void deadlines(struct mw_qmp *q, const struct migrate_opts *o,
 		       "migration completes",
 		       o->timeout);
 		w->paused = !exec_cmd(q, "stop", NULL);
+		w->pause_t = el;
 	}
 }
 
 /* The end: the result line and the exit status. */
-static int result(struct mw_qmp *q, struct json_object *m, struct watch *w)
+static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
+		  double el)
 {
 	const char *st = mw_json_str(m, "status", "?");
 	struct json_object *ram = mw_json_obj(m, "ram");
+	char how[96] = "";
 
 	if (!strcmp(st, "completed")) {
+		/* QEMU's downtime starts when it stops the VM itself, not at
+		 * our pause: say how long the VM really stood still */
+		if (w->paused)
+			snprintf(how, sizeof(how),
+				 " (paused by --timeout for the last %.1f s)",
+				 el - w->pause_t);
+		else if (w->postcopy)
+			snprintf(how, sizeof(how), " (postcopy)");
 		MW_LOG(MW_LOG_WARN,
 		       "completed in %.2f s, downtime %" PRId64 " ms, %.1f "
 		       "MiB transferred%s",
 		       (double)mw_json_int(m, "total-time", 0) / 1000.0,
 		       mw_json_int(m, "downtime", -1),
-		       (double)mw_json_int(ram, "transferred", 0) / MIB,
-		       w->postcopy ? " (postcopy)" : "");
+		       (double)mw_json_int(ram, "transferred", 0) / MIB, how);
 		return 0;
 	}
 	resume_vm(q, w);
@@ -300,7 +311,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o)
 		if (over(st)) {
 			if (tty)
 				mw_log_progress(tty, true, "%s", st);
-			ret = result(q, m, &w);
+			ret = result(q, m, &w, el);
 			json_object_put(m);
 			return ret;
 		}

@@ -13,7 +13,8 @@ harness's own QMP, `MIGWIRE migrate --qmp SRC --to 127.0.0.1:PORT --no-tls
 source. Its exit status must be 0, its last line "completed ...", its
 progress and dirty rate lines present, and QEMU must agree it completed.
 Exit 0 pass, 1 fail, 77 skip. Options after QEMU go to the harness
-(e.g. --rate 20 for a busy guest); MW_MIGRATE_ARGS adds migrate options.
+(e.g. --rate 20 for a busy guest); MW_MIGRATE_ARGS adds migrate options;
+MW_MIGRATE_EXPECT lists, '|'-separated, texts its output must hold.
 """
 import importlib.machinery
 import importlib.util
@@ -45,6 +46,7 @@ class CmdRun(Run):
 
     mw = None
     extra = []
+    expect = []
 
     def qemu_argv(self, side, accel):
         argv = super().qemu_argv(side, accel)
@@ -84,6 +86,9 @@ class CmdRun(Run):
             raise Fail('no progress line')
         if not any('dirty rate' in l for l in lines):
             raise Fail('no dirty rate line')
+        for want in self.expect:
+            if not any(want in l for l in lines):
+                raise Fail('no line says %r' % want)
         if info.get('status') != 'completed':
             raise Fail('exit 0 but QEMU reports %s' % info.get('status'))
         return info
@@ -118,6 +123,8 @@ def main():
     a.kernel, a.initrd = out[0], out[1]
     CmdRun.mw = mw
     CmdRun.extra = shlex.split(os.environ.get('MW_MIGRATE_ARGS', ''))
+    CmdRun.expect = [e for e in os.environ.get('MW_MIGRATE_EXPECT',
+                                               '').split('|') if e]
     r = CmdRun(a)
     rc = 0
     try:
