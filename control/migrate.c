@@ -309,8 +309,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o)
 		}
 		st = mw_json_str(m, "status", "none");
 		if (over(st)) {
-			if (tty)
-				mw_log_progress(tty, true, "%s", st);
+			/* the result line erases a progress line on a tty */
 			ret = result(q, m, &w, el);
 			json_object_put(m);
 			return ret;
@@ -373,14 +372,14 @@ int mw_cmd_migrate(int argc, char **argv)
 		goto out;
 	}
 	ret = mw_migrate_preflight(q, &o, self, &src);
-	if (ret)
-		goto out;
 	if (mw_migrate_interrupted) {
 		MW_LOG(MW_LOG_ERR, "interrupted before migrating: nothing "
 				   "changed");
 		ret = 1;
 		goto out;
 	}
+	if (ret)
+		goto out;
 	/*
 	 * Not --qemu-pid q->peer_pid: under exec: send's default is the QEMU
 	 * that started it, this same one, and an explicit --qemu-pid turns a
