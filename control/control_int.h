@@ -25,6 +25,7 @@
 struct mw_qmp {
 	int fd;
 	pid_t peer_pid;		 /* QEMU's pid, from SO_PEERCRED; 0 unknown */
+	uid_t peer_uid;		 /* and its user; (uid_t)-1 unknown */
 	uint64_t next_id;	 /* id of the next command */
 	uint64_t events;	 /* events read and dropped */
 	int timeout_ms;		 /* how long a reply may take */
@@ -53,6 +54,7 @@ int mw_qmp_exec(struct mw_qmp *q, const char *cmd, struct json_object *args,
 
 /* JSON members with defaults: NULL obj or a missing key give dflt. */
 int64_t mw_json_int(struct json_object *obj, const char *key, int64_t dflt);
+double mw_json_double(struct json_object *obj, const char *key, double dflt);
 const char *mw_json_str(struct json_object *obj, const char *key,
 			const char *dflt);
 struct json_object *mw_json_obj(struct json_object *obj, const char *key);
@@ -117,6 +119,26 @@ int mw_migrate_send_argv(struct mw_send_argv *sa, const struct migrate_opts *o,
 			 const char *self, pid_t qemu_pid);
 /* One more argument, copied; 0 or -E2BIG. */
 int mw_send_argv_add(struct mw_send_argv *sa, const char *a);
+
+/*
+ * The stats file of the send QEMU runs (send_stats.c). Locking: none;
+ * main thread.
+ */
+struct mw_send_stats {
+	char path[4096]; /* "": none */
+	char dir[4000];	 /* our private directory, removed at the end */
+};
+/*
+ * Uses the --stats-file passed through, or, when QEMU runs as our user,
+ * adds one in a private directory to o's send options. Returns 0 (no
+ * file is no error: the progress line then has no wire figures).
+ */
+int mw_send_stats_setup(struct mw_send_stats *ss, struct migrate_opts *o,
+			const struct mw_qmp *q);
+void mw_send_stats_cleanup(struct mw_send_stats *ss);
+/* The last complete line of the stats file, parsed (the caller puts it),
+ * or NULL. */
+struct json_object *mw_send_stats_last(const struct mw_send_stats *ss);
 
 /* Set from the SIGINT/SIGTERM handler; read by the loops. */
 extern volatile int mw_migrate_interrupted;

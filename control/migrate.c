@@ -174,11 +174,12 @@ static int set_params(struct mw_qmp *q, const struct migrate_opts *o,
 /* What the watch loop did to the source, to undo on failure. */
 struct watch {
 	double t0;
-	bool paused;	 /* we stopped the VM (--timeout) ... */
-	double pause_t;	 /* ... at this time */
-	bool postcopy;	 /* we switched to postcopy */
-	bool cancelled;	 /* we asked for migrate_cancel ... */
-	double cancel_t; /* ... at this time */
+	bool paused;			/* we stopped the VM (--timeout) ... */
+	double pause_t;			/* ... at this time */
+	bool postcopy;			/* we switched to postcopy */
+	bool cancelled;			/* we asked for migrate_cancel ... */
+	double cancel_t;		/* ... at this time */
+	const struct mw_send_stats *ss; /* send's stats file */
 };
 
 /* QEMU 7.2 stays "cancelling" until its exec: command exits, which a send
@@ -195,7 +196,39 @@ static void resume_vm(struct mw_qmp *q, struct watch *w)
 	}
 }
 
-static void progress(struct json_object *m, const char *st, double el, bool tty)
+/*
+ * ", wire 41.9 MiB/s, ratio 3.05" from send's stats file, or "". final:
+ * wait up to 3 s for send's last line and give its totals instead.
+ */
+static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
+		      size_t cap)
+{
+	struct json_object *j = mw_send_stats_last(ss);
+	int i;
+
+	for (i = 0; final && i < 30; i++) {
+		if (j && json_object_get_boolean(mw_json_obj(j, "final")))
+			break;
+		json_object_put(j);
+		mw_migrate_nap(100);
+		j = mw_send_stats_last(ss);
+	}
+	buf[0] = '\0';
+	if (!j)
+		return;
+	if (!final)
+		snprintf(buf, cap, ", wire %.1f MiB/s, ratio %.2f",
+			 mw_json_double(j, "rate_wire_MiBps", 0),
+			 mw_json_double(j, "ratio", 0));
+	else if (json_object_get_boolean(mw_json_obj(j, "final")))
+		snprintf(buf, cap, ", %.1f MiB on the wire (ratio %.2f)",
+			 mw_json_double(j, "bytes_wire", 0) / MIB,
+			 mw_json_double(j, "ratio", 0));
+	json_object_put(j);
+}
+
+static void progress(struct json_object *m, const char *st, double el, bool tty,
+		     const struct mw_send_stats *ss)
 {
 	struct json_object *ram = mw_json_obj(m, "ram");
 	double total = (double)mw_json_int(ram, "total", 0);
@@ -204,18 +237,19 @@ static void progress(struct json_object *m, const char *st, double el, bool tty)
 	double page = (double)mw_json_int(ram, "page-size", 4096);
 	double dirty = (double)mw_json_int(ram, "dirty-pages-rate", 0) * page;
 	int64_t down = mw_json_int(m, "expected-downtime", -1);
-	char dt[32] = "-";
+	char dt[32] = "-", wire[96];
 
 	if (down >= 0)
 		snprintf(dt, sizeof(dt), "%" PRId64 " ms", down);
+	wire_note(ss, false, wire, sizeof(wire));
 	mw_log_progress(tty, false,
 			"%s %.0fs: %.0f%% of RAM, %.1f MiB sent, %.1f MiB "
 			"left, pass %" PRId64 ", dirty %.1f MiB/s, "
-			"expected downtime %s",
+			"expected downtime %s%s",
 			st, el, total > 0 ? 100.0 * (total - rem) / total : 0.0,
 			xfer / MIB, rem / MIB,
 			mw_json_int(ram, "dirty-sync-count", 0), dirty / MIB,
-			dt);
+			dt, wire);
 }
 
 /* --postcopy-after and --timeout, once status is "active". */
@@ -252,9 +286,10 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 {
 	const char *st = mw_json_str(m, "status", "?");
 	struct json_object *ram = mw_json_obj(m, "ram");
-	char how[96] = "";
+	char how[96] = "", wire[96];
 
 	if (!strcmp(st, "completed")) {
+		wire_note(w->ss, true, wire, sizeof(wire));
 		/* QEMU's downtime starts when it stops the VM itself, not at
 		 * our pause: say how long the VM really stood still */
 		if (w->paused)
@@ -265,10 +300,11 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 			snprintf(how, sizeof(how), " (postcopy)");
 		MW_LOG(MW_LOG_WARN,
 		       "completed in %.2f s, downtime %" PRId64 " ms, %.1f "
-		       "MiB transferred%s",
+		       "MiB transferred%s%s",
 		       (double)mw_json_int(m, "total-time", 0) / 1000.0,
 		       mw_json_int(m, "downtime", -1),
-		       (double)mw_json_int(ram, "transferred", 0) / MIB, how);
+		       (double)mw_json_int(ram, "transferred", 0) / MIB, wire,
+		       how);
 		return 0;
 	}
 	resume_vm(q, w);
@@ -284,9 +320,10 @@ static bool over(const char *st)
 	       !strcmp(st, "cancelled");
 }
 
-static int watch(struct mw_qmp *q, const struct migrate_opts *o)
+static int watch(struct mw_qmp *q, const struct migrate_opts *o,
+		 const struct mw_send_stats *ss)
 {
-	struct watch w = { .t0 = now_s() };
+	struct watch w = { .t0 = now_s(), .ss = ss };
 	bool tty = isatty(STDERR_FILENO);
 	double next = 0;
 	int ret;
@@ -327,7 +364,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o)
 		if (!strcmp(st, "active") && !w.cancelled)
 			deadlines(q, o, &w, el);
 		if (el >= next) {
-			progress(m, st, el, tty);
+			progress(m, st, el, tty, ss);
 			next = el + 1.0;
 		}
 		json_object_put(m);
@@ -340,6 +377,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct migrate_opts o;
 	struct migrate_src src = { 0 };
+	struct mw_send_stats ss = { 0 };
 	struct mw_send_argv sargv;
 	struct mw_err err = { 0 };
 	struct json_object *args;
@@ -387,6 +425,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	 */
 	MW_LOG(MW_LOG_INFO, "QEMU %d.%d.%d, pid %d", q->major, q->minor,
 	       q->micro, (int)q->peer_pid);
+	mw_send_stats_setup(&ss, &o, q);
 	if (mw_migrate_send_argv(&sargv, &o, self, 0) ||
 	    exec_uri(uri, sizeof(uri), &sargv)) {
 		MW_LOG(MW_LOG_ERR, "the send command line is too long");
@@ -401,8 +440,9 @@ int mw_cmd_migrate(int argc, char **argv)
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if (exec_cmd(q, "migrate", args))
 		goto out;
-	ret = watch(q, &o);
+	ret = watch(q, &o, &ss);
 out:
+	mw_send_stats_cleanup(&ss);
 	mw_qmp_close(q);
 	free(q);
 	return ret;

@@ -159,8 +159,11 @@ int mw_qmp_open_fd(struct mw_qmp *q, int fd, struct mw_err *err)
 	q->timeout_ms = QMP_TIMEOUT_MS;
 	/* exec: makes QEMU the parent of migwire send, which then keeps its
 	 * pipeline off QEMU's vCPUs; --qemu-pid names the same QEMU */
-	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen))
+	q->peer_uid = (uid_t)-1;
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen)) {
 		q->peer_pid = cred.pid;
+		q->peer_uid = cred.uid;
+	}
 	ret = read_msg(q, now_ms() + q->timeout_ms, &greet, err);
 	if (ret)
 		goto err_close;
@@ -233,14 +236,29 @@ struct json_object *mw_json_obj(struct json_object *obj, const char *key)
 	return v;
 }
 
-int64_t mw_json_int(struct json_object *obj, const char *key, int64_t dflt)
+/* The member key when it is a number, else NULL. */
+static struct json_object *json_num(struct json_object *obj, const char *key)
 {
 	struct json_object *v = mw_json_obj(obj, key);
 
-	if (!v || !(json_object_is_type(v, json_type_int) ||
-		    json_object_is_type(v, json_type_double)))
-		return dflt;
-	return json_object_get_int64(v);
+	if (v && (json_object_is_type(v, json_type_int) ||
+		  json_object_is_type(v, json_type_double)))
+		return v;
+	return NULL;
+}
+
+int64_t mw_json_int(struct json_object *obj, const char *key, int64_t dflt)
+{
+	struct json_object *v = json_num(obj, key);
+
+	return v ? json_object_get_int64(v) : dflt;
+}
+
+double mw_json_double(struct json_object *obj, const char *key, double dflt)
+{
+	struct json_object *v = json_num(obj, key);
+
+	return v ? json_object_get_double(v) : dflt;
 }
 
 const char *mw_json_str(struct json_object *obj, const char *key,
