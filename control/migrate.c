@@ -200,8 +200,8 @@ static void resume_vm(struct mw_qmp *q, struct watch *w)
  * ", wire 41.9 MiB/s, ratio 3.05" from send's stats file, or "". final:
  * wait up to 3 s for send's last line and give its totals instead.
  */
-static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
-		      size_t cap)
+/* send's stats line; final: wait up to 3 s for its last one. */
+static struct json_object *send_line(const struct mw_send_stats *ss, bool final)
 {
 	struct json_object *j = mw_send_stats_last(ss);
 	int i;
@@ -213,6 +213,18 @@ static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
 		mw_migrate_nap(100);
 		j = mw_send_stats_last(ss);
 	}
+	return j;
+}
+
+/*
+ * ", wire 41.9 MiB/s, ratio 3.05" from send's stats file, or "". final:
+ * send's totals instead, from its last line.
+ */
+static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
+		      size_t cap)
+{
+	struct json_object *j = send_line(ss, final);
+
 	buf[0] = '\0';
 	if (!j)
 		return;
@@ -287,6 +299,8 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 	const char *st = mw_json_str(m, "status", "?");
 	struct json_object *ram = mw_json_obj(m, "ram");
 	char how[96] = "", wire[96];
+	struct json_object *j;
+	const char *why;
 
 	if (!strcmp(st, "completed")) {
 		wire_note(w->ss, true, wire, sizeof(wire));
@@ -308,9 +322,15 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 		return 0;
 	}
 	resume_vm(q, w);
-	MW_LOG(MW_LOG_ERR, "migration %s%s%s; the source VM keeps running", st,
-	       mw_json_str(m, "error-desc", NULL) ? ": " : "",
-	       mw_json_str(m, "error-desc", ""));
+	/* send's own reason went to QEMU's stderr; its stats file has it */
+	j = send_line(w->ss, true);
+	why = mw_json_str(j, "result", "ok");
+	MW_LOG(MW_LOG_ERR, "migration %s%s%s%s%s; the source VM keeps running",
+	       st, mw_json_str(m, "error-desc", NULL) ? ": " : "",
+	       mw_json_str(m, "error-desc", ""),
+	       strcmp(why, "ok") ? "; migwire send: " : "",
+	       strcmp(why, "ok") ? why : "");
+	json_object_put(j);
 	return 1;
 }
 

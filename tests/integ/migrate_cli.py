@@ -12,6 +12,8 @@ destination QEMU needed:
   -S:         "the VM is not running (status 'prelaunch') ..." -> exit 1
   busy:       a migration already active (to exec:sleep, which never reads)
               -> exit 1, and that migration is left alone
+  no recv:    nothing listens at --to: send fails, "migration failed",
+              exit 1, the VM runs
   Ctrl-C:     the receiver never answers (a TCP listener that does not
               speak), SIGINT -> migrate_cancel, exit 1, the VM runs
   --timeout:  the same receiver, --timeout 1 pauses the VM; SIGINT then
@@ -138,6 +140,16 @@ def run():
     # QEMU 7.2 cancels an exec: migration once its command exits
     kill_pids(descendants(qemu.pid), signal.SIGKILL)
     wait_status(q, ('cancelled',))
+
+    # no receiver at all: send fails, QEMU reports failed, the VM runs on
+    got = migrate(env, '--qmp', sock, '--to',
+                  f'127.0.0.1:{mwtest.free_port()}', '--no-tls',
+                  '--dirty-rate-check', '0')
+    expect('no receiver', got, 1, 'migration failed', 'keeps running')
+    if 'migwire send: ' not in got[1] or 'refused' not in got[1]:
+        fail(f'no receiver: send\'s reason is not shown: {got[1]!r}')
+    if q.cmd('query-status')['status'] != 'running':
+        fail('the source VM is not running after a failed migration')
 
     # a receiver that accepts TCP and never answers: send waits in its
     # handshake and the migration stays active until we interrupt it
