@@ -61,6 +61,14 @@ struct json_object *mw_json_obj(struct json_object *obj, const char *key);
 
 #define MW_MIGRATE_SEND_MAX 32
 
+/* What --timeout does (virsh migrate --timeout-*). */
+enum mw_timeout_action {
+	MW_TA_DEFAULT = 0, /* postcopy with --postcopy, else pause */
+	MW_TA_PAUSE,	   /* stop the VM: the rest is sent while it waits */
+	MW_TA_POSTCOPY,	   /* migrate-start-postcopy */
+	MW_TA_CANCEL,	   /* migrate_cancel: the VM stays on the source */
+};
+
 /* The options of `migwire migrate`. Locking: none; main thread. */
 struct migrate_opts {
 	const char *qmp;	 /* --qmp SOCKET */
@@ -71,6 +79,7 @@ struct migrate_opts {
 	bool postcopy;
 	int64_t postcopy_after; /* seconds; -1 never */
 	int64_t timeout;	/* seconds; 0 none */
+	int timeout_action;	/* enum mw_timeout_action */
 	uint32_t dirty_secs;	/* --dirty-rate-check; 0 skip */
 	/* `migwire send` options passed through, in the order given */
 	int nsend;

@@ -276,13 +276,22 @@ static void deadlines(struct mw_qmp *q, const struct migrate_opts *o,
 	}
 	if (!o->timeout || el < (double)o->timeout || w->paused || w->postcopy)
 		return;
-	if (o->postcopy) {
+	switch (o->timeout_action) {
+	case MW_TA_POSTCOPY:
 		MW_LOG(MW_LOG_WARN,
 		       "--timeout %" PRId64 " s: switching to "
 		       "postcopy",
 		       o->timeout);
 		w->postcopy = !exec_cmd(q, "migrate-start-postcopy", NULL);
-	} else {
+		break;
+	case MW_TA_CANCEL:
+		MW_LOG(MW_LOG_WARN,
+		       "--timeout %" PRId64 " s: cancelling the migration",
+		       o->timeout);
+		w->cancelled = !exec_cmd(q, "migrate_cancel", NULL);
+		w->cancel_t = el;
+		break;
+	default:
 		MW_LOG(MW_LOG_WARN,
 		       "--timeout %" PRId64 " s: pausing the VM so that the "
 		       "migration completes",

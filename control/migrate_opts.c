@@ -22,6 +22,7 @@ enum {
 	O_POSTCOPY,
 	O_PC_AFTER,
 	O_TIMEOUT,
+	O_TA,
 	O_DIRTY,
 	O_VERSION,
 	O_SEND, /* passed through to migwire send */
@@ -61,9 +62,12 @@ static const struct mopt mopts[] = {
 	  "switch to postcopy after SECS of precopy if not completed "
 	  "(implies --postcopy)" },
 	{ "timeout", 1, O_TIMEOUT, "--timeout SECS",
-	  "after SECS, end the migration as virsh migrate --timeout does: "
-	  "switch to postcopy when enabled, else pause the VM so the rest "
-	  "is sent (default 0: no timeout)" },
+	  "after SECS, end the migration as virsh migrate --timeout does, "
+	  "with the --timeout-action (default 0: no timeout)" },
+	{ "timeout-action", 1, O_TA, "--timeout-action ACTION",
+	  "pause: pause the VM so that the rest is sent; postcopy: switch to "
+	  "postcopy (implies --postcopy); cancel: cancel the migration, the "
+	  "VM runs on (default: postcopy with --postcopy, else pause)" },
 	{ "dirty-rate-check", 1, O_DIRTY, "--dirty-rate-check SECS",
 	  "measure the VM's dirty page rate for SECS before migrating "
 	  "(calc-dirty-rate) and say whether the migration can converge "
@@ -161,6 +165,7 @@ static int pass_send(struct migrate_opts *o, const struct mopt *m,
 static int one_opt(struct migrate_opts *o, const struct mopt *m,
 		   const char *arg)
 {
+	static const char *const actions[] = { "pause", "postcopy", "cancel" };
 	uint32_t v;
 	int ret;
 
@@ -196,6 +201,17 @@ static int one_opt(struct migrate_opts *o, const struct mopt *m,
 		return opt_secs(m->name, arg, 0, &o->postcopy_after);
 	case O_TIMEOUT:
 		return opt_secs(m->name, arg, 0, &o->timeout);
+	case O_TA:
+		for (v = 0; v < 3; v++)
+			if (!strcmp(arg, actions[v]))
+				break;
+		if (v == 3)
+			return usage_err("--timeout-action: '%s' is not pause, "
+					 "postcopy or cancel",
+					 arg);
+		o->timeout_action = (int)(MW_TA_PAUSE + v);
+		o->postcopy |= o->timeout_action == MW_TA_POSTCOPY;
+		return 0;
 	case O_DIRTY:
 		if (mw_parse_u32(arg, 0, 60, &o->dirty_secs))
 			return usage_err("--dirty-rate-check: '%s' is not a "
@@ -253,6 +269,10 @@ int mw_migrate_parse(struct migrate_opts *o, int argc, char **argv)
 		return usage_err("--qmp SOCKET is required");
 	if (!o->to)
 		return usage_err("--to HOST:PORT is required");
+	if (o->timeout_action && !o->timeout)
+		return usage_err("--timeout-action needs --timeout");
+	if (!o->timeout_action)
+		o->timeout_action = o->postcopy ? MW_TA_POSTCOPY : MW_TA_PAUSE;
 	if (o->timeout && o->postcopy_after >= o->timeout)
 		return usage_err("--postcopy-after %lld is not before "
 				 "--timeout %lld",

@@ -17,7 +17,7 @@ destination QEMU needed:
   Ctrl-C:     the receiver never answers (a TCP listener that does not
               speak), SIGINT -> migrate_cancel, exit 1, the VM runs
   --timeout:  the same receiver, --timeout 1 pauses the VM; SIGINT then
-              cancels and resumes it
+              cancels and resumes it; --timeout-action cancel cancels
 Skips (77) without qemu-system-x86_64.
 """
 import os
@@ -76,9 +76,10 @@ def wait_status(q, want, secs=20):
     fail(f'migration status {st}, want one of {want}')
 
 
-def interrupted(env, q, qemu_pid, sock, lsock, extra, before_sigint):
-    """migrate to a receiver that never answers, SIGINT it after
-    before_sigint() says so; returns (exit status, stderr)."""
+def interrupted(env, q, qemu_pid, sock, lsock, extra, before_sigint,
+                sigint=True):
+    """migrate to a receiver that never answers, SIGINT it (if sigint)
+    after before_sigint() says so; returns (exit status, stderr)."""
     port = lsock.getsockname()[1]
     errf = env.path('interrupt.err')
     with open(errf, 'w') as ef:
@@ -90,7 +91,8 @@ def interrupted(env, q, qemu_pid, sock, lsock, extra, before_sigint):
     env.procs.append(p)
     wait_status(q, ('active',))
     before_sigint()
-    p.send_signal(signal.SIGINT)
+    if sigint:
+        p.send_signal(signal.SIGINT)
     wait_status(q, ('cancelling', 'cancelled'))
     # the send in its handshake would hold QEMU 7.2 in 'cancelling' until
     # its own --timeout (30 s): end it, as its handshake timeout would
@@ -175,6 +177,14 @@ def run():
         fail(f'--timeout: no pause/resume lines: {got[1]!r}')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after --timeout and SIGINT')
+    got = interrupted(env, q, qemu.pid, sock, lsock,
+                      ['--timeout', '1', '--timeout-action', 'cancel'],
+                      lambda: None, sigint=False)
+    expect('--timeout-action cancel', got, 1, 'cancelled', 'keeps running')
+    if '--timeout 1 s: cancelling the migration' not in got[1]:
+        fail(f'--timeout-action cancel: no line says so: {got[1]!r}')
+    if q.cmd('query-status')['status'] != 'running':
+        fail('the source VM is not running after --timeout-action cancel')
     lsock.close()
     q.close()
     terminate(qemu)

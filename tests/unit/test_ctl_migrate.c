@@ -48,6 +48,31 @@ static void opts_defaults(void **state)
 	assert_int_equal(o.timeout, 0);
 	assert_false(o.postcopy);
 	assert_int_equal(o.nsend, 0);
+	assert_int_equal(o.timeout_action, MW_TA_PAUSE);
+}
+
+static void opts_timeout_action(void **state)
+{
+	static const char *const pc[] = { "--qmp",	"/q",	     "--to",
+					  "h:1",	"--timeout", "9",
+					  "--postcopy", NULL };
+	static const char *const ta[] = { "--qmp",
+					  "/q",
+					  "--to",
+					  "h:1",
+					  "--timeout",
+					  "9",
+					  "--timeout-action",
+					  "postcopy",
+					  NULL };
+	struct migrate_opts o;
+
+	(void)state;
+	assert_int_equal(parse(&o, pc), -1);
+	assert_int_equal(o.timeout_action, MW_TA_POSTCOPY);
+	assert_int_equal(parse(&o, ta), -1);
+	assert_int_equal(o.timeout_action, MW_TA_POSTCOPY);
+	assert_true(o.postcopy);
 }
 
 static void opts_send_argv(void **state)
@@ -96,6 +121,10 @@ static void opts_usage_errors(void **state)
 		{ "--qmp", "/q", "--to", "h:1", "--timeout", "3",
 		  "--postcopy-after", "3" },
 		{ "--qmp", "/q", "--to", "h:1", "--timeout", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--timeout-action", "cancel",
+		  NULL }, /* no --timeout */
+		{ "--qmp", "/q", "--to", "h:1", "--timeout", "9",
+		  "--timeout-action", "stop", NULL },
 	};
 	struct migrate_opts o;
 	size_t i;
@@ -162,6 +191,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(opts_defaults),
 		cmocka_unit_test(opts_send_argv),
+		cmocka_unit_test(opts_timeout_action),
 		cmocka_unit_test(opts_usage_errors),
 		cmocka_unit_test(qmp_recorded),
 	};
