@@ -80,6 +80,7 @@ struct migrate_opts {
 	int64_t postcopy_after; /* seconds; -1 never */
 	int64_t timeout;	/* seconds; 0 none */
 	int timeout_action;	/* enum mw_timeout_action */
+	bool json;		/* --json: the result on stdout */
 	uint32_t dirty_secs;	/* --dirty-rate-check; 0 skip */
 	/* `migwire send` options passed through, in the order given */
 	int nsend;
@@ -148,6 +149,23 @@ void mw_send_stats_cleanup(struct mw_send_stats *ss);
 /* The last complete line of the stats file, parsed (the caller puts it),
  * or NULL. */
 struct json_object *mw_send_stats_last(const struct mw_send_stats *ss);
+
+/* What migrate did, for the --json report. Locking: none; main thread. */
+struct mw_migrate_outcome {
+	double wall_s;	    /* from migrate to the end */
+	bool postcopy;	    /* we switched to postcopy */
+	bool paused;	    /* --timeout paused the VM ... */
+	double paused_s;    /* ... for this long */
+	bool cancelled;	    /* we cancelled (Ctrl-C, --timeout-action) */
+	double dirty_mib_s; /* the preflight's dirty rate; -1 none */
+};
+/*
+ * Prints the result as one JSON line: m is QEMU's last query-migrate,
+ * send send's last stats line (NULL: none). Borrows both (report.c).
+ */
+void mw_migrate_report_json(FILE *f, struct json_object *m,
+			    struct json_object *send,
+			    const struct mw_migrate_outcome *out);
 
 /* Set from the SIGINT/SIGTERM handler; read by the loops. */
 extern volatile int mw_migrate_interrupted;

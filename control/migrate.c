@@ -180,6 +180,8 @@ struct watch {
 	bool cancelled;			/* we asked for migrate_cancel ... */
 	double cancel_t;		/* ... at this time */
 	const struct mw_send_stats *ss; /* send's stats file */
+	const struct migrate_opts *o;
+	double dirty_mib_s; /* the preflight's; -1 none */
 };
 
 /* QEMU 7.2 stays "cancelling" until its exec: command exits, which a send
@@ -307,11 +309,12 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 {
 	const char *st = mw_json_str(m, "status", "?");
 	struct json_object *ram = mw_json_obj(m, "ram");
+	bool ok = !strcmp(st, "completed");
 	char how[96] = "", wire[96];
-	struct json_object *j;
 	const char *why;
+	struct json_object *j;
 
-	if (!strcmp(st, "completed")) {
+	if (ok) {
 		wire_note(w->ss, true, wire, sizeof(wire));
 		/* QEMU's downtime starts when it stops the VM itself, not at
 		 * our pause: say how long the VM really stood still */
@@ -328,19 +331,33 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 		       mw_json_int(m, "downtime", -1),
 		       (double)mw_json_int(ram, "transferred", 0) / MIB, wire,
 		       how);
-		return 0;
 	}
-	resume_vm(q, w);
 	/* send's own reason went to QEMU's stderr; its stats file has it */
 	j = send_line(w->ss, true);
-	why = mw_json_str(j, "result", "ok");
-	MW_LOG(MW_LOG_ERR, "migration %s%s%s%s%s; the source VM keeps running",
-	       st, mw_json_str(m, "error-desc", NULL) ? ": " : "",
-	       mw_json_str(m, "error-desc", ""),
-	       strcmp(why, "ok") ? "; migwire send: " : "",
-	       strcmp(why, "ok") ? why : "");
+	if (!ok) {
+		resume_vm(q, w);
+		why = mw_json_str(j, "result", "ok");
+		MW_LOG(MW_LOG_ERR,
+		       "migration %s%s%s%s%s; the source VM keeps running", st,
+		       mw_json_str(m, "error-desc", NULL) ? ": " : "",
+		       mw_json_str(m, "error-desc", ""),
+		       strcmp(why, "ok") ? "; migwire send: " : "",
+		       strcmp(why, "ok") ? why : "");
+	}
+	if (w->o->json) {
+		struct mw_migrate_outcome out = {
+			.wall_s = el,
+			.postcopy = w->postcopy,
+			.paused = w->paused,
+			.paused_s = w->paused ? el - w->pause_t : 0,
+			.cancelled = w->cancelled,
+			.dirty_mib_s = w->dirty_mib_s,
+		};
+
+		mw_migrate_report_json(stdout, m, j, &out);
+	}
 	json_object_put(j);
-	return 1;
+	return ok ? 0 : 1;
 }
 
 static bool over(const char *st)
@@ -350,9 +367,12 @@ static bool over(const char *st)
 }
 
 static int watch(struct mw_qmp *q, const struct migrate_opts *o,
-		 const struct mw_send_stats *ss)
+		 const struct mw_send_stats *ss, double dirty_mib_s)
 {
-	struct watch w = { .t0 = now_s(), .ss = ss };
+	struct watch w = { .t0 = now_s(),
+			   .ss = ss,
+			   .o = o,
+			   .dirty_mib_s = dirty_mib_s };
 	bool tty = isatty(STDERR_FILENO);
 	double next = 0;
 	int ret;
@@ -469,7 +489,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if (exec_cmd(q, "migrate", args))
 		goto out;
-	ret = watch(q, &o, &ss);
+	ret = watch(q, &o, &ss, src.dirty_mib_s);
 out:
 	mw_send_stats_cleanup(&ss);
 	mw_qmp_close(q);

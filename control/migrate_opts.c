@@ -23,6 +23,7 @@ enum {
 	O_PC_AFTER,
 	O_TIMEOUT,
 	O_TA,
+	O_JSON,
 	O_DIRTY,
 	O_VERSION,
 	O_SEND, /* passed through to migwire send */
@@ -72,6 +73,9 @@ static const struct mopt mopts[] = {
 	  "measure the VM's dirty page rate for SECS before migrating "
 	  "(calc-dirty-rate) and say whether the migration can converge "
 	  "(default 2; 0: skip)" },
+	{ "json", 0, O_JSON, "--json",
+	  "print the result as one JSON object on stdout (the lines on "
+	  "stderr stay)" },
 	/* migwire send's, passed through into the exec: URI */
 	{ "channels", 1, O_SEND, "--channels N", NULL },
 	{ "compress", 1, O_SEND, "--compress CODEC", NULL },
@@ -190,6 +194,9 @@ static int one_opt(struct migrate_opts *o, const struct mopt *m,
 					 "(e.g. 100M, 1Gbit)",
 					 arg);
 		return pass_send(o, m, arg);
+	case O_JSON:
+		o->json = true;
+		return 0;
 	case O_AUTOCONV:
 		o->auto_converge = true;
 		return 0;

@@ -68,8 +68,9 @@ class CmdRun(Run):
         self.wall0 = time.time()
         t = time.monotonic()
         with open(logf, 'w') as f:
-            rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=f,
-                                stdout=f, timeout=300).returncode
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=f,
+                               stdout=subprocess.PIPE, timeout=300)
+        rc = r.returncode
         with open(logf) as f:
             lines = [l.rstrip('\n') for l in f if l.strip()]
         for l in lines:
@@ -77,6 +78,14 @@ class CmdRun(Run):
         info = src.qmp.cmd('query-migrate')
         info['wall_s'] = round(time.monotonic() - t, 2)
         self.report['migrate_cmd'] = {'exit': rc, 'lines': lines[-6:]}
+        if '--json' in cmd:
+            try:
+                rep = json.loads(r.stdout)
+            except ValueError:
+                raise Fail('--json: not one JSON object: %r' % r.stdout)
+            self.report['migrate_cmd']['json'] = rep
+            if rep.get('status') != 'completed' or not rep.get('wire_bytes'):
+                raise Fail('--json report: %r' % rep)
         if rc != 0:
             raise Fail('migwire migrate exited %d; see %s' % (rc, logf))
         if not lines or 'migrate: completed in' not in lines[-1]:

@@ -13,13 +13,14 @@ destination QEMU needed:
   busy:       a migration already active (to exec:sleep, which never reads)
               -> exit 1, and that migration is left alone
   no recv:    nothing listens at --to: send fails, "migration failed",
-              exit 1, the VM runs
+              exit 1, the VM runs; --json reports it with send's reason
   Ctrl-C:     the receiver never answers (a TCP listener that does not
               speak), SIGINT -> migrate_cancel, exit 1, the VM runs
   --timeout:  the same receiver, --timeout 1 pauses the VM; SIGINT then
               cancels and resumes it; --timeout-action cancel cancels
 Skips (77) without qemu-system-x86_64.
 """
+import json
 import os
 import shutil
 import signal
@@ -49,9 +50,11 @@ def start_qemu(env, name, paused=False):
     return p, q, sock + '.mw'
 
 
-def migrate(env, *args, timeout=60):
+def migrate(env, *args, timeout=60, out=None):
     r = subprocess.run([env.mw, 'migrate', *args], capture_output=True,
                        text=True, timeout=timeout)
+    if out is not None:
+        out.append(r.stdout)
     return r.returncode, r.stderr.strip()
 
 
@@ -144,12 +147,16 @@ def run():
     wait_status(q, ('cancelled',))
 
     # no receiver at all: send fails, QEMU reports failed, the VM runs on
+    out = []
     got = migrate(env, '--qmp', sock, '--to',
                   f'127.0.0.1:{mwtest.free_port()}', '--no-tls',
-                  '--dirty-rate-check', '0')
+                  '--dirty-rate-check', '0', '--json', out=out)
     expect('no receiver', got, 1, 'migration failed', 'keeps running')
     if 'migwire send: ' not in got[1] or 'refused' not in got[1]:
         fail(f'no receiver: send\'s reason is not shown: {got[1]!r}')
+    rep = json.loads(out[0])
+    if rep['status'] != 'failed' or 'refused' not in rep['send_result']:
+        fail(f'no receiver: --json report: {out[0]!r}')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after a failed migration')
 
