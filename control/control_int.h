@@ -8,6 +8,7 @@
 #define CONTROL_INT_H
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,7 +169,7 @@ void mw_migrate_report_json(FILE *f, struct json_object *m,
 			    const struct mw_migrate_outcome *out);
 
 /* Set from the SIGINT/SIGTERM handler; read by the loops. */
-extern volatile int mw_migrate_interrupted;
+extern volatile sig_atomic_t mw_migrate_interrupted;
 
 /* Sleeps ms unless a signal arrives first. */
 void mw_migrate_nap(int ms);

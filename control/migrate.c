@@ -26,7 +26,7 @@
  * limit it (64 GiB/s), as QEMU 7.2 has no "unlimited" value */
 #define QEMU_BW_LIFTED (64ull << 30)
 
-volatile int mw_migrate_interrupted;
+volatile sig_atomic_t mw_migrate_interrupted;
 
 static void on_signal(int sig)
 {
@@ -171,7 +171,10 @@ static int set_params(struct mw_qmp *q, const struct migrate_opts *o,
 	return exec_cmd(q, "migrate-set-parameters", p);
 }
 
-/* What the watch loop did to the source, to undo on failure. */
+/*
+ * What the watch loop did to the source, to undo on failure.
+ * Locking: none; the main thread's, on its stack.
+ */
 struct watch {
 	double t0;
 	bool paused;			/* we stopped the VM (--timeout) ... */

@@ -2,6 +2,7 @@
 # Shared by the `migwire migrate` end-to-end tests (sourced after lib.sh).
 
 # e2e_migrate_cmd QEMU MIGRATE_ARGS EXPECT [mw-migrate options...]: boot the
+# (MW_MIGRATE_TLS=1 in the environment: X.509 TLS instead of --no-tls)
 # test guest on QEMU, let `migwire migrate MIGRATE_ARGS` run the migration,
 # compare RAM and resume (migrate_cmd.py); EXPECT lists, '|'-separated,
 # texts migrate's output must hold. The report goes to report.json.

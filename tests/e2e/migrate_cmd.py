@@ -14,7 +14,9 @@ source. Its exit status must be 0, its last line "completed ...", its
 progress and dirty rate lines present, and QEMU must agree it completed.
 Exit 0 pass, 1 fail, 77 skip. Options after QEMU go to the harness
 (e.g. --rate 20 for a busy guest); MW_MIGRATE_ARGS adds migrate options;
-MW_MIGRATE_EXPECT lists, '|'-separated, texts its output must hold.
+MW_MIGRATE_EXPECT lists, '|'-separated, texts its output must hold;
+MW_MIGRATE_TLS=1: X.509 TLS on both sides (tools/mw-mkcerts) instead of
+--no-tls.
 """
 import importlib.machinery
 import importlib.util
@@ -45,6 +47,7 @@ class CmdRun(Run):
     """A harness run whose migrate phase is `migwire migrate`."""
 
     mw = None
+    pki = None  # tools/mw-mkcerts directory: x509 TLS both sides
     extra = []
     expect = []
 
@@ -59,9 +62,10 @@ class CmdRun(Run):
         return os.path.join(self.tmp, 'src-op.qmp')
 
     def migrate(self, src, dst, hooks):
+        tls = ['--tls-creds', self.pki] if self.pki else ['--no-tls']
         cmd = [self.mw, 'migrate', '--qmp', self.op_sock(), '--to',
-               '127.0.0.1:%d' % self.port, '--no-tls', '--max-downtime',
-               '300'] + self.extra
+               '127.0.0.1:%d' % self.port] + tls + ['--max-downtime',
+                                                    '300'] + self.extra
         logf = os.path.join(self.logdir, 'migrate.log')
         log('running: %s' % ' '.join(map(shlex.quote, cmd)))
         self.cpu0 = {}
@@ -117,10 +121,21 @@ def main():
                                          os.path.join(SRC, 'build',
                                                       'e2e-logs')), name)
     os.makedirs(logdir, exist_ok=True)
+    tls = '--no-tls'
+    if os.environ.get('MW_MIGRATE_TLS'):
+        CmdRun.pki = os.path.join(logdir, 'pki')
+        try:
+            subprocess.run([os.path.join(SRC, 'tools', 'mw-mkcerts'),
+                            CmdRun.pki], check=True,
+                           stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError) as e:
+            log('FAIL: mw-mkcerts: %s' % e)
+            return 1
+        tls = '--tls-creds ' + shlex.quote(CmdRun.pki)
     a = cli.parse_args(['--qemu', qemu, '--accel',
                         os.environ.get('MW_ACCEL', 'tcg'), '--log-dir',
                         logdir, '--recv-cmd',
-                        '%s recv --listen 127.0.0.1:{port} --no-tls' % mw]
+                        '%s recv --listen 127.0.0.1:{port} %s' % (mw, tls)]
                        + sys.argv[3:])
     try:
         out = subprocess.run([os.path.join(SRC, 'tools', 'mkvm')],
