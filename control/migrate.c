@@ -386,7 +386,10 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 		double el = now_s() - w.t0;
 		const char *st;
 
+		/* once per signal: when QEMU refuses the cancel, asking again
+		 * each pass would only repeat its refusal */
 		if (mw_migrate_interrupted && !w.cancelled) {
+			mw_migrate_interrupted = 0;
 			MW_LOG(MW_LOG_WARN, "interrupted: cancelling the "
 					    "migration");
 			w.cancelled = !exec_cmd(q, "migrate_cancel", NULL);
