@@ -104,7 +104,22 @@ class CmdRun(Run):
                 raise Fail('no line says %r' % want)
         if info.get('status') != 'completed':
             raise Fail('exit 0 but QEMU reports %s' % info.get('status'))
+        self.check_params(src)
         return info
+
+    def check_params(self, src):
+        """What migrate told QEMU: downtime-limit, its own cap lifted, and
+        (QEMU >= 8.2) avail-switchover-bandwidth = --max-bandwidth."""
+        p = src.qmp.cmd('query-migrate-parameters')
+        want = {'downtime-limit': 300, 'max-bandwidth': 64 << 30}
+        if ('--max-bandwidth' in self.extra
+                and 'avail-switchover-bandwidth' in p):
+            v = self.extra[self.extra.index('--max-bandwidth') + 1]
+            want['avail-switchover-bandwidth'] = int(v[:-1]) << 20  # "NM"
+        got = {k: p.get(k) for k in want}
+        self.report['migrate_cmd']['params'] = got
+        if got != want:
+            raise Fail('QEMU parameters %r, want %r' % (got, want))
 
 
 def main():
