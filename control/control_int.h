@@ -128,6 +128,11 @@ struct mw_send_argv {
 };
 int mw_migrate_send_argv(struct mw_send_argv *sa, const struct migrate_opts *o,
 			 const char *self, pid_t qemu_pid);
+/*
+ * "exec:" and sa's words for QEMU's /bin/sh -c, each single-quoted (a
+ * quote inside becomes '\''). Returns 0 or -E2BIG.
+ */
+int mw_migrate_exec_uri(char *out, size_t cap, const struct mw_send_argv *sa);
 /* One more argument, copied; 0 or -E2BIG. */
 int mw_send_argv_add(struct mw_send_argv *sa, const char *a);
 

@@ -88,8 +88,7 @@ int mw_migrate_send_argv(struct mw_send_argv *sa, const struct migrate_opts *o,
 	return ret;
 }
 
-/* "exec:" and the command for /bin/sh -c, each word single-quoted. */
-static int exec_uri(char *out, size_t cap, const struct mw_send_argv *sa)
+int mw_migrate_exec_uri(char *out, size_t cap, const struct mw_send_argv *sa)
 {
 	size_t n = (size_t)snprintf(out, cap, "exec:");
 	int i;
@@ -482,7 +481,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	       q->micro, (int)q->peer_pid);
 	mw_send_stats_setup(&ss, &o, q);
 	if (mw_migrate_send_argv(&sargv, &o, self, 0) ||
-	    exec_uri(uri, sizeof(uri), &sargv)) {
+	    mw_migrate_exec_uri(uri, sizeof(uri), &sargv)) {
 		MW_LOG(MW_LOG_ERR, "the send command line is too long");
 		ret = 2;
 		goto out;

@@ -87,6 +87,7 @@ static void opts_send_argv(void **state)
 					 "it's",       NULL };
 	struct migrate_opts o;
 	struct mw_send_argv sa;
+	char uri[512];
 
 	(void)state;
 	assert_int_equal(parse(&o, a), -1);
@@ -106,6 +107,12 @@ static void opts_send_argv(void **state)
 	assert_string_equal(sa.argv[10], "it's");
 	assert_string_equal(sa.argv[12], "42");
 	assert_null(sa.argv[13]);
+	assert_int_equal(mw_migrate_exec_uri(uri, sizeof(uri), &sa), 0);
+	assert_string_equal(uri, "exec:'/bin/mw' 'send' '--to' 'h:1' "
+				 "'--channels' '4' '--no-tls' "
+				 "'--max-bandwidth' '1Gbit' '--compress' "
+				 "'it'\\''s' '--qemu-pid' '42'");
+	assert_int_equal(mw_migrate_exec_uri(uri, 20, &sa), -E2BIG);
 }
 
 static void opts_usage_errors(void **state)
