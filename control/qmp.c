@@ -36,6 +36,7 @@ static int64_t now_ms(void)
 static int read_msg(struct mw_qmp *q, int64_t deadline,
 		    struct json_object **out, struct mw_err *err)
 {
+	*out = NULL;
 	for (;;) {
 		char *nl = memchr(q->buf, '\n', q->len);
 		struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
@@ -123,7 +124,7 @@ int mw_qmp_exec(struct mw_qmp *q, const char *cmd, struct json_object *args,
 		r = write_all(q->fd, "\n", 1, err);
 	json_object_put(req);
 	while (!r) {
-		struct json_object *msg, *e;
+		struct json_object *msg = NULL, *e;
 
 		r = read_msg(q, deadline, &msg, err);
 		if (r)
@@ -148,7 +149,7 @@ int mw_qmp_exec(struct mw_qmp *q, const char *cmd, struct json_object *args,
 
 int mw_qmp_open_fd(struct mw_qmp *q, int fd, struct mw_err *err)
 {
-	struct json_object *greet, *ver;
+	struct json_object *greet = NULL, *ver;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	int ret;
