@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* What every migwire command line shares: exact option names and --help
  * layout. Pure functions; the main thread. */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -50,4 +51,32 @@ void mw_help_opt(FILE *f, const char *left, const char *help)
 		while (*p == ' ')
 			p++;
 	}
+}
+
+int mw_usage_err(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see --help)\n");
+	return 2;
+}
+
+int mw_getopt_exact(int argc, char **argv, const char *shorts,
+		    const struct option *lo, const char *prog)
+{
+	/* with "+" ordering argv[optind] is the token getopt reads next */
+	const char *tok = optind < argc ? argv[optind] : NULL;
+	int idx = -1;
+	int c = getopt_long(argc, argv, shorts, lo, &idx);
+
+	if (c != -1 && idx >= 0 && !mw_opt_exact(tok, lo[idx].name)) {
+		mw_usage_err(prog, "unknown option '%s' (did you mean --%s?)",
+			     tok, lo[idx].name);
+		return -2;
+	}
+	return c;
 }

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "mw_bench.h"
+#include "mw_control.h"
 #include "mw_inspect.h"
 #include "mw_log.h"
 
@@ -66,6 +67,8 @@ int main(int argc, char **argv)
 		return mw_bench_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "inspect"))
 		return mw_cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return mw_cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "send"))

@@ -477,6 +477,8 @@ void cli_print_main_help(FILE *f)
 		"       migwire bench [options]\n"
 		"       migwire inspect [options] [FILE|-] (what a saved or "
 		"live stream holds)\n"
+		"       migwire migrate --qmp SOCKET --to HOST:PORT [options] "
+		"(source, via QMP)\n"
 		"       migwire help [send|recv]\n"
 		"       migwire --version\n\n"
 		"`migwire send --help` and `migwire recv --help` list the "

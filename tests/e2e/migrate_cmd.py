@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""e2e: `migwire migrate` runs the whole migration of the test guest.
+
+    migrate_cmd.py MIGWIRE QEMU [mw-migrate options...]
+
+The harness of tools/mw-migrate (tests/lib/mwqemu) boots the source guest,
+starts the destination with -incoming exec:"MIGWIRE recv --no-tls", and
+afterwards compares guest RAM (pmemsave, both sides paused) and resumes
+the destination; only the migrate phase is replaced: instead of the
+harness's own QMP, `MIGWIRE migrate --qmp SRC --to 127.0.0.1:PORT --no-tls
+--max-downtime 300 ...` runs it against a second QMP monitor of the
+source. Its exit status must be 0, its last line "completed ...", its
+progress and dirty rate lines present, and QEMU must agree it completed.
+Exit 0 pass, 1 fail, 77 skip. Options after QEMU go to the harness
+(e.g. --rate 20 for a busy guest); MW_MIGRATE_ARGS adds migrate options;
+MW_MIGRATE_EXPECT lists, '|'-separated, texts its output must hold;
+MW_MIGRATE_TLS=1: X.509 TLS on both sides (tools/mw-mkcerts) instead of
+--no-tls.
+"""
+import importlib.machinery
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+sys.path.insert(0, os.path.join(SRC, 'tests', 'lib'))
+from mwqemu import Fail, Skip, log  # noqa: E402
+from mwqemu.run import Run  # noqa: E402
+
+
+def load_cli():
+    """tools/mw-migrate (no .py) as a module: its parse_args and main."""
+    path = os.path.join(SRC, 'tools', 'mw-migrate')
+    loader = importlib.machinery.SourceFileLoader('mw_migrate_cli', path)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+class CmdRun(Run):
+    """A harness run whose migrate phase is `migwire migrate`."""
+
+    mw = None
+    pki = None  # tools/mw-mkcerts directory: x509 TLS both sides
+    extra = []
+    expect = []
+
+    def qemu_argv(self, side, accel):
+        argv = super().qemu_argv(side, accel)
+        if side == 'src':
+            # QMP takes one client per monitor: a second one for migrate
+            argv += ['-qmp', 'unix:%s,server=on,wait=off' % self.op_sock()]
+        return argv
+
+    def op_sock(self):
+        return os.path.join(self.tmp, 'src-op.qmp')
+
+    def migrate(self, src, dst, hooks):
+        tls = ['--tls-creds', self.pki] if self.pki else ['--no-tls']
+        cmd = [self.mw, 'migrate', '--qmp', self.op_sock(), '--to',
+               '127.0.0.1:%d' % self.port] + tls + ['--max-downtime',
+                                                    '300'] + self.extra
+        logf = os.path.join(self.logdir, 'migrate.log')
+        log('running: %s' % ' '.join(map(shlex.quote, cmd)))
+        self.cpu0 = {}
+        self.wall0 = time.time()
+        t = time.monotonic()
+        with open(logf, 'w') as f:
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=f,
+                               stdout=subprocess.PIPE, timeout=300)
+        rc = r.returncode
+        with open(logf) as f:
+            lines = [l.rstrip('\n') for l in f if l.strip()]
+        for l in lines:
+            log('  | ' + l)
+        info = src.qmp.cmd('query-migrate')
+        info['wall_s'] = round(time.monotonic() - t, 2)
+        self.report['migrate_cmd'] = {'exit': rc, 'lines': lines[-6:]}
+        if '--json' in cmd:
+            try:
+                rep = json.loads(r.stdout)
+            except ValueError:
+                raise Fail('--json: not one JSON object: %r' % r.stdout)
+            self.report['migrate_cmd']['json'] = rep
+            if rep.get('status') != 'completed' or not rep.get('wire_bytes'):
+                raise Fail('--json report: %r' % rep)
+        if rc != 0:
+            raise Fail('migwire migrate exited %d; see %s' % (rc, logf))
+        if not lines or 'migrate: completed in' not in lines[-1]:
+            raise Fail('the last line is not the completed result: %r'
+                       % (lines[-1:],))
+        if not any('% of RAM' in l for l in lines):
+            raise Fail('no progress line')
+        if not any('dirty rate' in l for l in lines):
+            raise Fail('no dirty rate line')
+        for want in self.expect:
+            if not any(want in l for l in lines):
+                raise Fail('no line says %r' % want)
+        if info.get('status') != 'completed':
+            raise Fail('exit 0 but QEMU reports %s' % info.get('status'))
+        self.check_params(src)
+        return info
+
+    def check_params(self, src):
+        """What migrate told QEMU: downtime-limit, its own cap lifted, and
+        (QEMU >= 8.2) avail-switchover-bandwidth = --max-bandwidth."""
+        p = src.qmp.cmd('query-migrate-parameters')
+        want = {'downtime-limit': 300, 'max-bandwidth': 64 << 30}
+        if ('--max-bandwidth' in self.extra
+                and 'avail-switchover-bandwidth' in p):
+            v = self.extra[self.extra.index('--max-bandwidth') + 1]
+            want['avail-switchover-bandwidth'] = int(v[:-1]) << 20  # "NM"
+        got = {k: p.get(k) for k in want}
+        self.report['migrate_cmd']['params'] = got
+        if got != want:
+            raise Fail('QEMU parameters %r, want %r' % (got, want))
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.stderr.write('usage: migrate_cmd.py MIGWIRE QEMU [options]\n')
+        return 2
+    mw, qemu = os.path.abspath(sys.argv[1]), sys.argv[2]
+    if not os.access(mw, os.X_OK):
+        log('no migwire binary at %s' % mw)
+        return 77
+    cli = load_cli()
+    name = os.environ.get('MW_E2E_NAME', 'migrate_cmd')
+    logdir = os.path.join(os.environ.get('MW_E2E_LOGDIR',
+                                         os.path.join(SRC, 'build',
+                                                      'e2e-logs')), name)
+    os.makedirs(logdir, exist_ok=True)
+    tls = '--no-tls'
+    if os.environ.get('MW_MIGRATE_TLS'):
+        CmdRun.pki = os.path.join(logdir, 'pki')
+        try:
+            subprocess.run([os.path.join(SRC, 'tools', 'mw-mkcerts'),
+                            CmdRun.pki], check=True,
+                           stdout=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError) as e:
+            log('FAIL: mw-mkcerts: %s' % e)
+            return 1
+        tls = '--tls-creds ' + shlex.quote(CmdRun.pki)
+    a = cli.parse_args(['--qemu', qemu, '--accel',
+                        os.environ.get('MW_ACCEL', 'tcg'), '--log-dir',
+                        logdir, '--recv-cmd',
+                        '%s recv --listen 127.0.0.1:{port} %s' % (mw, tls)]
+                       + sys.argv[3:])
+    try:
+        out = subprocess.run([os.path.join(SRC, 'tools', 'mkvm')],
+                             check=True, stdout=subprocess.PIPE
+                             ).stdout.decode().split()
+    except (OSError, subprocess.CalledProcessError) as e:
+        log('SKIP: tools/mkvm failed: %s' % e)
+        return 77
+    a.kernel, a.initrd = out[0], out[1]
+    CmdRun.mw = mw
+    CmdRun.extra = shlex.split(os.environ.get('MW_MIGRATE_ARGS', ''))
+    CmdRun.expect = [e for e in os.environ.get('MW_MIGRATE_EXPECT',
+                                               '').split('|') if e]
+    r = CmdRun(a)
+    rc = 0
+    try:
+        r.run()
+        r.report['result'] = 'pass'
+    except Fail as e:
+        log('FAIL: %s' % e)
+        r.report['result'], r.report['reason'] = 'fail', str(e)
+        rc = 1
+    except Skip as e:
+        log('SKIP: %s' % e)
+        rc = 77
+    finally:
+        r.cleanup()
+    print(json.dumps(r.report, indent=1, sort_keys=True))
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main())

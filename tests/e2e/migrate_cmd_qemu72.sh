@@ -1,0 +1,10 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# (r) migwire migrate runs the whole migration (exec: mode, --no-tls, zstd,
+# 2 channels, --max-downtime 300, --json), idle guest, QEMU 7.2: exit 0,
+# the JSON report, guest RAM identical, the destination runs on
+# (tests/e2e/migrate_cmd.py).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib-migrate.sh"
+e2e_migrate_cmd qemu-system-x86_64 "--compress zstd --channels 2 --json" \
+	"dirty rate 0 MiB/s" --mem 256 --ws 64

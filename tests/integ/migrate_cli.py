@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""integ/migrate_cli: `migwire migrate` refuses what it cannot do, before
+anything changes, with one line that says what to fix; and it cancels
+cleanly.
+
+Real QEMU (Debian's 7.2, TCG, 64 MiB, no guest: the firmware idles), no
+destination QEMU needed:
+  usage:      no --to, an abbreviated option, --postcopy-after not before
+              --timeout, a bad send option (send's own check) -> exit 2
+  no QMP:     "cannot connect to QMP at PATH: ..." -> exit 1
+  -S:         "the VM is not running (status 'prelaunch') ..." -> exit 1
+  busy:       a migration already active (to exec:sleep, which never reads)
+              -> exit 1, and that migration is left alone
+  no recv:    nothing listens at --to: send fails, "migration failed",
+              exit 1, the VM runs; --json reports it with send's reason
+  Ctrl-C:     the receiver never answers (a TCP listener that does not
+              speak), SIGINT -> migrate_cancel, exit 1, the VM runs
+  --timeout:  the same receiver, --timeout 1 pauses the VM; SIGINT then
+              cancels and resumes it; --timeout-action cancel cancels
+Skips (77) without qemu-system-x86_64.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mwtest  # puts tests/lib on sys.path
+from mwtest import fail, log
+from mwproc import descendants, kill_pids, terminate
+from mwqemu.qmp import QMP
+
+
+def start_qemu(env, name, paused=False):
+    sock = env.path(f'{name}.qmp')
+    argv = ['qemu-system-x86_64', '-machine', 'q35', '-accel', 'tcg',
+            '-m', '64', '-display', 'none', '-nodefaults',
+            '-qmp', f'unix:{sock},server=on,wait=off',
+            # a second monitor for migwire migrate; this test keeps the first
+            '-qmp', f'unix:{sock}.mw,server=on,wait=off']
+    if paused:
+        argv.append('-S')
+    p = env.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+    q = QMP(sock, name, timeout=30, alive=lambda: p.poll() is None)
+    return p, q, sock + '.mw'
+
+
+def migrate(env, *args, timeout=60, out=None):
+    r = subprocess.run([env.mw, 'migrate', *args], capture_output=True,
+                       text=True, timeout=timeout)
+    if out is not None:
+        out.append(r.stdout)
+    return r.returncode, r.stderr.strip()
+
+
+def expect(what, got, rc, *words):
+    code, err = got
+    lines = err.splitlines()
+    log(f'    {what}: exit {code}: {lines[-1] if lines else ""}')
+    if code != rc:
+        fail(f'{what}: exit {code}, want {rc}; stderr:\n{err}')
+    if not lines or not mwtest.has_keywords(lines[-1], *words):
+        fail(f'{what}: the last line does not say {words}: {err!r}')
+
+
+def wait_status(q, want, secs=20):
+    dl = time.monotonic() + secs
+    st = None
+    while time.monotonic() < dl:
+        st = q.cmd('query-migrate').get('status')
+        if st in want:
+            return st
+        time.sleep(0.1)
+    fail(f'migration status {st}, want one of {want}')
+
+
+def interrupted(env, q, qemu_pid, sock, lsock, extra, before_sigint,
+                sigint=True):
+    """migrate to a receiver that never answers, SIGINT it (if sigint)
+    after before_sigint() says so; returns (exit status, stderr)."""
+    port = lsock.getsockname()[1]
+    errf = env.path('interrupt.err')
+    with open(errf, 'w') as ef:
+        p = subprocess.Popen([env.mw, 'migrate', '--qmp', sock, '--to',
+                              f'127.0.0.1:{port}', '--no-tls',
+                              '--dirty-rate-check', '0', *extra],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=ef)
+    env.procs.append(p)
+    wait_status(q, ('active',))
+    before_sigint()
+    if sigint:
+        p.send_signal(signal.SIGINT)
+    wait_status(q, ('cancelling', 'cancelled'))
+    # the send in its handshake would hold QEMU 7.2 in 'cancelling' until
+    # its own --timeout (30 s): end it, as its handshake timeout would
+    kill_pids(descendants(qemu_pid), signal.SIGKILL)
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        fail('migwire migrate did not end within 30 s of SIGINT')
+    return rc, open(errf).read().strip()
+
+
+def run():
+    env = mwtest.Env('migrate_cli')
+    if not shutil.which('qemu-system-x86_64'):
+        log('SKIP: needs qemu-system-x86_64')
+        sys.exit(77)
+    to = '127.0.0.1:9'
+
+    expect('no --to', migrate(env, '--qmp', env.path('x')), 2, '--to')
+    expect('abbreviated', migrate(env, '--qm', 'x', '--to', to), 2,
+           'did you mean --qmp')
+    expect('postcopy-after >= timeout',
+           migrate(env, '--qmp', 'x', '--to', to, '--timeout', '5',
+                   '--postcopy-after', '5'), 2, 'not before --timeout')
+    expect('no QMP', migrate(env, '--qmp', env.path('none.sock'),
+                             '--to', to), 1, 'cannot connect to QMP at',
+           'none.sock')
+
+    qemu, q, sock = start_qemu(env, 'paused', paused=True)
+    expect('-S', migrate(env, '--qmp', sock, '--to', to, '--no-tls'), 1,
+           'not running', 'prelaunch', 'cont')
+    q.close()
+    terminate(qemu)
+
+    qemu, q, sock = start_qemu(env, 'src')
+    expect('bad send option', migrate(env, '--qmp', sock, '--to', to,
+                                      '--channels', '99'), 2,
+           'send refuses')
+    # a migration under way: exec:sleep never reads, so it stays active
+    q.cmd('migrate', uri='exec:sleep 60')
+    wait_status(q, ('active',))
+    expect('busy', migrate(env, '--qmp', sock, '--to', to, '--no-tls'), 1,
+           'already active', 'migrate_cancel')
+    if q.cmd('query-migrate').get('status') != 'active':
+        fail('the active migration was disturbed')
+    q.cmd('migrate_cancel')
+    # QEMU 7.2 cancels an exec: migration once its command exits
+    kill_pids(descendants(qemu.pid), signal.SIGKILL)
+    wait_status(q, ('cancelled',))
+
+    # no receiver at all: send fails, QEMU reports failed, the VM runs on
+    out = []
+    got = migrate(env, '--qmp', sock, '--to',
+                  f'127.0.0.1:{mwtest.free_port()}', '--no-tls',
+                  '--dirty-rate-check', '0', '--json', out=out)
+    expect('no receiver', got, 1, 'migration failed', 'keeps running')
+    if 'migwire send: ' not in got[1] or 'refused' not in got[1]:
+        fail(f'no receiver: send\'s reason is not shown: {got[1]!r}')
+    rep = json.loads(out[0])
+    if rep['status'] != 'failed' or 'refused' not in rep['send_result']:
+        fail(f'no receiver: --json report: {out[0]!r}')
+    if q.cmd('query-status')['status'] != 'running':
+        fail('the source VM is not running after a failed migration')
+
+    # a receiver that accepts TCP and never answers: send waits in its
+    # handshake and the migration stays active until we interrupt it
+    lsock = socket.socket()
+    lsock.bind(('127.0.0.1', 0))
+    lsock.listen(16)
+    got = interrupted(env, q, qemu.pid, sock, lsock, [],
+                      lambda: time.sleep(1))
+    expect('SIGINT', got, 1, 'cancelled', 'keeps running')
+    if q.cmd('query-status')['status'] != 'running':
+        fail('the source VM is not running after SIGINT')
+
+    def paused():
+        dl = time.monotonic() + 20
+        while q.cmd('query-status')['status'] != 'paused':
+            if time.monotonic() > dl:
+                fail('--timeout 1 did not pause the VM')
+            time.sleep(0.1)
+    got = interrupted(env, q, qemu.pid, sock, lsock, ['--timeout', '1'],
+                      paused)
+    expect('--timeout then SIGINT', got, 1, 'cancelled', 'keeps running')
+    if 'pausing the VM' not in got[1] or 'resumed' not in got[1]:
+        fail(f'--timeout: no pause/resume lines: {got[1]!r}')
+    if q.cmd('query-status')['status'] != 'running':
+        fail('the source VM is not running after --timeout and SIGINT')
+    got = interrupted(env, q, qemu.pid, sock, lsock,
+                      ['--timeout', '1', '--timeout-action', 'cancel'],
+                      lambda: None, sigint=False)
+    expect('--timeout-action cancel', got, 1, 'cancelled', 'keeps running')
+    if '--timeout 1 s: cancelling the migration' not in got[1]:
+        fail(f'--timeout-action cancel: no line says so: {got[1]!r}')
+    if q.cmd('query-status')['status'] != 'running':
+        fail('the source VM is not running after --timeout-action cancel')
+    lsock.close()
+    q.close()
+    terminate(qemu)
+    log('PASS')
+
+
+if __name__ == '__main__':
+    mwtest.main(run)

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of control/: the options of `migwire migrate` (defaults,
+ * send options passed through in order, the exec: URI's quoting, usage
+ * errors) and the QMP client against a recorded exchange: QEMU's side is
+ * written into a socketpair up front (greeting, replies with the ids the
+ * client will use, an event in between), and what the client wrote is
+ * read back and compared.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "control_int.h"
+
+static int parse(struct migrate_opts *o, const char *const *args)
+{
+	char *argv[32];
+	int argc = 0;
+
+	argv[argc++] = (char *)(uintptr_t) "migrate";
+	while (*args)
+		argv[argc++] = (char *)(uintptr_t)*args++;
+	argv[argc] = NULL;
+	return mw_migrate_parse(o, argc, argv);
+}
+
+static void opts_defaults(void **state)
+{
+	static const char *const a[] = { "--qmp", "/q", "--to", "h:1", NULL };
+	struct migrate_opts o;
+
+	(void)state;
+	assert_int_equal(parse(&o, a), -1);
+	assert_string_equal(o.qmp, "/q");
+	assert_string_equal(o.to, "h:1");
+	assert_int_equal(o.dirty_secs, 2);
+	assert_int_equal(o.max_downtime_ms, -1);
+	assert_int_equal(o.postcopy_after, -1);
+	assert_int_equal(o.timeout, 0);
+	assert_false(o.postcopy);
+	assert_int_equal(o.nsend, 0);
+	assert_int_equal(o.timeout_action, MW_TA_PAUSE);
+}
+
+static void opts_timeout_action(void **state)
+{
+	static const char *const pc[] = { "--qmp",	"/q",	     "--to",
+					  "h:1",	"--timeout", "9",
+					  "--postcopy", NULL };
+	static const char *const ta[] = { "--qmp",
+					  "/q",
+					  "--to",
+					  "h:1",
+					  "--timeout",
+					  "9",
+					  "--timeout-action",
+					  "postcopy",
+					  NULL };
+	struct migrate_opts o;
+
+	(void)state;
+	assert_int_equal(parse(&o, pc), -1);
+	assert_int_equal(o.timeout_action, MW_TA_POSTCOPY);
+	assert_int_equal(parse(&o, ta), -1);
+	assert_int_equal(o.timeout_action, MW_TA_POSTCOPY);
+	assert_true(o.postcopy);
+}
+
+static void opts_send_argv(void **state)
+{
+	static const char *const a[] = { "--qmp",      "/q",
+					 "--to",       "h:1",
+					 "--channels", "4",
+					 "--no-tls",   "--max-bandwidth",
+					 "1Gbit",      "--max-downtime",
+					 "250",	       "--postcopy-after",
+					 "7",	       "--compress",
+					 "it's",       NULL };
+	struct migrate_opts o;
+	struct mw_send_argv sa;
+	char uri[512];
+
+	(void)state;
+	assert_int_equal(parse(&o, a), -1);
+	assert_int_equal(o.max_bw, 125000000);
+	assert_int_equal(o.max_downtime_ms, 250);
+	assert_int_equal(o.postcopy_after, 7);
+	assert_true(o.postcopy);
+	assert_int_equal(mw_migrate_send_argv(&sa, &o, "/bin/mw", 42), 0);
+	assert_int_equal(sa.argc, 13);
+	assert_string_equal(sa.argv[0], "/bin/mw");
+	assert_string_equal(sa.argv[1], "send");
+	assert_string_equal(sa.argv[3], "h:1");
+	assert_string_equal(sa.argv[4], "--channels");
+	assert_string_equal(sa.argv[6], "--no-tls");
+	assert_string_equal(sa.argv[7], "--max-bandwidth");
+	assert_string_equal(sa.argv[8], "1Gbit");
+	assert_string_equal(sa.argv[10], "it's");
+	assert_string_equal(sa.argv[12], "42");
+	assert_null(sa.argv[13]);
+	assert_int_equal(mw_migrate_exec_uri(uri, sizeof(uri), &sa), 0);
+	assert_string_equal(uri, "exec:'/bin/mw' 'send' '--to' 'h:1' "
+				 "'--channels' '4' '--no-tls' "
+				 "'--max-bandwidth' '1Gbit' '--compress' "
+				 "'it'\\''s' '--qemu-pid' '42'");
+	assert_int_equal(mw_migrate_exec_uri(uri, 20, &sa), -E2BIG);
+}
+
+static void opts_usage_errors(void **state)
+{
+	static const char *const bad[][10] = {
+		{ "--qmp", "/q", NULL },			 /* no --to */
+		{ "--to", "h:1", NULL },			 /* no --qmp */
+		{ "--qm", "/q", "--to", "h:1", NULL },		 /* prefix */
+		{ "--qmp", "/q", "--to", "h:1", "extra", NULL }, /* operand */
+		{ "--qmp", "/q", "--to", "h:1", "--max-downtime", "0", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--max-bandwidth", "1Gb",
+		  NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--timeout", "3",
+		  "--postcopy-after", "3" },
+		{ "--qmp", "/q", "--to", "h:1", "--timeout", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--timeout-action", "cancel",
+		  NULL }, /* no --timeout */
+		{ "--qmp", "/q", "--to", "h:1", "--timeout", "9",
+		  "--timeout-action", "stop", NULL },
+	};
+	struct migrate_opts o;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (parse(&o, bad[i]) != 2)
+			fail_msg("case %zu was accepted", i);
+}
+
+/* QEMU's side of a session, in the order it would send it. */
+static const char recorded[] =
+	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, "
+	"\"major\": 10}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\r\n"
+	"{\"return\": {}, \"id\": 1}\r\n"
+	"{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": "
+	"\"MIGRATION\", \"data\": {\"status\": \"setup\"}}\r\n"
+	"{\"return\": {\"status\": \"active\", \"ram\": {\"total\": 100}}, "
+	"\"id\": 2}\r\n"
+	"{\"id\": 3, \"error\": {\"class\": \"GenericError\", \"desc\": "
+	"\"There's a migration process in progress\"}}\r\n";
+
+static void qmp_recorded(void **state)
+{
+	struct json_object *r = NULL;
+	struct mw_err err = { 0 };
+	static struct mw_qmp q;
+	char sent[1024];
+	ssize_t n;
+	int sv[2], ret;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[1], recorded, sizeof(recorded) - 1),
+			 (ssize_t)sizeof(recorded) - 1);
+	assert_int_equal(mw_qmp_open_fd(&q, sv[0], &err), 0);
+	assert_int_equal(q.major, 10);
+	assert_int_equal(q.peer_pid, getpid());
+	assert_int_equal(mw_qmp_exec(&q, "query-migrate", NULL, &r, &err), 0);
+	assert_string_equal(mw_json_str(r, "status", ""), "active");
+	assert_int_equal(mw_json_int(mw_json_obj(r, "ram"), "total", 0), 100);
+	json_object_put(r);
+	assert_int_equal(q.events, 1);
+	assert_int_equal(mw_qmp_exec(&q, "migrate", NULL, NULL, &err),
+			 -MW_E_PEER);
+	assert_string_equal(err.msg, "migrate: There's a migration process "
+				     "in progress");
+	n = read(sv[1], sent, sizeof(sent) - 1);
+	assert_true(n > 0);
+	sent[n] = '\0';
+	assert_string_equal(sent,
+			    "{\"execute\":\"qmp_capabilities\",\"id\":1}\n"
+			    "{\"execute\":\"query-migrate\",\"id\":2}\n"
+			    "{\"execute\":\"migrate\",\"id\":3}\n");
+	/* QEMU going away is an error, not a hang */
+	close(sv[1]);
+	ret = mw_qmp_exec(&q, "query-status", NULL, NULL, &err);
+	assert_true(ret == -EPIPE || ret == -MW_E_CLOSED);
+	mw_qmp_close(&q);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(opts_defaults),
+		cmocka_unit_test(opts_send_argv),
+		cmocka_unit_test(opts_timeout_action),
+		cmocka_unit_test(opts_usage_errors),
+		cmocka_unit_test(qmp_recorded),
+	};
+
+	return cmocka_run_group_tests_name("control/migrate", tests, NULL,
+					   NULL);
+}
