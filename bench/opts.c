@@ -378,21 +378,10 @@ static int parse_args(struct mw_bench *b, int argc, char **argv)
 	lo[i] = (struct option){ 0 };
 	optind = 1;
 	opterr = 0;
-	for (;;) {
-		/* "+": argv[optind] is the token getopt reads next */
-		const char *tok = optind < argc ? argv[optind] : NULL;
-		int idx = -1;
-
-		c = getopt_long(argc, argv, "+h", lo, &idx);
-		if (c == -1)
-			break;
-		if (idx >= 0 && !mw_opt_exact(tok, lo[idx].name)) {
-			fprintf(stderr,
-				"migwire bench: unknown option '%s' (did you "
-				"mean --%s?) (see --help)\n",
-				tok, lo[idx].name);
+	while ((c = mw_getopt_exact(argc, argv, "+h", lo, "migwire bench")) !=
+	       -1) {
+		if (c == -2) /* an abbreviation, already said */
 			return -MW_E_USAGE;
-		}
 		if (c == 'h') {
 			usage(stdout);
 			return 1;

@@ -97,19 +97,11 @@ static int parse(struct inspect_opts *o, int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	for (;;) {
-		/* "+": argv[optind] is the token getopt reads next */
-		const char *tok = optind < argc ? argv[optind] : NULL;
-		int idx = -1;
-
-		c = getopt_long(argc, argv, "+hv", lo, &idx);
-		if (c == -1)
-			break;
-		if (idx >= 0 && !mw_opt_exact(tok, lo[idx].name))
-			return usage_err("unknown option '%s' (did you mean "
-					 "--%s?)",
-					 tok, lo[idx].name);
+	while ((c = mw_getopt_exact(argc, argv, "+hv", lo,
+				    "migwire inspect")) != -1) {
 		switch (c) {
+		case -2: /* an abbreviation, already said */
+			return 2;
 		case 'h':
 			usage(stdout);
 			return 0;

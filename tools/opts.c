@@ -508,7 +508,7 @@ int cli_parse(struct opts *o, int side, int argc, char **argv)
 	struct option lopts[NOPTS + 2];
 	const struct opt_def *d;
 	size_t i, n = 0;
-	int c, idx;
+	int c;
 
 	o->side_name = side == SIDE_SEND ? "send" : "recv";
 	cli_prog = side == SIDE_SEND ? "migwire send" : "migwire recv";
@@ -532,22 +532,11 @@ int cli_parse(struct opts *o, int side, int argc, char **argv)
 	lopts[n] = (struct option){ 0 };
 	optind = 1;
 	opterr = 0; /* one line of our own instead of getopt's two */
-	/* "+": stop at the first non-option, so argv[optind] before each call
-	 * is the token getopt is about to read (checked by mw_opt_exact) */
-	for (;;) {
-		const char *tok = optind < argc ? argv[optind] : NULL;
-
-		idx = -1;
-		c = getopt_long(argc, argv, "+hvq", lopts, &idx);
-		if (c == -1)
-			break;
-		if (idx >= 0 && !mw_opt_exact(tok, lopts[idx].name)) {
-			fprintf(stderr,
-				"migwire %s: unknown option '%s' (did you "
-				"mean --%s?) (see --help)\n",
-				o->side_name, tok, lopts[idx].name);
+	/* full names only: mw_getopt_exact refuses --chan for --channels */
+	while ((c = mw_getopt_exact(argc, argv, "+hvq", lopts, cli_prog)) !=
+	       -1) {
+		if (c == -2) /* an abbreviation, already said */
 			return 2;
-		}
 		if (c == 'h') {
 			cli_print_usage(stdout, side);
 			return 1;
