@@ -48,16 +48,11 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	struct mw_comp_pool *pool;
 	unsigned i, n;
 
-	memset(sn, 0, sizeof(*sn));
-	sn->side = "recv";
-	sn->io = mw_io_name(r->io);
-	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
-	sn->chans = chs;
-	sn->streams = sts;
-	sn->stage_name[0] = "receive";
-	sn->stage_name[1] = "decrypt";
-	sn->stage_name[2] = "decompress";
-	sn->stage_name[3] = "write";
+	static const char *const stages[MW_STATS_STAGES] = {
+		"receive", "decrypt", "decompress", "write"
+	};
+
+	mw_stats_snap_init(sn, "recv", mw_io_name(r->io), t0, chs, sts, stages);
 	pthread_mutex_lock(&r->lock);
 	pool = r->pool; /* the first admission sets it meanwhile */
 	n = r->have_session ? r->sess.chan_count : 0;
@@ -137,21 +132,17 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
-	unsigned ticks = 0, every = r->cfg->progress_s;
-
 	unsigned long long rp_wait = 0;
+	unsigned ticks = 0;
 
 	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
 		bool tick = mw_fail_poll(&r->fail, sfd, &next);
 
-		if (tick && (st->f || every)) {
+		if (tick && (st->f || r->cfg->progress_s)) {
 			struct mw_stats_snap sn;
 
 			snap_fill(r, &sn, chs, sts, t0);
-			mw_stats_write(st, &sn);
-			if (every && ++ticks % every == 0)
-				mw_stats_progress(&sn, r->cfg->progress_tty,
-						  false);
+			mw_stats_tick(st, &sn, r->cfg, &ticks);
 		}
 		if (tick && rp_wait != ~0ull && only_return_path_open(r)) {
 			/* said once, 2 s on: a script's never-closed stdin
@@ -283,16 +274,9 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	bool clean, complete, out_open;
 	int sfd, ret;
 
-	signal(SIGPIPE, SIG_IGN);
-	sfd = mw_signals_block();
-	if (sfd < 0)
-		return mw_err_set(err, sfd, "signalfd: %s", mw_strerror(sfd));
-	ret = mw_ring_select(cfg->io, &r.io, err);
+	ret = mw_session_begin(&r.fail, cfg->io, &r.io, &sfd, err);
 	if (ret)
-		goto out_sfd;
-	ret = mw_fail_init(&r.fail);
-	if (ret)
-		goto out_sfd;
+		return ret;
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_cond_init(&r.live_cv, NULL);
@@ -306,16 +290,9 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 				 mw_strerror(r.lst_efd));
 		goto out;
 	}
-	if (cfg->latency_file && !(r.lat = fopen(cfg->latency_file, "we"))) {
-		ret = mw_err_set(err, -errno, "latency file %s: %s",
-				 cfg->latency_file, strerror(errno));
+	ret = mw_session_open_files(cfg, &r.lat, &r.tls, err);
+	if (ret)
 		goto out;
-	}
-	if (cfg->tls.mode != MW_TLS_OFF) {
-		ret = mw_tls_ctx_new(&r.tls, &cfg->tls, err);
-		if (ret)
-			goto out;
-	}
 	ret = mw_stats_open(&st, cfg->stats_file, MW_CHANNELS_MAX);
 	if (ret) {
 		mw_err_set(err, ret, "stats file %s: %s", cfg->stats_file,
@@ -355,13 +332,7 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 			close(cfg->out_fd); /* QEMU sees EOF and fails */
 	}
 	snap_fill(&r, &sn, chs, sts, t0);
-	sn.final = true;
-	sn.result = ret ? err->msg : "ok";
-	mw_stats_write(&st, &sn);
-	if (cfg->progress_s)
-		mw_stats_progress(&sn, cfg->progress_tty, true);
-	if (cfg->verbose)
-		mw_stats_summary(&sn);
+	mw_stats_final(&st, &sn, cfg, ret ? err->msg : "ok");
 	if (!clean)
 		goto out_stats_only;
 out_stats:
@@ -374,7 +345,6 @@ out:
 	pthread_cond_destroy(&r.cv);
 	pthread_mutex_destroy(&r.lock);
 	mw_fail_destroy(&r.fail);
-out_sfd:
 	close(sfd);
 	return ret;
 out_stats_only:

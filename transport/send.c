@@ -143,17 +143,12 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 {
 	unsigned i;
 
-	memset(sn, 0, sizeof(*sn));
-	sn->side = "send";
-	sn->io = mw_io_name(s->io);
-	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
+	static const char *const stages[MW_STATS_STAGES] = { "read", "compress",
+							     "encrypt",
+							     "send" };
+
+	mw_stats_snap_init(sn, "send", mw_io_name(s->io), t0, chs, sts, stages);
 	sn->nchans = s->cfg->nr_chans;
-	sn->chans = chs;
-	sn->streams = sts;
-	sn->stage_name[0] = "read";
-	sn->stage_name[1] = "compress";
-	sn->stage_name[2] = "encrypt";
-	sn->stage_name[3] = "send";
 	sn->stage_cpu[1] = s->pool ? mw_comp_pool_cpu_seconds(s->pool) : 0;
 	sn->adaptive = s->cfg->adaptive;
 	if (s->sched) {
@@ -276,7 +271,7 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 			 double t0)
 {
 	unsigned long long next = mw_now_ns() + 1000000000ull;
-	unsigned ticks = 0, every = s->cfg->progress_s;
+	unsigned ticks = 0;
 
 	while (!mw_fail_is_set(&s->fail) && !atomic_load(&s->acked)) {
 		bool tick = mw_fail_poll(&s->fail, sfd, &next);
@@ -286,10 +281,7 @@ static void control_loop(struct sender *s, int sfd, struct mw_stats *st,
 			struct mw_stats_snap sn;
 
 			snap_fill(s, &sn, chs, sts, t0);
-			mw_stats_write(st, &sn);
-			if (every && ++ticks % every == 0)
-				mw_stats_progress(&sn, s->cfg->progress_tty,
-						  false);
+			mw_stats_tick(st, &sn, s->cfg, &ticks);
 		}
 	}
 }
@@ -308,16 +300,9 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	/* before any exit through sender_free(), which closes the
 	 * endpoints (and unlinks their unix paths) */
 	mw_source_init(&s.src, cfg, &s.fail);
-	signal(SIGPIPE, SIG_IGN);
-	sfd = mw_signals_block();
-	if (sfd < 0)
-		return mw_err_set(err, sfd, "signalfd: %s", mw_strerror(sfd));
-	ret = mw_ring_select(cfg->io, &s.io, err);
+	ret = mw_session_begin(&s.fail, cfg->io, &s.io, &sfd, err);
 	if (ret)
-		goto out_sfd;
-	ret = mw_fail_init(&s.fail);
-	if (ret)
-		goto out_sfd;
+		return ret;
 	pthread_mutex_init(&s.lock, NULL);
 	mw_rate_init(&s.rate, cfg->max_bw);
 	if (getrandom(s.session, sizeof(s.session), 0) != sizeof(s.session)) {
@@ -327,16 +312,9 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	ret = mw_source_listen(&s.src, err);
 	if (ret)
 		goto out;
-	if (cfg->latency_file && !(s.lat = fopen(cfg->latency_file, "we"))) {
-		ret = mw_err_set(err, -errno, "latency file %s: %s",
-				 cfg->latency_file, strerror(errno));
+	ret = mw_session_open_files(cfg, &s.lat, &s.tls, err);
+	if (ret)
 		goto out;
-	}
-	if (cfg->tls.mode != MW_TLS_OFF) {
-		ret = mw_tls_ctx_new(&s.tls, &cfg->tls, err);
-		if (ret)
-			goto out;
-	}
 	ret = sender_alloc(&s);
 	if (ret) {
 		mw_err_set(err, ret,
@@ -431,13 +409,7 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 						   s.fail.err.msg);
 	}
 	snap_fill(&s, &sn, chs, sts, t0);
-	sn.final = true;
-	sn.result = ret ? err->msg : "ok";
-	mw_stats_write(&st, &sn);
-	if (cfg->progress_s)
-		mw_stats_progress(&sn, cfg->progress_tty, true);
-	if (cfg->verbose)
-		mw_stats_summary(&sn);
+	mw_stats_final(&st, &sn, cfg, ret ? err->msg : "ok");
 	mw_comp_pool_free(s.pool);
 out_stats:
 	mw_stats_close(&st);
@@ -448,7 +420,6 @@ out:
 	sender_free(&s);
 	pthread_mutex_destroy(&s.lock);
 	mw_fail_destroy(&s.fail);
-out_sfd:
 	close(sfd);
 	return ret;
 }

@@ -440,6 +440,17 @@ static void chan_drain(struct tx_chan *ch)
 		ch->dirty = true;
 }
 
+/* A channel's failure is the session's, named by channel and peer. */
+static void chan_fail(struct tx_chan *ch, int ret)
+{
+	if (ret && ret != -MW_E_CANCEL)
+		mw_fail_set(&ch->s->fail, ret, "channel %u (%s): %s", ch->idx,
+			    ch->io.conn.peer[0] ? ch->io.conn.peer :
+						  ch->s->cfg->host,
+			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
+						     mw_strerror(ret));
+}
+
 void *mw_tx_chan_main(void *arg)
 {
 	struct tx_chan *ch = arg;
@@ -450,12 +461,7 @@ void *mw_tx_chan_main(void *arg)
 	snprintf(name, sizeof(name), "mw-tx%u", ch->idx);
 	mw_thread_place(name, &s->cfg->cpus, 1 + s->cfg->threads + ch->idx);
 	ret = chan_setup(ch);
-	if (ret && ret != -MW_E_CANCEL)
-		mw_fail_set(&s->fail, ret, "channel %u (%s): %s", ch->idx,
-			    ch->io.conn.peer[0] ? ch->io.conn.peer :
-						  s->cfg->host,
-			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
-						     mw_strerror(ret));
+	chan_fail(ch, ret);
 	pthread_mutex_lock(&s->lock);
 	if (!ret)
 		s->nready++;
@@ -469,12 +475,7 @@ void *mw_tx_chan_main(void *arg)
 		ch->dirty = true; /* its own socket or TLS failed */
 	else
 		chan_drain(ch);
-	if (ret && ret != -MW_E_CANCEL)
-		mw_fail_set(&s->fail, ret, "channel %u (%s): %s", ch->idx,
-			    ch->io.conn.peer[0] ? ch->io.conn.peer :
-						  s->cfg->host,
-			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
-						     mw_strerror(ret));
+	chan_fail(ch, ret);
 	ch->cpu_final = mw_thread_cpu_seconds();
 	atomic_store(&ch->exited, true);
 	return NULL;

@@ -16,6 +16,7 @@
 
 #include "mw_fd.h"
 #include "mw_thread.h"
+#include "ring.h"
 #include "session.h"
 
 int mw_fail_init(struct mw_fail *f)
@@ -106,4 +107,35 @@ bool mw_fail_poll(struct mw_fail *f, int sfd, unsigned long long *next)
 		return false;
 	*next += 1000000000ull;
 	return true;
+}
+
+int mw_session_begin(struct mw_fail *fail, enum mw_io want, enum mw_io *io,
+		     int *sfd, struct mw_err *err)
+{
+	int ret;
+
+	/* a peer that goes away must be an error return, not a signal */
+	signal(SIGPIPE, SIG_IGN);
+	*sfd = mw_signals_block();
+	if (*sfd < 0)
+		return mw_err_set(err, *sfd, "signalfd: %s", mw_strerror(*sfd));
+	ret = mw_ring_select(want, io, err);
+	if (!ret)
+		ret = mw_fail_init(fail);
+	if (ret) {
+		close(*sfd);
+		*sfd = -1;
+	}
+	return ret;
+}
+
+int mw_session_open_files(const struct mw_xp_cfg *cfg, FILE **lat,
+			  struct mw_tls_ctx **tls, struct mw_err *err)
+{
+	if (cfg->latency_file && !(*lat = fopen(cfg->latency_file, "we")))
+		return mw_err_set(err, -errno, "latency file %s: %s",
+				  cfg->latency_file, strerror(errno));
+	if (cfg->tls.mode != MW_TLS_OFF)
+		return mw_tls_ctx_new(tls, &cfg->tls, err);
+	return 0;
 }

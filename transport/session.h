@@ -10,9 +10,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mw_err.h"
 #include "mw_thread.h"
+#include "mw_xport.h"
 
 /*
  * Locking: failed is an atomic written once (release) under lock, which
@@ -47,6 +49,19 @@ void mw_fail_signal(struct mw_fail *f, int sfd);
  */
 bool mw_fail_poll(struct mw_fail *f, int sfd, unsigned long long *next);
 
+/*
+ * What both sides' run starts with, on the main thread before any other
+ * thread: SIGPIPE ignored, the stop signals on *sfd, the I/O engine chosen
+ * for want (--io) in *io, and the failure latch. Returns 0, or -errno with
+ * err set and nothing left open.
+ */
+int mw_session_begin(struct mw_fail *fail, enum mw_io want, enum mw_io *io,
+		     int *sfd, struct mw_err *err);
+/* Then what both sides load before the network: --latency-file into
+ * *lat and the TLS context (credentials checked) into *tls. 0 or -errno
+ * with err set; the caller closes what was opened. */
+int mw_session_open_files(const struct mw_xp_cfg *cfg, FILE **lat,
+			  struct mw_tls_ctx **tls, struct mw_err *err);
 /* Blocks SIGINT/SIGTERM/SIGHUP/SIGPIPE in the caller (before threads start) and
  * returns a signalfd for them. */
 int mw_signals_block(void);

@@ -12,7 +12,9 @@
 #include <time.h>
 
 #include "mw_log.h"
+#include "mw_thread.h"
 #include "mw_wire.h"
+#include "mw_xport.h"
 
 int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans)
 {
@@ -209,4 +211,41 @@ double mw_stats_thread_cpu(pthread_t th)
 	if (pthread_getcpuclockid(th, &cid) || clock_gettime(cid, &ts))
 		return 0;
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void mw_stats_final(struct mw_stats *st, struct mw_stats_snap *sn,
+		    const struct mw_xp_cfg *cfg, const char *result)
+{
+	sn->final = true;
+	sn->result = result;
+	mw_stats_write(st, sn);
+	if (cfg->progress_s)
+		mw_stats_progress(sn, cfg->progress_tty, true);
+	if (cfg->verbose)
+		mw_stats_summary(sn);
+}
+
+void mw_stats_tick(struct mw_stats *st, const struct mw_stats_snap *sn,
+		   const struct mw_xp_cfg *cfg, unsigned *ticks)
+{
+	mw_stats_write(st, sn);
+	if (cfg->progress_s && ++*ticks % cfg->progress_s == 0)
+		mw_stats_progress(sn, cfg->progress_tty, false);
+}
+
+void mw_stats_snap_init(struct mw_stats_snap *sn, const char *side,
+			const char *io, double t0, struct mw_stats_chan *chs,
+			struct mw_stats_stream *sts,
+			const char *const stages[MW_STATS_STAGES])
+{
+	unsigned i;
+
+	memset(sn, 0, sizeof(*sn));
+	sn->side = side;
+	sn->io = io;
+	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
+	sn->chans = chs;
+	sn->streams = sts;
+	for (i = 0; i < MW_STATS_STAGES; i++)
+		sn->stage_name[i] = stages[i];
 }

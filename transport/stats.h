@@ -60,6 +60,21 @@ void mw_stats_summary(const struct mw_stats_snap *s);
  * the session ended: a terminal's line is kept with a newline.
  */
 void mw_stats_progress(const struct mw_stats_snap *s, bool tty, bool done);
+/* A snapshot with its constant parts set and every figure 0: side "send"
+ * or "recv", the I/O engine's name, elapsed since t0, the stage names. */
+void mw_stats_snap_init(struct mw_stats_snap *sn, const char *side,
+			const char *io, double t0, struct mw_stats_chan *chs,
+			struct mw_stats_stream *sts,
+			const char *const stages[MW_STATS_STAGES]);
+struct mw_xp_cfg;
+/* A second of the session: the stats line, and the progress line every
+ * --progress seconds (*ticks counts the calls). */
+void mw_stats_tick(struct mw_stats *st, const struct mw_stats_snap *sn,
+		   const struct mw_xp_cfg *cfg, unsigned *ticks);
+/* The session's end: the final stats line, the last progress line and, at
+ * -v, the summary; result is "ok" or the error text. */
+void mw_stats_final(struct mw_stats *st, struct mw_stats_snap *sn,
+		    const struct mw_xp_cfg *cfg, const char *result);
 /* seconds of mw_now_ns() since t0, or -1 for 0 ("not yet") */
 double mw_stats_since(unsigned long long ns, double t0);
 void mw_stats_close(struct mw_stats *st);
