@@ -11,8 +11,7 @@ repeats, interleaved and in a rotating order, REPS times:
                    compressed bytes, loopback TCP relay of them
   mw_tls_zstd      migwire, TLS (x509), zstd, --channels 2   (T1, T2, T4)
   mw_tls_zstd_stats  the same with --stats-file on both sides (per-stage
-                   CPU; also avoids the receiver's idle poll loop, which
-                   only stops spinning when a stats file is written)
+                   CPU)
   mw_tls_zstd_adapt  the same as mw_tls_zstd with send --adaptive
                    (T1_adapt, T2_adapt: for information, the targets are
                    on mw_tls_zstd, which compresses every chunk)
