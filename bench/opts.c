@@ -293,7 +293,7 @@ static const struct b_opt b_opts[] = {
 	  .fn = o_str,
 	  .off = B_OFF(plot),
 	  .arg_name = "FILE.png",
-	  .help = "gnuplot: input GB/s against channels, one line per codec, "
+	  .help = "gnuplot: input MiB/s against channels, one line per codec, "
 		  "dashed: its limit" },
 	{ .name = "mkcerts",
 	  .fn = o_str,
@@ -317,28 +317,26 @@ static void usage(FILE *f)
 		"given (e.g. --compress none,zstd\n--channels 1,2,4: six "
 		"configurations), and measures in the same repetitions\nthe "
 		"limits each figure is divided by:\n"
-		"  codec  bare codec rate: compress, then decompress, the "
-		"corpus in chunk-size\n         pieces on --threads threads in "
-		"memory; corpus / (both wall times)\n"
-		"  relay  plain TCP relay: the corpus through a loopback "
-		"socket, two threads\n\n"
-		"Per configuration (medians over --reps; ratios are medians "
-		"of per-repetition\nratios): input GB/s (corpus / wall, from "
-		"the sender's start to both exits;\n1 GB = 1e9 bytes) and its "
-		"ratio to the limit (codec rate; relay rate for\ncodec none), "
-		"wire GB/s and its ratio to the relay, compression ratio "
-		"(input /\nwire), chunk latency p50/p99 (read by send to "
-		"written by recv, --latency-file),\nCPU seconds per GiB of "
-		"input of each stage (--stats-file: read, compress,\nencrypt, "
-		"send; receive, decrypt, decompress, write), compress and "
-		"decompress\nagainst the codec reference, the CPU of both "
-		"processes (wait4) against the\nunavoidable CPU (codec CPU + "
-		"relay CPU scaled to the wire bytes; there is no\ncipher "
-		"reference here: bench/bench_ref has one), and byte-for-byte "
-		"verification\nof recv's output (a pipe, as under QEMU's "
-		"exec:). send reads the corpus file\non stdin. Certificates: "
-		"tools/mw-mkcerts into a temporary directory; PSK: a\nrandom "
-		"keys.psk.\n\noptions:\n");
+		"  codec  bare codec rate: compress, then decompress, the corpus in chunk-size\n"
+		"         pieces on --compress-threads threads in memory; corpus / (both\n"
+		"         wall times)\n"
+		"  relay  plain TCP relay: the corpus through a loopback socket, two threads\n"
+		"\n"
+		"Per configuration (medians over --reps; ratios are medians of per-repetition\n"
+		"ratios): input MiB/s (corpus / wall, from the sender's start to both exits;\n"
+		"1 MiB = 1048576 bytes) and its ratio to the limit (codec rate; relay rate for\n"
+		"codec none), wire MiB/s (and Gbit/s in --json) and its ratio to the relay,\n"
+		"compression ratio (input / wire), chunk latency p50/p99 (read by send to\n"
+		"written by recv, --latency-file), CPU seconds per GiB of input of each stage\n"
+		"(--stats-file: read, compress, encrypt, send; receive, decrypt, decompress,\n"
+		"write), compress and decompress against the codec reference, the CPU of both\n"
+		"processes (wait4) against the unavoidable CPU (codec CPU + relay CPU scaled to\n"
+		"the wire bytes; there is no cipher reference here: bench/bench_ref has one),\n"
+		"and byte-for-byte verification of recv's output (a pipe, as under QEMU's\n"
+		"exec:). send reads the corpus file on stdin. Certificates: tools/mw-mkcerts\n"
+		"into a temporary directory; PSK: a random keys.psk.\n"
+		"\n"
+		"options:\n");
 	for (i = 0; i < B_NOPTS; i++) {
 		char left[40];
 

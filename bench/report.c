@@ -3,7 +3,7 @@
  * `migwire bench` output, once every repetition has run: medians over the
  * good repetitions (ratios: the median of the per-repetition ratios), the
  * tables on stdout, and on request JSON lines (--json), one CSV row per
- * configuration (--csv) and a gnuplot PNG of input GB/s against channels
+ * configuration (--csv) and a gnuplot PNG of input MiB/s against channels
  * (--plot). Driver thread only; reads struct mw_bench, changes nothing.
  */
 #include "bench_int.h"
@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
 const char *const mw_bench_tls_name[] = { "off", "x509", "psk" };
@@ -69,7 +70,7 @@ static double ref_med(const struct mw_bench *b, const struct mw_bench_limit *f,
 	for (i = 0; i < b->reps; i++) {
 		x = *(const double *)(const void *)((const char *)&f->run[i] +
 						    off);
-		v[i] = rate    ? (double)b->n / x / 1e9 :
+		v[i] = rate    ? (double)b->n / x / MIB :
 		       per_gib ? x * GIB / (double)b->n :
 				 x;
 	}
@@ -98,8 +99,8 @@ static void conf_summary(const struct mw_bench *b,
 
 		if (!r->ok)
 			continue;
-		in[n] = (double)b->n / r->wall_s / 1e9;
-		wi[n] = (double)r->wire / r->wall_s / 1e9;
+		in[n] = (double)b->n / r->wall_s / MIB;
+		wi[n] = (double)r->wire / r->wall_s / MIB;
 		ra[n] = (double)b->n / (double)r->wire;
 		cp[n] = r->cpu_s / gib;
 		n++;
@@ -189,20 +190,20 @@ void mw_bench_tables_print(const struct mw_bench *b)
 
 		mw_bench_limit_name(f, name, sizeof(name));
 		if (f->relay)
-			printf("  %-28s %7.3f GB/s  %5.2f CPU s/GiB\n", name,
+			printf("  %-28s %8.1f MiB/s  %5.2f CPU s/GiB\n", name,
 			       REF_MED(f, wall_s, false, true),
 			       REF_MED(f, cpu_s, true, false));
 		else
-			printf("  %-28s %7.3f GB/s  compress %.2f + decompress "
+			printf("  %-28s %8.1f MiB/s  compress %.2f + decompress "
 			       "%.2f CPU s/GiB, ratio %.3f\n",
 			       name, REF_MED(f, wall_s, false, true),
 			       REF_MED(f, c_cpu, true, false),
 			       REF_MED(f, d_cpu, true, false),
 			       (double)b->n / (double)f->run[0].wire);
 	}
-	printf("\n%-28s %7s %6s %7s %6s %6s %7s %7s  %s\n", "configuration",
-	       "in GB/s", "x lim", "wire", "x rly", "ratio", "p50 ms", "p99 ms",
-	       "verified");
+	printf("\n%-28s %8s %6s %8s %6s %6s %6s %7s %7s  %s\n", "configuration",
+	       "in MiB/s", "x lim", "wire", "Gbit/s", "x rly", "ratio",
+	       "p50 ms", "p99 ms", "verified");
 	for (i = 0; i < b->nconf; i++) {
 		const struct mw_bench_conf *c = &b->conf[i];
 
@@ -212,9 +213,11 @@ void mw_bench_tables_print(const struct mw_bench *b)
 			printf("%-28s FAILED: %s\n", name, c->err);
 			continue;
 		}
-		printf("%-28s %7.3f %6.2f %7.3f %6.2f %6.3f %7.2f %7.2f  %s\n",
-		       name, s.in, s.x_limit, s.wire, s.x_relay, s.ratio, s.p50,
-		       s.p99, s.ok == b->reps ? "yes" : "FAILED");
+		printf("%-28s %8.1f %6.2f %8.1f %6.2f %6.2f %6.3f %7.2f %7.2f  "
+		       "%s\n",
+		       name, s.in, s.x_limit, s.wire, s.wire * MIB * 8 / 1e9,
+		       s.x_relay, s.ratio, s.p50, s.p99,
+		       s.ok == b->reps ? "yes" : "FAILED");
 	}
 	printf("\nCPU seconds per GiB of input (x ref: against the codec "
 	       "reference; total: both\nprocesses, x unav: against codec + "
@@ -311,7 +314,7 @@ int mw_bench_json_write(const struct mw_bench *b)
 				"%u,\"ratio\":%.4f,",
 				mw_codec_name(r->codec), r->level, r->threads,
 				(double)b->n / (double)r->run[0].wire);
-		jnum(f, "gbps", REF_MED(r, wall_s, false, true), true);
+		jnum(f, "MiBps", REF_MED(r, wall_s, false, true), true);
 		jnum(f, "cpu_s_per_gib", REF_MED(r, cpu_s, true, false), true);
 		jnum(f, "compress_cpu_s_per_gib",
 		     r->relay ? NAN : REF_MED(r, c_cpu, true, false), true);
@@ -336,9 +339,10 @@ int mw_bench_json_write(const struct mw_bench *b)
 			jstr(f, "error", c->err);
 			fprintf(f, ",");
 		}
-		jnum(f, "in_gbps", s.in, true);
+		jnum(f, "in_MiBps", s.in, true);
 		jnum(f, "in_x_limit", s.x_limit, true);
-		jnum(f, "wire_gbps", s.wire, true);
+		jnum(f, "wire_MiBps", s.wire, true);
+		jnum(f, "wire_Gbitps", s.wire * MIB * 8 / 1e9, true);
 		jnum(f, "wire_x_relay", s.x_relay, true);
 		jnum(f, "ratio", s.ratio, true);
 		jnum(f, "latency_p50_ms", s.p50, true);
@@ -364,13 +368,13 @@ int mw_bench_csv_write(const struct mw_bench *b)
 
 	if (!f)
 		return -errno;
-	fprintf(f, "codec,level,channels,threads,chunk,tls,verified,in_gbps,"
-		   "in_x_limit,wire_gbps,wire_x_relay,ratio,latency_p50_ms,"
+	fprintf(f, "codec,level,channels,threads,chunk,tls,verified,in_MiBps,"
+		   "in_x_limit,wire_MiBps,wire_x_relay,ratio,latency_p50_ms,"
 		   "latency_p99_ms");
 	for (k = 0; k < B_STAGES; k++)
 		fprintf(f, ",cpu_%s", mw_bench_stage_name[k]);
 	fprintf(f, ",cpu_total,compress_x_ref,decompress_x_ref,"
-		   "cpu_x_unavoidable,limit_gbps,relay_gbps\n");
+		   "cpu_x_unavoidable,limit_MiBps,relay_MiBps\n");
 	for (i = 0; i < b->nconf; i++) {
 		const struct mw_bench_conf *c = &b->conf[i];
 
@@ -445,7 +449,7 @@ int mw_bench_plot_write(const struct mw_bench *b)
 	fprintf(g,
 		"set terminal pngcairo size 800,500 noenhanced font ',10'\n"
 		"set output '%s'\nset title 'migwire bench: %zu MiB %s, "
-		"median of %u'\nset xlabel 'channels'\nset ylabel 'input GB/s'"
+		"median of %u'\nset xlabel 'channels'\nset ylabel 'input MiB/s'"
 		"\nset logscale x 2\nset xtics (",
 		b->plot, b->n >> 20, b->input ? "file" : "generated", b->reps);
 	for (i = 0; i < b->n_chans; i++)

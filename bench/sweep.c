@@ -231,11 +231,11 @@ static int run_all(struct mw_bench *b)
 					done, b->nconf * b->reps, name,
 					b->conf[i].err);
 			} else {
-				fprintf(stderr, "# [%u/%u] %s: %.3f GB/s\n",
+				fprintf(stderr, "# [%u/%u] %s: %.1f MiB/s\n",
 					done, b->nconf * b->reps, name,
 					(double)b->n /
 						b->conf[i].run[rep].wall_s /
-						1e9);
+						1048576.0);
 			}
 		}
 	}
