@@ -53,6 +53,8 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	};
 
 	mw_stats_snap_init(sn, "recv", mw_io_name(r->io), t0, chs, sts, stages);
+	/* the receiver counts frames, after the TLS records are opened */
+	sn->wire_note = r->cfg->tls.mode != MW_TLS_OFF ? " excl. TLS" : "";
 	pthread_mutex_lock(&r->lock);
 	pool = r->pool; /* the first admission sets it meanwhile */
 	n = r->have_session ? r->sess.chan_count : 0;

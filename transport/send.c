@@ -149,6 +149,8 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 
 	mw_stats_snap_init(sn, "send", mw_io_name(s->io), t0, chs, sts, stages);
 	sn->nchans = s->cfg->nr_chans;
+	/* the channels count the TLS records they send */
+	sn->wire_note = s->cfg->tls.mode != MW_TLS_OFF ? " incl. TLS" : "";
 	sn->stage_cpu[1] = s->pool ? mw_comp_pool_cpu_seconds(s->pool) : 0;
 	sn->adaptive = s->cfg->adaptive;
 	if (s->sched) {

@@ -122,6 +122,18 @@ void mw_rx_check_complete_locked(struct receiver *r)
 	mw_fail_wake(&r->fail);
 }
 
+/* What recv writes to, for an error line: QEMU reads a pipe or a socket;
+ * a plain file or a device (`> FILE`, /dev/full) is just the output. */
+static const char *sink_name(int fd)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0 && !S_ISFIFO(sb.st_mode) &&
+	    !S_ISSOCK(sb.st_mode))
+		return "output";
+	return "destination QEMU";
+}
+
 /* ---- streams ---- */
 
 static void *writer_main(void *arg);
@@ -547,9 +559,8 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&r->lock);
 		if (ret) {
 			mw_fail_set(&r->fail, ret,
-				    "stream %u: write to the "
-				    "destination QEMU: %s%s",
-				    st->id, mw_strerror(ret),
+				    "stream %u: write to the %s: %s%s", st->id,
+				    sink_name(st->fd), mw_strerror(ret),
 				    ret == -EPIPE || ret == -ECONNRESET ?
 					    " (it closed its input)" :
 					    "");

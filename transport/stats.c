@@ -144,11 +144,12 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 			 (double)s->bytes_raw / (double)s->bytes_wire);
 	mw_log_emit(MW_LOG_INFO,
 		    "%s %llu bytes in %.2f s (%.1f MiB/s, %.2f Gbit/s), %llu "
-		    "on the wire (%s), %llu chunks, %u channels (io %s), "
+		    "on the wire%s (%s), %llu chunks, %u channels (io %s), "
 		    "%.2f CPU s: %s",
 		    strcmp(s->side, "send") ? "wrote" : "read",
 		    (unsigned long long)s->bytes_raw, busy, in, gbit(in),
-		    (unsigned long long)s->bytes_wire, ratio,
+		    (unsigned long long)s->bytes_wire,
+		    s->wire_note ? s->wire_note : "", ratio,
 		    (unsigned long long)s->chunks, s->nchans,
 		    s->io ? s->io : "?", cpu, s->result ? s->result : "ok");
 }

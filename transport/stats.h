@@ -36,8 +36,10 @@ struct mw_stats_snap {
 	const struct mw_stats_stream *streams;
 	const char *stage_name[MW_STATS_STAGES];
 	double stage_cpu[MW_STATS_STAGES];
-	unsigned chans_up; /* channels connected now */
-	double first;	   /* elapsed at the first chunk; < 0: none yet */
+	unsigned chans_up;     /* channels connected now */
+	const char *wire_note; /* "" or " incl. TLS" / " excl. TLS": what
+				* bytes_wire counts on this side */
+	double first;	       /* elapsed at the first chunk; < 0: none yet */
 	bool final;
 	const char *result; /* final: "ok" or the error text */
 };

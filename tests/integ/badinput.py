@@ -528,6 +528,22 @@ def usage_errors(env):
 
 
 @case
+def output_that_is_not_qemu(env):
+    # a write error on a plain file or device names "the output", not "the
+    # destination QEMU" (that is for the pipe or socket QEMU reads)
+    inp = env.make_input('random', 1024 * 1024)
+    with open('/dev/full', 'wb') as full:
+        recv, port = env.recv(['--no-tls', '--no-return-path'], out=full.fileno())
+    send = env.send(port, ['--no-tls'], stdin_path=inp)
+    send.wait(30)
+    recv.wait(30)
+    line = (recv.err_lines() or [''])[-1]
+    log(f'    recv > /dev/full: exit {recv.rc}: {line}')
+    if recv.rc != 1 or 'write to the output: No space left' not in line:
+        fail(f'recv > /dev/full: exit {recv.rc}: {line}')
+
+
+@case
 def send_waits_for_receiver(env):
     # send --wait: the two sides may start in either order
     inp = env.make_input('random', 1024 * 1024)
@@ -623,6 +639,15 @@ def units_in_summary_and_stats(env):
     for key in ('"rate_in_MiBps"', '"rate_wire_MiBps"', '"rate_wire_Gbitps"'):
         if key not in last:
             fail(f'stats file lacks {key}: {last}')
+    # with TLS each side says what its wire bytes count
+    psk = ['--tls-psk', env.psk('psk-units')]
+    recv, port2 = env.recv(psk + ['--no-return-path', '-v'])
+    send = env.send(port2, psk + ['-v'], stdin_path=inp)
+    mwtest.wait_pair('units with TLS', send, recv)
+    for p, note in ((send, 'on the wire incl. TLS'),
+                    (recv, 'on the wire excl. TLS')):
+        if not any(note in ln for ln in p.err_lines()):
+            fail(f'{p.name} summary lacks "{note}": {p.err_lines()}')
     rc, err = env.run_cli(['recv', '--listen', f'tcp:127.0.0.1:{port}',
                            '--no-tls', '--print-config'])
     if rc != 0:
