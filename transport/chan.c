@@ -282,8 +282,9 @@ int mw_chan_flush(struct mw_chan *ch, unsigned long long deadline)
 			continue;
 		mw_ring_advance(&ch->ring, 1);
 		if (cqe.ud >= UD_SEND0 &&
-		    slot_sent(ch, (unsigned)(cqe.ud - UD_SEND0), cqe.res))
-			return -1;
+		    (slot_sent(ch, (unsigned)(cqe.ud - UD_SEND0), cqe.res) ||
+		     ch->send_err))
+			return -1; /* the peer refused it: the stream is torn */
 	}
 	return 0;
 }
