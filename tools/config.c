@@ -144,7 +144,7 @@ static void keep_std_fds_taken(void)
 
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
-		nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		nul = open("/dev/null", O_RDWR); /* inherited like the std fd */
 		if (nul >= 0 && nul != fd) {
 			dup2(nul, fd);
 			close(nul);
@@ -166,8 +166,13 @@ static int choose_cpus(struct opts *o)
 			"--qemu-pid %u: no vCPU threads ('CPU n/KVM' "
 			"or 'CPU n/TCG') found: %s",
 			o->qemu_pid, o->place.why);
-	o->cfg.cpus = o->place.chosen.n ? o->place.chosen : iso;
-	if (!o->place.chosen.n && iso.n) {
+	/* sharing with the vCPUs: their CPUs may be the isolated ones, so
+	 * no fallback then; without a QEMU, the isolated CPUs as before */
+	if (o->place.chosen.n || o->place.shared)
+		o->cfg.cpus = o->place.chosen;
+	else
+		o->cfg.cpus = iso;
+	if (!o->place.chosen.n && !o->place.shared && iso.n) {
 		size_t n = strlen(o->place.why);
 
 		snprintf(o->place.why + n, sizeof(o->place.why) - n,
@@ -337,7 +342,7 @@ int cli_finish(struct opts *o, int side)
 	keep_std_fds_taken();
 	/* a person watches a terminal; QEMU's stderr is QEMU's log */
 	c->progress_tty = isatty(STDERR_FILENO);
-	if (!o->have_progress && c->progress_tty && !o->place.qemu_pid &&
+	if (!o->have_progress && c->progress_tty && !mw_qemu_ancestor() &&
 	    mw_log_level >= MW_LOG_WARN)
 		c->progress_s = 1;
 	return 0;

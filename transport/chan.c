@@ -272,6 +272,8 @@ int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
 
 int mw_chan_flush(struct mw_chan *ch, unsigned long long deadline)
 {
+	if (ch->send_err)
+		return -1; /* the peer refused a send: the stream is torn */
 	while (ch->sending) {
 		struct mw_ring_cqe cqe;
 

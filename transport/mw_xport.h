@@ -118,5 +118,8 @@ struct mw_placement {
  */
 int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 		  struct mw_placement *p);
+/* The QEMU among migwire's parents (QEMU runs exec: URIs through
+ * /bin/sh -c), or 0. */
+int mw_qemu_ancestor(void);
 
 #endif

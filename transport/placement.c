@@ -127,11 +127,24 @@ static unsigned vcpu_threads(int pid, cpu_set_t *vcpus)
 	return n;
 }
 
+int mw_qemu_ancestor(void)
+{
+	int pid = getppid();
+	unsigned depth;
+
+	for (depth = 0; pid > 1 && depth < ANCESTOR_DEPTH; depth++) {
+		if (is_qemu(pid))
+			return pid;
+		pid = parent_of(pid);
+	}
+	return 0;
+}
+
 int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 		  struct mw_placement *p)
 {
 	cpu_set_t own, vcpus, free_set, iso;
-	unsigned i, depth;
+	unsigned i;
 	int pid = qemu_pid;
 	char vl[128], fl[128];
 
@@ -139,17 +152,10 @@ int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 	CPU_ZERO(&vcpus);
 	if (sched_getaffinity(0, sizeof(own), &own))
 		return -errno;
-	if (pid) {
+	if (!pid)
+		pid = mw_qemu_ancestor();
+	if (pid > 1)
 		p->nr_vcpus = vcpu_threads(pid, &vcpus);
-	} else {
-		for (depth = 0, pid = getppid();
-		     pid > 1 && depth < ANCESTOR_DEPTH && !p->nr_vcpus &&
-		     !is_qemu(pid);
-		     depth++)
-			pid = parent_of(pid);
-		if (pid > 1 && is_qemu(pid))
-			p->nr_vcpus = vcpu_threads(pid, &vcpus);
-	}
 	if (!p->nr_vcpus) {
 		/* QEMU names its threads only with -name ...,debug-threads=on
 		 * (libvirt always passes it) */
@@ -172,11 +178,13 @@ int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 	CPU_AND(&free_set, &free_set, &own);
 	/* isolated CPUs outside the VM's are the ones set aside for work
 	 * like this: prefer them when there are any */
+	/* (isolcpus keeps migwire's own affinity off them, so they are
+	 * taken from the isolated list, not from what migwire may use) */
 	CPU_ZERO(&iso);
 	for (i = 0; isolated && i < isolated->n; i++)
-		if (isolated->cpu[i] < CPU_SETSIZE)
+		if (isolated->cpu[i] < CPU_SETSIZE &&
+		    !CPU_ISSET(isolated->cpu[i], &vcpus))
 			CPU_SET(isolated->cpu[i], &iso);
-	CPU_AND(&iso, &iso, &free_set);
 	set_from_cpuset(&p->chosen, CPU_COUNT(&iso) ? &iso : &free_set);
 	mw_cpus_format(&p->vcpus, vl, sizeof(vl));
 	if (!p->chosen.n) {
