@@ -25,6 +25,12 @@ void mw_log_set_side(const char *side)
 	log_side = side;
 }
 
+static void put(const char *p, size_t n)
+{
+	if (write(STDERR_FILENO, p, n) < 0)
+		return; /* nowhere left to report it */
+}
+
 void mw_log_emit(int lvl, const char *fmt, ...)
 {
 	char line[1024];
@@ -41,9 +47,9 @@ void mw_log_emit(int lvl, const char *fmt, ...)
 	line[n++] = '\n';
 	pthread_mutex_lock(&out_lock);
 	e = atomic_exchange(&progress_shown, false) ? (int)strlen(ERASE) : 0;
-	if ((e && write(STDERR_FILENO, ERASE, (size_t)e) < 0) ||
-	    write(STDERR_FILENO, line, (size_t)n) < 0)
-		n = 0; /* nowhere left to report it */
+	if (e)
+		put(ERASE, (size_t)e);
+	put(line, (size_t)n);
 	pthread_mutex_unlock(&out_lock);
 }
 
