@@ -53,20 +53,8 @@ static void usage(FILE *f)
 		"Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
-static int usage_err(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static int usage_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "migwire inspect: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see --help)\n");
-	return 2;
-}
+/* one usage line, as every migwire command prints it (mw_cli.c) */
+#define usage_err(...) mw_usage_err("migwire inspect", __VA_ARGS__)
 
 enum { O_JSON = 1000, O_CACHE, O_CHUNK, O_NOCODECS, O_PAGE, O_VERSION };
 
