@@ -159,13 +159,21 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 	}
 	pthread_mutex_lock(&r->lock);
 	if (h->type == MW_FT_CLOSE) {
-		if (r->closed ||
-		    mw_close_decode(ch->ctl, h->wire_len, &r->close) ||
-		    !r->close.streams)
+		struct mw_close c;
+
+		/* a session carries at least one stream; a CLOSE naming none
+		 * must fail it, never mark it complete (bug 4) */
+		if (r->closed || mw_close_decode(ch->ctl, h->wire_len, &c))
 			ret = chan_err(ch, -MW_E_PROTO,
 				       "unexpected CLOSE frame");
-		r->closed = true;
-		mw_rx_check_complete_locked(r);
+		else if (!c.streams)
+			ret = chan_err(ch, -MW_E_PROTO,
+				       "CLOSE names 0 streams");
+		if (!ret) {
+			r->close = c;
+			r->closed = true;
+			mw_rx_check_complete_locked(r);
+		}
 	} else if (h->type == MW_FT_OPEN) {
 		struct mw_open o;
 
