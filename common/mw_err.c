@@ -19,6 +19,37 @@ int mw_err_set(struct mw_err *e, int code, const char *fmt, ...)
 	return code;
 }
 
+const char *mw_err_peer_text(char *dst, size_t cap, const void *src, size_t n)
+{
+	const unsigned char *p = src;
+	size_t i, o = 0;
+
+	if (!cap)
+		return dst;
+	if (cap > MW_PEER_TEXT_MAX + 1)
+		cap = MW_PEER_TEXT_MAX + 1;
+	for (i = 0; i < n; i++) {
+		char esc[5];
+		size_t k;
+
+		if (p[i] == '\\')
+			k = (size_t)snprintf(esc, sizeof(esc), "\\\\");
+		else if (p[i] >= 0x20 && p[i] < 0x7f)
+			k = (size_t)snprintf(esc, sizeof(esc), "%c", p[i]);
+		else
+			k = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", p[i]);
+		/* room for this byte and, unless it is the last, "..." */
+		if (o + k + (i + 1 < n ? 3 : 0) >= cap) {
+			snprintf(dst + o, cap - o, "...");
+			return dst;
+		}
+		memcpy(dst + o, esc, k);
+		o += k;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
 const char *mw_strerror(int code)
 {
 	static const char *const names[] = {

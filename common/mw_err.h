@@ -44,6 +44,17 @@ struct mw_err {
 int mw_err_set(struct mw_err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Peer text (an ERROR frame's) made safe for one line of a terminal or
+ * log: printable ASCII is kept, the backslash and every other byte become
+ * \\ and \xNN, so an escape sequence, a newline or a NUL from a hostile
+ * peer can neither restyle the terminal nor forge a second line. At most
+ * MW_PEER_TEXT_MAX bytes of dst are used (cap permitting); text cut short
+ * ends in "...". Returns dst, NUL-terminated. Any thread.
+ */
+#define MW_PEER_TEXT_MAX 300
+const char *mw_err_peer_text(char *dst, size_t cap, const void *src, size_t n);
+
 /* Text for a negative errno or -MW_E_* code; never NULL. */
 const char *mw_strerror(int code);
 

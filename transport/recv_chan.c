@@ -153,9 +153,11 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 	int ret = 0;
 
 	if (h->type == MW_FT_ERROR) {
-		ch->ctl[h->wire_len] = '\0';
+		char text[MW_PEER_TEXT_MAX + 1];
+
 		return chan_err(ch, -MW_E_PEER, "sender failed: %s",
-				(char *)ch->ctl);
+				mw_err_peer_text(text, sizeof(text), ch->ctl,
+						 h->wire_len));
 	}
 	pthread_mutex_lock(&r->lock);
 	if (h->type == MW_FT_CLOSE) {

@@ -71,10 +71,12 @@ static int chan_setup_once(struct tx_chan *ch)
 	if (ret)
 		return ret;
 	if (h.type == MW_FT_ERROR) {
-		payload[h.wire_len] = '\0';
+		char text[MW_PEER_TEXT_MAX + 1];
+
 		return mw_err_set(&ch->io.conn.err, -MW_E_PEER,
 				  "receiver refused the channel: %s",
-				  (char *)payload);
+				  mw_err_peer_text(text, sizeof(text), payload,
+						   h.wire_len));
 	}
 	if (h.type != MW_FT_HELLO_OK ||
 	    mw_hello_ok_decode(payload, h.wire_len, &ok) ||
@@ -313,10 +315,14 @@ static int frame_received(void *opaque, const struct mw_frame_hdr *h)
 	struct sender *s = ch->s;
 
 	switch (h->type) {
-	case MW_FT_ERROR:
-		return mw_err_set(&ch->io.conn.err, -MW_E_PEER,
-				  "receiver failed: %.*s", (int)h->wire_len,
-				  (char *)ch->in_payload);
+	case MW_FT_ERROR: {
+		char text[MW_PEER_TEXT_MAX + 1];
+
+		return mw_err_set(
+			&ch->io.conn.err, -MW_E_PEER, "receiver failed: %s",
+			mw_err_peer_text(text, sizeof(text), ch->in_payload,
+					 h->wire_len));
+	}
 	case MW_FT_WINDOW: {
 		struct tx_stream *st = stream_get(s, h->stream);
 

@@ -11,7 +11,8 @@ beyond the chunk size, DATA of stream 70, DATA beyond the stream window
 granted in HELLO_OK, reverse-direction frames (DATA with bit 31, and the
 receiver's own WINDOW / ACK / HELLO_OK types), an unknown frame type,
 non-zero reserved fields, a second HELLO, END with impossible totals,
-CLOSE before any stream, an oversized ERROR. Each must end recv with exit 1
+CLOSE before any stream, an oversized ERROR, an ERROR whose text holds
+control bytes (printed escaped and cut). Each must end recv with exit 1
 and exactly one stderr line naming the violation, within 8 s, having
 written nothing. When libxxhash can be loaded through ctypes, an honest
 control (one valid chunk, END, CLOSE) must come through byte-exact with
@@ -90,6 +91,13 @@ def data(seq, payload, stream=0, **kw):
 # recv may write them (verified, in order), nothing else
 VALID = bytes(range(100))
 
+# an ERROR text with an escape sequence, a forged second line, a NUL, a
+# backslash and 1000 more bytes: the line must show it escaped and cut
+EVIL = (b'evil\x1b[31mred\x1b[0m\r\nmigwire recv: forged line\x00 \\ tail'
+        + b'A' * 600)
+EVIL_SHOWN = ('evil\\x1b[31mred\\x1b[0m\\x0d\\x0amigwire recv: forged '
+              'line\\x00 \\\\ tail', 'AAA...')
+
 # name -> (builder(window) -> bytes after HELLO_OK, keywords of recv's line)
 CASES = {
     'wire_len_huge': (lambda w: frame(FT_DATA, flags=F_RAW, raw_len=CHUNK,
@@ -126,6 +134,9 @@ CASES = {
     'close_totals_lie': (lambda w: data(0, VALID) + end(100, 1) +
                          close(1, 200, 2), ()),
     'error_oversized': (lambda w: frame(FT_ERROR, b'E' * 4096), ()),
+    # the peer's text reaches stderr escaped: no terminal escape, no
+    # second line, no NUL, and cut to a bounded length
+    'error_control_chars': (lambda w: frame(FT_ERROR, EVIL), EVIL_SHOWN),
 }
 
 class Client:
@@ -233,6 +244,10 @@ def hostile(env, pki, name):
     if out and out != allowed[:n]:
         fail(f'{name}: recv wrote {n} B that are not the valid chunks')
     line = fl.clean_failure(recv, *words)
+    if any(ord(ch) < 0x20 or ord(ch) > 0x7e for ch in line):
+        fail(f'{name}: the line holds control bytes: {line!r}')
+    if len(line) > 512:
+        fail(f'{name}: the line is {len(line)} characters long')
     if has_keywords(line, 'no sender') or has_keywords(line, 'timed out'):
         fail(f'{name}: recv gave up on a timeout instead of naming the '
              f'violation: {line}')
