@@ -70,6 +70,10 @@ int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
 		return out->wire_len == 0 ? 0 : -MW_E_PROTO;
 	case MW_FT_CLOSE:
 		return out->wire_len == MW_CLOSE_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_CHALLENGE:
+		return out->wire_len == MW_JOIN_NONCE_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_JOIN:
+		return out->wire_len == MW_JOIN_TAG_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_DATA:
 		if (out->flags & ~MW_F_KNOWN)
 			return -MW_E_PROTO;
@@ -113,7 +117,8 @@ int mw_hello_decode(const uint8_t *p, size_t n, struct mw_hello *out)
 	memcpy(out->session, p + 16, MW_SESSION_ID_LEN);
 	out->chunk_size = mw_get_be32(p + 32);
 	out->window_chunks = mw_get_be32(p + 36);
-	if (!all_zero(p + 40, MW_HELLO_LEN - 40) || out->flags)
+	if (!all_zero(p + 40, MW_HELLO_LEN - 40) ||
+	    (out->flags & ~MW_HELLO_F_KNOWN))
 		return -MW_E_PROTO;
 	if (out->chan_count == 0 || out->chan_count > MW_CHANNELS_MAX ||
 	    out->chan_index >= out->chan_count)
@@ -225,7 +230,8 @@ const char *mw_frame_type_name(unsigned type)
 		[MW_FT_DATA] = "DATA",	 [MW_FT_END] = "END",
 		[MW_FT_ACK] = "ACK",	 [MW_FT_ERROR] = "ERROR",
 		[MW_FT_OPEN] = "OPEN",	 [MW_FT_WINDOW] = "WINDOW",
-		[MW_FT_CLOSE] = "CLOSE",
+		[MW_FT_CLOSE] = "CLOSE", [MW_FT_CHALLENGE] = "CHALLENGE",
+		[MW_FT_JOIN] = "JOIN",
 	};
 
 	return type < MW_FT_MAX && names[type] ? names[type] : "UNKNOWN";

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MW_PROTO_VERSION 1
+#define MW_PROTO_VERSION 2
 #define MW_FRAME_MAGIC 0x4d57u /* "MW" */
 #define MW_FRAME_HDR_LEN 40
 #define MW_HELLO_MAGIC "MIGWIRE" /* 7 chars + NUL = 8 bytes on the wire */
@@ -23,6 +23,8 @@
 #define MW_CLOSE_LEN 24
 #define MW_ERROR_MAX 1024
 #define MW_SESSION_ID_LEN 16
+#define MW_JOIN_NONCE_LEN 32 /* CHALLENGE payload */
+#define MW_JOIN_TAG_LEN 32   /* JOIN payload: HMAC-SHA256 */
 
 /* Limits every receiver enforces before allocating anything. */
 #define MW_CHUNK_MIN 4096u
@@ -41,12 +43,19 @@ enum mw_frame_type {
 	MW_FT_OPEN = 7,	    /* sender -> receiver: a stream starts */
 	MW_FT_WINDOW = 8,   /* receiver -> sender: credit for a stream */
 	MW_FT_CLOSE = 9,    /* sender -> receiver: no more streams; totals */
+	/* 10 and 11: the preflight probe (control/) */
+	MW_FT_CHALLENGE = 12, /* receiver -> sender: nonce for the join proof */
+	MW_FT_JOIN = 13,      /* sender -> receiver: the join proof */
 	MW_FT_MAX
 };
 
 /* DATA flags */
 #define MW_F_RAW 0x0001u /* payload is the raw bytes (did not shrink) */
 #define MW_F_KNOWN (MW_F_RAW)
+
+/* HELLO flags */
+#define MW_HELLO_F_TOKEN 0x01u /* the sender holds a --join-token */
+#define MW_HELLO_F_KNOWN (MW_HELLO_F_TOKEN)
 
 /* stream word: bit 31 is the direction, bits 0-30 the stream id */
 #define MW_STREAM_REVERSE 0x80000000u

@@ -89,6 +89,7 @@ static const struct mopt mopts[] = {
 	{ "tls-psk", 1, O_SEND, "--tls-psk FILE", NULL },
 	{ "tls-psk-identity", 1, O_SEND, "--tls-psk-identity NAME", NULL },
 	{ "no-tls", 0, O_SEND, "--no-tls", NULL },
+	{ "join-token", 1, O_SEND, "--join-token FILE", NULL },
 	{ "cpus", 1, O_SEND, "--cpus LIST", NULL },
 	{ "io", 1, O_SEND, "--io ENGINE", NULL },
 	{ "stats-file", 1, O_SEND, "--stats-file PATH", NULL },
@@ -133,7 +134,7 @@ void mw_migrate_usage(FILE *f)
 		"and the source VM\nruns on (resumed if --timeout paused it). "
 		"Not done yet: checking before the\nmigration that the "
 		"receiver is reachable and accepts the credentials, socket\n"
-		"mode (--qemu-multifd), a join token.\n"
+		"mode (--qemu-multifd).\n"
 		"Exit status: 0 QEMU reports the migration completed, 1 "
 		"failure, 2 usage error.\n");
 }

@@ -130,6 +130,26 @@ const char *mw_tls_peer_name(struct mw_tls_sess *s);
  * or the PSK identity (server side); "" when there is none. */
 const char *mw_tls_peer_id(struct mw_tls_sess *s);
 
+/*
+ * --join-token (tls_join.c). The proof a sender gives of a per-migration
+ * secret: tag = HMAC-SHA256(token, "migwire join v2" | mode | binding |
+ * nonce | hello), where binding is a 32-byte TLS exporter value of session
+ * s ("EXPORTER-migwire-join") or, with s NULL (--no-tls), 32 zero bytes,
+ * and mode says which. nonce_len + hello_len <= MW_TLS_JOIN_MSG_MAX.
+ * Writes MW_TLS_JOIN_TAG_LEN bytes to tag. Returns 0 or -MW_E_TLS.
+ * Context: the thread that drives s, after its handshake.
+ */
+#define MW_TLS_JOIN_TAG_LEN 32u
+#define MW_TLS_JOIN_MSG_MAX 256u
+int mw_tls_join_tag(struct mw_tls_sess *s, const uint8_t *token,
+		    size_t token_len, const uint8_t *nonce, size_t nonce_len,
+		    const uint8_t *hello, size_t hello_len, uint8_t *tag,
+		    struct mw_err *err);
+/* Compares two tags in constant time (CRYPTO_memcmp). */
+bool mw_tls_join_tag_equal(const uint8_t *a, const uint8_t *b);
+/* n bytes from OpenSSL's CSPRNG. Returns 0 or -MW_E_TLS. */
+int mw_tls_random(void *buf, size_t n, struct mw_err *err);
+
 /* Parses QEMU keys.psk text: finds `identity` and decodes its hex key into
  * key (at most key_cap bytes). Exposed for unit tests and fuzzing.
  * Returns key length, -ENOENT (no such identity) or -EINVAL (bad line N,

@@ -13,6 +13,7 @@
  *   tls_ssl_rec.c  libssl's records (mw_tls_ssl_rec_ops)
  *   tls_bio.c      the memory BIO and its loans
  *   tls_err.c      OpenSSL errors and peer alerts as one-line messages
+ *   tls_join.c     the --join-token proof (HMAC, exporter; a leaf)
  *
  * A file calls only files below it (tls_hs.c starts tls_rec.c and hands
  * tls_rec_key.c the keylog); tls_data.c reaches the engines only through

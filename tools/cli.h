@@ -16,7 +16,9 @@
 #define SIDE_SEND 1
 #define SIDE_RECV 2
 #define SIDE_BOTH 3
-#define MW_AUTHZ_MAX 64 /* --tls-authz given; more go in --tls-authz-file */
+#define MW_AUTHZ_MAX 64
+#define MW_JOIN_TOKEN_MAX \
+	1024u /* --join-token bytes */ /* --tls-authz given; more go in --tls-authz-file */
 
 /* What the command line said; cfg is what the run gets. Main thread. */
 struct opts {
@@ -33,6 +35,8 @@ struct opts {
 	uint32_t qemu_pid;	   /* --qemu-pid; 0: look among the parents */
 	struct mw_placement place; /* how cfg.cpus was chosen */
 	const char *side_name;
+	const char *join_token_path;
+	uint8_t join_token[MW_JOIN_TOKEN_MAX]; /* wiped after the run */
 };
 
 /* "migwire send" / "migwire recv" once the side is known, else "migwire" */
@@ -53,6 +57,9 @@ void cli_print_version(void);
 int cli_opt_authz(struct opts *o, const char *a);
 int cli_opt_authz_file(struct opts *o, const char *a);
 int cli_opt_allow(struct opts *o, const char *a);
+/* join_token.c: reads --join-token's file into o->join_token and
+ * cfg.join_token (0 or -MW_E_USAGE after one line). */
+int cli_load_join_token(struct opts *o);
 /* config.c: cross-option checks and derived values (0 or -MW_E_USAGE). */
 int cli_finish(struct opts *o, int side);
 /* --print-config: what a run would check (0, 1 or 2), then the settings. */

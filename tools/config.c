@@ -261,6 +261,8 @@ int cli_finish(struct opts *o, int side)
 		return cli_usage_err("send --tls-authz checks the receiver's "
 				     "certificate: it needs --tls-creds (a PSK "
 				     "receiver has no identity)");
+	if (cli_load_join_token(o))
+		return -MW_E_USAGE;
 	c->tls.authz = o->authz;
 	c->tls.nr_authz = o->nr_authz;
 	c->tls.authz_file = o->authz_file;
@@ -370,6 +372,9 @@ void cli_print_config(const struct opts *o, int side)
 		printf("tls-authz=%s\n", o->authz[i]);
 	if (o->authz_file)
 		printf("tls-authz-file=%s\n", o->authz_file);
+	if (o->join_token_path)
+		printf("join-token=%s (%zu bytes)\n", o->join_token_path,
+		       c->join_token_len);
 	for (i = 0; i < c->nr_allow; i++) {
 		char a[64] = "?";
 

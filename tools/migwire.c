@@ -40,6 +40,7 @@ static int run_side(int side, int argc, char **argv)
 	}
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
+	explicit_bzero(o.join_token, sizeof(o.join_token));
 	if (ret) {
 		mw_log_emit(MW_LOG_ERR, "%s",
 			    err.msg[0] ? err.msg : mw_strerror(ret));

@@ -342,6 +342,11 @@ static const struct opt_def opt_defs[] = {
 	  "accept connections only from this network, e.g. 10.1.0.0/16 or "
 	  "fd00::/8 (repeatable; default: any address)",
 	  0 },
+	{ "join-token", 1, SIDE_BOTH, NULL, "FILE",
+	  "per-migration secret (16+ bytes) every channel proves it holds, "
+	  "the same file on both sides; required by recv --no-tls on a "
+	  "non-loopback address. Make one: head -c 32 /dev/urandom | base64",
+	  STR(join_token_path) },
 	{ "no-tls", 0, SIDE_BOTH, o_notls, NULL,
 	  "plaintext: no encryption, no authentication", 0 },
 	{ "input", 1, SIDE_SEND, NULL, "fd:N",

@@ -13,7 +13,8 @@
  * and never touches session state. Before any of that, an address outside
  * --allow-from is closed straight after accept(), before any allocation.
  * TLS refuses a peer whose identity is not in --tls-authz (tls_authz.c)
- * before its HELLO is read; the session keeps the identity of the
+ * before its HELLO is read; with --join-token, every HELLO must come with
+ * the proof of the token (join.c) before it counts. The session keeps the identity of the
  * connection that defined it, and a later channel of another identity is
  * refused even when authorized. At most MAX_PENDING connections may be
  * authenticating at once; more are closed at once. When all channels have
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "join.h"
 #include "mw_fd.h"
 #include "mw_log.h"
 #include "mw_thread.h"
@@ -208,6 +210,10 @@ static int chan_join(struct rx_chan *ch)
 	if (mw_hello_decode(payload, sizeof(payload), &hello))
 		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "malformed HELLO");
+	/* every channel proves the join token before its HELLO counts */
+	ret = mw_join_verify(&ch->io.conn, r->cfg, &hello, payload, dl);
+	if (ret)
+		return ret;
 	id = ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) : "";
 	pthread_mutex_lock(&r->lock);
 	ret = admit_locked(r, &hello, id, &ch->io.conn.err);

@@ -72,6 +72,10 @@ struct mw_xp_cfg {
 	 * none: exec mode, one stream over in_fd/out_fd and rev_fd */
 	unsigned nr_eps;
 	struct mw_endpoint eps[MW_ENDPOINTS_MAX];
+	/* --join-token: the per-migration secret every channel proves it
+	 * holds (join.h); NULL / 0: none. The caller owns the bytes. */
+	const uint8_t *join_token;
+	size_t join_token_len;
 	/* recv: peers allowed to connect, checked right after accept();
 	 * none: any address */
 	unsigned nr_allow;

@@ -345,3 +345,16 @@ bool mw_cidr_match(const struct mw_cidr *allow, unsigned n,
 	}
 	return false;
 }
+
+bool mw_net_is_loopback(int fd)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
+	struct mw_cidr lo[2];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) ||
+	    mw_cidr_parse("127.0.0.0/8", &lo[0]) ||
+	    mw_cidr_parse("::1", &lo[1]))
+		return false;
+	return mw_cidr_match(lo, 2, &ss);
+}

@@ -25,6 +25,9 @@ void mw_net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap);
 /* Is the peer ss inside one of the n networks of allow (--allow-from)? */
 bool mw_cidr_match(const struct mw_cidr *allow, unsigned n,
 		   const struct sockaddr_storage *ss);
+/* Is the socket bound to a loopback address (127/8, ::1, or 127/8 mapped
+ * into IPv6)? An unspecified address (0.0.0.0, ::) is not. */
+bool mw_net_is_loopback(int fd);
 /* poll() for ev until deadline: 0, -MW_E_TIMEOUT or -errno. */
 int mw_net_wait(int fd, short ev, unsigned long long deadline);
 

@@ -306,6 +306,16 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		ret = r.listen_fd;
 		goto out_stats;
 	}
+	if (cfg->tls.mode == MW_TLS_OFF && !cfg->join_token_len &&
+	    !mw_net_is_loopback(r.listen_fd)) {
+		ret = mw_err_set(err, -MW_E_USAGE,
+				 "--no-tls on %s (not loopback) needs "
+				 "--join-token FILE: without TLS or a token "
+				 "anyone who reaches the port could feed the "
+				 "destination QEMU",
+				 *cfg->host ? cfg->host : "every address");
+		goto out_stats;
+	}
 	MW_LOG(MW_LOG_INFO, "listening on %s:%u (%s, io %s)",
 	       *cfg->host ? cfg->host : "*", cfg->port,
 	       cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :

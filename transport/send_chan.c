@@ -19,6 +19,7 @@
 #include "mw_log.h"
 #include "mw_thread.h"
 #include "frame_io.h"
+#include "join.h"
 #include "net.h"
 #include "send_int.h"
 
@@ -34,8 +35,9 @@ static int chan_setup_once(struct tx_chan *ch)
 		.codec = (uint8_t)cfg->codec,
 		.chunk_size = cfg->chunk_size,
 		.window_chunks = s->nchunks,
+		.flags = cfg->join_token_len ? MW_HELLO_F_TOKEN : 0,
 	};
-	uint8_t payload[MW_ERROR_MAX + 1];
+	uint8_t payload[MW_ERROR_MAX + 1], raw[MW_HELLO_LEN];
 	struct mw_frame_hdr h = { .type = MW_FT_HELLO,
 				  .wire_len = MW_HELLO_LEN };
 	struct mw_hello_ok ok;
@@ -58,11 +60,18 @@ static int chan_setup_once(struct tx_chan *ch)
 	if (ret)
 		return ret;
 	memcpy(hello.session, s->session, sizeof(hello.session));
-	mw_hello_encode(payload, &hello);
-	ret = mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
+	mw_hello_encode(raw, &hello);
+	ret = mw_conn_send_frame(&ch->io.conn, &h, raw, dl);
 	if (ret)
 		return ret;
 	ret = mw_conn_recv_frame(&ch->io.conn, &h, payload, MW_ERROR_MAX, dl);
+	if (!ret && h.type == MW_FT_CHALLENGE) {
+		/* --join-token: prove it, then the answer to the HELLO */
+		ret = mw_join_answer(&ch->io.conn, cfg, payload, raw, dl);
+		if (!ret)
+			ret = mw_conn_recv_frame(&ch->io.conn, &h, payload,
+						 MW_ERROR_MAX, dl);
+	}
 	if (ret == -MW_E_CLOSED)
 		return mw_err_set(&ch->io.conn.err, ret,
 				  "receiver closed the connection during "

@@ -115,6 +115,24 @@ static void opts_send_argv(void **state)
 	assert_int_equal(mw_migrate_exec_uri(uri, 20, &sa), -E2BIG);
 }
 
+/* --join-token reaches send as given: QEMU runs the exec: URI from its own
+ * directory, hence the absolute path in the docs */
+static void opts_join_token(void **state)
+{
+	static const char *const a[] = { "--qmp",	  "/q",
+					 "--to",	  "h:1",
+					 "--no-tls",	  "--join-token",
+					 "/etc/mw/token", NULL };
+	struct migrate_opts o;
+	struct mw_send_argv sa;
+
+	(void)state;
+	assert_int_equal(parse(&o, a), -1);
+	assert_int_equal(mw_migrate_send_argv(&sa, &o, "/bin/mw", 0), 0);
+	assert_string_equal(sa.argv[5], "--join-token");
+	assert_string_equal(sa.argv[6], "/etc/mw/token");
+}
+
 static void opts_usage_errors(void **state)
 {
 	static const char *const bad[][10] = {
@@ -198,6 +216,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(opts_defaults),
 		cmocka_unit_test(opts_send_argv),
+		cmocka_unit_test(opts_join_token),
 		cmocka_unit_test(opts_timeout_action),
 		cmocka_unit_test(opts_usage_errors),
 		cmocka_unit_test(qmp_recorded),

@@ -88,12 +88,17 @@ static const struct {
 	uint8_t type;
 	uint32_t len;
 } fixed_len[] = {
-	{ MW_FT_HELLO, MW_HELLO_LEN }, { MW_FT_HELLO_OK, MW_HELLO_OK_LEN },
-	{ MW_FT_END, MW_END_LEN },     { MW_FT_ACK, MW_ACK_LEN },
+	{ MW_FT_HELLO, MW_HELLO_LEN },
+	{ MW_FT_HELLO_OK, MW_HELLO_OK_LEN },
+	{ MW_FT_END, MW_END_LEN },
+	{ MW_FT_ACK, MW_ACK_LEN },
 #ifdef MW_OPEN_LEN
-	{ MW_FT_OPEN, MW_OPEN_LEN },   { MW_FT_WINDOW, 0 },
+	{ MW_FT_OPEN, MW_OPEN_LEN },
+	{ MW_FT_WINDOW, 0 },
 	{ MW_FT_CLOSE, MW_CLOSE_LEN },
 #endif
+	{ MW_FT_CHALLENGE, MW_JOIN_NONCE_LEN },
+	{ MW_FT_JOIN, MW_JOIN_TAG_LEN },
 };
 
 #define FIXED_N (sizeof(fixed_len) / sizeof(fixed_len[0]))
@@ -483,10 +488,13 @@ static void hello_rejects_reserved_nonzero(void **state)
 	unsigned i;
 
 	(void)state;
-	/* flags byte */
+	/* flags byte: only MW_HELLO_F_TOKEN is defined */
 	mw_hello_encode(raw, &h);
-	raw[15] = 1;
+	raw[15] = 2;
 	assert_int_equal(mw_hello_decode(raw, sizeof(raw), &out), -MW_E_PROTO);
+	raw[15] = MW_HELLO_F_TOKEN;
+	assert_int_equal(mw_hello_decode(raw, sizeof(raw), &out), 0);
+	assert_int_equal(out.flags, MW_HELLO_F_TOKEN);
 	h.flags = 0x80;
 	assert_int_equal(hello_trip(&h, &out), -MW_E_PROTO);
 	h.flags = 0;
