@@ -74,6 +74,8 @@ int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
 		return out->wire_len == MW_JOIN_NONCE_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_JOIN:
 		return out->wire_len == MW_JOIN_TAG_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_PING:
+		return out->wire_len == 0 ? 0 : -MW_E_PROTO;
 	case MW_FT_DATA:
 		if (out->flags & ~MW_F_KNOWN)
 			return -MW_E_PROTO;
@@ -231,7 +233,7 @@ const char *mw_frame_type_name(unsigned type)
 		[MW_FT_ACK] = "ACK",	 [MW_FT_ERROR] = "ERROR",
 		[MW_FT_OPEN] = "OPEN",	 [MW_FT_WINDOW] = "WINDOW",
 		[MW_FT_CLOSE] = "CLOSE", [MW_FT_CHALLENGE] = "CHALLENGE",
-		[MW_FT_JOIN] = "JOIN",
+		[MW_FT_JOIN] = "JOIN",	 [MW_FT_PING] = "PING",
 	};
 
 	return type < MW_FT_MAX && names[type] ? names[type] : "UNKNOWN";

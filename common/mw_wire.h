@@ -46,6 +46,7 @@ enum mw_frame_type {
 	/* 10 and 11: the preflight probe (control/) */
 	MW_FT_CHALLENGE = 12, /* receiver -> sender: nonce for the join proof */
 	MW_FT_JOIN = 13,      /* sender -> receiver: the join proof */
+	MW_FT_PING = 14,      /* either way: heartbeat of an idle channel */
 	MW_FT_MAX
 };
 

@@ -279,6 +279,24 @@ int cli_finish(struct opts *o, int side)
 			"--compress-level must be in %d..%d for %s", lmin, lmax,
 			mw_codec_name(c->codec));
 	}
+	/*
+	 * The token bucket makes a channel wait up to chunk x channels / rate
+	 * before its next frame, and a receiver takes a peer silent for its
+	 * --timeout for dead (the heartbeat cannot go out past a frame that
+	 * is waiting for budget): refuse what would be cut off
+	 */
+	if (side == SIDE_SEND && c->max_bw &&
+	    (double)c->chunk_size * c->nr_chans / (double)c->max_bw * 2 >
+		    (double)c->timeout_s)
+		return cli_usage_err(
+			"--max-bandwidth %llu B/s: a channel may wait %.0f s "
+			"for its next %u-byte chunk (--chunk-size x --channels "
+			"/ rate), more than half of --timeout %u s, after "
+			"which a receiver takes it for dead: raise --timeout "
+			"or lower --chunk-size",
+			(unsigned long long)c->max_bw,
+			(double)c->chunk_size * c->nr_chans / (double)c->max_bw,
+			c->chunk_size, c->timeout_s);
 	if (c->adaptive && c->codec == MW_CODEC_NONE)
 		return cli_usage_err(
 			"--adaptive needs a codec (--compress zlib "

@@ -373,8 +373,10 @@ static const struct opt_def opt_defs[] = {
 	  "seconds allowed for setup: per channel the connect, TLS handshake "
 	  "and HELLO (recv: at most 10 s per connection), all channels to "
 	  "join, and recv's --connect to QEMU; also the TCP user timeout "
-	  "(data unacknowledged that long ends a channel). It bounds neither "
-	  "the migration nor a peer that is alive but silent (default 30)",
+	  "(data unacknowledged that long ends a channel) and the heartbeat: "
+	  "a channel that hears nothing from its peer for SECS fails (an idle "
+	  "live peer sends a PING every second). It does not bound the "
+	  "migration (default 30)",
 	  0 },
 	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
 	  "exec: mode: do not relay stdin back to the sender (by default "

@@ -172,6 +172,7 @@ static int slot_sent(struct mw_chan *ch, unsigned i, int res)
 		atomic_fetch_add_explicit(ch->sent_bytes,
 					  (unsigned long long)res,
 					  memory_order_relaxed);
+	ch->last_tx_ns = mw_now_ns();
 	if (mw_sendq_advance(&sl->sq, (size_t)res)) {
 		post_send(ch, i);
 		return 0;
@@ -185,9 +186,53 @@ static int slot_sent(struct mw_chan *ch, unsigned i, int res)
 	return 0;
 }
 
+/*
+ * The heartbeat. A peer that is alive sends at least a PING a second, so
+ * dead_ns without a byte from it means it hung or the path black-holes
+ * (a TCP connection whose peer still ACKs never times out by itself).
+ * Any byte counts, not only whole frames: a big frame on a slow link is
+ * alive. A PING is queued only when nothing else waits to go, and never
+ * once the side stopped receiving (the receiver after its ACK shuts its
+ * write side). Returns 0 or -MW_E_TIMEOUT; *wait is shortened to the
+ * next heartbeat event.
+ */
+static int heartbeat(struct mw_chan *ch, unsigned long long *wait)
+{
+	unsigned long long now, ping_at, dead_at;
+
+	if (!ch->dead_ns || ch->rx_eof || ch->rx_paused)
+		return 0;
+	now = mw_now_ns();
+	dead_at = ch->last_rx_ns + ch->dead_ns;
+	if (now >= dead_at)
+		return mw_err_set(&ch->conn.err, -MW_E_TIMEOUT,
+				  "peer silent for %llu s: not even a "
+				  "heartbeat (hung, or the network drops "
+				  "everything; --timeout)",
+				  ch->dead_ns / 1000000000ull);
+	ping_at = ch->last_tx_ns + MW_CHAN_PING_NS;
+	if (now >= ping_at && !ch->inflight && mw_ctlq_empty(&ch->ctlq)) {
+		struct mw_frame_hdr h = { .type = MW_FT_PING };
+		struct mw_ctl *c = mw_ctl_new(&h, NULL);
+
+		/* out of memory: the next round tries again */
+		if (c && !mw_ctlq_push(&ch->ctlq, c, 0))
+			ch->last_tx_ns = now;
+		ping_at = now + MW_CHAN_PING_NS;
+	}
+	if (ping_at > dead_at)
+		ping_at = dead_at;
+	if (!*wait || ping_at - now < *wait)
+		*wait = ping_at > now ? ping_at - now : 1000000ull;
+	return 0;
+}
+
 static int recv_done(struct mw_chan *ch, int res)
 {
 	int ret = ch->ops->on_recv(ch, res);
+
+	if (res > 0)
+		ch->last_rx_ns = mw_now_ns();
 
 	ch->recv_posted = false;
 	if (ret == MW_CHAN_EOF)
@@ -232,14 +277,19 @@ int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
 				 ch->slot[i].sealed, ch->slot[i].sealed_cap,
 				 &ch->conn.err);
 	post_efd(ch);
+	ch->last_tx_ns = ch->last_rx_ns = mw_now_ns();
 	for (;;) {
 		struct mw_ring_cqe cqe;
+		unsigned long long wait;
 
 		ret = ch->ops->round(ch);
 		if (!ret && ch->send_err)
 			ch->rx_paused = false;
 		if (!ret && !ch->recv_posted && !ch->rx_eof)
 			ret = receive(ch);
+		wait = ch->send_err ? 100000000ull : ch->wait_ns;
+		if (!ret)
+			ret = heartbeat(ch, &wait);
 		if (!ret)
 			ret = fill(ch);
 		if (!ret && ch->send_err &&
@@ -248,8 +298,7 @@ int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
 					 "send: %s", mw_strerror(ch->send_err));
 		if (ret)
 			return ret == MW_CHAN_STOP ? 0 : ret;
-		ret = mw_ring_wait(&ch->ring,
-				   ch->send_err ? 100000000ull : ch->wait_ns);
+		ret = mw_ring_wait(&ch->ring, wait);
 		if (ret < 0 && ret != -EINTR && ret != -ETIME)
 			return mw_err_set(&ch->conn.err, ret, "%s: %s",
 					  mw_io_name(ch->ring.io),

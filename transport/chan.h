@@ -28,6 +28,9 @@
 #include "ring.h"
 
 #define MW_CHAN_SLOTS_MAX 2
+/* heartbeat: a channel that has sent nothing for this long sends a PING,
+ * so a live peer is never silent for longer (docs/protocol.md) */
+#define MW_CHAN_PING_NS 1000000000ull
 
 /* Positive returns of the callbacks below. */
 enum {
@@ -110,6 +113,11 @@ struct mw_chan {
 	int send_err;
 	unsigned long long send_err_dl;
 	unsigned long long wait_ns; /* set by round: 0 waits without limit */
+	/* heartbeat: set by the side before the loop (0: off). A PING goes
+	 * out after MW_CHAN_PING_NS without a send; dead_ns without a byte
+	 * received (while receiving) fails the loop. */
+	unsigned long long dead_ns;
+	unsigned long long last_tx_ns, last_rx_ns;
 	struct mw_chan_slot slot[MW_CHAN_SLOTS_MAX];
 };
 
@@ -128,8 +136,11 @@ void mw_chan_destroy(struct mw_chan *ch);
 int mw_chan_ring_init(struct mw_chan *ch, enum mw_io io);
 /*
  * Runs the loop with the side's callbacks until one stops it or an error
- * (text in conn.err). The side sets rate and the statistics pointers
- * before, and starts the connection's reader (mw_conn_rx_start).
+ * (text in conn.err). The side sets rate, dead_ns and the statistics
+ * pointers before, and starts the connection's reader (mw_conn_rx_start).
+ * With dead_ns, PING frames go out through ctlq (the side's next_frame
+ * sends them like its other control frames), and the side's reader
+ * ignores the PINGs it receives.
  */
 int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
 		 void *opaque);

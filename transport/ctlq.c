@@ -83,6 +83,16 @@ struct mw_ctl *mw_ctlq_pop(struct mw_ctlq *q)
 	return c;
 }
 
+bool mw_ctlq_empty(struct mw_ctlq *q)
+{
+	bool empty;
+
+	pthread_mutex_lock(&q->lock);
+	empty = !q->head;
+	pthread_mutex_unlock(&q->lock);
+	return empty;
+}
+
 void mw_ctlq_stop(struct mw_ctlq *q)
 {
 	pthread_mutex_lock(&q->lock);

@@ -37,6 +37,8 @@ void mw_ctlq_destroy(struct mw_ctlq *q);
 int mw_ctlq_push(struct mw_ctlq *q, struct mw_ctl *c, unsigned limit);
 /* Returns the oldest frame (caller frees it) or NULL. */
 struct mw_ctl *mw_ctlq_pop(struct mw_ctlq *q);
+/* True when no frame waits (a snapshot: producers may push meanwhile). */
+bool mw_ctlq_empty(struct mw_ctlq *q);
 /* Wakes blocked producers for good. */
 void mw_ctlq_stop(struct mw_ctlq *q);
 

@@ -105,6 +105,7 @@ static int frame_header(void *opaque, const struct mw_frame_hdr *h,
 	case MW_FT_ERROR:
 	case MW_FT_OPEN:
 	case MW_FT_CLOSE:
+	case MW_FT_PING:
 		*dst = ch->ctl;
 		return 0;
 	default:
@@ -218,6 +219,8 @@ static int frame_done(void *opaque, const struct mw_frame_hdr *h)
 {
 	struct rx_chan *ch = opaque;
 
+	if (h->type == MW_FT_PING)
+		return 0; /* its arrival was the point (chan.c) */
 	return h->type == MW_FT_DATA ? payload_done(ch, h) : ctrl_done(ch, h);
 }
 
@@ -321,6 +324,8 @@ int mw_rx_chan_run(struct rx_chan *ch)
 	ch->io.rx_bytes = &ch->bytes_wire;
 	ch->io.conn.open_ns = &ch->open_ns;
 	/* bulk payloads: a plaintext recv lands in the slot itself */
+	ch->io.dead_ns =
+		(unsigned long long)ch->r->cfg->timeout_s * 1000000000ull;
 	mw_conn_rx_start(&ch->io.conn, &frame_ops, ch,
 			 maxp > MW_ERROR_MAX ? maxp : MW_ERROR_MAX,
 			 "malformed frame header", true);

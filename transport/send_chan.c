@@ -332,6 +332,8 @@ static int frame_received(void *opaque, const struct mw_frame_hdr *h)
 			mw_err_peer_text(text, sizeof(text), ch->in_payload,
 					 h->wire_len));
 	}
+	case MW_FT_PING:
+		return 0; /* its arrival was the point (chan.c) */
 	case MW_FT_WINDOW: {
 		struct tx_stream *st = stream_get(s, h->stream);
 
@@ -435,6 +437,7 @@ static int chan_loop(struct tx_chan *ch)
 	ch->io.rate = &s->rate;
 	ch->io.seal_ns = &ch->seal_ns;
 	ch->io.sent_bytes = &ch->bytes_wire;
+	ch->io.dead_ns = (unsigned long long)s->cfg->timeout_s * 1000000000ull;
 	/* credit frames are small: recv many at once into the buffer */
 	mw_conn_rx_start(&ch->io.conn, &frame_ops, ch, MW_REVERSE_MAX,
 			 "malformed frame from receiver", false);

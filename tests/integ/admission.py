@@ -335,8 +335,9 @@ def main():
             r = subprocess.run([env.mw, side, '--help'], capture_output=True,
                                text=True, timeout=10)
             text = ' '.join(r.stdout.split())
-            for w in words + ('bounds neither the migration nor a peer '
-                              'that is alive but silent',):
+            for w in words + ('a channel that hears nothing from its '
+                              'peer for SECS fails', 'does not bound the '
+                              'migration'):
                 if w not in text:
                     fail(f'{side} --help lacks "{w}"')
 

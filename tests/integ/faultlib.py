@@ -198,6 +198,17 @@ def run_cases(env, cases, known=None, racy=()):
         fail(', '.join(failed))
 
 
+def run_named(env, cases):
+    """run_cases() on the cases the command line names (all without
+    names), then PASS."""
+    want = env.args
+    bad = set(want) - {n for n, _ in cases}
+    if bad:
+        fail(f'unknown case(s) {sorted(bad)}; cases: {[n for n, _ in cases]}')
+    run_cases(env, [c for c in cases if not want or c[0] in want])
+    log('PASS')
+
+
 def running_for(rp, secs, what):
     """Lets the Reaper's processes run secs seconds (sampling); fails if
     they end before."""
@@ -259,7 +270,9 @@ class Proxy:
     has forwarded nbytes towards the receiver, `how` = 'rst' (RST both
     ways), 'fin' (FIN both ways, later bytes discarded), 'rst-recv' (RST to
     the receiver only; the sender's side stays open and silent: a black
-    hole), 'rst-send' (the other way round)."""
+    hole), 'rst-send' (the other way round), 'hole' (both sides stay
+    open; what they send is read and dropped, nothing is forwarded: a path
+    that black-holes while both kernels still ACK)."""
 
     def __init__(self, target, refuse=(), blackhole=()):
         self.target = target
@@ -361,12 +374,14 @@ class Proxy:
         with self.lock:
             # a plan for "the first connection" is used up
             self.plans.pop(None, None)
-        if how == 'fin':
-            # a clean close both ways: FIN, then read and discard whatever
-            # still comes (closing with unread bytes would send an RST)
+        if how in ('fin', 'hole'):
+            # 'fin', a clean close both ways: FIN, then read and discard
+            # whatever still comes (closing with unread bytes would send
+            # an RST); 'hole' only reads and discards
             for s in (cn.c, cn.u):
                 try:
-                    s.shutdown(socket.SHUT_WR)
+                    if how == 'fin':
+                        s.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
                 self._unreg(s)

@@ -99,6 +99,7 @@ static const struct {
 #endif
 	{ MW_FT_CHALLENGE, MW_JOIN_NONCE_LEN },
 	{ MW_FT_JOIN, MW_JOIN_TAG_LEN },
+	{ MW_FT_PING, 0 },
 };
 
 #define FIXED_N (sizeof(fixed_len) / sizeof(fixed_len[0]))
