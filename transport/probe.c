@@ -149,6 +149,14 @@ int mw_xp_probe(const struct mw_xp_cfg *cfg, struct mw_xp_probe_res *res,
 			return ret;
 	}
 	ret = probe_connect(cfg, tls, &c, dl, &e);
+	if (ret == -ECONNREFUSED) {
+		mw_err_set(err, ret,
+			   "receiver %s:%u: connection refused: no migwire "
+			   "recv listens there (start it first, or give "
+			   "--wait SECS)",
+			   cfg->host, cfg->port);
+		goto out;
+	}
 	if (c.fd < 0) { /* the connect's line names the address */
 		*err = e;
 		goto out;
