@@ -107,6 +107,7 @@ static int check_caps(struct mw_qmp *q, const struct migrate_opts *o,
 	} need[] = {
 		{ o->postcopy, "postcopy-ram", "--postcopy/--postcopy-after" },
 		{ o->auto_converge, "auto-converge", "--auto-converge" },
+		{ o->qemu_multifd > 0, "multifd", "--qemu-multifd" },
 	};
 	struct json_object *caps = query(q, "query-migrate-capabilities");
 	struct json_object *par;
@@ -130,20 +131,6 @@ static int check_caps(struct mw_qmp *q, const struct migrate_opts *o,
 		mw_json_obj(par, "avail-switchover-bandwidth") != NULL;
 	json_object_put(par);
 	return ret;
-}
-
-/* The last non-empty line of text, without send's "migwire send: ". */
-static const char *last_line(char *text)
-{
-	char *end = text + strlen(text), *p;
-
-	while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
-		*--end = '\0';
-	p = strrchr(text, '\n');
-	p = p ? p + 1 : text;
-	if (!strncmp(p, "migwire send: ", 14))
-		p += 14;
-	return p;
 }
 
 /* Runs argv (send) with stdout and stderr into out; returns its wait
@@ -211,16 +198,17 @@ static int check_send(const struct migrate_opts *o, const char *self)
 		return 1;
 	}
 	if (WIFEXITED(st) && !WEXITSTATUS(st)) {
-		MW_LOG(MW_LOG_WARN, "%s", last_line(out));
+		MW_LOG(MW_LOG_WARN, "%s", mw_send_last_line(out));
 		return 0;
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
 		MW_LOG(MW_LOG_ERR, "migwire send refuses these options: %s",
-		       last_line(out));
+		       mw_send_last_line(out));
 		return 2;
 	}
 	MW_LOG(MW_LOG_ERR, "%s%s; nothing was changed on the source",
-	       mw_migrate_interrupted ? "interrupted: " : "", last_line(out));
+	       mw_migrate_interrupted ? "interrupted: " : "",
+	       mw_send_last_line(out));
 	return 1;
 }
 

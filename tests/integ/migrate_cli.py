@@ -14,6 +14,8 @@ destination QEMU needed:
               -> exit 1, and that migration is left alone
   no recv:    nothing listens at --to: the preflight's probe (send
               --probe) says so in one line, exit 1, no migration started
+  no listen:  socket mode, send cannot listen at --listen unix:PATH: one
+              line, exit 1, QEMU's migration state and settings unchanged
   Ctrl-C:     the receiver answers the probe but never a HELLO (a
               listener of our own), SIGINT -> migrate_cancel, exit 1, the
               VM runs
@@ -206,6 +208,24 @@ def run():
         fail('no receiver: a migration was started')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after a refused preflight')
+
+    # socket mode, where send cannot listen: one line, QEMU untouched
+    recv, rport = env.recv(['--no-tls', '--connect',
+                            'unix:' + env.path('dst.sock')])
+    before = [q.cmd(c) for c in ('query-migrate', 'query-migrate-parameters',
+                                 'query-migrate-capabilities')]
+    got = migrate(env, '--qmp', sock, '--to', f'127.0.0.1:{rport}',
+                  '--no-tls', '--dirty-rate-check', '0', '--listen',
+                  'unix:' + env.path('no', 'such', 'dir.sock'))
+    expect('send cannot listen', got, 1, 'did not listen', 'dir.sock')
+    if len(got[1].splitlines()) != 2 or 'ready' not in got[1]:
+        fail(f'send cannot listen: want the probe\'s line and one more: '
+             f'{got[1]!r}')
+    if [q.cmd(c) for c in ('query-migrate', 'query-migrate-parameters',
+                           'query-migrate-capabilities')] != before:
+        fail('send cannot listen: QEMU was changed')
+    recv.signal(signal.SIGTERM)
+    recv.wait()
 
     # a receiver that answers the probe and then never answers a HELLO:
     # send waits in its handshake and the migration stays active until we
