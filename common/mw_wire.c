@@ -76,6 +76,10 @@ int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
 		return out->wire_len == MW_JOIN_TAG_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_PING:
 		return out->wire_len == 0 ? 0 : -MW_E_PROTO;
+	case MW_FT_PROBE:
+		return out->wire_len == MW_PROBE_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_PROBE_OK:
+		return out->wire_len == MW_PROBE_OK_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_DATA:
 		if (out->flags & ~MW_F_KNOWN)
 			return -MW_E_PROTO;
@@ -105,13 +109,25 @@ void mw_hello_encode(uint8_t *p, const struct mw_hello *h)
 	mw_put_be32(p + 36, h->window_chunks);
 }
 
+/*
+ * HELLO and PROBE open with the magic and the version. 1: decoded, and of
+ * another version, which the caller rejects by name (so only the version
+ * is decoded); 0: go on; -MW_E_PROTO.
+ */
+static int magic_version(const uint8_t *p, size_t n, size_t len, uint16_t *v)
+{
+	if (n < len || memcmp(p, MW_HELLO_MAGIC, 8))
+		return -MW_E_PROTO;
+	*v = mw_get_be16(p + 8);
+	return *v != MW_PROTO_VERSION;
+}
+
 int mw_hello_decode(const uint8_t *p, size_t n, struct mw_hello *out)
 {
-	if (n < MW_HELLO_LEN || memcmp(p, MW_HELLO_MAGIC, 8))
-		return -MW_E_PROTO;
-	out->version = mw_get_be16(p + 8);
-	if (out->version != MW_PROTO_VERSION)
-		return 0; /* the caller rejects it by name */
+	int ret = magic_version(p, n, MW_HELLO_LEN, &out->version);
+
+	if (ret)
+		return ret < 0 ? ret : 0;
 	out->chan_index = mw_get_be16(p + 10);
 	out->chan_count = mw_get_be16(p + 12);
 	out->codec = p[14];
@@ -225,15 +241,59 @@ int mw_close_decode(const uint8_t *p, size_t n, struct mw_close *out)
 	return 0;
 }
 
+void mw_probe_encode(uint8_t *p, const struct mw_probe *pr)
+{
+	memset(p, 0, MW_PROBE_LEN);
+	memcpy(p, MW_HELLO_MAGIC, 8);
+	mw_put_be16(p + 8, pr->version);
+}
+
+int mw_probe_decode(const uint8_t *p, size_t n, struct mw_probe *out)
+{
+	int ret = magic_version(p, n, MW_PROBE_LEN, &out->version);
+
+	if (ret)
+		return ret < 0 ? ret : 0;
+	return all_zero(p + 10, MW_PROBE_LEN - 10) ? 0 : -MW_E_PROTO;
+}
+
+void mw_probe_ok_encode(uint8_t *p, const struct mw_probe_ok *ok)
+{
+	memset(p, 0, MW_PROBE_OK_LEN);
+	mw_put_be16(p, ok->version);
+	p[2] = ok->flags;
+	mw_put_be16(p + 4, ok->endpoints);
+	mw_put_be16(p + 6, ok->channels_max);
+	mw_put_be32(p + 8, ok->chunk_max);
+	mw_put_be64(p + 12, ok->window);
+}
+
+int mw_probe_ok_decode(const uint8_t *p, size_t n, struct mw_probe_ok *out)
+{
+	if (n < MW_PROBE_OK_LEN || p[3] || !all_zero(p + 20, 12))
+		return -MW_E_PROTO;
+	out->version = mw_get_be16(p);
+	out->flags = p[2];
+	out->endpoints = mw_get_be16(p + 4);
+	out->channels_max = mw_get_be16(p + 6);
+	out->chunk_max = mw_get_be32(p + 8);
+	out->window = mw_get_be64(p + 12);
+	if (out->flags & ~MW_PROBE_KNOWN || !out->channels_max ||
+	    out->chunk_max < MW_CHUNK_MIN || !out->window)
+		return -MW_E_PROTO;
+	return 0;
+}
+
 const char *mw_frame_type_name(unsigned type)
 {
 	static const char *const names[MW_FT_MAX] = {
-		[MW_FT_HELLO] = "HELLO", [MW_FT_HELLO_OK] = "HELLO_OK",
-		[MW_FT_DATA] = "DATA",	 [MW_FT_END] = "END",
-		[MW_FT_ACK] = "ACK",	 [MW_FT_ERROR] = "ERROR",
-		[MW_FT_OPEN] = "OPEN",	 [MW_FT_WINDOW] = "WINDOW",
-		[MW_FT_CLOSE] = "CLOSE", [MW_FT_CHALLENGE] = "CHALLENGE",
-		[MW_FT_JOIN] = "JOIN",	 [MW_FT_PING] = "PING",
+		[MW_FT_HELLO] = "HELLO",       [MW_FT_HELLO_OK] = "HELLO_OK",
+		[MW_FT_DATA] = "DATA",	       [MW_FT_END] = "END",
+		[MW_FT_ACK] = "ACK",	       [MW_FT_ERROR] = "ERROR",
+		[MW_FT_OPEN] = "OPEN",	       [MW_FT_WINDOW] = "WINDOW",
+		[MW_FT_CLOSE] = "CLOSE",       [MW_FT_PROBE] = "PROBE",
+		[MW_FT_PROBE_OK] = "PROBE_OK", [MW_FT_CHALLENGE] = "CHALLENGE",
+		[MW_FT_JOIN] = "JOIN",	       [MW_FT_PING] = "PING",
 	};
 
 	return type < MW_FT_MAX && names[type] ? names[type] : "UNKNOWN";

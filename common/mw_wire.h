@@ -21,6 +21,8 @@
 #define MW_ACK_LEN 16
 #define MW_OPEN_LEN 8
 #define MW_CLOSE_LEN 24
+#define MW_PROBE_LEN 16
+#define MW_PROBE_OK_LEN 32
 #define MW_ERROR_MAX 1024
 #define MW_SESSION_ID_LEN 16
 #define MW_JOIN_NONCE_LEN 32 /* CHALLENGE payload */
@@ -34,16 +36,17 @@
 #define MW_REVERSE_MAX (64u << 10) /* largest reverse-direction chunk */
 
 enum mw_frame_type {
-	MW_FT_HELLO = 1,    /* sender -> receiver, first frame of a channel */
-	MW_FT_HELLO_OK = 2, /* receiver -> sender: channel admitted */
-	MW_FT_DATA = 3,	    /* one chunk of a stream */
-	MW_FT_END = 4,	    /* a stream direction is complete: totals */
-	MW_FT_ACK = 5,	    /* receiver -> sender: output flushed and closed */
-	MW_FT_ERROR = 6,    /* either way: the session failed, text follows */
-	MW_FT_OPEN = 7,	    /* sender -> receiver: a stream starts */
-	MW_FT_WINDOW = 8,   /* receiver -> sender: credit for a stream */
-	MW_FT_CLOSE = 9,    /* sender -> receiver: no more streams; totals */
-	/* 10 and 11: the preflight probe (control/) */
+	MW_FT_HELLO = 1,     /* sender -> receiver, first frame of a channel */
+	MW_FT_HELLO_OK = 2,  /* receiver -> sender: channel admitted */
+	MW_FT_DATA = 3,	     /* one chunk of a stream */
+	MW_FT_END = 4,	     /* a stream direction is complete: totals */
+	MW_FT_ACK = 5,	     /* receiver -> sender: output flushed and closed */
+	MW_FT_ERROR = 6,     /* either way: the session failed, text follows */
+	MW_FT_OPEN = 7,	     /* sender -> receiver: a stream starts */
+	MW_FT_WINDOW = 8,    /* receiver -> sender: credit for a stream */
+	MW_FT_CLOSE = 9,     /* sender -> receiver: no more streams; totals */
+	MW_FT_PROBE = 10,    /* sender -> receiver instead of HELLO: a check */
+	MW_FT_PROBE_OK = 11, /* receiver -> sender: what it would accept */
 	MW_FT_CHALLENGE = 12, /* receiver -> sender: nonce for the join proof */
 	MW_FT_JOIN = 13,      /* sender -> receiver: the join proof */
 	MW_FT_PING = 14,      /* either way: heartbeat of an idle channel */
@@ -113,6 +116,24 @@ struct mw_close {
 	uint64_t chunks;  /* forward chunks over all streams */
 };
 
+/* PROBE: "would you take my session?" without starting one (preflight) */
+struct mw_probe {
+	uint16_t version;
+};
+
+/* PROBE_OK flags */
+#define MW_PROBE_BUSY 0x01u /* a session has already started */
+#define MW_PROBE_KNOWN (MW_PROBE_BUSY)
+
+struct mw_probe_ok {
+	uint16_t version;
+	uint8_t flags;	    /* MW_PROBE_* */
+	uint16_t endpoints; /* recv --connect endpoints; 0: exec: mode */
+	uint16_t channels_max;
+	uint32_t chunk_max;
+	uint64_t window; /* the receiver's --window, bytes */
+};
+
 struct mw_end {
 	uint64_t bytes;	 /* raw bytes in the stream direction */
 	uint64_t chunks; /* DATA frames in the stream direction */
@@ -150,6 +171,12 @@ void mw_open_encode(uint8_t *p, const struct mw_open *o);
 int mw_open_decode(const uint8_t *p, size_t n, struct mw_open *out);
 void mw_close_encode(uint8_t *p, const struct mw_close *c);
 int mw_close_decode(const uint8_t *p, size_t n, struct mw_close *out);
+
+void mw_probe_encode(uint8_t *p, const struct mw_probe *pr);
+/* Like mw_hello_decode: another version decodes, for the caller to name. */
+int mw_probe_decode(const uint8_t *p, size_t n, struct mw_probe *out);
+void mw_probe_ok_encode(uint8_t *p, const struct mw_probe_ok *ok);
+int mw_probe_ok_decode(const uint8_t *p, size_t n, struct mw_probe_ok *out);
 
 const char *mw_frame_type_name(unsigned type);
 const char *mw_stream_kind_name(unsigned kind);

@@ -83,6 +83,10 @@ struct migrate_opts {
 	int timeout_action;	/* enum mw_timeout_action */
 	bool json;		/* --json: the result on stdout */
 	uint32_t dirty_secs;	/* --dirty-rate-check; 0 skip */
+	/* socket mode: send --listen unix:PATH, where QEMU migrates to;
+	 * NULL: exec: mode */
+	const char *listen;
+	uint32_t qemu_multifd; /* --qemu-multifd N: channels; 0 off */
 	/* `migwire send` options passed through, in the order given */
 	int nsend;
 	struct {
@@ -135,6 +139,12 @@ int mw_migrate_send_argv(struct mw_send_argv *sa, const struct migrate_opts *o,
 int mw_migrate_exec_uri(char *out, size_t cap, const struct mw_send_argv *sa);
 /* One more argument, copied; 0 or -E2BIG. */
 int mw_send_argv_add(struct mw_send_argv *sa, const char *a);
+/* The last cap - 1 bytes of the file at path, NUL-terminated: the bytes
+ * read, or -1. */
+ssize_t mw_file_tail(const char *path, char *buf, size_t cap);
+/* The last non-empty line of text (cut in place), without send's
+ * "migwire send: " prefix. */
+const char *mw_send_last_line(char *text);
 
 /*
  * The stats file of the send QEMU runs (send_stats.c). Locking: none;
@@ -172,6 +182,33 @@ struct mw_migrate_outcome {
 void mw_migrate_report_json(FILE *f, struct json_object *m,
 			    struct json_object *send,
 			    const struct mw_migrate_outcome *out);
+
+/*
+ * Socket mode (sockmode.c): the `migwire send --listen` that migrate runs
+ * itself, since QEMU connects to a socket instead of starting it.
+ * Locking: none; main thread.
+ */
+struct mw_send_bg {
+	pid_t pid;	  /* 0: not running */
+	int status;	  /* its wait status, once reaped */
+	char dir[4000];	  /* private directory for its log */
+	char log[4096];	  /* its stderr */
+	char reason[512]; /* its last line, once it failed */
+};
+/*
+ * Starts send (sa) with its stderr in a private log and waits until it
+ * listens on o->listen. Returns 0, or 1 having said why.
+ */
+int mw_send_bg_start(struct mw_send_bg *bg, const struct migrate_opts *o,
+		     const struct mw_send_argv *sa);
+/*
+ * Waits up to secs for send to exit (0: do not wait); with stop, ends it
+ * first (SIGTERM). Returns its exit status, or -1 while it still runs.
+ * Fills bg->reason from its log when it failed.
+ */
+int mw_send_bg_wait(struct mw_send_bg *bg, int secs, bool stop);
+/* Removes the log and its directory. */
+void mw_send_bg_cleanup(struct mw_send_bg *bg);
 
 /* Set from the SIGINT/SIGTERM handler; read by the loops. */
 extern volatile sig_atomic_t mw_migrate_interrupted;

@@ -53,11 +53,12 @@ static int set_caps(struct mw_qmp *q, const struct migrate_opts *o)
 {
 	struct json_object *caps = json_object_new_array();
 	struct json_object *args = json_object_new_object();
-	static const char *const names[] = { "auto-converge", "postcopy-ram" };
-	bool on[] = { o->auto_converge, o->postcopy };
+	static const char *const names[] = { "auto-converge", "postcopy-ram",
+					     "multifd" };
+	bool on[] = { o->auto_converge, o->postcopy, o->qemu_multifd > 0 };
 	size_t i;
 
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 3; i++) {
 		struct json_object *c = json_object_new_object();
 
 		json_object_object_add(c, "capability",
@@ -79,6 +80,10 @@ static int set_params(struct mw_qmp *q, const struct migrate_opts *o,
 	 * only limit how fast it fills migwire's pipe */
 	json_object_object_add(p, "max-bandwidth",
 			       json_object_new_int64((int64_t)QEMU_BW_LIFTED));
+	if (o->qemu_multifd)
+		json_object_object_add(
+			p, "multifd-channels",
+			json_object_new_int64((int64_t)o->qemu_multifd));
 	if (o->max_downtime_ms > 0)
 		json_object_object_add(
 			p, "downtime-limit",
@@ -104,6 +109,7 @@ struct watch {
 	bool cancelled;			/* we asked for migrate_cancel ... */
 	double cancel_t;		/* ... at this time */
 	const struct mw_send_stats *ss; /* send's stats file */
+	struct mw_send_bg *bg;		/* socket mode: the send we run */
 	const struct migrate_opts *o;
 	double dirty_mib_s; /* the preflight's; -1 none */
 };
@@ -111,6 +117,9 @@ struct watch {
 /* QEMU 7.2 stays "cancelling" until its exec: command exits, which a send
  * stuck in a handshake does only at its own --timeout: wait this long */
 #define CANCEL_WAIT_S 15.0
+/* socket mode: how long send may take after QEMU completed (the last
+ * bytes cross the wire, the destination loads them and closes) */
+#define SEND_DONE_WAIT_S 60
 
 /* A VM that --timeout paused runs again: the migration did not take it. */
 static void resume_vm(struct mw_qmp *q, struct watch *w)
@@ -237,7 +246,20 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 	char how[96] = "", wire[96];
 	const char *why;
 	struct json_object *j;
+	int rc;
 
+	/* socket mode: the destination has it all once send has its ACK */
+	if (w->bg) {
+		rc = mw_send_bg_wait(w->bg, ok ? SEND_DONE_WAIT_S : 5, !ok);
+		if (ok && rc)
+			MW_LOG(MW_LOG_ERR,
+			       "QEMU completed, but migwire send %s: %s",
+			       rc < 0 ? "has not finished" : "failed",
+			       rc < 0 ? "no ACK from the receiver yet" :
+					w->bg->reason);
+		if (ok && rc)
+			return 1;
+	}
 	if (ok) {
 		wire_note(w->ss, true, wire, sizeof(wire));
 		/* QEMU's downtime starts when it stops the VM itself, not at
@@ -261,6 +283,8 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 	if (!ok) {
 		resume_vm(q, w);
 		why = mw_json_str(j, "result", "ok");
+		if (!strcmp(why, "ok") && w->bg && w->bg->reason[0])
+			why = w->bg->reason; /* it failed before its stats */
 		MW_LOG(MW_LOG_ERR,
 		       "migration %s%s%s%s%s; the source VM keeps running", st,
 		       mw_json_str(m, "error-desc", NULL) ? ": " : "",
@@ -291,10 +315,12 @@ static bool over(const char *st)
 }
 
 static int watch(struct mw_qmp *q, const struct migrate_opts *o,
-		 const struct mw_send_stats *ss, double dirty_mib_s)
+		 const struct mw_send_stats *ss, struct mw_send_bg *bg,
+		 double dirty_mib_s)
 {
 	struct watch w = { .t0 = now_s(),
 			   .ss = ss,
+			   .bg = bg,
 			   .o = o,
 			   .dirty_mib_s = dirty_mib_s };
 	bool tty = isatty(STDERR_FILENO);
@@ -354,6 +380,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	struct migrate_opts o;
 	struct migrate_src src = { 0 };
 	struct mw_send_stats ss = { 0 };
+	struct mw_send_bg bg = { 0 };
 	struct mw_send_argv sargv;
 	struct mw_err err = { 0 };
 	struct json_object *args;
@@ -409,6 +436,13 @@ int mw_cmd_migrate(int argc, char **argv)
 		goto out;
 	}
 	ret = 1;
+	/* socket mode: QEMU connects to the send we run (sockmode.c); first,
+	 * so that a send that cannot listen leaves QEMU as it was */
+	if (o.listen) {
+		if (mw_send_bg_start(&bg, &o, &sargv))
+			goto out;
+		snprintf(uri, sizeof(uri), "%s", o.listen);
+	}
 	if (set_caps(q, &o) || set_params(q, &o, &src))
 		goto out;
 	MW_LOG(MW_LOG_INFO, "migrate %s", uri);
@@ -416,8 +450,9 @@ int mw_cmd_migrate(int argc, char **argv)
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if (exec_cmd(q, "migrate", args))
 		goto out;
-	ret = watch(q, &o, &ss, src.dirty_mib_s);
+	ret = watch(q, &o, &ss, o.listen ? &bg : NULL, src.dirty_mib_s);
 out:
+	mw_send_bg_cleanup(&bg);
 	mw_send_stats_cleanup(&ss);
 	mw_qmp_close(q);
 	free(q);

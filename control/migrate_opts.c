@@ -25,6 +25,8 @@ enum {
 	O_TA,
 	O_JSON,
 	O_DIRTY,
+	O_LISTEN,
+	O_MULTIFD,
 	O_VERSION,
 	O_SEND, /* passed through to migwire send */
 };
@@ -73,6 +75,14 @@ static const struct mopt mopts[] = {
 	  "measure the VM's dirty page rate for SECS before migrating "
 	  "(calc-dirty-rate) and say whether the migration can converge "
 	  "(default 2; 0: skip)" },
+	{ "listen", 1, O_LISTEN, "--listen unix:PATH",
+	  "socket mode: run migwire send here, listening on PATH, and let "
+	  "QEMU migrate to unix:PATH; the receiver runs with --connect to the "
+	  "destination QEMU's socket (default: exec: mode, QEMU runs send)" },
+	{ "qemu-multifd", 1, O_MULTIFD, "--qemu-multifd N",
+	  "QEMU's multifd with N channels (1-63), each a connection that "
+	  "migwire carries; needs --listen, and the destination QEMU needs "
+	  "multifd with the same multifd-channels" },
 	{ "json", 0, O_JSON, "--json",
 	  "print the result as one JSON object on stdout (the lines on "
 	  "stderr stay)" },
@@ -106,12 +116,16 @@ void mw_migrate_usage(FILE *f)
 		   "[send options] [options]\n\n"
 		   "Runs a whole live migration of a running QEMU VM through "
 		   "migwire: checks the\nsource (QMP reachable, VM running, no "
-		   "migration active, the capabilities\nthe options need), "
-		   "measures its dirty rate, sets the migration parameters,\n"
-		   "migrates to exec:\"migwire send --to HOST:PORT ...\" and "
-		   "shows the progress\nuntil QEMU reports the result. The "
-		   "destination QEMU runs with\n-incoming \"exec:migwire recv "
-		   "--listen HOST:PORT ...\" as for a manual migration.\n\n");
+		   "migration active, the capabilities\nthe options need) and "
+		   "the receiver, measures the dirty rate, sets the\nmigration "
+		   "parameters, migrates to exec:\"migwire send --to HOST:PORT "
+		   "...\" and\nshows the progress until QEMU reports the "
+		   "result. The destination QEMU runs\nwith -incoming "
+		   "\"exec:migwire recv --listen HOST:PORT ...\" as for a "
+		   "manual\nmigration. In socket mode (--listen unix:PATH) "
+		   "migrate runs send itself,\nQEMU migrates to unix:PATH, and "
+		   "recv runs with --connect to the destination\nQEMU's "
+		   "socket.\n\n");
 	for (i = 0; i < NMOPTS; i++) {
 		if (mopts[i].key == O_SEND)
 			break;
@@ -132,9 +146,6 @@ void mw_migrate_usage(FILE *f)
 	fprintf(f,
 		"\nOn Ctrl-C (SIGINT) or SIGTERM the migration is cancelled "
 		"and the source VM\nruns on (resumed if --timeout paused it). "
-		"Not done yet: checking before the\nmigration that the "
-		"receiver is reachable and accepts the credentials, socket\n"
-		"mode (--qemu-multifd).\n"
 		"Exit status: 0 QEMU reports the migration completed, 1 "
 		"failure, 2 usage error.\n");
 }
@@ -195,6 +206,22 @@ static int one_opt(struct migrate_opts *o, const struct mopt *m,
 					 "(e.g. 100M, 1Gbit)",
 					 arg);
 		return pass_send(o, m, arg);
+	case O_LISTEN:
+		/* QEMU's URI is the same text; tcp: would need a port
+		 * check that does not itself connect */
+		if (strncmp(arg, "unix:", 5) || !arg[5])
+			return usage_err("--listen: '%s' is not unix:PATH",
+					 arg);
+		if (o->listen)
+			return usage_err("--listen given twice");
+		o->listen = arg;
+		return pass_send(o, m, arg);
+	case O_MULTIFD:
+		if (mw_parse_u32(arg, 1, 63, &o->qemu_multifd))
+			return usage_err("--qemu-multifd: '%s' is not a number "
+					 "of channels in 1..63",
+					 arg);
+		return 0;
 	case O_JSON:
 		o->json = true;
 		return 0;
@@ -277,6 +304,9 @@ int mw_migrate_parse(struct migrate_opts *o, int argc, char **argv)
 		return usage_err("--qmp SOCKET is required");
 	if (!o->to)
 		return usage_err("--to HOST:PORT is required");
+	if (o->qemu_multifd && !o->listen)
+		return usage_err("--qemu-multifd needs socket mode: --listen "
+				 "unix:PATH");
 	if (o->timeout_action && !o->timeout)
 		return usage_err("--timeout-action needs --timeout");
 	if (!o->timeout_action)

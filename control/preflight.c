@@ -3,11 +3,11 @@
  * Preflight of `migwire migrate`: everything checked before anything
  * changes on the source, each failure one line that says what to fix, and
  * the dirty rate measured (calc-dirty-rate) with what it means for
- * convergence. Not checked yet: that the receiver is reachable and accepts
- * the credentials (it needs a protocol message that answers without
- * starting a session). Context: the main thread.
+ * convergence, and the receiver asked whether it would take the session
+ * (send --probe). Context: the main thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +107,7 @@ static int check_caps(struct mw_qmp *q, const struct migrate_opts *o,
 	} need[] = {
 		{ o->postcopy, "postcopy-ram", "--postcopy/--postcopy-after" },
 		{ o->auto_converge, "auto-converge", "--auto-converge" },
+		{ o->qemu_multifd > 0, "multifd", "--qemu-multifd" },
 	};
 	struct json_object *caps = query(q, "query-migrate-capabilities");
 	struct json_object *par;
@@ -132,41 +133,83 @@ static int check_caps(struct mw_qmp *q, const struct migrate_opts *o,
 	return ret;
 }
 
+/* Runs argv (send) with stdout and stderr into out; returns its wait
+ * status, or -1 when it could not run. */
+static int run_captured(const char *self, char **argv, char *out, size_t cap)
+{
+	size_t n = 0;
+	ssize_t got;
+	int fds[2], st;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (!pid) {
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(fds[1], STDERR_FILENO);
+		execv(self, argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	/* a Ctrl-C here reaches send too (same process group) and ends it */
+	while ((got = read(fds[0], out + n, cap - 1 - n)) != 0) {
+		if (got < 0 && errno != EINTR)
+			break;
+		if (got > 0 && (n += (size_t)got) == cap - 1)
+			n = 0; /* keep the tail, which has the last line */
+	}
+	out[n] = '\0';
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return st;
+}
+
 /*
- * The send options, checked by send itself: `migwire send ...
- * --print-config` parses them and loads the credentials, and says what is
- * wrong on stderr. Returns 0, or the exit status (2: usage).
+ * The send options and the receiver, checked by send itself before QEMU
+ * is touched: `migwire send ... --probe` parses them, loads the
+ * credentials, and asks the receiver at --to with a PROBE whether it would
+ * take this session (docs/protocol.md); the receiver answers without
+ * starting it. Returns 0, or the exit status (2: usage), having said why
+ * in one line.
  */
-static int check_send_opts(const struct migrate_opts *o, const char *self)
+static int check_send(const struct migrate_opts *o, const char *self)
 {
 	struct mw_send_argv sa;
-	pid_t pid;
+	char out[4096];
 	int st;
 
 	if (mw_migrate_send_argv(&sa, o, self, 0) ||
-	    mw_send_argv_add(&sa, "--print-config")) {
+	    mw_send_argv_add(&sa, "--probe")) {
 		MW_LOG(MW_LOG_ERR, "the send command line is too long");
 		return 2;
 	}
-	pid = fork();
-	if (pid < 0) {
-		MW_LOG(MW_LOG_ERR, "fork: %s", strerror(errno));
+	st = run_captured(self, sa.argv, out, sizeof(out));
+	if (st == -1) {
+		MW_LOG(MW_LOG_ERR, "cannot run %s send: %s", self,
+		       strerror(errno));
 		return 1;
 	}
-	if (!pid) {
-		if (!freopen("/dev/null", "w", stdout))
-			_exit(127);
-		execv(self, sa.argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return 1;
-	if (WIFEXITED(st) && !WEXITSTATUS(st))
+	if (WIFEXITED(st) && !WEXITSTATUS(st)) {
+		MW_LOG(MW_LOG_WARN, "%s", mw_send_last_line(out));
 		return 0;
-	MW_LOG(MW_LOG_ERR,
-	       "migwire send refuses these options (its message is above)");
-	return WIFEXITED(st) && WEXITSTATUS(st) == 2 ? 2 : 1;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
+		MW_LOG(MW_LOG_ERR, "migwire send refuses these options: %s",
+		       mw_send_last_line(out));
+		return 2;
+	}
+	MW_LOG(MW_LOG_ERR, "%s%s; nothing was changed on the source",
+	       mw_migrate_interrupted ? "interrupted: " : "",
+	       mw_send_last_line(out));
+	return 1;
 }
 
 /* calc-dirty-rate for secs, then the rate in MiB/s, or -1. */
@@ -263,7 +306,7 @@ int mw_migrate_preflight(struct mw_qmp *q, const struct migrate_opts *o,
 	ret = ret ?: check_caps(q, o, src);
 	if (ret)
 		return 1;
-	ret = check_send_opts(o, self);
+	ret = check_send(o, self);
 	if (ret)
 		return ret;
 	if (o->dirty_secs) {

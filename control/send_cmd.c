@@ -6,6 +6,7 @@
  * preflight.c, so the two call one way. Main thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -93,4 +94,34 @@ int mw_migrate_exec_uri(char *out, size_t cap, const struct mw_send_argv *sa)
 	}
 	out[n] = '\0';
 	return 0;
+}
+
+ssize_t mw_file_tail(const char *path, char *buf, size_t cap)
+{
+	ssize_t n = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size;
+
+	if (fd < 0)
+		return -1;
+	size = lseek(fd, 0, SEEK_END);
+	if (size >= 0)
+		n = pread(fd, buf, cap - 1,
+			  size > (off_t)cap - 1 ? size - (off_t)cap + 1 : 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+const char *mw_send_last_line(char *text)
+{
+	char *end = text + strlen(text), *p;
+
+	while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
+		*--end = '\0';
+	p = strrchr(text, '\n');
+	p = p ? p + 1 : text;
+	if (!strncmp(p, "migwire send: ", 14))
+		p += 14;
+	return p;
 }

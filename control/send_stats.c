@@ -29,7 +29,9 @@ int mw_send_stats_setup(struct mw_send_stats *ss, struct migrate_opts *o,
 				 o->send[i].arg);
 			return 0;
 		}
-	if (q->peer_uid != getuid() || o->nsend == MW_MIGRATE_SEND_MAX)
+	/* in socket mode send is ours and runs as we do */
+	if ((q->peer_uid != getuid() && !o->listen) ||
+	    o->nsend == MW_MIGRATE_SEND_MAX)
 		return 0;
 	if (!tmp || !*tmp || strlen(tmp) > 256)
 		tmp = "/tmp";
@@ -56,28 +58,9 @@ void mw_send_stats_cleanup(struct mw_send_stats *ss)
 struct json_object *mw_send_stats_last(const struct mw_send_stats *ss)
 {
 	char buf[8192], *end, *start;
-	off_t size;
-	ssize_t n;
-	int fd;
 
-	if (!ss->path[0])
+	if (!ss->path[0] || mw_file_tail(ss->path, buf, sizeof(buf)) <= 0)
 		return NULL;
-	fd = open(ss->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	size = lseek(fd, 0, SEEK_END);
-	if (size < 0) {
-		close(fd);
-		return NULL;
-	}
-	n = pread(fd, buf, sizeof(buf) - 1,
-		  size > (off_t)sizeof(buf) - 1 ?
-			  size - (off_t)sizeof(buf) + 1 :
-			  0);
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	buf[n] = '\0';
 	/* the last complete line: send writes each with one write(2) */
 	end = strrchr(buf, '\n');
 	if (!end)

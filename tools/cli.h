@@ -32,6 +32,7 @@ struct opts {
 	unsigned nr_authz;
 	bool no_tls, print_config, have_level, have_threads, no_rp;
 	bool have_progress;
+	bool probe;		   /* send --probe */
 	uint32_t qemu_pid;	   /* --qemu-pid; 0: look among the parents */
 	struct mw_placement place; /* how cfg.cpus was chosen */
 	const char *side_name;

@@ -357,7 +357,8 @@ int cli_finish(struct opts *o, int side)
 	}
 	/* --print-config is run from a shell, where the stream's descriptors
 	 * are not the ones QEMU will pass */
-	if (!c->nr_eps && !o->print_config && check_stream_fds(o, side))
+	if (!c->nr_eps && !o->print_config && !o->probe &&
+	    check_stream_fds(o, side))
 		return -MW_E_USAGE;
 	keep_std_fds_taken();
 	/* a person watches a terminal; QEMU's stderr is QEMU's log */

@@ -18,6 +18,27 @@
 #include "mw_inspect.h"
 #include "mw_log.h"
 
+/* send --probe: one line on stdout when the receiver would take the
+ * session, else the error line */
+static int probe(const struct opts *o)
+{
+	struct mw_xp_probe_res res;
+	struct mw_err err = { 0 };
+	int ret = mw_xp_probe(&o->cfg, &res, &err);
+
+	if (ret) {
+		mw_log_emit(MW_LOG_ERR, "%s",
+			    err.msg[0] ? err.msg : mw_strerror(ret));
+		return 1;
+	}
+	printf("receiver %s%s%s%s: ready (protocol %u, %s, --window %llu)\n",
+	       res.peer, res.peer_id[0] ? " '" : "", res.peer_id,
+	       res.peer_id[0] ? "'" : "", (unsigned)res.ok.version,
+	       res.ok.endpoints ? "socket mode" : "exec: mode",
+	       (unsigned long long)res.ok.window);
+	return 0;
+}
+
 static int run_side(int side, int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -38,6 +59,8 @@ static int run_side(int side, int argc, char **argv)
 			cli_print_config(&o, side);
 		return ret;
 	}
+	if (o.probe)
+		return probe(&o);
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
 	explicit_bzero(o.join_token, sizeof(o.join_token));

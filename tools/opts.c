@@ -151,6 +151,12 @@ static int o_printcfg(struct opts *o, const char *a)
 	return 0;
 }
 
+static int o_probe(struct opts *o, const char *a)
+{
+	o->probe = true;
+	return 0;
+}
+
 static int o_channels(struct opts *o, const char *a)
 {
 	return parse_u32_opt("channels", a, 1, MW_CHANNELS_MAX,
@@ -412,6 +418,11 @@ static const struct opt_def opt_defs[] = {
 	  0 },
 	{ "print-config", 0, SIDE_BOTH, o_printcfg, NULL,
 	  "print the configuration in effect and exit", 0 },
+	{ "probe", 0, SIDE_SEND, o_probe, NULL,
+	  "check that the receiver is reachable, accepts these credentials "
+	  "and would take this session (it answers without starting one), "
+	  "print what it said and exit: 0 when it would",
+	  0 },
 	{ "verbose", 0, SIDE_BOTH, o_verbose, NULL,
 	  "-v: summary line at the end; -vv: more", 0 },
 	{ "quiet", 0, SIDE_BOTH, o_quiet, NULL, "errors only", 0 },

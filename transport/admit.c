@@ -174,6 +174,47 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 	pthread_cond_broadcast(&r->live_cv);
 }
 
+/*
+ * A PROBE (docs/protocol.md): a sender's preflight asks whether this
+ * receiver would take its session. TLS and --tls-authz have admitted the
+ * peer already; the answer says what this receiver accepts, and the
+ * connection closes without touching the session (not its first HELLO,
+ * not a channel, not its timers). Returns PROBED or a code with the reason
+ * in the connection's err (sent as ERROR).
+ */
+#define PROBED 1
+static int probe_answer(struct rx_chan *ch, unsigned long long dl)
+{
+	struct receiver *r = ch->r;
+	uint8_t payload[MW_PROBE_OK_LEN];
+	struct mw_probe pr;
+	struct mw_probe_ok ok = { .version = MW_PROTO_VERSION,
+				  .endpoints = (uint16_t)r->cfg->nr_eps,
+				  .channels_max = MW_CHANNELS_MAX,
+				  .chunk_max = MW_CHUNK_MAX,
+				  .window = r->cfg->window };
+	struct mw_frame_hdr h = { .type = MW_FT_PROBE_OK,
+				  .wire_len = MW_PROBE_OK_LEN };
+	int ret = mw_conn_read(&ch->io.conn, payload, MW_PROBE_LEN, dl);
+
+	if (ret)
+		return ret;
+	if (mw_probe_decode(payload, MW_PROBE_LEN, &pr))
+		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
+				  "malformed PROBE");
+	if (pr.version != MW_PROTO_VERSION)
+		return mw_err_set(&ch->io.conn.err, -MW_E_AUTH,
+				  "protocol version %u not supported (this "
+				  "receiver speaks %u)",
+				  pr.version, MW_PROTO_VERSION);
+	pthread_mutex_lock(&r->lock);
+	ok.flags = r->have_session ? MW_PROBE_BUSY : 0;
+	pthread_mutex_unlock(&r->lock);
+	mw_probe_ok_encode(payload, &ok);
+	ret = mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
+	return ret ? ret : PROBED;
+}
+
 /* TLS + HELLO; on success the channel is registered in r->chans. */
 static int chan_join(struct rx_chan *ch)
 {
@@ -195,7 +236,7 @@ static int chan_join(struct rx_chan *ch)
 		return ret;
 	first = hdr[0];
 	if (mw_frame_hdr_decode(hdr, sizeof(hdr), MW_HELLO_LEN, &h) ||
-	    h.type != MW_FT_HELLO) {
+	    (h.type != MW_FT_HELLO && h.type != MW_FT_PROBE)) {
 		if (!ch->io.conn.tls && first == 0x16)
 			return mw_err_set(&ch->io.conn.err, -MW_E_AUTH,
 					  "peer speaks TLS but this receiver "
@@ -204,6 +245,8 @@ static int chan_join(struct rx_chan *ch)
 				  "not a migwire HELLO (garbage or wrong "
 				  "protocol)");
 	}
+	if (h.type == MW_FT_PROBE)
+		return probe_answer(ch, dl);
 	ret = mw_conn_read(&ch->io.conn, payload, sizeof(payload), dl);
 	if (ret)
 		return ret;
@@ -259,15 +302,22 @@ static void *conn_main(void *arg)
 
 	mw_thread_place("mw-rxhs", &r->cfg->cpus, 0);
 	ret = chan_join(ch);
+	if (ret == PROBED)
+		MW_LOG(MW_LOG_INFO, "answered a probe from %s, client '%s'",
+		       ch->io.conn.peer,
+		       ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) :
+					 "(no TLS)");
 	if (ret) {
-		/* rejected: log it, tell the peer, and leave no trace */
-		MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
-		       ch->io.conn.peer, ch->io.conn.err.msg);
-		pthread_mutex_lock(&r->lock);
-		note_reject_locked(r, ch->io.conn.err.msg); /* before the ERROR
-							  * frame reuses err */
-		pthread_mutex_unlock(&r->lock);
-		if (ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
+		/* rejected or probed: log it, tell the peer, leave no trace */
+		if (ret != PROBED) {
+			MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
+			       ch->io.conn.peer, ch->io.conn.err.msg);
+			pthread_mutex_lock(&r->lock);
+			/* before the ERROR frame reuses err */
+			note_reject_locked(r, ch->io.conn.err.msg);
+			pthread_mutex_unlock(&r->lock);
+		}
+		if (ret < 0 && ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
 			mw_conn_send_error(&ch->io.conn, ch->io.conn.err.msg);
 		mw_tls_thread_stop();
 		pthread_mutex_lock(&r->lock);

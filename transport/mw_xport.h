@@ -14,6 +14,7 @@
 #include "mw_err.h"
 #include "mw_parse.h"
 #include "mw_tls.h"
+#include "mw_wire.h"
 
 /* A local (QEMU-side) endpoint: send --listen, recv --connect. */
 struct mw_endpoint {
@@ -102,6 +103,21 @@ int mw_endpoint_parse(const char *s, struct mw_endpoint *out);
  */
 int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err);
 int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err);
+
+/* What a receiver said to send --probe. Locking: none; the caller's. */
+struct mw_xp_probe_res {
+	struct mw_probe_ok ok;
+	char peer[80];	   /* "127.0.0.1:4444" */
+	char peer_id[512]; /* the receiver's certificate subject DN, or "" */
+};
+/*
+ * The receiver at cfg's --to with cfg's credentials, asked with a PROBE
+ * whether it would take this sender's session (probe.c): 0 when it would,
+ * else a negative code with one line in *err naming the receiver and what
+ * to change. Starts no session on either side. Context: main thread.
+ */
+int mw_xp_probe(const struct mw_xp_cfg *cfg, struct mw_xp_probe_res *res,
+		struct mw_err *err);
 
 /* ---- CPU placement (placement.c) ---- */
 struct mw_placement {

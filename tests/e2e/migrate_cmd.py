@@ -16,7 +16,9 @@ Exit 0 pass, 1 fail, 77 skip. Options after QEMU go to the harness
 (e.g. --rate 20 for a busy guest); MW_MIGRATE_ARGS adds migrate options;
 MW_MIGRATE_EXPECT lists, '|'-separated, texts its output must hold;
 MW_MIGRATE_TLS=1: X.509 TLS on both sides (tools/mw-mkcerts) instead of
---no-tls.
+--no-tls. Socket mode: harness options --dst-uri and --recv-bg (where
+@TLS@ stands for the TLS options), and MW_MIGRATE_ARGS with --listen
+unix:{tmp}/... (the harness's {tmp} is substituted).
 """
 import importlib.machinery
 import importlib.util
@@ -65,7 +67,8 @@ class CmdRun(Run):
         tls = ['--tls-creds', self.pki] if self.pki else ['--no-tls']
         cmd = [self.mw, 'migrate', '--qmp', self.op_sock(), '--to',
                '127.0.0.1:%d' % self.port] + tls + ['--max-downtime',
-                                                    '300'] + self.extra
+                                                    '300'] + [
+                   self.subst(x) for x in self.extra]
         logf = os.path.join(self.logdir, 'migrate.log')
         log('running: %s' % ' '.join(map(shlex.quote, cmd)))
         self.cpu0 = {}
@@ -151,7 +154,7 @@ def main():
                         os.environ.get('MW_ACCEL', 'tcg'), '--log-dir',
                         logdir, '--recv-cmd',
                         '%s recv --listen 127.0.0.1:{port} %s' % (mw, tls)]
-                       + sys.argv[3:])
+                       + [x.replace('@TLS@', tls) for x in sys.argv[3:]])
     try:
         out = subprocess.run([os.path.join(SRC, 'tools', 'mkvm')],
                              check=True, stdout=subprocess.PIPE

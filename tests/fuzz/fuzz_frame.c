@@ -42,6 +42,12 @@ static void frame_hdr(const uint8_t *p, size_t n)
 	case MW_FT_ERROR:
 		FUZZ_CHECK(h.wire_len <= MW_ERROR_MAX);
 		break;
+	case MW_FT_PROBE:
+		FUZZ_CHECK(h.wire_len == MW_PROBE_LEN);
+		break;
+	case MW_FT_PROBE_OK:
+		FUZZ_CHECK(h.wire_len == MW_PROBE_OK_LEN);
+		break;
 	case MW_FT_DATA:
 		/* what recv.c relies on before it picks a buffer */
 		FUZZ_CHECK(!(h.flags & ~MW_F_KNOWN));
@@ -115,6 +121,36 @@ static void ack(const uint8_t *p, size_t n)
 	FUZZ_CHECK(!memcmp(re, p, sizeof(re)));
 }
 
+static void probe(const uint8_t *p, size_t n)
+{
+	struct mw_probe pr;
+	uint8_t re[MW_PROBE_LEN];
+
+	if (mw_probe_decode(p, n, &pr))
+		return;
+	FUZZ_CHECK(n >= MW_PROBE_LEN);
+	if (pr.version != MW_PROTO_VERSION)
+		return; /* only the version is decoded, for the rejection */
+	mw_probe_encode(re, &pr);
+	FUZZ_CHECK(!memcmp(re, p, sizeof(re)));
+}
+
+static void probe_ok(const uint8_t *p, size_t n)
+{
+	struct mw_probe_ok ok;
+	uint8_t re[MW_PROBE_OK_LEN];
+
+	if (mw_probe_ok_decode(p, n, &ok))
+		return;
+	/* what send --probe holds against its settings */
+	FUZZ_CHECK(n >= MW_PROBE_OK_LEN);
+	FUZZ_CHECK(!(ok.flags & ~MW_PROBE_KNOWN));
+	FUZZ_CHECK(ok.channels_max > 0 && ok.window > 0);
+	FUZZ_CHECK(ok.chunk_max >= MW_CHUNK_MIN);
+	mw_probe_ok_encode(re, &ok);
+	FUZZ_CHECK(!memcmp(re, p, sizeof(re)));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	frame_hdr(data, size);
@@ -122,5 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hello_ok(data, size);
 	end(data, size);
 	ack(data, size);
+	probe(data, size);
+	probe_ok(data, size);
 	return 0;
 }

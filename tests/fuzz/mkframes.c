@@ -650,6 +650,12 @@ static void seeds_frame(const char *base)
 		case MW_FT_ERROR:
 			h.wire_len = 17;
 			break;
+		case MW_FT_PROBE:
+			h.wire_len = MW_PROBE_LEN;
+			break;
+		case MW_FT_PROBE_OK:
+			h.wire_len = MW_PROBE_OK_LEN;
+			break;
 		case MW_FT_DATA:
 			h.codec = MW_CODEC_ZSTD;
 			h.raw_len = 262144;
@@ -662,6 +668,20 @@ static void seeds_frame(const char *base)
 		mw_put_be32(b + 40, 65536); /* max_payload */
 		snprintf(name, sizeof(name), "hdr_%s", mw_frame_type_name(t));
 		seed(dir, name, b, 44);
+	}
+	{
+		struct mw_probe pr = { .version = MW_PROTO_VERSION };
+		struct mw_probe_ok ok = { .version = MW_PROTO_VERSION,
+					  .flags = MW_PROBE_BUSY,
+					  .endpoints = 2,
+					  .channels_max = MW_CHANNELS_MAX,
+					  .chunk_max = MW_CHUNK_MAX,
+					  .window = 8u << 20 };
+
+		mw_probe_encode(b, &pr);
+		seed(dir, "probe", b, MW_PROBE_LEN);
+		mw_probe_ok_encode(b, &ok);
+		seed(dir, "probe_ok", b, MW_PROBE_OK_LEN);
 	}
 	{
 		struct mw_frame_hdr h = { .type = MW_FT_DATA,

@@ -12,21 +12,25 @@ destination QEMU needed:
   -S:         "the VM is not running (status 'prelaunch') ..." -> exit 1
   busy:       a migration already active (to exec:sleep, which never reads)
               -> exit 1, and that migration is left alone
-  no recv:    nothing listens at --to: send fails, "migration failed",
-              exit 1, the VM runs; --json reports it with send's reason
-  Ctrl-C:     the receiver never answers (a TCP listener that does not
-              speak), SIGINT -> migrate_cancel, exit 1, the VM runs
+  no recv:    nothing listens at --to: the preflight's probe (send
+              --probe) says so in one line, exit 1, no migration started
+  no listen:  socket mode, send cannot listen at --listen unix:PATH: one
+              line, exit 1, QEMU's migration state and settings unchanged
+  Ctrl-C:     the receiver answers the probe but never a HELLO (a
+              listener of our own), SIGINT -> migrate_cancel, exit 1, the
+              VM runs
   --timeout:  the same receiver, --timeout 1 pauses the VM; SIGINT then
               cancels and resumes it; --timeout-action cancel cancels
 Skips (77) without qemu-system-x86_64.
 """
-import json
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 import mwtest  # puts tests/lib on sys.path
@@ -79,11 +83,54 @@ def wait_status(q, want, secs=20):
     fail(f'migration status {st}, want one of {want}')
 
 
-def interrupted(env, q, qemu_pid, sock, lsock, extra, before_sigint,
-                sigint=True):
-    """migrate to a receiver that never answers, SIGINT it (if sigint)
-    after before_sigint() says so; returns (exit status, stderr)."""
-    port = lsock.getsockname()[1]
+class Silent(threading.Thread):
+    """A plaintext receiver that answers the preflight's PROBE and then
+    never answers a HELLO: send waits in its handshake, QEMU's pipe fills
+    and the migration stays active (a real recv would take the idle
+    guest's few MiB into its buffers, and QEMU would complete)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.lsock = socket.socket()
+        self.lsock.bind(('127.0.0.1', 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.held = []
+        self.start()
+
+    def run(self):
+        # PROBE_OK: version 2, exec: mode, 64 channels, 16 MiB chunks,
+        # an 8 MiB window
+        ok = struct.pack('>HBBHHIQ', 2, 0, 0, 0, 64, 16 << 20,
+                         8 << 20) + bytes(12)
+        hdr = struct.pack('>HBBHHIIIIQQ', 0x4d57, 11, 0, 0, 0, 0, 0,
+                          len(ok), 0, 0, 0)
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.held.append(c)
+            try:
+                first = mwtest.recv_exact(c, 40)
+                if first[2] == 10:  # PROBE
+                    mwtest.recv_exact(c, 16)
+                    c.sendall(hdr + ok)
+                    c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.lsock.close()
+        for c in self.held:
+            c.close()
+
+
+def interrupted(env, q, qemu_pid, sock, extra, before_sigint, sigint=True):
+    """migrate to a receiver that never answers a HELLO, SIGINT it (if
+    sigint) after before_sigint() says so; returns (exit status, stderr)."""
+    silent = Silent()
+    port = silent.port
     errf = env.path('interrupt.err')
     with open(errf, 'w') as ef:
         p = subprocess.Popen([env.mw, 'migrate', '--qmp', sock, '--to',
@@ -104,6 +151,7 @@ def interrupted(env, q, qemu_pid, sock, lsock, extra, before_sigint,
         rc = p.wait(timeout=30)
     except subprocess.TimeoutExpired:
         fail('migwire migrate did not end within 30 s of SIGINT')
+    silent.close()
     return rc, open(errf).read().strip()
 
 
@@ -146,27 +194,43 @@ def run():
     kill_pids(descendants(qemu.pid), signal.SIGKILL)
     wait_status(q, ('cancelled',))
 
-    # no receiver at all: send fails, QEMU reports failed, the VM runs on
-    out = []
+    # no receiver at all: the preflight's probe says so in one line, and
+    # no migration starts
+    before = q.cmd('query-migrate')
     got = migrate(env, '--qmp', sock, '--to',
                   f'127.0.0.1:{mwtest.free_port()}', '--no-tls',
-                  '--dirty-rate-check', '0', '--json', out=out)
-    expect('no receiver', got, 1, 'migration failed', 'keeps running')
-    if 'migwire send: ' not in got[1] or 'refused' not in got[1]:
-        fail(f'no receiver: send\'s reason is not shown: {got[1]!r}')
-    rep = json.loads(out[0])
-    if rep['status'] != 'failed' or 'refused' not in rep['send_result']:
-        fail(f'no receiver: --json report: {out[0]!r}')
+                  '--dirty-rate-check', '0', '--json')
+    expect('no receiver', got, 1, 'connection refused', 'no migwire recv',
+           'nothing was changed')
+    if len(got[1].splitlines()) != 1:
+        fail(f'no receiver: more than one line: {got[1]!r}')
+    if q.cmd('query-migrate') != before:
+        fail('no receiver: a migration was started')
     if q.cmd('query-status')['status'] != 'running':
-        fail('the source VM is not running after a failed migration')
+        fail('the source VM is not running after a refused preflight')
 
-    # a receiver that accepts TCP and never answers: send waits in its
-    # handshake and the migration stays active until we interrupt it
-    lsock = socket.socket()
-    lsock.bind(('127.0.0.1', 0))
-    lsock.listen(16)
-    got = interrupted(env, q, qemu.pid, sock, lsock, [],
-                      lambda: time.sleep(1))
+    # socket mode, where send cannot listen: one line, QEMU untouched
+    recv, rport = env.recv(['--no-tls', '--connect',
+                            'unix:' + env.path('dst.sock')])
+    before = [q.cmd(c) for c in ('query-migrate', 'query-migrate-parameters',
+                                 'query-migrate-capabilities')]
+    got = migrate(env, '--qmp', sock, '--to', f'127.0.0.1:{rport}',
+                  '--no-tls', '--dirty-rate-check', '0', '--listen',
+                  'unix:' + env.path('no', 'such', 'dir.sock'))
+    expect('send cannot listen', got, 1, 'did not listen', 'dir.sock')
+    if len(got[1].splitlines()) != 2 or 'ready' not in got[1]:
+        fail(f'send cannot listen: want the probe\'s line and one more: '
+             f'{got[1]!r}')
+    if [q.cmd(c) for c in ('query-migrate', 'query-migrate-parameters',
+                           'query-migrate-capabilities')] != before:
+        fail('send cannot listen: QEMU was changed')
+    recv.signal(signal.SIGTERM)
+    recv.wait()
+
+    # a receiver that answers the probe and then never answers a HELLO:
+    # send waits in its handshake and the migration stays active until we
+    # interrupt it
+    got = interrupted(env, q, qemu.pid, sock, [], lambda: time.sleep(1))
     expect('SIGINT', got, 1, 'cancelled', 'keeps running')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after SIGINT')
@@ -177,14 +241,13 @@ def run():
             if time.monotonic() > dl:
                 fail('--timeout 1 did not pause the VM')
             time.sleep(0.1)
-    got = interrupted(env, q, qemu.pid, sock, lsock, ['--timeout', '1'],
-                      paused)
+    got = interrupted(env, q, qemu.pid, sock, ['--timeout', '1'], paused)
     expect('--timeout then SIGINT', got, 1, 'cancelled', 'keeps running')
     if 'pausing the VM' not in got[1] or 'resumed' not in got[1]:
         fail(f'--timeout: no pause/resume lines: {got[1]!r}')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after --timeout and SIGINT')
-    got = interrupted(env, q, qemu.pid, sock, lsock,
+    got = interrupted(env, q, qemu.pid, sock,
                       ['--timeout', '1', '--timeout-action', 'cancel'],
                       lambda: None, sigint=False)
     expect('--timeout-action cancel', got, 1, 'cancelled', 'keeps running')
@@ -192,7 +255,6 @@ def run():
         fail(f'--timeout-action cancel: no line says so: {got[1]!r}')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after --timeout-action cancel')
-    lsock.close()
     q.close()
     terminate(qemu)
     log('PASS')

@@ -133,6 +133,31 @@ static void opts_join_token(void **state)
 	assert_string_equal(sa.argv[6], "/etc/mw/token");
 }
 
+/* Socket mode: --listen reaches send's command line, multifd stays ours. */
+static void opts_socket_mode(void **state)
+{
+	static const char *const a[] = { "--qmp",
+					 "/q",
+					 "--to",
+					 "h:1",
+					 "--qemu-multifd",
+					 "3",
+					 "--listen",
+					 "unix:/run/s.sock",
+					 NULL };
+	struct migrate_opts o;
+	struct mw_send_argv sa;
+
+	(void)state;
+	assert_int_equal(parse(&o, a), -1);
+	assert_string_equal(o.listen, "unix:/run/s.sock");
+	assert_int_equal(o.qemu_multifd, 3);
+	assert_int_equal(mw_migrate_send_argv(&sa, &o, "/bin/mw", 0), 0);
+	assert_int_equal(sa.argc, 6);
+	assert_string_equal(sa.argv[4], "--listen");
+	assert_string_equal(sa.argv[5], "unix:/run/s.sock");
+}
+
 static void opts_usage_errors(void **state)
 {
 	static const char *const bad[][10] = {
@@ -150,6 +175,14 @@ static void opts_usage_errors(void **state)
 		  NULL }, /* no --timeout */
 		{ "--qmp", "/q", "--to", "h:1", "--timeout", "9",
 		  "--timeout-action", "stop", NULL },
+		/* socket mode: unix: only, once; multifd needs it */
+		{ "--qmp", "/q", "--to", "h:1", "--qemu-multifd", "2", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--listen", "tcp:h:2", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--listen", "unix:", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--listen", "unix:/a",
+		  "--listen", "unix:/b", NULL },
+		{ "--qmp", "/q", "--to", "h:1", "--listen", "unix:/a",
+		  "--qemu-multifd", "64", NULL },
 	};
 	struct migrate_opts o;
 	size_t i;
@@ -217,6 +250,7 @@ int main(void)
 		cmocka_unit_test(opts_defaults),
 		cmocka_unit_test(opts_send_argv),
 		cmocka_unit_test(opts_join_token),
+		cmocka_unit_test(opts_socket_mode),
 		cmocka_unit_test(opts_timeout_action),
 		cmocka_unit_test(opts_usage_errors),
 		cmocka_unit_test(qmp_recorded),

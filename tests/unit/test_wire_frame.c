@@ -100,6 +100,8 @@ static const struct {
 	{ MW_FT_CHALLENGE, MW_JOIN_NONCE_LEN },
 	{ MW_FT_JOIN, MW_JOIN_TAG_LEN },
 	{ MW_FT_PING, 0 },
+	{ MW_FT_PROBE, MW_PROBE_LEN },
+	{ MW_FT_PROBE_OK, MW_PROBE_OK_LEN },
 };
 
 #define FIXED_N (sizeof(fixed_len) / sizeof(fixed_len[0]))
@@ -508,6 +510,67 @@ static void hello_rejects_reserved_nonzero(void **state)
 	}
 }
 
+/* ---- PROBE, PROBE_OK (send --probe) ---- */
+
+static void probe_roundtrip_and_version(void **state)
+{
+	struct mw_probe pr = { .version = MW_PROTO_VERSION }, out;
+	uint8_t raw[MW_PROBE_LEN];
+
+	(void)state;
+	mw_probe_encode(raw, &pr);
+	assert_memory_equal(raw, MW_HELLO_MAGIC, 8);
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), 0);
+	assert_int_equal(out.version, MW_PROTO_VERSION);
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw) - 1, &out),
+			 -MW_E_PROTO);
+	raw[15] = 1; /* reserved */
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), -MW_E_PROTO);
+	/* another version decodes, so the receiver can name it */
+	pr.version = 1;
+	mw_probe_encode(raw, &pr);
+	raw[15] = 1;
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), 0);
+	assert_int_equal(out.version, 1);
+	raw[0] = 'X';
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), -MW_E_PROTO);
+}
+
+static void probe_ok_roundtrip_and_limits(void **state)
+{
+	struct mw_probe_ok ok = { .version = MW_PROTO_VERSION,
+				  .flags = MW_PROBE_BUSY,
+				  .endpoints = 3,
+				  .channels_max = 64,
+				  .chunk_max = MW_CHUNK_MAX,
+				  .window = 1ull << 33 },
+			   out;
+	uint8_t raw[MW_PROBE_OK_LEN];
+
+	(void)state;
+	mw_probe_ok_encode(raw, &ok);
+	assert_int_equal(mw_get_be64(raw + 12), 1ull << 33);
+	memset(&out, 0xa5, sizeof(out));
+	assert_int_equal(mw_probe_ok_decode(raw, sizeof(raw), &out), 0);
+	assert_memory_equal(&out.window, &ok.window, sizeof(ok.window));
+	assert_int_equal(out.flags, MW_PROBE_BUSY);
+	assert_int_equal(out.endpoints, 3);
+	assert_int_equal(out.channels_max, 64);
+	assert_int_equal(out.chunk_max, MW_CHUNK_MAX);
+	raw[2] = 0x80; /* unknown flag */
+	assert_int_equal(mw_probe_ok_decode(raw, sizeof(raw), &out),
+			 -MW_E_PROTO);
+	ok.window = 0; /* a receiver without memory cannot be */
+	mw_probe_ok_encode(raw, &ok);
+	assert_int_equal(mw_probe_ok_decode(raw, sizeof(raw), &out),
+			 -MW_E_PROTO);
+	ok.window = 1;
+	mw_probe_ok_encode(raw, &ok);
+	raw[31] = 1; /* reserved */
+	assert_int_equal(mw_probe_ok_decode(raw, sizeof(raw), &out),
+			 -MW_E_PROTO);
+}
+
 /* ---- HELLO_OK, END, ACK (and the stream frames) ---- */
 
 static void hello_ok_roundtrip(void **state)
@@ -681,6 +744,8 @@ int main(void)
 		cmocka_unit_test(hello_rejects_bad_chunk_and_window),
 		cmocka_unit_test(hello_rejects_reserved_nonzero),
 		cmocka_unit_test(hello_ok_roundtrip),
+		cmocka_unit_test(probe_roundtrip_and_version),
+		cmocka_unit_test(probe_ok_roundtrip_and_limits),
 		cmocka_unit_test(end_roundtrip),
 		cmocka_unit_test(end_rejects_impossible_totals),
 		cmocka_unit_test(ack_roundtrip),
