@@ -53,6 +53,9 @@ void cli_print_version(void);
 int cli_opt_authz(struct opts *o, const char *a);
 int cli_opt_authz_file(struct opts *o, const char *a);
 int cli_opt_allow(struct opts *o, const char *a);
+/* config.c: --pages auto|off and --page-cache SIZE. */
+int cli_opt_pages(struct opts *o, const char *a);
+int cli_opt_page_cache(struct opts *o, const char *a);
 /* config.c: cross-option checks and derived values (0 or -MW_E_USAGE). */
 int cli_finish(struct opts *o, int side);
 /* --print-config: what a run would check (0, 1 or 2), then the settings. */
