@@ -20,6 +20,7 @@
 #include "mw_assert.h"
 #include "mw_comp.h"
 #include "mw_fd.h"
+#include "mw_log.h"
 #include "mw_pages.h"
 #include "mw_wire.h"
 #include "pages_int.h"
@@ -62,13 +63,19 @@ bool mw_pages_key_ok(uint16_t block, uint64_t addr)
 static void on_event(void *opaque, const struct mw_stream_ev *ev)
 {
 	struct mw_pages_enc *e = opaque;
-	const uint8_t *d = ev->ram.data;
+	const uint8_t *d;
 
+	if (ev->type == MW_STREAM_EV_OPAQUE)
+		MW_LOG(MW_LOG_INFO,
+		       "--pages: the stream is understood up to byte %llu "
+		       "(%s); from there on it passes as it is",
+		       (unsigned long long)ev->off, ev->opaque.reason);
 	if (ev->type != MW_STREAM_EV_RAM || ev->ram.kind != MW_RAM_K_PAGE ||
 	    ev->ram.len != MW_PAGES_PAGE)
 		return;
 	if (!mw_pages_key_ok(ev->ram.block, ev->ram.addr))
 		return;
+	d = ev->ram.data;
 	/* in place, not from the parser's bounce page: whole in this chunk */
 	if (d < e->buf || d + MW_PAGES_PAGE > e->buf + e->buf_len) {
 		e->stats.straddle++;
