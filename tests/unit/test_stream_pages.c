@@ -274,8 +274,10 @@ static void cache_eviction_is_deterministic(void **state)
 			found++;
 	}
 	assert_int_equal(found, n); /* full, and no key lost or doubled */
-	assert_int_equal(mw_pages_cache_new(&c, 1000), -EINVAL);
 	mw_pages_cache_free(a);
+	mw_pages_cache_free(c);
+	assert_int_equal(mw_pages_cache_new(&c, 1000), -EINVAL);
+	assert_null(c);
 }
 
 static void malformed_ops_are_refused(void **state)
