@@ -107,6 +107,7 @@ void mw_hello_encode(uint8_t *p, const struct mw_hello *h)
 	memcpy(p + 16, h->session, MW_SESSION_ID_LEN);
 	mw_put_be32(p + 32, h->chunk_size);
 	mw_put_be32(p + 36, h->window_chunks);
+	mw_put_be32(p + 60, h->page_cache_slots);
 }
 
 /*
@@ -135,8 +136,12 @@ int mw_hello_decode(const uint8_t *p, size_t n, struct mw_hello *out)
 	memcpy(out->session, p + 16, MW_SESSION_ID_LEN);
 	out->chunk_size = mw_get_be32(p + 32);
 	out->window_chunks = mw_get_be32(p + 36);
-	if (!all_zero(p + 40, MW_HELLO_LEN - 40) ||
+	out->page_cache_slots = mw_get_be32(p + 60);
+	if (!all_zero(p + 40, MW_HELLO_LEN - 44) ||
 	    (out->flags & ~MW_HELLO_F_KNOWN))
+		return -MW_E_PROTO;
+	/* the cache size comes with the flag, and only with it */
+	if (!(out->flags & MW_HELLO_F_PAGES) != !out->page_cache_slots)
 		return -MW_E_PROTO;
 	if (out->chan_count == 0 || out->chan_count > MW_CHANNELS_MAX ||
 	    out->chan_index >= out->chan_count)

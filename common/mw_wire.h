@@ -54,12 +54,14 @@ enum mw_frame_type {
 };
 
 /* DATA flags */
-#define MW_F_RAW 0x0001u /* payload is the raw bytes (did not shrink) */
-#define MW_F_KNOWN (MW_F_RAW)
+#define MW_F_RAW 0x0001u   /* payload is the raw bytes (did not shrink) */
+#define MW_F_PAGES 0x0002u /* raw bytes are a --pages op stream (mw_pages.h) */
+#define MW_F_KNOWN (MW_F_RAW | MW_F_PAGES)
 
 /* HELLO flags */
 #define MW_HELLO_F_TOKEN 0x01u /* the sender holds a --join-token */
-#define MW_HELLO_F_KNOWN (MW_HELLO_F_TOKEN)
+#define MW_HELLO_F_PAGES 0x02u /* --pages: page_cache_slots is set */
+#define MW_HELLO_F_KNOWN (MW_HELLO_F_TOKEN | MW_HELLO_F_PAGES)
 
 /* stream word: bit 31 is the direction, bits 0-30 the stream id */
 #define MW_STREAM_REVERSE 0x80000000u
@@ -85,6 +87,7 @@ struct mw_hello {
 	uint8_t session[MW_SESSION_ID_LEN];
 	uint32_t chunk_size;
 	uint32_t window_chunks;
+	uint32_t page_cache_slots; /* MW_HELLO_F_PAGES: 4 KiB cache slots */
 };
 
 struct mw_hello_ok {

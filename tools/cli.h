@@ -61,6 +61,9 @@ int cli_opt_allow(struct opts *o, const char *a);
 /* join_token.c: reads --join-token's file into o->join_token and
  * cfg.join_token (0 or -MW_E_USAGE after one line). */
 int cli_load_join_token(struct opts *o);
+/* config.c: --pages auto|off and --page-cache SIZE. */
+int cli_opt_pages(struct opts *o, const char *a);
+int cli_opt_page_cache(struct opts *o, const char *a);
 /* config.c: cross-option checks and derived values (0 or -MW_E_USAGE). */
 int cli_finish(struct opts *o, int side);
 /* --print-config: what a run would check (0, 1 or 2), then the settings. */

@@ -21,6 +21,7 @@
 #include "mw_fd.h"
 #include "mw_comp.h"
 #include "mw_log.h"
+#include "mw_pages.h"
 #include "mw_parse.h"
 #include "mw_wire.h"
 
@@ -216,6 +217,28 @@ int cli_opt_allow(struct opts *o, const char *a)
 }
 
 /* Cross-option checks and derived values. */
+int cli_opt_pages(struct opts *o, const char *a)
+{
+	if (strcmp(a, "auto") && strcmp(a, "off"))
+		return cli_usage_err("--pages: '%s' is neither auto nor off",
+				     a);
+	o->cfg.pages = !strcmp(a, "auto");
+	return 0;
+}
+
+int cli_opt_page_cache(struct opts *o, const char *a)
+{
+	uint64_t v;
+
+	if (mw_parse_size(a, &v) || v < MW_PAGES_CACHE_MIN ||
+	    v > MW_PAGES_CACHE_MAX || v % MW_PAGES_PAGE)
+		return cli_usage_err("--page-cache: '%s' is not a size in "
+				     "1M..16G bytes, a multiple of 4K",
+				     a);
+	o->cfg.page_cache = v;
+	return 0;
+}
+
 int cli_finish(struct opts *o, int side)
 {
 	struct mw_xp_cfg *c = &o->cfg;
@@ -303,6 +326,8 @@ int cli_finish(struct opts *o, int side)
 			"or zstd)");
 	if (!o->have_threads)
 		c->threads = default_threads(side);
+	if (!c->page_cache)
+		c->page_cache = MW_PAGES_CACHE_DEFAULT;
 	if (o->input && parse_fd("input", o->input, &c->in_fd))
 		return -MW_E_USAGE;
 	if (o->output && parse_fd("output", o->output, &c->out_fd))
@@ -400,6 +425,8 @@ void cli_print_config(const struct opts *o, int side)
 		inet_ntop(c->allow[i].af, c->allow[i].addr, a, sizeof(a));
 		printf("allow-from=%s/%u\n", a, c->allow[i].bits);
 	}
+	printf("pages=%s\npage-cache=%llu\n", c->pages ? "auto" : "off",
+	       (unsigned long long)c->page_cache);
 	if (side == SIDE_SEND) {
 		printf("channels=%u\ncompress=%s\n", c->nr_chans,
 		       mw_codec_name(c->codec));

@@ -316,6 +316,13 @@ static const struct opt_def opt_defs[] = {
 	  0 },
 	{ "chunk-size", 1, SIDE_SEND, o_chunk, "SIZE",
 	  "bytes per chunk, 4K-16M (default 256K)", 0 },
+	{ "pages", 1, SIDE_BOTH, cli_opt_pages, "auto|off",
+	  "send a re-sent RAM page as a reference to or a delta against the "
+	  "version both sides cached; both sides alike (default off)",
+	  0 },
+	{ "page-cache", 1, SIDE_BOTH, cli_opt_page_cache, "SIZE",
+	  "page cache of --pages on each side, the same on both (default 64M)",
+	  0 },
 	{ "window", 1, SIDE_BOTH, o_window, "SIZE",
 	  "memory for chunks in flight on this side, at most half the "
 	  "host's RAM (default 8M)",

@@ -92,6 +92,9 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 					  ~((1ull << 20) - 1),
 				  b, sizeof(b)),
 			size_name(cfg->window, c, sizeof(c)));
+	ret = mw_rx_pages_init(r, h, err);
+	if (ret)
+		return ret;
 	r->slots_free = r->slots_total = slots;
 	r->credit = cfg->nr_eps	 ? MW_RX_MIN_CREDIT :
 		    slots > 4096 ? 4096 :
@@ -143,7 +146,8 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 		return mw_err_set(err, -MW_E_AUTH,
 				  "channel belongs to another session");
 	if (h->chan_count != r->sess.chan_count || h->codec != r->sess.codec ||
-	    h->chunk_size != r->sess.chunk_size)
+	    h->chunk_size != r->sess.chunk_size || h->flags != r->sess.flags ||
+	    h->page_cache_slots != r->sess.page_cache_slots)
 		return mw_err_set(
 			err, -MW_E_PROTO,
 			"channel parameters differ from the session's");

@@ -45,13 +45,15 @@ enum mw_io {
 
 struct mw_xp_cfg {
 	/* both sides */
-	enum mw_codec codec;   /* send: codec to use */
-	int level;	       /* send: codec level */
-	bool adaptive;	       /* send: raw when the codec is behind */
-	uint32_t nr_chans;     /* send: channels to open */
-	uint32_t chunk_size;   /* send: bytes per chunk */
-	uint64_t window;       /* bytes of chunk buffers on this side */
-	uint32_t threads;      /* compress (send) / decompress (recv) workers */
+	enum mw_codec codec; /* send: codec to use */
+	int level;	     /* send: codec level */
+	bool adaptive;	     /* send: raw when the codec is behind */
+	uint32_t nr_chans;   /* send: channels to open */
+	uint32_t chunk_size; /* send: bytes per chunk */
+	uint64_t window;     /* bytes of chunk buffers on this side */
+	uint32_t threads;    /* compress (send) / decompress (recv) workers */
+	bool pages;	     /* --pages auto: send what changed (mw_pages.h) */
+	uint64_t page_cache; /* --page-cache: bytes of page cache */
 	struct mw_tls_cfg tls; /* mode MW_TLS_OFF only with --no-tls */
 	struct mw_cpus cpus;   /* placement; n == 0: not pinned */
 	uint64_t max_bw;       /* send: wire bytes per second; 0 = no cap */

@@ -36,6 +36,7 @@
 #include "mw_log.h"
 #include "mw_thread.h"
 #include "net.h"
+#include "mw_pages.h"
 #include "recv_int.h"
 #include "stats.h"
 
@@ -249,6 +250,7 @@ static void receiver_free(struct receiver *r)
 	unsigned i;
 
 	mw_comp_pool_free(r->pool);
+	mw_pages_dec_free(r->pages);
 	for (i = 0; i < MW_CHANNELS_MAX; i++)
 		if (r->chans[i])
 			mw_rx_chan_free(r->chans[i]);

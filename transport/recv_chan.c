@@ -61,6 +61,7 @@ static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
 	s = &st->slots[idx];
 	s->seq = h->seq;
 	s->raw_len = h->raw_len;
+	s->pages = h->flags & MW_F_PAGES;
 	pthread_mutex_unlock(&r->lock);
 	if (!atomic_load_explicit(&r->first_ns, memory_order_relaxed)) {
 		unsigned long long none = 0;
@@ -100,6 +101,10 @@ static int frame_header(void *opaque, const struct mw_frame_hdr *h,
 			return chan_err(ch, -MW_E_PROTO,
 					"chunk uses codec %u, session has %u",
 					h->codec, r->sess.codec);
+		if ((h->flags & MW_F_PAGES) && !r->pages)
+			return chan_err(ch, -MW_E_PROTO,
+					"page-encoded chunk, but the session "
+					"has no --pages");
 		return claim_slot(ch, h, dst);
 	case MW_FT_END:
 	case MW_FT_ERROR:

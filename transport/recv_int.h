@@ -57,6 +57,7 @@ struct rx_slot {
 	uint8_t *wire; /* compressed payload; NULL with codec none */
 	uint8_t *raw;
 	uint32_t raw_len;
+	bool pages; /* raw is a --pages op stream, rebuilt by the writer */
 	struct mw_comp_job job;
 	struct rx_stream *st;
 };
@@ -186,6 +187,11 @@ struct receiver {
 	enum mw_io io; /* --io resolved: MW_IO_URING or MW_IO_POLL */
 	atomic_ullong first_ns; /* the first DATA frame's mw_now_ns(); 0:
 				 * none yet (atomic, set once, no lock) */
+	/* --pages: set with the session like pool; the decoder belongs to
+	 * the writer of pages_stream, which the first page-encoded chunk
+	 * claims (-1: none yet) */
+	struct mw_pages_dec *pages;
+	atomic_int pages_stream;
 };
 
 /* ---- admit.c ---- */
@@ -196,6 +202,19 @@ int mw_rx_listener_start(struct receiver *r);
 /* Frees a channel that is not running (never started, rejected, or after
  * teardown). */
 void mw_rx_chan_free(struct rx_chan *ch);
+
+/* ---- pages_rx.c ---- */
+
+/* The session's --pages decoder, when HELLO h asks for it and this
+ * receiver agrees. 0 or a code with the reason in *err. Lock held. */
+int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
+		     struct mw_err *err);
+/* The writer of st rebuilds page-encoded slot s: the bytes to write in
+ * *out, *out_len (the decoder's, valid until the next call). 0, or the
+ * code it failed the session with. Context: st's writer, r->lock not
+ * held. */
+int mw_rx_pages_rebuild(struct rx_stream *st, const struct rx_slot *s,
+			const uint8_t **out, size_t *out_len);
 
 /* ---- recv_chan.c ---- */
 

@@ -35,7 +35,10 @@ static int chan_setup_once(struct tx_chan *ch)
 		.codec = (uint8_t)cfg->codec,
 		.chunk_size = cfg->chunk_size,
 		.window_chunks = s->nchunks,
-		.flags = cfg->join_token_len ? MW_HELLO_F_TOKEN : 0,
+		.flags = (cfg->join_token_len ? MW_HELLO_F_TOKEN : 0) |
+			 (cfg->pages ? MW_HELLO_F_PAGES : 0),
+		.page_cache_slots =
+			cfg->pages ? (uint32_t)(cfg->page_cache / 4096) : 0,
 	};
 	uint8_t payload[MW_ERROR_MAX + 1], raw[MW_HELLO_LEN];
 	struct mw_frame_hdr h = { .type = MW_FT_HELLO,
@@ -199,8 +202,9 @@ static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *hp,
 		h.seq = c->seq;
 		h.raw_len = c->raw_len;
 		h.csum = c->job.csum;
+		h.flags = c->pages ? MW_F_PAGES : 0;
 		if (c->job.raw) {
-			h.flags = MW_F_RAW;
+			h.flags |= MW_F_RAW;
 			h.wire_len = c->raw_len;
 			*payload = c->raw;
 		} else {

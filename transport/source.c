@@ -25,6 +25,7 @@
 #include "mw_assert.h"
 #include "mw_fd.h"
 #include "mw_log.h"
+#include "mw_pages.h"
 #include "mw_thread.h"
 #include "net.h"
 #include "qemu_stream.h"
@@ -117,6 +118,8 @@ static ssize_t chunk_fill(struct tx_stream *st, struct tx_chunk *c)
 	};
 	int timeout = -1, nfds = 2;
 
+	if (src->pages) /* room for the op stream's overhead */
+		cap = mw_pages_fill_cap(cap);
 	while (len < cap) {
 		ssize_t r;
 		int n;
@@ -168,6 +171,49 @@ static void chunk_job_init(struct mw_source *src, struct tx_chunk *c)
 	c->job.opaque = c;
 }
 
+/*
+ * --pages, on the FILLING chunk c of n bytes: the stream whose first bytes
+ * are QEMU's main channel ("QEVM") claims the encoder, and from then on
+ * every chunk of it passes the encoder, in order. Its first chunk travels
+ * plain, so that the receiver can tell the stream's kind from it.
+ */
+static void chunk_pages(struct tx_stream *st, struct tx_chunk *c, size_t n,
+			bool first)
+{
+	struct mw_source *src = st->src;
+	bool no = false;
+	size_t len;
+
+	c->pages = false;
+	if (first && n >= 4 && !memcmp(c->raw, "QEVM", 4) &&
+	    atomic_compare_exchange_strong(&src->pages_claimed, &no, true))
+		st->pages = src->pages;
+	if (!st->pages)
+		return;
+	len = mw_pages_enc_chunk(st->pages, c->raw, n, !first);
+	if (len) {
+		c->raw_len = (uint32_t)len;
+		c->pages = true;
+	}
+}
+
+/* -v: what --pages did for the stream, once, when its input ended. */
+static void pages_report(const struct tx_stream *st)
+{
+	const struct mw_pages_stats *ps;
+
+	if (!st->pages)
+		return;
+	ps = mw_pages_enc_stats(st->pages);
+	MW_LOG(MW_LOG_INFO,
+	       "stream %u: --pages: %" PRIu64 " full pages, %" PRIu64
+	       " sent as references, %" PRIu64 " as deltas, %" PRIu64
+	       " literal, %" PRIu64 " split by a chunk edge; %" PRIu64
+	       " page-encoded chunks, %" PRIu64 " -> %" PRIu64 " bytes",
+	       st->id, ps->pages, ps->refs, ps->deltas, ps->literal,
+	       ps->straddle, ps->chunks, ps->in_bytes, ps->out_bytes);
+}
+
 static void *reader_main(void *arg)
 {
 	struct tx_stream *st = arg;
@@ -201,11 +247,14 @@ static void *reader_main(void *arg)
 		if (n == 0) {
 			mw_sched_put(sched, &c);
 			mw_sched_input_end(sched, &st->q, bytes);
+			pages_report(st);
 			break;
 		}
 		if (!bytes) /* the stream's first bytes */
 			mw_source_sniff(st, c->raw, (size_t)n, false);
 		c->raw_len = (uint32_t)n;
+		if (src->pages)
+			chunk_pages(st, c, (size_t)n, !bytes);
 		chunk_job_init(src, c);
 		seq = mw_sched_queue(sched, c);
 		if (!atomic_load_explicit(&src->first_ns,
@@ -377,6 +426,13 @@ int mw_source_start(struct mw_source *src, struct mw_sched *sched,
 	src->lat = lat;
 	src->out_cap = out_cap;
 	src->window = window;
+	if (cfg->pages) {
+		ret = mw_pages_enc_new(&src->pages, cfg->page_cache,
+				       cfg->chunk_size);
+		if (ret)
+			return mw_fail_set(src->fail, ret, "--pages: %s",
+					   mw_strerror(ret));
+	}
 	if (!cfg->nr_eps) {
 		/* exec: QEMU writes into a pipe; at 64 KiB (the default) its
 		 * migration thread and our reader take turns every 64 KiB.
@@ -455,6 +511,8 @@ void mw_source_destroy(struct mw_source *src)
 
 	for (i = 0; i < n; i++)
 		stream_free(tx_stream_get(src->sched, i));
+	mw_pages_enc_free(src->pages);
+	src->pages = NULL;
 	for (i = 0; i < src->cfg->nr_eps; i++)
 		if (src->lfd[i] >= 0) {
 			close(src->lfd[i]);

@@ -48,6 +48,7 @@ struct tx_stream {
 	atomic_bool reader_started;
 	atomic_bool reader_exited;
 	double reader_cpu;
+	struct mw_pages_enc *pages; /* the reader's, when it claimed it */
 	/* reverse, owned by channel id % nr_chans */
 	uint64_t rev_seq, rev_bytes;
 	bool rev_discard;
@@ -91,6 +92,11 @@ struct mw_source {
 	atomic_ullong first_ns; /* mw_now_ns() of the first chunk read; 0 */
 	pthread_t acceptor;
 	bool acceptor_started;
+	/* --pages: the encoder, created by mw_source_start() and given to
+	 * the first stream that starts with "QEVM" (pages_claimed); that
+	 * stream's reader owns it from then on */
+	struct mw_pages_enc *pages;
+	atomic_bool pages_claimed;
 };
 
 /* Context for everything below: main thread, unless it says otherwise. */

@@ -40,6 +40,7 @@ struct tx_chunk {
 	uint8_t *raw;
 	uint8_t *out; /* compressed bytes; NULL with codec none */
 	uint32_t raw_len;
+	bool pages; /* raw holds a --pages op stream (MW_F_PAGES) */
 	enum mw_chunk_state state;
 	struct mw_comp_job job;
 	struct tx_chunk *next_free;

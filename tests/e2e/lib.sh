@@ -110,3 +110,20 @@ e2e_qemu10() {
 	}
 	echo "$q"
 }
+
+# e2e_pages_check NEED_REUSE: send -v's --pages line (in the source QEMU's
+# log) must say that chunks were page-encoded; with NEED_REUSE 1 also that
+# pages went as references or deltas.
+e2e_pages_check() {
+	local line
+	line=$(grep -- '--pages:' "$e2e_logdir/src-qemu.log" | tail -n1)
+	[ -n "$line" ] || fail "send -v said nothing about --pages"
+	say "$line"
+	echo "$line" | grep -Eq ' [1-9][0-9]* page-encoded chunks' ||
+		fail "no chunk was page-encoded"
+	if [ "$1" = 1 ]; then
+		echo "$line" | grep -Eq '([1-9][0-9]* sent as references|[1-9][0-9]* as deltas)' ||
+			fail "no page went as a reference or a delta"
+	fi
+	return 0
+}

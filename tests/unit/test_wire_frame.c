@@ -571,6 +571,29 @@ static void probe_ok_roundtrip_and_limits(void **state)
 			 -MW_E_PROTO);
 }
 
+/* --pages: the flag comes with its cache size (bytes 60..63), and only
+ * with it */
+static void hello_pages_roundtrip(void **state)
+{
+	struct mw_hello h = good_hello(), out;
+	uint8_t raw[MW_HELLO_LEN];
+
+	(void)state;
+	h.flags = MW_HELLO_F_PAGES;
+	h.page_cache_slots = 16384;
+	mw_hello_encode(raw, &h);
+	assert_int_equal(raw[15], MW_HELLO_F_PAGES);
+	assert_int_equal(mw_get_be32(raw + 60), 16384);
+	assert_int_equal(mw_hello_decode(raw, sizeof(raw), &out), 0);
+	assert_int_equal(out.flags, MW_HELLO_F_PAGES);
+	assert_int_equal(out.page_cache_slots, 16384);
+	h.page_cache_slots = 0;
+	assert_int_equal(hello_trip(&h, &out), -MW_E_PROTO);
+	h.flags = 0;
+	h.page_cache_slots = 1;
+	assert_int_equal(hello_trip(&h, &out), -MW_E_PROTO);
+}
+
 /* ---- HELLO_OK, END, ACK (and the stream frames) ---- */
 
 static void hello_ok_roundtrip(void **state)
@@ -743,6 +766,7 @@ int main(void)
 		cmocka_unit_test(hello_rejects_bad_channels),
 		cmocka_unit_test(hello_rejects_bad_chunk_and_window),
 		cmocka_unit_test(hello_rejects_reserved_nonzero),
+		cmocka_unit_test(hello_pages_roundtrip),
 		cmocka_unit_test(hello_ok_roundtrip),
 		cmocka_unit_test(probe_roundtrip_and_version),
 		cmocka_unit_test(probe_ok_roundtrip_and_limits),

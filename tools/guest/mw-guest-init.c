@@ -11,9 +11,14 @@
  *   mw.rate=<MiB/s>      dirty rate after the fill (default 0: idle)
  *   mw.pattern=seq|random  which pages get dirtied (default seq)
  *   mw.seed=<n>          PRNG seed (default 1)
+ *   mw.dirty=line|page|bytes|mixed  what a dirtied page gets (default line):
+ *                        one 64-byte cache line rewritten; the whole page
+ *                        rewritten with new content of its kind; 16-256
+ *                        bytes at 1-4 random places (counters, links,
+ *                        rows); or page and bytes, half each
  *
  * Console lines:
- *   mw-ready ws=<MiB> rate=<MiB/s> pattern=<p> pages=<n> fill_ms=<ms>
+ *   mw-ready ws=<MiB> rate=<MiB/s> pattern=<p> pages=<n> fill_ms=<ms> dirty=<d>
  *   mw-heartbeat <counter> <checksum> <dirtied-pages>
  * The checksum covers the counter and a rotating sample of the working set,
  * so a guest that came back with wrong memory prints a different series.
@@ -91,8 +96,11 @@ struct cfg {
 	unsigned long ws_mib;
 	unsigned long rate_mib;
 	int random;
+	int dirty; /* DIRTY_* */
 	uint64_t seed;
 };
+
+enum { DIRTY_LINE, DIRTY_PAGE, DIRTY_BYTES, DIRTY_MIXED };
 
 /* Kernel parameters with a dot are not passed to init's argv: read them. */
 static void cfg_parse(struct cfg *c)
@@ -114,6 +122,11 @@ static void cfg_parse(struct cfg *c)
 			c->rate_mib = strtoul(tok + 8, NULL, 10);
 		else if (!strncmp(tok, "mw.pattern=", 11))
 			c->random = !strcmp(tok + 11, "random");
+		else if (!strncmp(tok, "mw.dirty=", 9))
+			c->dirty = !strcmp(tok + 9, "page")  ? DIRTY_PAGE :
+				   !strcmp(tok + 9, "bytes") ? DIRTY_BYTES :
+				   !strcmp(tok + 9, "mixed") ? DIRTY_MIXED :
+							       DIRTY_LINE;
 		else if (!strncmp(tok, "mw.seed=", 8))
 			c->seed = strtoull(tok + 8, NULL, 10);
 	}
@@ -226,6 +239,34 @@ static void dirty_page(uint8_t *p, size_t i, uint64_t gen)
 	}
 }
 
+/* 16-256 bytes at 1-4 random places, each byte new (a zero page stays
+ * zero: still dirty for the hypervisor) */
+static void dirty_bytes(uint8_t *p, size_t i)
+{
+	unsigned runs = 1 + (unsigned)(rng_next() % 4);
+
+	while (runs--) {
+		size_t len = 16 + (size_t)(rng_next() % 241);
+		size_t off = (size_t)(rng_next() % (PAGE - len));
+
+		for (size_t k = 0; k < len; k++)
+			p[off + k] = page_kind(i) ? (uint8_t)rng_next() : 0;
+	}
+}
+
+/* What a dirtied page gets, by mw.dirty. */
+static void dirty_mode(int mode, uint8_t *p, size_t i, uint64_t gen)
+{
+	if (mode == DIRTY_MIXED)
+		mode = rng_next() & 1 ? DIRTY_PAGE : DIRTY_BYTES;
+	if (mode == DIRTY_PAGE)
+		fill_page(p, i); /* new content, the same kind */
+	else if (mode == DIRTY_BYTES)
+		dirty_bytes(p, i);
+	else
+		dirty_page(p, i, gen);
+}
+
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -262,9 +303,12 @@ int main(void)
 	for (size_t i = 0; i < npages; i++)
 		fill_page(ws + i * PAGE, i); /* touches every page */
 	t = now_ns();
-	say("mw-ready ws=%lu rate=%lu pattern=%s pages=%zu fill_ms=%llu\n",
+	say("mw-ready ws=%lu rate=%lu pattern=%s pages=%zu fill_ms=%llu "
+	    "dirty=%s\n",
 	    c.ws_mib, c.rate_mib, c.random ? "random" : "seq", npages,
-	    (unsigned long long)((t - t0) / 1000000));
+	    (unsigned long long)((t - t0) / 1000000),
+	    (const char *const[]){ "line", "page", "bytes",
+				   "mixed" }[c.dirty]);
 
 	per_ns = (double)c.rate_mib * (1024.0 * 1024.0 / PAGE) / 1e9;
 	next_hb = t + HEARTBEAT_NS;
@@ -283,7 +327,7 @@ int main(void)
 					      cursor;
 
 			cursor = (cursor + 1) % npages;
-			dirty_page(ws + i * PAGE, i, ++gen);
+			dirty_mode(c.dirty, ws + i * PAGE, i, ++gen);
 			dirtied++;
 			budget -= 1.0;
 		}
