@@ -17,6 +17,7 @@
 #include "mw_control.h"
 #include "mw_inspect.h"
 #include "mw_log.h"
+#include "mw_thread.h"
 
 static int run_side(int side, int argc, char **argv)
 {
@@ -38,6 +39,9 @@ static int run_side(int side, int argc, char **argv)
 			cli_print_config(&o, side);
 		return ret;
 	}
+	/* the main thread too stays off the VM's vCPUs (best effort: the
+	 * workers' own pins say it if the list is not usable) */
+	(void)mw_thread_place_all(&o.cfg.cpus);
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
 	if (ret) {
