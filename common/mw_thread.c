@@ -21,6 +21,21 @@ int mw_thread_place(const char *name, const struct mw_cpus *cpus, unsigned slot)
 	return 0;
 }
 
+int mw_thread_place_all(const struct mw_cpus *cpus)
+{
+	cpu_set_t set;
+	unsigned i;
+
+	if (!cpus || !cpus->n)
+		return 0;
+	CPU_ZERO(&set);
+	for (i = 0; i < cpus->n; i++)
+		CPU_SET(cpus->cpu[i], &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return -errno;
+	return 0;
+}
+
 double mw_thread_cpu_seconds(void)
 {
 	struct timespec ts;

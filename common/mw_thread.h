@@ -18,6 +18,13 @@
 int mw_thread_place(const char *name, const struct mw_cpus *cpus,
 		    unsigned slot);
 
+/*
+ * Keeps the calling thread (the main one: stats, signals, session end) on
+ * any of cpus; threads it starts inherit that until they place themselves.
+ * Returns 0 or -errno. Context: the thread itself.
+ */
+int mw_thread_place_all(const struct mw_cpus *cpus);
+
 /* CPU seconds the calling thread has used so far. */
 double mw_thread_cpu_seconds(void);
 /* Monotonic time in nanoseconds. */

@@ -101,6 +101,7 @@ static const struct mopt mopts[] = {
 	{ "no-tls", 0, O_SEND, "--no-tls", NULL },
 	{ "join-token", 1, O_SEND, "--join-token FILE", NULL },
 	{ "cpus", 1, O_SEND, "--cpus LIST", NULL },
+	{ "cpu-budget", 1, O_SEND, "--cpu-budget CORES", NULL },
 	{ "io", 1, O_SEND, "--io ENGINE", NULL },
 	{ "stats-file", 1, O_SEND, "--stats-file PATH", NULL },
 };

@@ -2,7 +2,8 @@
 /*
  * Private to tools/: the send/recv command line split in three: opts.c (the
  * one option table, parsing, --help), config.c (cross-option checks, the
- * placement, --print-config) and migwire.c (dispatch and the run).
+ * placement, --print-config; budget.c for --cpu-budget) and migwire.c
+ * (dispatch and the run).
  */
 #ifndef MW_TOOLS_CLI_H
 #define MW_TOOLS_CLI_H
@@ -64,6 +65,11 @@ int cli_load_join_token(struct opts *o);
 /* config.c: --pages auto|off and --page-cache SIZE. */
 int cli_opt_pages(struct opts *o, const char *a);
 int cli_opt_page_cache(struct opts *o, const char *a);
+/* budget.c: --cpu-budget's handler, its checks once the thread counts
+ * and CPUs are known (0 or -MW_E_USAGE), its --print-config line. */
+int cli_opt_cpu_budget(struct opts *o, const char *a);
+int cli_finish_budget(struct opts *o, int side);
+void cli_print_budget(const struct opts *o);
 /* config.c: cross-option checks and derived values (0 or -MW_E_USAGE). */
 int cli_finish(struct opts *o, int side);
 /* --print-config: what a run would check (0, 1 or 2), then the settings. */

@@ -380,6 +380,8 @@ int cli_finish(struct opts *o, int side)
 	} else if (choose_cpus(o)) {
 		return -MW_E_USAGE;
 	}
+	if (cli_finish_budget(o, side))
+		return -MW_E_USAGE;
 	/* --print-config is run from a shell, where the stream's descriptors
 	 * are not the ones QEMU will pass */
 	if (!c->nr_eps && !o->print_config && !o->probe &&
@@ -468,6 +470,7 @@ void cli_print_config(const struct opts *o, int side)
 	mw_cpus_format(&c->cpus, buf, sizeof(buf));
 	printf("cpus=%s\n", c->cpus.n ? buf : "(not pinned)");
 	printf("placement=%s\n", o->place.why);
+	cli_print_budget(o);
 	if (c->stats_file)
 		printf("stats-file=%s\n", c->stats_file);
 	if (c->latency_file)

@@ -17,6 +17,7 @@
 #include "mw_control.h"
 #include "mw_inspect.h"
 #include "mw_log.h"
+#include "mw_thread.h"
 
 /* send --probe: one line on stdout when the receiver would take the
  * session, else the error line */
@@ -61,6 +62,9 @@ static int run_side(int side, int argc, char **argv)
 	}
 	if (o.probe)
 		return probe(&o);
+	/* the main thread too stays off the VM's vCPUs (best effort: the
+	 * workers' own pins say it if the list is not usable) */
+	(void)mw_thread_place_all(&o.cfg.cpus);
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
 	explicit_bzero(o.join_token, sizeof(o.join_token));

@@ -378,6 +378,11 @@ static const struct opt_def opt_defs[] = {
 	  "the QEMU whose vCPU threads migwire keeps off (default: under "
 	  "exec:, the QEMU that started migwire)",
 	  0 },
+	{ "cpu-budget", 1, SIDE_BOTH, cli_opt_cpu_budget, "CORES",
+	  "keep this side's CPU use to CORES (fractions allowed, e.g. 0.5): "
+	  "at most ceil(CORES) codec workers, and reading pauses while over "
+	  "it, so the migration slows instead (default: no budget)",
+	  0 },
 	{ "max-bandwidth", 1, SIDE_SEND, o_maxbw, "RATE",
 	  "cap wire bytes per second over all channels: 100M is 100 MiB/s, "
 	  "1Gbit is 1 Gbit/s (default: no cap)",

@@ -57,6 +57,7 @@ struct mw_xp_cfg {
 	struct mw_tls_cfg tls; /* mode MW_TLS_OFF only with --no-tls */
 	struct mw_cpus cpus;   /* placement; n == 0: not pinned */
 	uint64_t max_bw;       /* send: wire bytes per second; 0 = no cap */
+	double cpu_budget;     /* cores this side may use; 0 = no budget */
 	uint32_t timeout_s;    /* handshake, channel join and stall bound */
 	uint32_t wait_s;     /* recv: wait for the first channel; 0 = forever */
 	uint32_t progress_s; /* --progress: seconds between lines; 0: none */

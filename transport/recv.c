@@ -56,6 +56,7 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	mw_stats_snap_init(sn, "recv", mw_io_name(r->io), t0, chs, sts, stages);
 	/* the receiver counts frames, after the TLS records are opened */
 	sn->wire_note = r->cfg->tls.mode != MW_TLS_OFF ? " excl. TLS" : "";
+	sn->paced_s = mw_cpu_pace_slept(&r->pace);
 	pthread_mutex_lock(&r->lock);
 	pool = r->pool; /* the first admission sets it meanwhile */
 	n = r->have_session ? r->sess.chan_count : 0;
@@ -284,6 +285,7 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	pthread_cond_init(&r.live_cv, NULL);
+	mw_cpu_pace_init(&r.pace, cfg->cpu_budget);
 	/* a larger pipe lets QEMU's loader run while we write the next chunk;
 	 * best effort: a refusal (pipe-max-size, not a pipe) only costs speed */
 	if (!cfg->nr_eps)
@@ -358,6 +360,7 @@ out:
 	pthread_cond_destroy(&r.live_cv);
 	pthread_cond_destroy(&r.cv);
 	pthread_mutex_destroy(&r.lock);
+	mw_cpu_pace_destroy(&r.pace);
 	mw_fail_destroy(&r.fail);
 	close(sfd);
 	return ret;

@@ -126,6 +126,9 @@ static int payload_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 	int ret;
 
 	ch->slot = NULL;
+	/* --cpu-budget: no lock is held here; while the channel waits it
+	 * reads no more, so TCP holds the sender back (cpu_pace.h) */
+	mw_cpu_pace_wait(&r->pace, &r->fail);
 	memset(&s->job, 0, sizeof(s->job));
 	s->job.dir = MW_COMP_DECOMPRESS;
 	s->job.raw = h->flags & MW_F_RAW;

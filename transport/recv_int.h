@@ -22,6 +22,7 @@
 
 #include "chan.h"
 #include "conn.h"
+#include "cpu_pace.h"
 #include "ctlq.h"
 #include "mw_comp.h"
 #include "mw_err.h"
@@ -132,7 +133,7 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
 
 /*
  * Locking: set before any thread starts and fixed after: cfg, tls, io,
- * lst_efd, chan_loop, fail (its own lock). The listener owns listen_fd
+ * lst_efd, chan_loop, fail and pace (each its own lock). The listener owns listen_fd
  * while it runs (it closes it on exit), and refused_log_ns and
  * refused_quiet; listener and listener_started are the main thread's.
  * Everything from `lock` down is under lock, with one relaxation:
@@ -144,6 +145,7 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
 struct receiver {
 	const struct mw_xp_cfg *cfg;
 	struct mw_fail fail;
+	struct mw_cpu_pace pace; /* --cpu-budget; the channels wait on it */
 	struct mw_tls_ctx *tls;
 	int listen_fd;
 	int lst_efd; /* wakes the listener: all joined, or teardown */

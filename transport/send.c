@@ -169,6 +169,7 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 		sn->bytes_raw += sts[i].fwd;
 	}
 	sn->stage_cpu[0] = mw_source_reader_cpu(&s->src);
+	sn->paced_s = mw_cpu_pace_slept(&s->pace);
 	sn->first = mw_stats_since(atomic_load(&s->src.first_ns), t0);
 	for (i = 0; i < s->cfg->nr_chans; i++) {
 		struct tx_chan *ch = &s->chans[i];
@@ -307,6 +308,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		return ret;
 	pthread_mutex_init(&s.lock, NULL);
 	mw_rate_init(&s.rate, cfg->max_bw);
+	mw_cpu_pace_init(&s.pace, cfg->cpu_budget);
+	s.src.pace = &s.pace;
 	if (getrandom(s.session, sizeof(s.session), 0) != sizeof(s.session)) {
 		ret = mw_err_set(err, -EIO, "getrandom failed");
 		goto out;
@@ -421,6 +424,7 @@ out:
 	free(chs);
 	sender_free(&s);
 	pthread_mutex_destroy(&s.lock);
+	mw_cpu_pace_destroy(&s.pace);
 	mw_fail_destroy(&s.fail);
 	close(sfd);
 	return ret;

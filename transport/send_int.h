@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "chan.h"
+#include "cpu_pace.h"
 #include "ctlq.h"
 #include "mw_comp.h"
 #include "mw_wire.h"
@@ -70,7 +71,8 @@ struct tx_chan {
  * starts, and fixed after (the readers write lat's stream, which stdio
  * locks). lock guards stream_window (the channels lower it during
  * setup; streams start with it once all are up), nready and close_sent.
- * fail has its own lock (session.h), rate its own (rate.h), sched its own
+ * fail has its own lock (session.h), rate its own (rate.h), pace its own
+ * (cpu_pace.h), sched its own
  * (tx_sched.h), src is the source stage's (source.h); acked is an atomic set
  * once by the channel that got the ACK. Lock order: lock -> sched -> the
  * compress pool -> a ctlq; fail's lock is taken last, under any of them.
@@ -81,6 +83,7 @@ struct sender {
 	struct mw_comp_pool *pool;
 	struct mw_tls_ctx *tls;
 	struct mw_rate rate;
+	struct mw_cpu_pace pace; /* --cpu-budget; the readers wait on it */
 	uint8_t session[MW_SESSION_ID_LEN];
 	size_t out_cap;	  /* compressed buffer per chunk; 0: codec none */
 	unsigned nchunks; /* the chunk pool (--window), told in HELLO */

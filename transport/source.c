@@ -230,6 +230,9 @@ static void *reader_main(void *arg)
 		ssize_t n;
 		int ret;
 
+		/* --cpu-budget: here no lock is held and no chunk taken, and
+		 * QEMU's write blocks while the reader waits (cpu_pace.h) */
+		mw_cpu_pace_wait(src->pace, src->fail);
 		ret = mw_sched_get_free(sched, &st->q, &c);
 		if (ret || mw_fail_is_set(src->fail)) {
 			mw_sched_put(sched, &c);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cpu_pace.h"
 #include "ctlq.h"
 #include "mw_comp.h"
 #include "mw_xport.h"
@@ -81,6 +82,7 @@ static inline struct tx_stream *tx_stream_get(struct mw_sched *sched,
 struct mw_source {
 	const struct mw_xp_cfg *cfg;
 	struct mw_fail *fail;
+	struct mw_cpu_pace *pace; /* --cpu-budget (its own lock) */
 	struct mw_sched *sched;
 	struct mw_comp_pool *pool;
 	struct mw_ctlq *open_q; /* channel 0's: OPEN frames */

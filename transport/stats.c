@@ -15,6 +15,7 @@
 #include "mw_thread.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
+#include "cpu_pace.h"
 
 int mw_stats_open(struct mw_stats *st, const char *path, unsigned nchans)
 {
@@ -53,6 +54,26 @@ static double rate(uint64_t now, uint64_t before, double dt)
 static double gbit(double mib_per_s)
 {
 	return mib_per_s * MIB * 8 / 1e9;
+}
+
+/*
+ * What the process used against --cpu-budget: CPU seconds so far, and the
+ * cores that makes over the line's interval (the final line: over the
+ * whole run, as the budget is meant).
+ */
+static void write_cpu(struct mw_stats *st, const struct mw_stats_snap *s,
+		      double dt)
+{
+	double cores =
+		s->final ? (s->elapsed > 0 ? s->cpu_process / s->elapsed : 0) :
+			   (dt > 0 ? (s->cpu_process - st->last_cpu) / dt : 0);
+
+	fprintf(st->f, ",\"cpu_process_s\":%.3f,\"cores\":%.3f", s->cpu_process,
+		cores);
+	if (s->cpu_budget > 0)
+		fprintf(st->f, ",\"cpu_budget\":%.3f,\"paced_s\":%.3f",
+			s->cpu_budget, s->paced_s);
+	st->last_cpu = s->cpu_process;
 }
 
 void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
@@ -112,6 +133,7 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 		fprintf(st->f, "%s\"%s\":%.3f", i ? "," : "", s->stage_name[i],
 			s->stage_cpu[i]);
 	fprintf(st->f, "}");
+	write_cpu(st, s, dt);
 	if (s->final) {
 		fprintf(st->f, ",\"result\":\"");
 		for (const char *p = s->result ? s->result : ""; *p; p++)
@@ -135,8 +157,17 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 	char ratio[32] = "no chunks";
 	unsigned i;
 
+	char budget[96] = "";
+
 	for (i = 0; i < MW_STATS_STAGES; i++)
 		cpu += s->stage_cpu[i];
+	if (s->cpu_budget > 0)
+		snprintf(budget, sizeof(budget),
+			 " (process %.2f CPU s, %.2f cores of a %.2g budget, "
+			 "paced %.1f s)",
+			 s->cpu_process,
+			 s->elapsed > 0 ? s->cpu_process / s->elapsed : 0,
+			 s->cpu_budget, s->paced_s);
 	/* a session that carried no chunk has only frame overhead on the
 	 * wire: a ratio of that means nothing */
 	if (s->chunks && s->bytes_wire)
@@ -145,13 +176,14 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 	mw_log_emit(MW_LOG_INFO,
 		    "%s %llu bytes in %.2f s (%.1f MiB/s, %.2f Gbit/s), %llu "
 		    "on the wire%s (%s), %llu chunks, %u channels (io %s), "
-		    "%.2f CPU s: %s",
+		    "%.2f CPU s%s: %s",
 		    strcmp(s->side, "send") ? "wrote" : "read",
 		    (unsigned long long)s->bytes_raw, busy, in, gbit(in),
 		    (unsigned long long)s->bytes_wire,
 		    s->wire_note ? s->wire_note : "", ratio,
 		    (unsigned long long)s->chunks, s->nchans,
-		    s->io ? s->io : "?", cpu, s->result ? s->result : "ok");
+		    s->io ? s->io : "?", cpu, budget,
+		    s->result ? s->result : "ok");
 }
 
 double mw_stats_since(unsigned long long ns, double t0)
@@ -219,6 +251,7 @@ void mw_stats_final(struct mw_stats *st, struct mw_stats_snap *sn,
 {
 	sn->final = true;
 	sn->result = result;
+	sn->cpu_budget = cfg->cpu_budget;
 	mw_stats_write(st, sn);
 	if (cfg->progress_s)
 		mw_stats_progress(sn, cfg->progress_tty, true);
@@ -229,7 +262,10 @@ void mw_stats_final(struct mw_stats *st, struct mw_stats_snap *sn,
 void mw_stats_tick(struct mw_stats *st, const struct mw_stats_snap *sn,
 		   const struct mw_xp_cfg *cfg, unsigned *ticks)
 {
-	mw_stats_write(st, sn);
+	struct mw_stats_snap s = *sn;
+
+	s.cpu_budget = cfg->cpu_budget;
+	mw_stats_write(st, &s);
 	if (cfg->progress_s && ++*ticks % cfg->progress_s == 0)
 		mw_stats_progress(sn, cfg->progress_tty, false);
 }
@@ -245,6 +281,7 @@ void mw_stats_snap_init(struct mw_stats_snap *sn, const char *side,
 	sn->side = side;
 	sn->io = io;
 	sn->elapsed = (double)mw_now_ns() / 1e9 - t0;
+	sn->cpu_process = mw_process_cpu_seconds();
 	sn->chans = chs;
 	sn->streams = sts;
 	for (i = 0; i < MW_STATS_STAGES; i++)

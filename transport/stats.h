@@ -42,12 +42,17 @@ struct mw_stats_snap {
 	double first;	       /* elapsed at the first chunk; < 0: none yet */
 	bool final;
 	const char *result; /* final: "ok" or the error text */
+	/* the whole process, every thread: what --cpu-budget bounds */
+	double cpu_process; /* CPU seconds since the process started */
+	double cpu_budget;  /* --cpu-budget in cores; 0: none */
+	double paced_s;	    /* seconds intake waited for the budget */
 };
 
 struct mw_stats {
 	FILE *f;
 	double last_elapsed;
 	uint64_t last_raw, last_wire;
+	double last_cpu; /* cpu_process of the last line */
 	uint64_t *last_chan;
 	unsigned nchans;
 };

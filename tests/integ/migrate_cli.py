@@ -182,6 +182,11 @@ def run():
     expect('bad send option', migrate(env, '--qmp', sock, '--to', to,
                                       '--channels', '99'), 2,
            'send refuses')
+    got = migrate(env, '--qmp', sock, '--to', to, '--no-tls',
+                  '--cpu-budget', '0')
+    expect('bad --cpu-budget', got, 2, 'send refuses')
+    if 'migwire send: --cpu-budget:' not in got[1]:
+        fail(f'--cpu-budget 0 was not passed to send: {got[1]!r}')
     # a migration under way: exec:sleep never reads, so it stays active
     q.cmd('migrate', uri='exec:sleep 60')
     wait_status(q, ('active',))

@@ -9,7 +9,8 @@ operator with dedicated CPUs would (taskset). Then:
 
   exec:     QEMU itself runs `migwire recv` (migrate-incoming exec:...):
             recv finds QEMU among its parents and logs, at -v, that it
-            placed its threads on the other CPUs;
+            placed its threads on the other CPUs, and every thread of it
+            (the main one included) may run only there;
   socket:   `--qemu-pid PID --print-config` shows cpus= without the vCPUs'
             CPU and placement= saying why;
   shared:   vCPUs unpinned: no CPU is left, migwire says so and shares;
@@ -25,8 +26,8 @@ import sys
 import time
 
 import mwtest  # puts tests/lib on sys.path
-from mwtest import fail, log
-from mwproc import terminate
+from mwtest import fail, log, read_text
+from mwproc import descendants, terminate
 from mwqemu.qmp import QMP
 
 
@@ -42,6 +43,28 @@ def start_qemu(env, name, named=True):
                   stderr=subprocess.DEVNULL)
     q = QMP(sock, name, timeout=30, alive=lambda: p.poll() is None)
     return p, q
+
+
+def threads_on(pid):
+    """comm -> the CPUs each thread of pid may run on (Cpus_allowed_list)."""
+    out = {}
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            comm = read_text(f'/proc/{pid}/task/{tid}/comm').strip()
+            for line in mwtest.lines_of(f'/proc/{pid}/task/{tid}/status'):
+                if line.startswith('Cpus_allowed_list:'):
+                    out[f'{comm}/{tid}'] = parse_list(line.split()[1])
+        except OSError:
+            continue  # ended meanwhile
+    return out
+
+
+def parse_list(s):
+    cpus = []
+    for part in s.split(','):
+        a, _, b = part.partition('-')
+        cpus += range(int(a), int(b or a) + 1)
+    return cpus
 
 
 def vcpu_tids(q):
@@ -73,7 +96,7 @@ def run():
     errlog = os.path.join(env.tmp, 'recv-exec.err')
     port = mwtest.free_port()
     uri = (f'exec:{env.mw} recv --listen 127.0.0.1:{port} --no-tls -v '
-           f'--wait 1 2>{errlog}')
+           f'--wait 5 2>{errlog}')
     q.cmd('migrate-incoming', uri=uri)
     line, dl = '', time.monotonic() + 20
     while time.monotonic() < dl and not line:
@@ -87,6 +110,14 @@ def run():
     if want not in line:
         fail(f'exec: recv did not place itself off the vCPUs: want '
              f'"{want}" in "{line}"')
+    recv = [p for p in descendants(qemu.pid) if read_text(
+        f'/proc/{p}/comm').strip() == 'migwire']
+    if not recv:
+        fail('exec: no migwire process under QEMU')
+    on = threads_on(recv[0])
+    log(f'    exec: recv threads {on}')
+    if not on or any(set(c) & {vcpu_cpu} for c in on.values()):
+        fail(f'exec: recv threads may run on the vCPUs\' CPU {vcpu_cpu}: {on}')
 
     # socket mode: --qemu-pid
     rc, keys, err = config(env, ['send', '--to', '127.0.0.1:9', '--no-tls',

@@ -16,10 +16,17 @@
  *                        rewritten with new content of its kind; 16-256
  *                        bytes at 1-4 random places (counters, links,
  *                        rows); or page and bytes, half each
+ *   mw.work=1            spin on CPU work instead of sleeping between
+ *                        dirtying ticks, and count it: the vCPU is then
+ *                        always busy, and the work it gets done per second
+ *                        shows what a migration costs the guest (bench/compare)
  *
  * Console lines:
  *   mw-ready ws=<MiB> rate=<MiB/s> pattern=<p> pages=<n> fill_ms=<ms> dirty=<d>
  *   mw-heartbeat <counter> <checksum> <dirtied-pages>
+ *   (with mw.work=1: ... <dirtied-pages> work=<units> ms=<guest ms>, the work
+ *   units done so far and the guest's monotonic clock in ms: their
+ *   differences give the rate)
  * The checksum covers the counter and a rotating sample of the working set,
  * so a guest that came back with wrong memory prints a different series.
  *
@@ -92,12 +99,34 @@ static void sleep_until(uint64_t t)
 		;
 }
 
+/* One work unit: a fixed amount of arithmetic in registers, so it costs
+ * vCPU time only (no memory dirtied beyond the stack). */
+static uint64_t work_units;
+
+static volatile uint64_t work_sink; /* keeps the arithmetic */
+
+static void spin_until(uint64_t t)
+{
+	uint64_t x = work_units | 1;
+
+	while (now_ns() < t) {
+		for (int k = 0; k < 4096; k++) {
+			x ^= x >> 12;
+			x ^= x << 25;
+			x ^= x >> 27;
+		}
+		work_units++;
+	}
+	work_sink = x;
+}
+
 struct cfg {
 	unsigned long ws_mib;
 	unsigned long rate_mib;
 	int random;
 	int dirty; /* DIRTY_* */
 	uint64_t seed;
+	int work;
 };
 
 enum { DIRTY_LINE, DIRTY_PAGE, DIRTY_BYTES, DIRTY_MIXED };
@@ -129,6 +158,8 @@ static void cfg_parse(struct cfg *c)
 							       DIRTY_LINE;
 		else if (!strncmp(tok, "mw.seed=", 8))
 			c->seed = strtoull(tok + 8, NULL, 10);
+		else if (!strncmp(tok, "mw.work=", 8))
+			c->work = tok[8] == '1';
 	}
 	if (c->ws_mib == 0)
 		c->ws_mib = 1;
@@ -340,19 +371,29 @@ int main(void)
 				h = fnv1a(h, ws + sample * PAGE, 256);
 				sample = (sample + 7919) % npages;
 			}
-			say("mw-heartbeat %llu %016llx %llu\n",
-			    (unsigned long long)counter, (unsigned long long)h,
-			    (unsigned long long)dirtied);
+			if (c.work)
+				say("mw-heartbeat %llu %016llx %llu work=%llu "
+				    "ms=%llu\n",
+				    (unsigned long long)counter,
+				    (unsigned long long)h,
+				    (unsigned long long)dirtied,
+				    (unsigned long long)work_units,
+				    (unsigned long long)((t - t0) / 1000000));
+			else
+				say("mw-heartbeat %llu %016llx %llu\n",
+				    (unsigned long long)counter,
+				    (unsigned long long)h,
+				    (unsigned long long)dirtied);
 			next_hb += HEARTBEAT_NS;
 			/* After a long pause (migration downtime), do not burst. */
 			if (next_hb < t)
 				next_hb = t + HEARTBEAT_NS;
 		}
 		if (c.rate_mib == 0) {
-			sleep_until(next_hb);
+			(c.work ? spin_until : sleep_until)(next_hb);
 			continue;
 		}
 		t += TICK_NS;
-		sleep_until(t < next_hb ? t : next_hb);
+		(c.work ? spin_until : sleep_until)(t < next_hb ? t : next_hb);
 	}
 }

@@ -61,6 +61,13 @@ class Boot:
     def start(self, side, accel):
         g = Guest(side, self.qemu_argv(side, accel), self.tmp, self.logdir)
         self.guests.append(g)  # only once it is up: Guest cleans up after itself
+        if self.a.pin_vcpu is not None:
+            # before the destination's exec: receiver starts, which places
+            # itself off the vCPUs it finds pinned
+            log("%s: vCPU threads %s pinned to CPU %d%s"
+                % (side, g.pin_vcpus(self.a.pin_vcpu, self.a.emulator_pin),
+                   self.a.pin_vcpu, ", the other threads off it"
+                   if self.a.emulator_pin else ""))
         return g
 
     def boot_source(self):

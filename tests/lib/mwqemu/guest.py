@@ -17,10 +17,49 @@ from . import Fail
 from .qmp import QMP
 
 HB_RE = re.compile(rb"mw-heartbeat (\d+) ([0-9a-f]+)")
+# mw.work=1 guests add the work units done so far and the guest's clock
+WORK_RE = re.compile(rb"mw-heartbeat (\d+) [0-9a-f]+ \d+ work=(\d+) ms=(\d+)")
+
+
+def work_rate(samples):
+    """Work units per second of the guest's clock over (counter, work, ms)
+    samples, first to last; None with fewer than two."""
+    if len(samples) < 2 or samples[-1][2] <= samples[0][2]:
+        return None
+    return (samples[-1][1] - samples[0][1]) * 1000.0 / (samples[-1][2] - samples[0][2])
 
 
 def netns_prefix(ns):
     return ["ip", "netns", "exec", ns] if ns else []
+
+
+def cpu_occupants(cpu, skip, counts, owners=None):
+    """One sample of the threads running or runnable on host CPU cpu
+    (/proc/*/task/*/stat: state R, last CPU cpu), skip excepted: counts
+    their names into counts, prefixed with owners[pid] ("src", "dst": the
+    two QEMUs and their exec: children) where it has one."""
+    owners = owners or {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            tids = os.listdir("/proc/%s/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            if int(tid) in skip:
+                continue
+            try:
+                with open("/proc/%s/task/%s/stat" % (pid, tid)) as f:
+                    s = f.read()
+            except OSError:
+                continue
+            comm, rest = s[s.index("(") + 1:s.rindex(")")], s[s.rindex(")") + 2:].split()
+            # rest[0] is field 3 (state); field 39 (processor) is rest[36]
+            if rest[0] == "R" and len(rest) > 36 and rest[36] == str(cpu):
+                if int(pid) in owners:
+                    comm = owners[int(pid)] + " " + comm
+                counts[comm] = counts.get(comm, 0) + 1
 
 
 class Guest:
@@ -66,6 +105,45 @@ class Guest:
                         for m in HB_RE.finditer(f.read())]
         except OSError:
             return []
+
+    def work_samples(self):
+        """(counter, work units, guest ms) of every mw.work=1 heartbeat."""
+        try:
+            with open(self.serial, "rb") as f:
+                return [tuple(int(x) for x in m.groups())
+                        for m in WORK_RE.finditer(f.read())]
+        except OSError:
+            return []
+
+    def vcpu_sched(self):
+        """(host monotonic s, ns the vCPU threads ran, ns they waited for
+        a CPU) from /proc/PID/task/TID/schedstat: where the guest's time
+        went, on the CPU or queued behind another thread."""
+        run = wait = 0
+        for t in self.qmp.cmd("query-cpus-fast"):
+            try:
+                with open("/proc/%d/task/%d/schedstat" % (self.pid, t["thread-id"])) as f:
+                    v = f.read().split()
+                run, wait = run + int(v[0]), wait + int(v[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        return time.monotonic(), run, wait
+
+    def pin_vcpus(self, cpu, emulator=False):
+        """Pins the vCPU threads (QMP query-cpus-fast) to one host CPU, as an
+        operator with dedicated CPUs does with taskset; returns their ids.
+        emulator: also every other thread to the other CPUs (libvirt's
+        emulatorpin); threads QEMU starts later (migration, multifd)
+        inherit that from the main thread."""
+        tids = [c["thread-id"] for c in self.qmp.cmd("query-cpus-fast")]
+        if emulator:
+            rest = os.sched_getaffinity(0) - {cpu}
+            for t in os.listdir("/proc/%d/task" % self.pid):
+                if int(t) not in tids:
+                    os.sched_setaffinity(int(t), rest)
+        for t in tids:
+            os.sched_setaffinity(t, {cpu})
+        return tids
 
     def last_heartbeat(self):
         hb = self.heartbeats()

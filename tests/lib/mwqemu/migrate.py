@@ -12,9 +12,10 @@ import re
 import subprocess
 import time
 
-from mwproc import free_port, proc_cpu, tcp_listening
+from mwproc import descendants, free_port, proc_cpu, tcp_listening
 
 from . import Fail, log, mib
+from .guest import cpu_occupants, work_rate
 from .qmp import migration_event
 
 
@@ -139,6 +140,7 @@ class Migrate:
             self.nbd_source_mirror(src)
         if a.blk:
             args["blk"] = True
+        rate0 = self.guest_rate_before(src)
         self.cpu0 = {"src": proc_cpu(src.pid), "dst": proc_cpu(dst.pid)}
         self.wall0 = time.time()
         t_start = time.monotonic()
@@ -146,11 +148,21 @@ class Migrate:
         last_print = 0.0
         info = {}
         seen = {}
+        occ = {}
         while True:
             info = src.qmp.cmd("query-migrate")
             st = info.get("status")
             ram = info.get("ram", {})
             seen = ram or seen
+            if rate0 and st == "active":  # the VM still runs
+                rate0["sched_active"] = src.vcpu_sched()
+                if a.pin_vcpu is not None:
+                    # who else holds the vCPU's CPU (the driver itself is
+                    # among them: one scan per poll)
+                    owners = {p: side for side, g in (("src", src), ("dst", dst))
+                              for p in [g.pid] + descendants(g.pid)}
+                    cpu_occupants(a.pin_vcpu, rate0["vcpus"], occ, owners)
+                    rate0["samples"] = rate0.get("samples", 0) + 1
             el = time.monotonic() - t_start
             for h in hooks:
                 if h["done"]:
@@ -201,6 +213,19 @@ class Migrate:
                 break
             time.sleep(a.poll)
         info["wall_s"] = round(time.monotonic() - t_start, 2)
+        if rate0 and getattr(self, "driver_cpus", None):
+            os.sched_setaffinity(0, self.driver_cpus)
+        if rate0:
+            self.guest_rate_during(src, rate0, info)
+            for when, (o, n) in (("before", rate0["occ_before"]),
+                                 ("during", (occ, rate0.get("samples", 0)))):
+                top = sorted(o.items(), key=lambda kv: -kv[1])[:8]
+                info["guest_rate"]["cpu_occupants_" + when] = {
+                    k: round(v / n, 2) for k, v in top} if n else None
+                if n:
+                    log("threads runnable on CPU %d beside the vCPU %s, per "
+                        "sample: %s" % (a.pin_vcpu, when, ", ".join(
+                            "%s %.2f" % (k, v / n) for k, v in top) or "none"))
         if "ram" not in info and seen:
             info["ram"] = dict(seen, partial=True)  # a failed run reports none
         ram = info.get("ram", {})
@@ -209,6 +234,61 @@ class Migrate:
                info.get("downtime", "-"),
                (": " + info["error-desc"]) if info.get("error-desc") else ""))
         return info
+
+    def guest_rate_before(self, src):
+        """--guest-rate-window: the mw.work=1 guest's work rate over the
+        last SECS before 'migrate' (it runs them first); None without."""
+        w = self.a.guest_rate_window
+        if not w:
+            return None
+        if self.a.pin_vcpu is not None:
+            # the driver's own polls stay off the vCPU's CPU (this thread
+            # only, and both QEMUs are started: nothing inherits it)
+            self.driver_cpus = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.driver_cpus - {self.a.pin_vcpu})
+        sch = src.vcpu_sched()
+        vcpus = {c["thread-id"] for c in src.qmp.cmd("query-cpus-fast")}
+        vcpus.add(os.getpid())
+        occ, n, end = {}, 0, time.monotonic() + w
+        while time.monotonic() < end:
+            if self.a.pin_vcpu is not None:  # sampled as during the migration
+                cpu_occupants(self.a.pin_vcpu, vcpus, occ, {src.pid: "src"})
+                n += 1
+            time.sleep(self.a.poll)
+        s = src.work_samples()
+        if not s:
+            raise Fail("--guest-rate-window: the guest prints no work= "
+                       "heartbeats (boot it with --append mw.work=1)")
+        pre = [x for x in s if x[2] >= s[-1][2] - w * 1000]
+        return {"last": s[-1], "rate": work_rate(pre),
+                "sched": (sch, src.vcpu_sched()), "vcpus": vcpus,
+                "occ_before": (occ, n)}
+
+    def guest_rate_during(self, src, rate0, info):
+        """The work rate from 'migrate' until the source stopped (its last
+        heartbeat), relative to the rate before."""
+        s = [x for x in src.work_samples() if x[0] >= rate0["last"][0]]
+        r = work_rate(s)
+        # the vCPU threads' share of wall time on a CPU and queued for one
+        # (before, during): less work at full share is QEMU's own overhead
+        # (dirty tracking), a wait share is another thread on its CPU
+        (a, b), c = rate0["sched"], rate0.get("sched_active")
+
+        def share(x, y):
+            dt = (y[0] - x[0]) * 1e9 if y else 0
+            return {"run": round((y[1] - x[1]) / dt, 3),
+                    "wait": round((y[2] - x[2]) / dt, 3)} if dt > 0 else None
+        info["guest_rate"] = {"before": rate0["rate"], "during": r,
+                              "during_s": round((s[-1][2] - s[0][2]) / 1000.0, 1)
+                              if len(s) > 1 else 0,
+                              "ratio": round(r / rate0["rate"], 3)
+                              if r and rate0["rate"] else None,
+                              "vcpu_before": share(a, b), "vcpu_during": share(b, c)}
+        log("guest work rate: %s units/s before, %s during the migration (%s); "
+            "vCPU on/waiting for a CPU %s before, %s during"
+            % (rate0["rate"] and round(rate0["rate"]), r and round(r),
+               info["guest_rate"]["ratio"], info["guest_rate"]["vcpu_before"],
+               info["guest_rate"]["vcpu_during"]))
 
     def wait_dest_loaded(self, src, dst):
         """After the source completed: wait for the destination to finish
@@ -273,6 +353,7 @@ class Migrate:
             "normal_pages": ram.get("normal"),
             "dirty_sync_count": ram.get("dirty-sync-count"),
             "migrate_wall_s": info["wall_s"],
+            "guest_rate": info.get("guest_rate"),
         })
         if "disk" in info:
             out["disk_transferred_bytes"] = info["disk"].get("transferred")
