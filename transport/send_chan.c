@@ -248,18 +248,42 @@ static struct tx_stream *stream_get(struct sender *s, uint32_t id)
 	return tx_stream_get(s->sched, id);
 }
 
-/* Reverse DATA or END of a stream, in order on this channel. */
+/* The stream's reverse writer, started on its first reverse frame. */
+static int rev_writer(struct tx_chan *ch, struct tx_stream *st)
+{
+	struct sender *s = ch->s;
+	int ret;
+
+	if (st->rw)
+		return 0;
+	ret = mw_rev_writer_start(&st->rw, st->id, st->out_fd, st->is_sock,
+				  (unsigned long long)s->cfg->timeout_s *
+					  1000000000ull,
+				  &s->fail, &st->rev_done);
+	return ret ? mw_err_set(&ch->io.conn.err, ret,
+				"stream %u: reverse writer: %s", st->id,
+				mw_strerror(ret)) :
+		     0;
+}
+
+/*
+ * Reverse DATA or END of a stream, in order on this channel: checked here,
+ * written by the stream's own writer (rev_writer.h), so a source QEMU that
+ * stops reading its return path stalls that writer, not this channel.
+ */
 static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct sender *s = ch->s;
 	struct tx_stream *st = stream_get(s, h->stream & MW_STREAM_ID_MASK);
 	int ret;
 
-	if (!st || (st->id % s->cfg->nr_chans) != ch->idx ||
-	    atomic_load(&st->rev_done))
+	if (!st || (st->id % s->cfg->nr_chans) != ch->idx || st->rev_ended)
 		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "reverse frame for unknown stream %u",
 				  h->stream & MW_STREAM_ID_MASK);
+	ret = rev_writer(ch, st);
+	if (ret)
+		return ret;
 	if (h->type == MW_FT_END) {
 		struct mw_end e;
 
@@ -270,11 +294,8 @@ static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 				"stream %u: reverse END totals differ "
 				"from what arrived",
 				st->id);
-		mw_fd_close_write(st->out_fd, st->is_sock);
-		if (!st->is_sock)
-			st->out_fd = -1;
-		atomic_store(&st->rev_done, true);
-		mw_fail_wake(&s->fail); /* the session may be over */
+		st->rev_ended = true;
+		mw_rev_writer_end(st->rw);
 		return 0;
 	}
 	if (!(h->flags & MW_F_RAW) || h->seq != st->rev_seq ||
@@ -293,22 +314,16 @@ static int rev_frame(struct tx_chan *ch, const struct mw_frame_hdr *h)
 	st->rev_bytes += h->raw_len;
 	atomic_store_explicit(&st->bytes_rev, st->rev_bytes,
 			      memory_order_relaxed);
-	if (st->rev_discard)
-		return 0;
-	ret = mw_write_all(st->out_fd, ch->in_payload, h->raw_len);
-	if (ret == -EPIPE || ret == -ECONNRESET) {
-		/* QEMU closed this connection; it wants no more replies */
-		MW_LOG(MW_LOG_INFO,
-		       "stream %u: local peer closed; dropping "
-		       "the rest of its reverse direction",
-		       st->id);
-		st->rev_discard = true;
-		return 0;
-	}
+	ret = mw_rev_writer_push(st->rw, ch->in_payload, h->raw_len);
+	if (ret == -MW_E_NOSPACE)
+		return mw_err_set(&ch->io.conn.err, ret,
+				  "stream %u: the source QEMU reads its return "
+				  "path too slowly (%u MiB waiting)",
+				  st->id, MW_REV_QUEUE_MAX >> 20);
 	if (ret)
 		return mw_err_set(&ch->io.conn.err, ret,
-				  "stream %u: write to the source QEMU: %s",
-				  st->id, mw_strerror(ret));
+				  "stream %u: reverse queue: %s", st->id,
+				  mw_strerror(ret));
 	return 0;
 }
 

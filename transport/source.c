@@ -300,6 +300,7 @@ static void *reader_main(void *arg)
 
 static void stream_free(struct tx_stream *st)
 {
+	mw_rev_writer_free(st->rw);
 	if (st->is_sock)
 		close(st->in_fd);
 	close(st->drain_efd);

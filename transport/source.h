@@ -18,6 +18,7 @@
 #include "ctlq.h"
 #include "mw_comp.h"
 #include "mw_xport.h"
+#include "rev_writer.h"
 #include "tx_sched.h"
 #include "session.h"
 
@@ -50,9 +51,12 @@ struct tx_stream {
 	atomic_bool reader_exited;
 	double reader_cpu;
 	struct mw_pages_enc *pages; /* the reader's, when it claimed it */
-	/* reverse, owned by channel id % nr_chans */
+	/* reverse, owned by channel id % nr_chans; rw (started on the first
+	 * reverse frame, freed with the stream) owns out_fd from then on and
+	 * sets rev_done once the END is written */
 	uint64_t rev_seq, rev_bytes;
-	bool rev_discard;
+	struct mw_rev_writer *rw;
+	bool rev_ended; /* the END arrived (rev_done: it is written) */
 	atomic_bool rev_done;
 	atomic_ullong bytes_fwd, bytes_rev;
 };
