@@ -185,7 +185,7 @@ def run():
     got = migrate(env, '--qmp', sock, '--to', to, '--no-tls',
                   '--cpu-budget', '0')
     expect('bad --cpu-budget', got, 2, 'send refuses')
-    if 'migwire send: --cpu-budget:' not in got[1]:
+    if 'send refuses these options: --cpu-budget:' not in got[1]:
         fail(f'--cpu-budget 0 was not passed to send: {got[1]!r}')
     # a migration under way: exec:sleep never reads, so it stays active
     q.cmd('migrate', uri='exec:sleep 60')
