@@ -40,8 +40,10 @@ static int run_side(int side, int argc, char **argv)
 		return ret;
 	}
 	/* the main thread too stays off the VM's vCPUs (best effort: the
-	 * workers' own pins say it if the list is not usable) */
+	 * workers' own pins say it if the list is not usable), and out of
+	 * the VM's scheduler group (best effort: it only costs the guest) */
 	(void)mw_thread_place_all(&o.cfg.cpus);
+	(void)mw_place_own_group(&o.place);
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
 	if (ret) {
