@@ -63,8 +63,10 @@ static int run_side(int side, int argc, char **argv)
 	if (o.probe)
 		return probe(&o);
 	/* the main thread too stays off the VM's vCPUs (best effort: the
-	 * workers' own pins say it if the list is not usable) */
+	 * workers' own pins say it if the list is not usable), and out of
+	 * the VM's scheduler group (best effort: it only costs the guest) */
 	(void)mw_thread_place_all(&o.cfg.cpus);
+	(void)mw_place_own_group(&o.place);
 	ret = side == SIDE_SEND ? mw_xp_send_run(&o.cfg, &err) :
 				  mw_xp_recv_run(&o.cfg, &err);
 	explicit_bzero(o.join_token, sizeof(o.join_token));

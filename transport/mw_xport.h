@@ -130,6 +130,7 @@ struct mw_placement {
 	struct mw_cpus chosen; /* CPUs for migwire's threads; n == 0: none */
 	bool shared;	       /* no CPU left beside the vCPUs' */
 	bool warn;	       /* shared although the vCPUs are pinned */
+	bool own_group;	       /* in the VM's session: mw_place_own_group() */
 	char why[512];	       /* one line for -v and --print-config */
 };
 /*
@@ -144,5 +145,13 @@ int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 /* The QEMU among migwire's parents (QEMU runs exec: URIs through
  * /bin/sh -c), or 0. */
 int mw_qemu_ancestor(void);
+/*
+ * p->own_group: migwire shares the VM's session, and with it the VM's
+ * scheduler task group (autogroup). The kernel splits a group's weight over
+ * the CPUs by where its load is, so migwire busy on its own CPUs would take
+ * weight from the vCPUs on theirs: a session of its own (setsid) keeps it
+ * apart. Returns 0 or -errno. Context: main thread, before any other.
+ */
+int mw_place_own_group(const struct mw_placement *p);
 
 #endif

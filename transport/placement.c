@@ -140,6 +140,24 @@ int mw_qemu_ancestor(void)
 	return 0;
 }
 
+/* The kernel groups tasks by session for fairness ("autogroup"). */
+static bool autogroup_on(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/sched_autogroup_enabled", "re");
+	int c = f ? fgetc(f) : EOF;
+
+	if (f)
+		fclose(f);
+	return c == '1';
+}
+
+int mw_place_own_group(const struct mw_placement *p)
+{
+	if (!p->own_group)
+		return 0;
+	return setsid() < 0 ? -errno : 0;
+}
+
 int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 		  struct mw_placement *p)
 {
@@ -202,9 +220,13 @@ int mw_place_auto(int qemu_pid, const struct mw_cpus *isolated,
 		return 0;
 	}
 	mw_cpus_format(&p->chosen, fl, sizeof(fl));
+	/* a process group leader cannot setsid(), and is not QEMU's exec:
+	 * child (that runs in QEMU's group) anyway */
+	p->own_group = getsid(0) == getsid(pid) && getpgrp() != getpid() &&
+		       autogroup_on();
 	snprintf(p->why, sizeof(p->why),
-		 "QEMU pid %d: %u vCPU threads on CPUs %s; migwire on %s%s",
-		 pid, p->nr_vcpus, vl, fl,
-		 CPU_COUNT(&iso) ? " (isolated)" : "");
+		 "QEMU pid %d: %u vCPU threads on CPUs %s; migwire on %s%s%s",
+		 pid, p->nr_vcpus, vl, fl, CPU_COUNT(&iso) ? " (isolated)" : "",
+		 p->own_group ? ", in a session of its own" : "");
 	return 0;
 }

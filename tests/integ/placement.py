@@ -10,7 +10,9 @@ operator with dedicated CPUs would (taskset). Then:
   exec:     QEMU itself runs `migwire recv` (migrate-incoming exec:...):
             recv finds QEMU among its parents and logs, at -v, that it
             placed its threads on the other CPUs, and every thread of it
-            (the main one included) may run only there;
+            (the main one included) may run only there; with the kernel's
+            autogroup on, it left QEMU's session (setsid), so its load
+            does not take the VM's scheduler weight from the vCPUs;
   socket:   `--qemu-pid PID --print-config` shows cpus= without the vCPUs'
             CPU and placement= saying why;
   shared:   vCPUs unpinned: no CPU is left, migwire says so and shares;
@@ -114,6 +116,12 @@ def run():
         f'/proc/{p}/comm').strip() == 'migwire']
     if not recv:
         fail('exec: no migwire process under QEMU')
+    # out of the VM's scheduler group: a session of its own
+    if read_text('/proc/sys/kernel/sched_autogroup_enabled').strip() == '1':
+        if os.getsid(recv[0]) != recv[0] or 'session of its own' not in line:
+            fail(f'exec: recv shares QEMU\'s session {os.getsid(qemu.pid)}'
+                 f' (its own: {os.getsid(recv[0])}): {line}')
+        log(f'    exec: recv in a session of its own ({recv[0]})')
     on = threads_on(recv[0])
     log(f'    exec: recv threads {on}')
     if not on or any(set(c) & {vcpu_cpu} for c in on.values()):
