@@ -19,6 +19,9 @@ int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
 	uint64_t mine = cfg->page_cache / MW_PAGES_PAGE;
 	int ret;
 
+	/* a HELLO whose session then failed to start may have made one */
+	mw_pages_dec_free(r->pages);
+	r->pages = NULL;
 	if (!(h->flags & MW_HELLO_F_PAGES))
 		return 0;
 	if (!cfg->pages)

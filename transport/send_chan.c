@@ -17,6 +17,7 @@
 
 #include "mw_fd.h"
 #include "mw_log.h"
+#include "mw_pages.h"
 #include "mw_thread.h"
 #include "frame_io.h"
 #include "net.h"
@@ -35,8 +36,9 @@ static int chan_setup_once(struct tx_chan *ch)
 		.chunk_size = cfg->chunk_size,
 		.window_chunks = s->nchunks,
 		.flags = cfg->pages ? MW_HELLO_F_PAGES : 0,
-		.page_cache_slots =
-			cfg->pages ? (uint32_t)(cfg->page_cache / 4096) : 0,
+		.page_cache_slots = cfg->pages ? (uint32_t)(cfg->page_cache /
+							    MW_PAGES_PAGE) :
+						 0,
 	};
 	uint8_t payload[MW_ERROR_MAX + 1];
 	struct mw_frame_hdr h = { .type = MW_FT_HELLO,
