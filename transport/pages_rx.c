@@ -19,6 +19,9 @@ int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
 	uint64_t mine = cfg->page_cache / MW_PAGES_PAGE;
 	int ret;
 
+	/* a HELLO whose session then failed to start may have made one */
+	mw_pages_dec_free(r->pages);
+	r->pages = NULL;
 	if (!(h->flags & MW_HELLO_F_PAGES))
 		return 0;
 	if (!cfg->pages)
@@ -39,13 +42,16 @@ int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
 	return 0;
 }
 
-int mw_rx_pages_rebuild(struct rx_stream *st, const struct rx_slot *s,
-			const uint8_t **out, size_t *out_len)
+int mw_rx_slot_out(struct rx_stream *st, struct rx_slot *s)
 {
 	struct receiver *r = st->r;
 	struct mw_err err = { 0 };
 	int none = -1, ret;
 
+	s->wp = s->raw;
+	s->wn = s->raw_len;
+	if (!s->pages)
+		return 0;
 	if (!atomic_compare_exchange_strong(&r->pages_stream, &none,
 					    (int)st->id) &&
 	    none != (int)st->id)
@@ -53,7 +59,7 @@ int mw_rx_pages_rebuild(struct rx_stream *st, const struct rx_slot *s,
 				   "stream %u: page-encoded chunk %" PRIu64
 				   ", but stream %d has the page cache",
 				   st->id, s->seq, none);
-	ret = mw_pages_dec_chunk(r->pages, s->raw, s->raw_len, out, out_len,
+	ret = mw_pages_dec_chunk(r->pages, s->raw, s->raw_len, &s->wp, &s->wn,
 				 &err);
 	if (ret)
 		return mw_fail_set(&r->fail, ret,

@@ -48,9 +48,9 @@ struct rx_chan;
 /*
  * Locking: st, idx, raw and wire are fixed when the stream is created. The
  * rest belongs to whoever the slot's state in st->ra (under r->lock) names:
- * FILLING the channel that claimed it (it sets seq and raw_len under
- * r->lock), DECODING the decompress pool (job), READY the stream's writer,
- * which reads raw and raw_len without the lock.
+ * FILLING the channel that claimed it (it sets seq, raw_len and pages
+ * under r->lock), DECODING the decompress pool (job), READY the stream's
+ * writer, which reads raw and raw_len and sets wp and wn without the lock.
  */
 struct rx_slot {
 	uint64_t seq;  /* for messages; the window's own copy decides */
@@ -59,6 +59,9 @@ struct rx_slot {
 	uint8_t *raw;
 	uint32_t raw_len;
 	bool pages; /* raw is a --pages op stream, rebuilt by the writer */
+	/* the writer's: what it writes (raw, or the rebuilt bytes) */
+	const uint8_t *wp;
+	size_t wn;
 	struct mw_comp_job job;
 	struct rx_stream *st;
 };
@@ -211,12 +214,11 @@ void mw_rx_chan_free(struct rx_chan *ch);
  * receiver agrees. 0 or a code with the reason in *err. Lock held. */
 int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
 		     struct mw_err *err);
-/* The writer of st rebuilds page-encoded slot s: the bytes to write in
- * *out, *out_len (the decoder's, valid until the next call). 0, or the
- * code it failed the session with. Context: st's writer, r->lock not
- * held. */
-int mw_rx_pages_rebuild(struct rx_stream *st, const struct rx_slot *s,
-			const uint8_t **out, size_t *out_len);
+/* The bytes of READY slot s to write, in s->wp and s->wn: raw, or with
+ * --pages the rebuilt bytes (the decoder's, valid until the next call).
+ * 0, or the code it failed the session with. Context: st's writer,
+ * r->lock not held. */
+int mw_rx_slot_out(struct rx_stream *st, struct rx_slot *s);
 
 /* ---- recv_chan.c ---- */
 

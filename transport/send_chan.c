@@ -17,6 +17,7 @@
 
 #include "mw_fd.h"
 #include "mw_log.h"
+#include "mw_pages.h"
 #include "mw_thread.h"
 #include "frame_io.h"
 #include "join.h"
@@ -37,8 +38,9 @@ static int chan_setup_once(struct tx_chan *ch)
 		.window_chunks = s->nchunks,
 		.flags = (cfg->join_token_len ? MW_HELLO_F_TOKEN : 0) |
 			 (cfg->pages ? MW_HELLO_F_PAGES : 0),
-		.page_cache_slots =
-			cfg->pages ? (uint32_t)(cfg->page_cache / 4096) : 0,
+		.page_cache_slots = cfg->pages ? (uint32_t)(cfg->page_cache /
+							    MW_PAGES_PAGE) :
+						 0,
 	};
 	uint8_t payload[MW_ERROR_MAX + 1], raw[MW_HELLO_LEN];
 	struct mw_frame_hdr h = { .type = MW_FT_HELLO,

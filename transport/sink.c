@@ -512,7 +512,6 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&r->lock);
 	while (!ret) {
 		struct rx_slot *s;
-		size_t wn = 0; /* bytes written: rebuilt ones with --pages */
 
 		while (!writer_can_go_locked(st))
 			pthread_cond_wait(&r->cv, &r->lock);
@@ -542,14 +541,11 @@ static void *writer_main(void *arg)
 		if (st->nbd_gone) {
 			ret = -EPIPE; /* more than the DISC after the close */
 		} else {
-			const uint8_t *out = s->raw;
 			size_t done = 0;
 
-			wn = s->raw_len;
-			ret = s->pages ? mw_rx_pages_rebuild(st, s, &out, &wn) :
-					 0;
+			ret = mw_rx_slot_out(st, s); /* --pages: rebuilt */
 			if (!ret)
-				ret = write_upto(st->fd, out, wn, &done);
+				ret = write_upto(st->fd, s->wp, s->wn, &done);
 			if ((ret == -EPIPE || ret == -ECONNRESET) &&
 			    kind == MW_SK_NBD &&
 			    mw_nbd_is_disc(s->raw + done, s->raw_len - done)) {
@@ -572,7 +568,7 @@ static void *writer_main(void *arg)
 					    "");
 			break;
 		}
-		bytes += wn;
+		bytes += s->wn;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
 		if (r->lat)

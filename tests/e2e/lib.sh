@@ -112,11 +112,11 @@ e2e_qemu10() {
 }
 
 # e2e_pages_check NEED_REUSE: send -v's --pages line (in the source QEMU's
-# log) must say that chunks were page-encoded; with NEED_REUSE 1 also that
+# log in exec: mode, in send's own log in socket mode) must say that chunks were page-encoded; with NEED_REUSE 1 also that
 # pages went as references or deltas.
 e2e_pages_check() {
 	local line
-	line=$(grep -- '--pages:' "$e2e_logdir/src-qemu.log" | tail -n1)
+	line=$(cat "$e2e_logdir"/*.log | grep -- '--pages: [0-9]' | tail -n1)
 	[ -n "$line" ] || fail "send -v said nothing about --pages"
 	say "$line"
 	echo "$line" | grep -Eq ' [1-9][0-9]* page-encoded chunks' ||

@@ -206,7 +206,9 @@ def garbage_then_real(env, tls):
         ('HTTP request', b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n'
          b'User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n'),
         ('DATA before HELLO', frame(FT_DATA, b'x' * 16, flags=1, raw_len=16)),
-        ('HELLO of version 1', hello(0, 1, os.urandom(16), version=1)),
+        ('HELLO of version 3', hello(0, 1, os.urandom(16), version=3)),
+        ('HELLO of version 1 (an old sender)',
+         hello(0, 1, os.urandom(16), version=1)),
         ('HELLO with 0 channels', hello(0, 0, os.urandom(16))),
         ('half a header', frame(FT_HELLO)[:20]),
     ]
@@ -226,6 +228,11 @@ def garbage_then_real(env, tls):
                      f'(--timeout 3)')
             if any(t in (FT_HELLO_OK, FT_ACK) for t, _ in frames):
                 fail(f'{what}: receiver accepted it')
+            # a peer of the previous protocol learns why, not just a close
+            if '--no-tls' in tls and 'old sender' in what and \
+                    'protocol version 1 not supported' \
+                    not in txt:
+                fail(f'{what}: want an ERROR naming version 1, got {txt}')
     # an idle connection stays open during the real transfer
     idle = socket.create_connection(('127.0.0.1', port), timeout=5)
     try:
