@@ -3,7 +3,7 @@
  * The chunk pool and the chunk's state machine (chunk.h), shared by the
  * sender's scheduler (tx_sched.c) and the receiver's reorder windows
  * (reasm.c, sink.c, recv_chan.c). Called under the side's scheduler lock,
- * except mw_chunk_pool_bufs() (the chunk's owner).
+ * except mw_chunk_bufs_alloc() (the chunk's owner).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -71,7 +71,7 @@ void mw_chunk_set_state(struct mw_chunk *c, enum mw_chunk_state to)
 	c->state = (uint8_t)to;
 }
 
-int mw_chunk_pool_bufs(const struct mw_chunk_pool *p, struct mw_chunk *c)
+int mw_chunk_bufs_alloc(const struct mw_chunk_pool *p, struct mw_chunk *c)
 {
 	if (!c->raw)
 		c->raw = mw_buf_alloc(p->raw_cap);
@@ -97,7 +97,7 @@ int mw_chunk_pool_init(struct mw_chunk_pool *p, enum mw_chunk_side side,
 	if (!p->chunks)
 		return -ENOMEM;
 	for (i = 0; prealloc && i < p->count; i++)
-		if (mw_chunk_pool_bufs(p, &p->chunks[i])) {
+		if (mw_chunk_bufs_alloc(p, &p->chunks[i])) {
 			mw_chunk_pool_destroy(p);
 			return -ENOMEM;
 		}

@@ -58,7 +58,7 @@ struct rx_stream;
 /*
  * Locking: state, seq, st and next_free change under the pool's lock (see
  * above). side is fixed when the pool first hands the chunk out; raw and
- * wire once allocated (mw_chunk_pool_bufs). The other fields belong to the
+ * wire once allocated (mw_chunk_bufs_alloc). The other fields belong to the
  * owner that state names: raw/raw_len the filler while FILLING, job and
  * wire the compress pool while QUEUED or DECODING; a channel (SENDING) or
  * writer (WRITING) only reads.
@@ -82,7 +82,7 @@ struct mw_chunk {
  * A fixed number of chunks, decided at init. Buffers: raw_cap bytes of raw
  * and, when wire_cap is not 0, wire_cap bytes of wire each. The sender
  * allocates them all at init (no allocation on its data path); the
- * receiver's come on first use (mw_chunk_pool_bufs), so a --window larger
+ * receiver's come on first use (mw_chunk_bufs_alloc), so a --window larger
  * than the traffic needs costs no memory.
  *
  * Locking: count, side, raw_cap, wire_cap and chunks are fixed at init;
@@ -108,7 +108,7 @@ int mw_chunk_pool_init(struct mw_chunk_pool *p, enum mw_chunk_side side,
  * that used the pool must have been joined. Accepts a zeroed p. */
 void mw_chunk_pool_destroy(struct mw_chunk_pool *p);
 /* A FREE chunk, now FILLING and the caller's, or NULL when none is left.
- * Its buffers may not be allocated yet (mw_chunk_pool_bufs). */
+ * Its buffers may not be allocated yet (mw_chunk_bufs_alloc). */
 struct mw_chunk *mw_chunk_pool_get(struct mw_chunk_pool *p);
 /* No chunk left to get. */
 static inline bool mw_chunk_pool_empty(const struct mw_chunk_pool *p)
@@ -123,7 +123,7 @@ void mw_chunk_pool_put(struct mw_chunk_pool *p, struct mw_chunk **c);
  * c's owner, without the pool's lock (c's buffers are its owner's, and the
  * caps are fixed).
  */
-int mw_chunk_pool_bufs(const struct mw_chunk_pool *p, struct mw_chunk *c);
+int mw_chunk_bufs_alloc(const struct mw_chunk_pool *p, struct mw_chunk *c);
 
 /* Is from -> to a transition the side's life cycle has? */
 bool mw_chunk_state_ok(enum mw_chunk_side side, enum mw_chunk_state from,

@@ -68,7 +68,7 @@ static int claim_chunk(struct rx_chan *ch, const struct mw_frame_hdr *h,
 	c->raw_len = h->raw_len;
 	pthread_mutex_unlock(&r->lock);
 	/* a chunk's first use: its buffers are the channel's to allocate */
-	if (mw_chunk_pool_bufs(&r->chunks, c)) {
+	if (mw_chunk_bufs_alloc(&r->chunks, c)) {
 		pthread_mutex_lock(&r->lock);
 		mw_reasm_drop(&st->ra, &r->chunks, &c);
 		pthread_mutex_unlock(&r->lock);
