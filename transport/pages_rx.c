@@ -42,14 +42,15 @@ int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
 	return 0;
 }
 
-int mw_rx_slot_out(struct rx_stream *st, struct rx_slot *s)
+int mw_rx_chunk_out(struct rx_stream *st, const struct mw_chunk *s,
+		    const uint8_t **wp, size_t *wn)
 {
 	struct receiver *r = st->r;
 	struct mw_err err = { 0 };
 	int none = -1, ret;
 
-	s->wp = s->raw;
-	s->wn = s->raw_len;
+	*wp = s->raw;
+	*wn = s->raw_len;
 	if (!s->pages)
 		return 0;
 	if (!atomic_compare_exchange_strong(&r->pages_stream, &none,
@@ -59,8 +60,7 @@ int mw_rx_slot_out(struct rx_stream *st, struct rx_slot *s)
 				   "stream %u: page-encoded chunk %" PRIu64
 				   ", but stream %d has the page cache",
 				   st->id, s->seq, none);
-	ret = mw_pages_dec_chunk(r->pages, s->raw, s->raw_len, &s->wp, &s->wn,
-				 &err);
+	ret = mw_pages_dec_chunk(r->pages, s->raw, s->raw_len, wp, wn, &err);
 	if (ret)
 		return mw_fail_set(&r->fail, ret,
 				   "stream %u chunk %" PRIu64 ": %s", st->id,

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "mw_assert.h"
 #include "mw_err.h"
 
 int mw_reasm_init(struct mw_reasm *r, uint32_t nslots)
@@ -17,27 +18,23 @@ int mw_reasm_init(struct mw_reasm *r, uint32_t nslots)
 	r->granted = r->nslots;
 	r->end = 0;
 	r->ended = false;
-	r->state = calloc(r->nslots, sizeof(*r->state));
-	r->seq = calloc(r->nslots, sizeof(*r->seq));
-	if (!r->state || !r->seq) {
-		mw_reasm_destroy(r);
-		return -ENOMEM;
-	}
-	return 0;
+	r->slot = calloc(r->nslots, sizeof(*r->slot));
+	return r->slot ? 0 : -ENOMEM;
 }
 
 void mw_reasm_destroy(struct mw_reasm *r)
 {
-	free(r->state);
-	free(r->seq);
-	r->state = NULL;
-	r->seq = NULL;
+	free(r->slot);
+	r->slot = NULL;
 }
 
-int mw_reasm_claim(struct mw_reasm *r, uint64_t seq, const char **why)
+int mw_reasm_claim(struct mw_reasm *r, struct mw_chunk_pool *p, uint64_t seq,
+		   struct mw_chunk **out, const char **why)
 {
+	struct mw_chunk *c;
 	unsigned idx;
 
+	*out = NULL;
 	if (seq < r->next) {
 		*why = "duplicate chunk (already written)";
 		return -MW_E_PROTO;
@@ -52,38 +49,51 @@ int mw_reasm_claim(struct mw_reasm *r, uint64_t seq, const char **why)
 	}
 	/* granted - next <= nslots, so seq's slot can only hold seq itself */
 	idx = (unsigned)(seq % r->nslots);
-	if (r->state[idx] != MW_RS_FREE) {
+	if (r->slot[idx]) {
 		*why = "duplicate chunk";
 		return -MW_E_PROTO;
 	}
-	r->state[idx] = MW_RS_FILLING;
-	r->seq[idx] = seq;
-	return (int)idx;
+	c = mw_chunk_pool_get(p);
+	MW_BUG_ON(!c); /* the windows together are not larger than p */
+	c->seq = seq;
+	r->slot[idx] = c;
+	*out = c;
+	return 0;
 }
 
-void mw_reasm_mark(struct mw_reasm *r, unsigned idx, enum mw_reasm_state st)
+struct mw_chunk *mw_reasm_head(const struct mw_reasm *r)
 {
-	r->state[idx] = (uint8_t)st;
+	struct mw_chunk *c = r->slot[r->next % r->nslots];
+
+	if (c && c->state == MW_CHUNK_READY && c->seq == r->next)
+		return c;
+	return NULL;
 }
 
-int mw_reasm_head(const struct mw_reasm *r)
+bool mw_reasm_pop(struct mw_reasm *r, struct mw_chunk_pool *p,
+		  struct mw_chunk **c, uint64_t *limit)
 {
-	unsigned idx = (unsigned)(r->next % r->nslots);
+	struct mw_chunk **slot = &r->slot[r->next % r->nslots];
 
-	if (r->state[idx] == MW_RS_READY && r->seq[idx] == r->next)
-		return (int)idx;
-	return -1;
-}
-
-bool mw_reasm_pop(struct mw_reasm *r, uint64_t *limit)
-{
-	r->state[r->next % r->nslots] = MW_RS_FREE;
+	MW_BUG_ON(*slot != *c || (*c)->seq != r->next);
+	*slot = NULL;
+	mw_chunk_pool_put(p, c);
 	r->next++;
 	if (r->ended || r->granted - r->next > r->nslots / 2)
 		return false;
 	r->granted = r->next + r->nslots;
 	*limit = r->granted;
 	return true;
+}
+
+void mw_reasm_drop(struct mw_reasm *r, struct mw_chunk_pool *p,
+		   struct mw_chunk **c)
+{
+	struct mw_chunk **slot = &r->slot[(*c)->seq % r->nslots];
+
+	MW_BUG_ON(*slot != *c);
+	*slot = NULL;
+	mw_chunk_pool_put(p, c);
 }
 
 int mw_reasm_end(struct mw_reasm *r, uint64_t chunks, const char **why)
@@ -99,7 +109,7 @@ int mw_reasm_end(struct mw_reasm *r, uint64_t chunks, const char **why)
 		return -MW_E_PROTO;
 	}
 	for (i = 0; i < r->nslots; i++)
-		if (r->state[i] != MW_RS_FREE && r->seq[i] >= chunks) {
+		if (r->slot[i] && r->slot[i]->seq >= chunks) {
 			*why = "END says fewer chunks than arrived";
 			return -MW_E_PROTO;
 		}

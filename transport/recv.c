@@ -257,6 +257,8 @@ static void receiver_free(struct receiver *r)
 			mw_rx_chan_free(r->chans[i]);
 	for (i = 0; i < MW_STREAMS_MAX; i++)
 		mw_rx_stream_free(r, r->streams[i]);
+	/* after the channels: their rings may have held a chunk's buffer */
+	mw_chunk_pool_destroy(&r->chunks);
 	if (r->tls)
 		mw_tls_ctx_free(r->tls);
 	if (r->listen_fd >= 0)

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The receiver's channels, after admission (admit.c): the callbacks of the
- * channel loop (chan.h). Incoming DATA frames land in the slot their
- * stream's credit reserved and go to the decompress pool (or are verified
- * here when raw); OPEN, END and CLOSE update the streams (sink.c). Going
- * out: the control and reverse frames the writers and reverse readers
- * queue on the channel's ctlq, ending with the ACK.
+ * channel loop (chan.h). Incoming DATA frames land in a chunk claimed in
+ * the slot their stream's credit reserved and go to the decompress pool
+ * (or are verified here when raw); OPEN, END and CLOSE update the streams
+ * (sink.c). Going out: the control and reverse frames the writers and
+ * reverse readers queue on the channel's ctlq, ending with the ACK.
  *
  * Locking: see recv_int.h.
  */
@@ -36,15 +36,21 @@ static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
 
 /* ---- channel: incoming frames ---- */
 
-/* DATA header decoded: claim the slot its credit reserved. */
-static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
-		      uint8_t **dst)
+/*
+ * DATA header decoded: claim a chunk in the slot its credit reserved. The
+ * channel borrows it (FILLING) until the payload is in (payload_done). A
+ * channel that ends before that leaves it FILLING in the window: the
+ * session has failed then, and the ring may still have a receive into its
+ * buffer, so only the teardown frees it, after the ring.
+ */
+static int claim_chunk(struct rx_chan *ch, const struct mw_frame_hdr *h,
+		       uint8_t **dst)
 {
 	struct receiver *r = ch->r;
 	const char *why = "";
 	struct rx_stream *st;
-	struct rx_slot *s;
-	int idx;
+	struct mw_chunk *c;
+	int ret;
 
 	pthread_mutex_lock(&r->lock);
 	st = mw_rx_stream_get_locked(r, h->stream, &ch->io.conn.err);
@@ -52,17 +58,24 @@ static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
 		pthread_mutex_unlock(&r->lock);
 		return ch->io.conn.err.code;
 	}
-	idx = mw_reasm_claim(&st->ra, h->seq, &why);
-	if (idx < 0) {
+	ret = mw_reasm_claim(&st->ra, &r->chunks, h->seq, &c, &why);
+	if (ret) {
 		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, idx, "stream %u chunk %" PRIu64 ": %s",
+		return chan_err(ch, ret, "stream %u chunk %" PRIu64 ": %s",
 				st->id, h->seq, why);
 	}
-	s = &st->slots[idx];
-	s->seq = h->seq;
-	s->raw_len = h->raw_len;
-	s->pages = h->flags & MW_F_PAGES;
+	c->st.rx = st;
+	c->raw_len = h->raw_len;
+	c->pages = h->flags & MW_F_PAGES;
 	pthread_mutex_unlock(&r->lock);
+	/* a chunk's first use: its buffers are the channel's to allocate */
+	if (mw_chunk_bufs_alloc(&r->chunks, c)) {
+		pthread_mutex_lock(&r->lock);
+		mw_reasm_drop(&st->ra, &r->chunks, &c);
+		pthread_mutex_unlock(&r->lock);
+		return chan_err(ch, -ENOMEM, "out of memory for stream %u",
+				st->id);
+	}
 	if (!atomic_load_explicit(&r->first_ns, memory_order_relaxed)) {
 		unsigned long long none = 0;
 
@@ -70,8 +83,8 @@ static int claim_slot(struct rx_chan *ch, const struct mw_frame_hdr *h,
 		atomic_compare_exchange_strong(&r->first_ns, &none,
 					       mw_now_ns());
 	}
-	ch->slot = s;
-	*dst = (h->flags & MW_F_RAW) ? s->raw : s->wire;
+	*dst = (h->flags & MW_F_RAW) ? c->raw : c->wire;
+	ch->chunk = c;
 	return 0;
 }
 
@@ -105,7 +118,7 @@ static int frame_header(void *opaque, const struct mw_frame_hdr *h,
 			return chan_err(ch, -MW_E_PROTO,
 					"page-encoded chunk, but the session "
 					"has no --pages");
-		return claim_slot(ch, h, dst);
+		return claim_chunk(ch, h, dst);
 	case MW_FT_END:
 	case MW_FT_ERROR:
 	case MW_FT_OPEN:
@@ -119,40 +132,48 @@ static int frame_header(void *opaque, const struct mw_frame_hdr *h,
 	}
 }
 
+/* The payload is in: the channel hands its chunk on, to the decompress
+ * pool, or (raw) verifies it and hands it to the writer. */
 static int payload_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 {
-	struct rx_slot *s = ch->slot;
+	struct mw_chunk *c = ch->chunk;
 	struct receiver *r = ch->r;
 	int ret;
 
-	ch->slot = NULL;
+	ch->chunk = NULL; /* whatever happens next, it is not ours */
 	/* --cpu-budget: no lock is held here; while the channel waits it
 	 * reads no more, so TCP holds the sender back (cpu_pace.h) */
 	mw_cpu_pace_wait(&r->pace, &r->fail);
-	memset(&s->job, 0, sizeof(s->job));
-	s->job.dir = MW_COMP_DECOMPRESS;
-	s->job.raw = h->flags & MW_F_RAW;
-	s->job.src = s->job.raw ? s->raw : s->wire;
-	s->job.src_len = h->wire_len;
-	s->job.dst = s->raw;
-	s->job.dst_cap = r->sess.chunk_size;
-	s->job.raw_len = h->raw_len;
-	s->job.csum = h->csum;
-	s->job.done = mw_rx_slot_decoded;
-	s->job.opaque = s;
-	if (s->job.raw) {
+	memset(&c->job, 0, sizeof(c->job));
+	c->job.dir = MW_COMP_DECOMPRESS;
+	c->job.raw = h->flags & MW_F_RAW;
+	c->job.src = c->job.raw ? c->raw : c->wire;
+	c->job.src_len = h->wire_len;
+	c->job.dst = c->raw;
+	c->job.dst_cap = r->sess.chunk_size;
+	c->job.raw_len = h->raw_len;
+	c->job.csum = h->csum;
+	c->job.done = mw_rx_chunk_decoded;
+	c->job.opaque = c;
+	if (c->job.raw) {
 		/* verify a raw chunk here while it is in cache: no hand-off */
-		mw_comp_job_verify(&s->job);
-		mw_rx_slot_decoded(&s->job);
+		mw_comp_job_verify(&c->job);
+		mw_rx_chunk_decoded(&c->job);
 		return 0;
 	}
 	pthread_mutex_lock(&r->lock);
-	mw_reasm_mark(&s->st->ra, s->idx, MW_RS_DECODING);
+	mw_chunk_set_state(c, MW_CHUNK_DECODING);
 	pthread_mutex_unlock(&r->lock);
-	ret = mw_comp_pool_submit(r->pool, &s->job);
-	return ret ? chan_err(ch, ret, "decompress queue: %s",
-			      mw_strerror(ret)) :
-		     0;
+	ret = mw_comp_pool_submit(r->pool, &c->job);
+	if (ret) {
+		/* refused (the pool stops): the chunk is still ours */
+		pthread_mutex_lock(&r->lock);
+		mw_reasm_drop(&c->st.rx->ra, &r->chunks, &c);
+		pthread_mutex_unlock(&r->lock);
+		return chan_err(ch, ret, "decompress queue: %s",
+				mw_strerror(ret));
+	}
+	return 0;
 }
 
 static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
@@ -331,7 +352,7 @@ int mw_rx_chan_run(struct rx_chan *ch)
 
 	ch->io.rx_bytes = &ch->bytes_wire;
 	ch->io.conn.open_ns = &ch->open_ns;
-	/* bulk payloads: a plaintext recv lands in the slot itself */
+	/* bulk payloads: a plaintext recv lands in the chunk itself */
 	ch->io.dead_ns =
 		(unsigned long long)ch->r->cfg->timeout_s * 1000000000ull;
 	mw_conn_rx_start(&ch->io.conn, &frame_ops, ch,

@@ -8,8 +8,11 @@
  * Lock order: r->lock -> a channel's ctlq lock -> r->fail's lock. Under
  * r->lock the code pushes control frames (mw_ctlq_push with limit 0, which
  * never blocks) and latches failures; neither ctlq nor the failure latch
- * ever takes r->lock. The decompress pool calls mw_rx_slot_decoded()
- * without its own lock held, so the pool is outside this order.
+ * ever takes r->lock. The decompress pool calls mw_rx_chunk_decoded()
+ * without its own lock held, so the pool is outside this order. The chunk
+ * pool (r->chunks, chunk.h) and every received chunk's state, seq and st
+ * are under r->lock; a chunk's bytes belong to the stage its state names
+ * (reasm.h).
  */
 #ifndef MW_RECV_INT_H
 #define MW_RECV_INT_H
@@ -21,6 +24,7 @@
 #include <stdio.h>
 
 #include "chan.h"
+#include "chunk.h"
 #include "conn.h"
 #include "cpu_pace.h"
 #include "ctlq.h"
@@ -46,28 +50,7 @@ struct rx_stream;
 struct rx_chan;
 
 /*
- * Locking: st, idx, raw and wire are fixed when the stream is created. The
- * rest belongs to whoever the slot's state in st->ra (under r->lock) names:
- * FILLING the channel that claimed it (it sets seq, raw_len and pages
- * under r->lock), DECODING the decompress pool (job), READY the stream's
- * writer, which reads raw and raw_len and sets wp and wn without the lock.
- */
-struct rx_slot {
-	uint64_t seq;  /* for messages; the window's own copy decides */
-	unsigned idx;  /* slot index in the stream's window */
-	uint8_t *wire; /* compressed payload; NULL with codec none */
-	uint8_t *raw;
-	uint32_t raw_len;
-	bool pages; /* raw is a --pages op stream, rebuilt by the writer */
-	/* the writer's: what it writes (raw, or the rebuilt bytes) */
-	const uint8_t *wp;
-	size_t wn;
-	struct mw_comp_job job;
-	struct rx_stream *st;
-};
-
-/*
- * Locking: r, id and slots are fixed at creation; the stream is published
+ * Locking: r and id are fixed at creation; the stream is published
  * in r->streams under r->lock and never removed before receiver_free.
  * Under r->lock: opened, ep (stable once opened: a second OPEN is an
  * error), connected, kind, ra, end_bytes, fwd_done, and fd once the stream
@@ -88,8 +71,7 @@ struct rx_stream {
 	int fd;	    /* forward bytes go here */
 	int rev_fd; /* reverse bytes come from here; -1: none */
 	bool is_sock;
-	struct rx_slot *slots;
-	struct mw_reasm ra; /* reorder window and credit */
+	struct mw_reasm ra; /* reorder window and credit, its chunks */
 	uint64_t end_bytes;
 	bool fwd_done;
 	pthread_t writer, rev;
@@ -107,7 +89,9 @@ struct rx_stream {
  * that thread starts and fixed after: r, io.efd, io.conn.fd (so the main
  * thread may poke io.efd and shut io.conn.fd down under r->lock while the
  * channel is on r->live). idx is written under r->lock at admission; th
- * under r->lock by accept_one. io.ctlq has its own lock (producers:
+ * under r->lock by accept_one. chunk is borrowed from its stream's window
+ * while its payload arrives (FILLING, the channel's). io.ctlq has its own
+ * lock (producers:
  * writers, reverse readers, completion). bytes_wire and open_ns are relaxed
  * statistics; cpu_final is published by the store of exited, which is made
  * under r->lock so snap_fill never asks a detached, exited thread for its
@@ -119,7 +103,7 @@ struct rx_chan {
 	pthread_t th;
 	bool ack_sent;
 	/* frame being parsed (io.conn.rd parses them) */
-	struct rx_slot *slot; /* a DATA frame's, from its header on */
+	struct mw_chunk *chunk; /* a DATA frame's, from its header on */
 	uint8_t ctl[MW_ERROR_MAX + 1];
 	/* control / reverse frames going out (queued on io.ctlq) */
 	struct mw_ctl *tx_ctl;	   /* being sent */
@@ -143,7 +127,8 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
  * have_session, sess, peer_id, credit, slots_total, wire_cap and pool are
  * written once, by the first admission, before any channel is admitted,
  * so admitted channels and the threads they start read them without the
- * lock. lat is written to under lock.
+ * lock. chunks is set up by the first stream's creation (sink.c); its
+ * count and caps are fixed after. lat is written to under lock.
  */
 struct receiver {
 	const struct mw_xp_cfg *cfg;
@@ -160,7 +145,7 @@ struct receiver {
 	unsigned refused_quiet;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
+	pthread_cond_t cv; /* writers: chunk READY, END, OPEN, connect */
 	pthread_cond_t live_cv;
 	struct mw_comp_pool *pool;
 	bool have_session;
@@ -170,6 +155,9 @@ struct receiver {
 	uint64_t slots_free;  /* the --window budget not given to a stream */
 	uint64_t slots_total; /* the whole budget */
 	size_t wire_cap;
+	/* every stream's chunks: as many as the budget has slots, buffers
+	 * allocated on first use */
+	struct mw_chunk_pool chunks;
 	unsigned long long first_join_ns;
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
 	unsigned joined;
@@ -214,11 +202,12 @@ void mw_rx_chan_free(struct rx_chan *ch);
  * receiver agrees. 0 or a code with the reason in *err. Lock held. */
 int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
 		     struct mw_err *err);
-/* The bytes of READY slot s to write, in s->wp and s->wn: raw, or with
+/* The bytes of chunk c (WRITING) to write, in *wp and *wn: raw, or with
  * --pages the rebuilt bytes (the decoder's, valid until the next call).
  * 0, or the code it failed the session with. Context: st's writer,
  * r->lock not held. */
-int mw_rx_slot_out(struct rx_stream *st, struct rx_slot *s);
+int mw_rx_chunk_out(struct rx_stream *st, const struct mw_chunk *c,
+		    const uint8_t **wp, size_t *wn);
 
 /* ---- recv_chan.c ---- */
 
@@ -238,9 +227,11 @@ struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 					  struct mw_err *err);
 /* Frees a stream whose threads are joined or never ran. */
 void mw_rx_stream_free(struct receiver *r, struct rx_stream *st);
-/* The slot is verified (job->ret == 0: READY for the writer) or the
- * session fails. Context: decompress worker or channel, lock not held. */
-void mw_rx_slot_decoded(struct mw_comp_job *job);
+/* The chunk (job->opaque) is verified (job->ret == 0: READY for the
+ * writer), or it goes back to the pool and the session fails. Takes the
+ * chunk from whoever decoded it. Context: decompress worker or channel,
+ * lock not held. */
+void mw_rx_chunk_decoded(struct mw_comp_job *job);
 /* Once CLOSE has arrived and every stream is written and closed: checks the
  * totals and queues ACK on every channel. Context: lock held. */
 void mw_rx_check_complete_locked(struct receiver *r);

@@ -189,7 +189,7 @@ static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *hp,
 	struct tx_slot *sl = &ch->slot[i];
 	struct mw_ctl *ctl = mw_ctlq_pop(&ch->io.ctlq);
 	struct mw_sched_stream *end_st = NULL;
-	struct tx_chunk *c = NULL;
+	struct mw_chunk *c = NULL;
 	struct mw_frame_hdr h = { 0 };
 
 	if (!ctl) {
@@ -200,7 +200,7 @@ static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *hp,
 	if (c) {
 		h.type = MW_FT_DATA;
 		h.codec = (uint8_t)s->cfg->codec;
-		h.stream = c->st->id;
+		h.stream = c->st.tx->id;
 		h.seq = c->seq;
 		h.raw_len = c->raw_len;
 		h.csum = c->job.csum;
@@ -211,7 +211,7 @@ static int next_frame(struct mw_chan *io, unsigned i, struct mw_frame_hdr *hp,
 			*payload = c->raw;
 		} else {
 			h.wire_len = (uint32_t)c->job.out_len;
-			*payload = c->out;
+			*payload = c->wire;
 		}
 	} else if (end_st) {
 		struct mw_end e = { .bytes = end_st->total_bytes,

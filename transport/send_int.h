@@ -34,7 +34,7 @@ struct sender;
  * kernel borrows chunk, ctl or end while io.slot[i] sends it.
  */
 struct tx_slot {
-	struct tx_chunk *chunk; /* returned to the pool when sent */
+	struct mw_chunk *chunk; /* returned to the pool when sent */
 	struct mw_ctl *ctl;	/* freed when sent */
 	uint8_t end[MW_END_LEN];
 };

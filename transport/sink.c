@@ -11,19 +11,21 @@
  * MW_RX_MIN_CREDIT slots left is refused, so the slots of all streams
  * together stay within --window whatever chunk size and stream count the
  * sender announces. A stream's slots are its own until the session ends.
+ * The chunks in them come from one pool (r->chunks, chunk.h) with as many
+ * chunks as the budget has slots, so a claim that the window accepts
+ * always finds one; their buffers are allocated on first use.
  * Each stream has nslots slots indexed by seq % nslots and starts with
- * `credit` (<= nslots) of credit; the sender may send a stream's chunk
- * only below the limit
- * this side grants (HELLO_OK's stream window, then WINDOW frames as the
- * writer frees slots), so a DATA frame always finds its slot free and no
+ * `credit` (<= nslots) of credit; the sender may send a stream's chunk only
+ * below the limit this side grants (HELLO_OK's stream window, then WINDOW
+ * frames as the writer frees slots), so a DATA frame always finds its slot free and no
  * channel ever waits for a stream: one stream the destination does not read
  * cannot block another. A frame beyond the credit is a protocol error.
- * Payloads land in the slot; a decompress job inflates and verifies the XXH3
- * checksum (mw_rx_slot_decoded); only then is the slot READY. The stream's
- * writer (mw-wrN) writes READY slots strictly in order, so nothing
- * unverified or out of order ever reaches QEMU. In socket mode writers
- * connect in stream order per endpoint (QEMU 7.2 takes the first
- * connection as the main channel).
+ * Payloads land in the slot's chunk; a decompress job inflates and verifies
+ * the XXH3 checksum (mw_rx_chunk_decoded); only then is the chunk READY.
+ * The stream's writer (mw-wrN) writes READY chunks strictly in order, then
+ * returns them to the pool (mw_reasm_pop), so nothing unverified or out of
+ * order ever reaches QEMU. In socket mode writers connect in stream order
+ * per endpoint (QEMU 7.2 takes the first connection as the main channel).
  *
  * Reverse bytes (return path, NBD replies) are read by the stream's reverse
  * reader (mw-rvN), sent raw in order on channel (stream id % channels), and
@@ -33,7 +35,7 @@
  * every stream's forward direction is written and closed; then every
  * channel sends ACK (mw_rx_check_complete_locked).
  *
- * Threads: channels create streams and hand in slots; decompress workers
+ * Threads: channels create streams and claim chunks; decompress workers
  * mark them READY; the writer and reverse reader of each stream.
  */
 #include <errno.h>
@@ -140,19 +142,12 @@ static void *writer_main(void *arg);
 
 void mw_rx_stream_free(struct receiver *r, struct rx_stream *st)
 {
-	unsigned i;
-
+	(void)r;
 	if (!st)
 		return;
-	if (st->slots)
-		for (i = 0; i < st->ra.nslots; i++) {
-			free(st->slots[i].raw);
-			free(st->slots[i].wire);
-		}
 	if (st->is_sock)
 		close(st->fd);
-	mw_reasm_destroy(&st->ra);
-	free(st->slots);
+	mw_reasm_destroy(&st->ra); /* its chunks are the pool's */
 	free(st);
 }
 
@@ -184,39 +179,24 @@ static uint32_t budget_take_locked(struct receiver *r)
 }
 
 /*
- * A stream's window: nslots chunk buffers (and as many compressed ones),
- * up to tens of MiB. Allocated without r->lock, which every channel and
- * writer needs meanwhile; chunk_size and wire_cap are fixed since
- * admission. The stream starts with r->credit of credit (HELLO_OK's: the
+ * A stream's window of nslots slots (its chunks come from r->chunks).
+ * Allocated without r->lock, which every channel and writer needs
+ * meanwhile. The stream starts with r->credit of credit (HELLO_OK's: the
  * sender knows no other) and its writer grants up to nslots from its
  * first WINDOW on. Returns NULL when out of memory.
  */
 static struct rx_stream *stream_alloc(struct receiver *r, uint32_t nslots)
 {
 	struct rx_stream *st = calloc(1, sizeof(*st));
-	unsigned i;
 
 	if (!st)
 		return NULL;
-	st->slots = calloc(nslots, sizeof(*st->slots));
-	if (!st->slots || mw_reasm_init(&st->ra, nslots))
-		goto err;
-	st->ra.granted = r->credit < nslots ? r->credit : nslots;
-	for (i = 0; i < nslots; i++) {
-		struct rx_slot *s = &st->slots[i];
-
-		s->st = st;
-		s->idx = i;
-		s->raw = mw_buf_alloc(r->sess.chunk_size);
-		if (r->wire_cap)
-			s->wire = mw_buf_alloc(r->wire_cap);
-		if (!s->raw || (r->wire_cap && !s->wire))
-			goto err;
+	if (mw_reasm_init(&st->ra, nslots)) {
+		free(st);
+		return NULL;
 	}
+	st->ra.granted = r->credit < nslots ? r->credit : nslots;
 	return st;
-err:
-	mw_rx_stream_free(r, st);
-	return NULL;
 }
 
 /* May this connection name stream id now? 0 or a code in *err. */
@@ -251,6 +231,19 @@ struct rx_stream *mw_rx_stream_get_locked(struct receiver *r, uint32_t id,
 		return r->streams[id];
 	if (stream_check_locked(r, id, err))
 		return NULL;
+	/* the chunk pool, with the first stream: a chunk per slot of the
+	 * budget, at most what streams take (4096 each); buffers come on
+	 * first use (recv_chan.c) */
+	if (!r->chunks.chunks &&
+	    mw_chunk_pool_init(
+		    &r->chunks, MW_CHUNK_RX,
+		    (unsigned)(r->slots_total < 4096ull * MW_STREAMS_MAX ?
+				       r->slots_total :
+				       4096ull * MW_STREAMS_MAX),
+		    r->sess.chunk_size, r->wire_cap, false)) {
+		mw_err_set(err, -ENOMEM, "out of memory for stream %u", id);
+		return NULL;
+	}
 	/* the budget: a stream's slots are taken before they are allocated,
 	 * once per id (two channels may race to create it); a failed
 	 * creation fails the session, so nothing is given back */
@@ -466,18 +459,18 @@ static int write_upto(int fd, const uint8_t *p, size_t n, size_t *done)
 static bool writer_can_go_locked(struct rx_stream *st)
 {
 	return mw_fail_is_set(&st->r->fail) || mw_reasm_done(&st->ra) ||
-	       mw_reasm_head(&st->ra) >= 0;
+	       mw_reasm_head(&st->ra);
 }
 
-/* The head chunk was written: free its slot, and grant more credit once
- * half of it is used up. */
-static void pop_locked(struct rx_stream *st)
+/* Takes *ck (the head chunk, written) and NULLs it: back to the pool, and
+ * more credit once half of it is used up. */
+static void pop_locked(struct rx_stream *st, struct mw_chunk **ck)
 {
 	struct receiver *r = st->r;
 	struct mw_frame_hdr h = { .type = MW_FT_WINDOW, .stream = st->id };
 	struct mw_ctl *c;
 
-	if (!mw_reasm_pop(&st->ra, &h.seq))
+	if (!mw_reasm_pop(&st->ra, &r->chunks, ck, &h.seq))
 		return;
 	c = mw_ctl_new(&h, NULL);
 	if (c && r->chans[st->id % r->sess.chan_count])
@@ -511,7 +504,9 @@ static void *writer_main(void *arg)
 	}
 	pthread_mutex_lock(&r->lock);
 	while (!ret) {
-		struct rx_slot *s;
+		struct mw_chunk *s; /* borrowed from the window: WRITING */
+		const uint8_t *wp;  /* what is written: raw, or rebuilt */
+		size_t wn = 0;
 
 		while (!writer_can_go_locked(st))
 			pthread_cond_wait(&r->cv, &r->lock);
@@ -532,7 +527,8 @@ static void *writer_main(void *arg)
 			mw_rx_check_complete_locked(r);
 			break;
 		}
-		s = &st->slots[mw_reasm_head(&st->ra)];
+		s = mw_reasm_head(&st->ra);
+		mw_chunk_set_state(s, MW_CHUNK_WRITING);
 		if (s->seq == 0 && st->kind == MW_SK_UNKNOWN)
 			st->kind = (uint8_t)mw_kind_sniff(s->raw, s->raw_len,
 							  false);
@@ -543,9 +539,9 @@ static void *writer_main(void *arg)
 		} else {
 			size_t done = 0;
 
-			ret = mw_rx_slot_out(st, s); /* --pages: rebuilt */
+			ret = mw_rx_chunk_out(st, s, &wp, &wn);
 			if (!ret)
-				ret = write_upto(st->fd, s->wp, s->wn, &done);
+				ret = write_upto(st->fd, wp, wn, &done);
 			if ((ret == -EPIPE || ret == -ECONNRESET) &&
 			    kind == MW_SK_NBD &&
 			    mw_nbd_is_disc(s->raw + done, s->raw_len - done)) {
@@ -568,13 +564,13 @@ static void *writer_main(void *arg)
 					    "");
 			break;
 		}
-		bytes += s->wn;
+		bytes += wn;
 		atomic_store_explicit(&st->bytes_fwd, bytes,
 				      memory_order_relaxed);
 		if (r->lat)
 			fprintf(r->lat, "%u %" PRIu64 " %llu\n", st->id, s->seq,
 				mw_now_ns());
-		pop_locked(st);
+		pop_locked(st, &s);
 	}
 	pthread_mutex_unlock(&r->lock);
 	st->writer_cpu = mw_thread_cpu_seconds();
@@ -582,19 +578,23 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* Decompress worker: the slot is verified (or the session fails). */
-void mw_rx_slot_decoded(struct mw_comp_job *job)
+/* Decompress worker (or the channel, for a raw chunk): the chunk is
+ * verified, or it goes back to the pool and the session fails. */
+void mw_rx_chunk_decoded(struct mw_comp_job *job)
 {
-	struct rx_slot *s = job->opaque;
-	struct receiver *r = s->st->r;
+	struct mw_chunk *c = job->opaque;
+	struct rx_stream *st = c->st.rx;
+	struct receiver *r = st->r;
 
 	if (job->ret)
 		mw_fail_set(&r->fail, job->ret,
-			    "stream %u chunk %" PRIu64 ": %s", s->st->id,
-			    s->seq, job->err.msg);
+			    "stream %u chunk %" PRIu64 ": %s", st->id, c->seq,
+			    job->err.msg);
 	pthread_mutex_lock(&r->lock);
 	if (!job->ret)
-		mw_reasm_mark(&s->st->ra, s->idx, MW_RS_READY);
+		mw_chunk_set_state(c, MW_CHUNK_READY);
+	else
+		mw_reasm_drop(&st->ra, &r->chunks, &c);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
 }

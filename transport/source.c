@@ -73,8 +73,8 @@ void mw_source_sniff(struct tx_stream *st, const uint8_t *p, size_t n,
 /* Compress worker: the job is done; the chunk goes back to the scheduler. */
 static void chunk_compressed(struct mw_comp_job *job)
 {
-	struct tx_chunk *c = job->opaque;
-	struct tx_stream *st = tx_stream_of(c->st);
+	struct mw_chunk *c = job->opaque;
+	struct tx_stream *st = tx_stream_of(c->st.tx);
 	struct mw_source *src = st->src;
 
 	if (job->ret) {
@@ -107,7 +107,7 @@ static bool partial_may_wait(struct tx_stream *st)
  * chunk leaves as soon as the input pauses and the channels have taken
  * everything before it: the tail of a migration is written while the VM is
  * stopped, so no timer may hold it. */
-static ssize_t chunk_fill(struct tx_stream *st, struct tx_chunk *c)
+static ssize_t chunk_fill(struct tx_stream *st, struct mw_chunk *c)
 {
 	struct mw_source *src = st->src;
 	size_t len = 0, cap = src->cfg->chunk_size;
@@ -159,14 +159,14 @@ static ssize_t chunk_fill(struct tx_stream *st, struct tx_chunk *c)
 }
 
 /* Sets up the compress job of the FILLING chunk c (raw_len bytes). */
-static void chunk_job_init(struct mw_source *src, struct tx_chunk *c)
+static void chunk_job_init(struct mw_source *src, struct mw_chunk *c)
 {
 	memset(&c->job, 0, sizeof(c->job));
 	c->job.dir = MW_COMP_COMPRESS;
 	c->job.src = c->raw;
 	c->job.src_len = c->raw_len;
-	c->job.dst = c->out;
-	c->job.dst_cap = c->out ? src->out_cap : 0;
+	c->job.dst = c->wire;
+	c->job.dst_cap = c->wire ? src->out_cap : 0;
 	c->job.done = chunk_compressed;
 	c->job.opaque = c;
 }
@@ -177,7 +177,7 @@ static void chunk_job_init(struct mw_source *src, struct tx_chunk *c)
  * every chunk of it passes the encoder, in order. Its first chunk travels
  * plain, so that the receiver can tell the stream's kind from it.
  */
-static void chunk_pages(struct tx_stream *st, struct tx_chunk *c, size_t n,
+static void chunk_pages(struct tx_stream *st, struct mw_chunk *c, size_t n,
 			bool first)
 {
 	struct mw_source *src = st->src;
@@ -225,7 +225,7 @@ static void *reader_main(void *arg)
 	snprintf(name, sizeof(name), "mw-read%u", st->id);
 	mw_thread_place(st->id ? name : "mw-read", &src->cfg->cpus, 0);
 	for (;;) {
-		struct tx_chunk *c;
+		struct mw_chunk *c;
 		uint64_t seq;
 		ssize_t n;
 		int ret;

@@ -44,9 +44,9 @@
 #include "tx_sched.h"
 
 /*
- * Locking: one mutex, lock, guards the fields after it, the state, seq and
- * st of every chunk, and the queue fields of every registered stream
- * (tx_sched.h). The fields before it are fixed by mw_sched_new() and
+ * Locking: one mutex, lock, guards the fields after it (the chunk pool
+ * among them), the state, seq and st of every chunk, and the queue fields
+ * of every registered stream (tx_sched.h). The fields before it are fixed by mw_sched_new() and
  * mw_sched_adaptive() before any other thread uses the scheduler;
  * chunks_adaptive is a relaxed counter. Lock order: a caller's own lock
  * (send.c's s->lock) -> lock -> the compress pool's lock (the --adaptive
@@ -59,12 +59,11 @@ struct mw_sched {
 	int end_efd;
 	int *chan_efd;
 	struct mw_comp_pool *claim_pool; /* --adaptive, else NULL */
-	struct tx_chunk *chunks;
-	atomic_ullong chunks_adaptive; /* relaxed: stats only */
+	atomic_ullong chunks_adaptive;	 /* relaxed: stats only */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cv; /* readers: a chunk freed, credit, a take */
-	struct tx_chunk *free_list;
+	pthread_cond_t cv;	   /* readers: a chunk freed, credit, a take */
+	struct mw_chunk_pool pool; /* buffers allocated at mw_sched_new() */
 	struct mw_sched_stream *streams[MW_STREAMS_MAX];
 	unsigned nstreams, rr;
 	unsigned *idle; /* stack of idle channel indices */
@@ -89,25 +88,17 @@ int mw_sched_new(struct mw_sched **out, const struct mw_sched_cfg *cfg)
 	s->end_efd = cfg->end_efd;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->chunks = calloc(s->nchunks, sizeof(*s->chunks));
 	s->idle = calloc(s->nr_chans ? s->nr_chans : 1, sizeof(*s->idle));
 	s->chan_idle = calloc(s->nr_chans ? s->nr_chans : 1, sizeof(bool));
 	s->chan_efd = calloc(s->nr_chans ? s->nr_chans : 1, sizeof(int));
-	if (!s->chunks || !s->idle || !s->chan_idle || !s->chan_efd)
+	if (!s->idle || !s->chan_idle || !s->chan_efd)
 		goto err;
 	for (i = 0; i < s->nr_chans; i++)
 		s->chan_efd[i] = cfg->chan_efd[i];
-	for (i = 0; i < s->nchunks; i++) {
-		struct tx_chunk *c = &s->chunks[i];
-
-		c->raw = mw_buf_alloc(s->chunk_size);
-		if (s->out_cap)
-			c->out = mw_buf_alloc(s->out_cap);
-		if (!c->raw || (s->out_cap && !c->out))
-			goto err;
-		c->next_free = s->free_list;
-		s->free_list = c;
-	}
+	/* all buffers now: nothing is allocated on the data path */
+	if (mw_chunk_pool_init(&s->pool, MW_CHUNK_TX, s->nchunks, s->chunk_size,
+			       s->out_cap, true))
+		goto err;
 	*out = s;
 	return 0;
 err:
@@ -117,15 +108,9 @@ err:
 
 void mw_sched_free(struct mw_sched *s)
 {
-	unsigned i;
-
 	if (!s)
 		return;
-	for (i = 0; s->chunks && i < s->nchunks; i++) {
-		free(s->chunks[i].raw);
-		free(s->chunks[i].out);
-	}
-	free(s->chunks);
+	mw_chunk_pool_destroy(&s->pool);
 	free(s->idle);
 	free(s->chan_idle);
 	free(s->chan_efd);
@@ -197,20 +182,20 @@ unsigned mw_sched_nstreams(struct mw_sched *s)
 
 /* ---- takeable: what a channel could take from q now ---- */
 
-static struct tx_chunk *next_chunk_locked(struct mw_sched *s,
+static struct mw_chunk *next_chunk_locked(struct mw_sched *s,
 					  struct mw_sched_stream *q)
 {
-	struct tx_chunk *c = q->ring[q->next_take % s->nchunks];
+	struct mw_chunk *c = q->ring[q->next_take % s->nchunks];
 
 	if (!c || q->next_take >= q->limit)
 		return NULL;
-	MW_BUG_ON(c->seq != q->next_take || c->st != q);
+	MW_BUG_ON(c->seq != q->next_take || c->st.tx != q);
 	return c;
 }
 
 static bool next_ready_locked(struct mw_sched *s, struct mw_sched_stream *q)
 {
-	struct tx_chunk *c = next_chunk_locked(s, q);
+	struct mw_chunk *c = next_chunk_locked(s, q);
 
 	return c && c->state == MW_CHUNK_READY;
 }
@@ -218,7 +203,7 @@ static bool next_ready_locked(struct mw_sched *s, struct mw_sched_stream *q)
 /* --adaptive: the next chunk waits for the pool, maybe not started yet */
 static bool next_claimable_locked(struct mw_sched *s, struct mw_sched_stream *q)
 {
-	struct tx_chunk *c = next_chunk_locked(s, q);
+	struct mw_chunk *c = next_chunk_locked(s, q);
 
 	return s->claim_pool && c && c->state == MW_CHUNK_QUEUED;
 }
@@ -274,14 +259,14 @@ static bool reader_may_take_locked(struct mw_sched *s,
 
 	if (share < 1)
 		share = 1;
-	return s->free_list && q->next_seq < q->limit &&
+	return !mw_chunk_pool_empty(&s->pool) && q->next_seq < q->limit &&
 	       q->next_seq - q->next_take < share;
 }
 
 int mw_sched_get_free(struct mw_sched *s, struct mw_sched_stream *q,
-		      struct tx_chunk **out)
+		      struct mw_chunk **out)
 {
-	struct tx_chunk *c;
+	struct mw_chunk *c;
 
 	*out = NULL;
 	pthread_mutex_lock(&s->lock);
@@ -291,45 +276,40 @@ int mw_sched_get_free(struct mw_sched *s, struct mw_sched_stream *q,
 		pthread_mutex_unlock(&s->lock);
 		return -MW_E_CANCEL;
 	}
-	c = s->free_list;
-	s->free_list = c->next_free;
-	MW_ASSERT(c->state == MW_CHUNK_FREE);
-	c->state = MW_CHUNK_FILLING;
-	c->next_free = NULL;
-	c->st = q;
+	c = mw_chunk_pool_get(&s->pool);
+	MW_BUG_ON(!c); /* reader_may_take_locked() saw one */
+	c->st.tx = q;
 	pthread_mutex_unlock(&s->lock);
 	*out = c;
 	return 0;
 }
 
-uint64_t mw_sched_queue(struct mw_sched *s, struct tx_chunk *c)
+uint64_t mw_sched_queue(struct mw_sched *s, struct mw_chunk *c)
 {
-	struct mw_sched_stream *q = c->st;
-	struct tx_chunk **slot;
+	struct mw_sched_stream *q = c->st.tx;
+	struct mw_chunk **slot;
 	uint64_t seq;
 
 	pthread_mutex_lock(&s->lock);
-	MW_ASSERT(c->state == MW_CHUNK_FILLING);
 	seq = q->next_seq++;
 	slot = &q->ring[seq % s->nchunks];
 	MW_BUG_ON(*slot != NULL); /* [next_take, next_seq) < nchunks */
 	c->seq = seq;
-	c->state = MW_CHUNK_QUEUED;
+	mw_chunk_set_state(c, MW_CHUNK_QUEUED);
 	*slot = c;
 	pthread_mutex_unlock(&s->lock);
 	return seq;
 }
 
-void mw_sched_park(struct mw_sched *s, struct tx_chunk **cp)
+void mw_sched_park(struct mw_sched *s, struct mw_chunk **cp)
 {
-	struct tx_chunk *c = *cp;
-	struct mw_sched_stream *q = c->st;
+	struct mw_chunk *c = *cp;
+	struct mw_sched_stream *q = c->st.tx;
 
 	*cp = NULL;
 	pthread_mutex_lock(&s->lock);
-	MW_ASSERT(c->state == MW_CHUNK_QUEUED);
 	MW_ASSERT(q->ring[c->seq % s->nchunks] == c);
-	c->state = MW_CHUNK_READY;
+	mw_chunk_set_state(c, MW_CHUNK_READY);
 	if (c->seq == q->next_take && c->seq < q->limit)
 		wake_idle_locked(s);
 	pthread_mutex_unlock(&s->lock);
@@ -379,10 +359,10 @@ void mw_sched_drain_cancel(struct mw_sched *s, struct mw_sched_stream *q)
  * and 2.1x the wire bytes of plain zstd; with this check 3.4-3.7 s).
  * Returns the claimed chunk, now the caller's, or NULL.
  */
-static struct tx_chunk *claim_locked(struct mw_sched *s,
+static struct mw_chunk *claim_locked(struct mw_sched *s,
 				     struct mw_sched_stream *q, int sock)
 {
-	struct tx_chunk *c;
+	struct mw_chunk *c;
 	int unsent = 0;
 
 	if (!next_claimable_locked(s, q))
@@ -393,11 +373,11 @@ static struct tx_chunk *claim_locked(struct mw_sched *s,
 	return mw_comp_pool_claim(s->claim_pool, &c->job) ? c : NULL;
 }
 
-struct tx_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
+struct mw_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
 			       struct mw_sched_stream **end)
 {
 	struct mw_sched_stream *q = NULL;
-	struct tx_chunk *c = NULL;
+	struct mw_chunk *c = NULL;
 	bool claimed = false;
 	unsigned i;
 
@@ -419,7 +399,7 @@ struct tx_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
 	if (c) {
 		q->ring[q->next_take % s->nchunks] = NULL;
 		q->next_take++;
-		c->state = MW_CHUNK_SENDING;
+		mw_chunk_set_state(c, MW_CHUNK_SENDING);
 		pthread_cond_broadcast(&s->cv); /* a reader may go on */
 		if (q->wants_drain && q->next_take == q->next_seq) {
 			q->wants_drain = false;
@@ -444,26 +424,22 @@ struct tx_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
 	return c;
 }
 
-void mw_sched_put(struct mw_sched *s, struct tx_chunk **cp)
+void mw_sched_put(struct mw_sched *s, struct mw_chunk **cp)
 {
-	struct tx_chunk *c = *cp;
+	struct mw_chunk *c = *cp;
 
 	if (!c)
 		return;
 	*cp = NULL;
 	pthread_mutex_lock(&s->lock);
-	MW_ASSERT(c->state != MW_CHUNK_FREE && c->state != MW_CHUNK_READY);
 	if (c->state == MW_CHUNK_QUEUED) {
-		struct tx_chunk **slot = &c->st->ring[c->seq % s->nchunks];
+		struct mw_chunk **slot = &c->st.tx->ring[c->seq % s->nchunks];
 
 		MW_ASSERT(*slot == c);
 		if (*slot == c)
 			*slot = NULL;
 	}
-	c->state = MW_CHUNK_FREE;
-	c->st = NULL;
-	c->next_free = s->free_list;
-	s->free_list = c;
+	mw_chunk_pool_put(&s->pool, &c); /* asserts the state may go FREE */
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -481,7 +457,7 @@ void mw_sched_credit(struct mw_sched *s, struct mw_sched_stream *q,
 	pthread_mutex_unlock(&s->lock);
 }
 
-void mw_chunk_set_raw(struct tx_chunk *c)
+void mw_chunk_set_raw(struct mw_chunk *c)
 {
 	memset(&c->job, 0, sizeof(c->job));
 	c->job.raw = true;

@@ -16,35 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk.h"
 #include "mw_comp.h"
-
-enum mw_chunk_state {
-	MW_CHUNK_FREE = 0, /* on the free list */
-	MW_CHUNK_FILLING,  /* a reader fills it from its stream */
-	MW_CHUNK_QUEUED,   /* has its seq; the compress pool has the job */
-	MW_CHUNK_READY,	   /* parked in its stream's ring, to be taken */
-	MW_CHUNK_SENDING,  /* a channel frames and sends it */
-};
-
-struct mw_sched_stream;
-
-/*
- * Locking: state, seq and st change under the scheduler's lock; the other
- * fields belong to the owner that state names (raw/raw_len: the reader while
- * FILLING; job/out: the compress pool while QUEUED; all read-only for a
- * channel while SENDING). raw and out are fixed at mw_sched_new().
- */
-struct tx_chunk {
-	uint64_t seq;
-	struct mw_sched_stream *st;
-	uint8_t *raw;
-	uint8_t *out; /* compressed bytes; NULL with codec none */
-	uint32_t raw_len;
-	bool pages; /* raw holds a --pages op stream (MW_F_PAGES) */
-	enum mw_chunk_state state;
-	struct mw_comp_job job;
-	struct tx_chunk *next_free;
-};
 
 /*
  * One stream's forward direction, embedded in the caller's stream object
@@ -60,7 +33,7 @@ struct mw_sched_stream {
 	int drain_efd; /* poked when next_take reaches next_seq */
 	/* chunks [next_take, next_seq), at seq % nchunks: fewer than nchunks,
 	 * so no two share a slot. QUEUED or READY; NULL after a failure. */
-	struct tx_chunk **ring;
+	struct mw_chunk **ring;
 	uint64_t next_seq, next_take;
 	uint64_t limit;	  /* credit: seqs below it may be sent */
 	bool wants_drain; /* the reader waits for next_take == next_seq */
@@ -115,15 +88,15 @@ unsigned mw_sched_nstreams(struct mw_sched *s);
  * -MW_E_CANCEL after mw_sched_stop(). Context: q's reader.
  */
 int mw_sched_get_free(struct mw_sched *s, struct mw_sched_stream *q,
-		      struct tx_chunk **out);
+		      struct mw_chunk **out);
 /*
  * Gives the FILLING chunk c (raw_len set) the stream's next seq and makes it
  * QUEUED in its ring, where --adaptive may claim it. Borrows c: the caller
  * hands it on next, to the compress pool or to mw_sched_park(). Returns seq.
  */
-uint64_t mw_sched_queue(struct mw_sched *s, struct tx_chunk *c);
+uint64_t mw_sched_queue(struct mw_sched *s, struct mw_chunk *c);
 /* Takes *c (QUEUED, its job done: raw or compressed) and NULLs it: READY. */
-void mw_sched_park(struct mw_sched *s, struct tx_chunk **c);
+void mw_sched_park(struct mw_sched *s, struct mw_chunk **c);
 /* The input of q ended after bytes: its END becomes takeable. */
 void mw_sched_input_end(struct mw_sched *s, struct mw_sched_stream *q,
 			uint64_t bytes);
@@ -145,12 +118,12 @@ void mw_sched_drain_cancel(struct mw_sched *s, struct mw_sched_stream *q);
  * taken. Returns NULL when there is nothing: channel chan is then idle and
  * its eventfd is poked when work comes. Context: channel chan's thread.
  */
-struct tx_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
+struct mw_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
 			       struct mw_sched_stream **end);
 /* Takes *c (any state but FREE and READY) and NULLs it: back to the pool. A
  * QUEUED chunk (its compression failed) leaves its stream's ring. Accepts
  * *c == NULL. */
-void mw_sched_put(struct mw_sched *s, struct tx_chunk **c);
+void mw_sched_put(struct mw_sched *s, struct mw_chunk **c);
 /* WINDOW: raises q's credit to limit (never lowers it). */
 void mw_sched_credit(struct mw_sched *s, struct mw_sched_stream *q,
 		     uint64_t limit);
@@ -159,7 +132,7 @@ void mw_sched_wake(struct mw_sched *s, struct mw_sched_stream *q);
 
 /* The chunk travels raw: its job says so and carries the checksum.
  * Context: the chunk's owner. */
-void mw_chunk_set_raw(struct tx_chunk *c);
+void mw_chunk_set_raw(struct mw_chunk *c);
 
 /* Stats and session end. */
 bool mw_sched_end_taken(struct mw_sched *s, struct mw_sched_stream *q);

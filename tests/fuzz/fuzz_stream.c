@@ -4,8 +4,12 @@
  * frame reader (transport/frame_io.c), either directly or through a
  * connection's receive buffer (conn.c: the buffered and the direct
  * plaintext paths of the channel loops), and the DATA frames it accepts
- * claim slots of per-stream reorder windows (transport/reasm.c) the way
- * recv.c does. Checked on every input:
+ * claim chunks from one pool (transport/chunk.c) into per-stream reorder
+ * windows (transport/reasm.c) the way recv_chan.c and sink.c do. The pool
+ * is exactly as large as the windows together, as recv's budget makes it,
+ * so a window that let more chunks in than it has slots would abort in
+ * mw_reasm_claim; each state change is checked in a Debug build. Checked
+ * on every input:
  *   - every header the reader hands out is the one mw_frame_hdr_decode
  *     accepts at that offset of the stream, and the reader fails exactly
  *     where the decode (or a callback) refuses;
@@ -24,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk.h"
 #include "conn.h"
 #include "frame_io.h"
 #include "fuzz_check.h"
@@ -47,9 +52,10 @@ struct run {
 	bool cb_refused; /* a callback (not the decode) failed the stream */
 	uint32_t rnd;
 	struct stream st[STREAMS];
-	struct stream *cur; /* the DATA frame's stream */
-	int cur_idx;
-	uint8_t *buf; /* GUARD + payload room + GUARD */
+	struct mw_chunk_pool pool;
+	struct stream *cur;	/* the DATA frame's stream */
+	struct mw_chunk *chunk; /* and its chunk, borrowed while it arrives */
+	uint8_t *buf;		/* GUARD + payload room + GUARD */
 	size_t room;
 	struct mw_err err;
 };
@@ -78,17 +84,19 @@ static int refuse(struct run *r)
 	return -MW_E_PROTO;
 }
 
-/* Writes every READY head in order, as recv.c's writer does. */
-static void writer_pop(struct stream *s)
+/* Writes every READY head in order, as sink.c's writer does. */
+static void writer_pop(struct run *r, struct stream *s)
 {
+	struct mw_chunk *c;
 	uint64_t limit;
-	int idx;
 
-	while ((idx = mw_reasm_head(&s->ra)) >= 0) {
-		FUZZ_CHECK(s->ra.seq[idx] == s->popped);
+	while ((c = mw_reasm_head(&s->ra))) {
+		FUZZ_CHECK(c->seq == s->popped);
+		mw_chunk_set_state(c, MW_CHUNK_WRITING);
 		s->popped++;
-		if (mw_reasm_pop(&s->ra, &limit))
+		if (mw_reasm_pop(&s->ra, &r->pool, &c, &limit))
 			FUZZ_CHECK(limit == s->ra.next + s->ra.nslots);
+		FUZZ_CHECK(c == NULL);
 	}
 }
 
@@ -117,9 +125,10 @@ static int on_header(void *opaque, const struct mw_frame_hdr *h, uint8_t **dst)
 	if ((h->stream & MW_STREAM_REVERSE) || h->stream >= STREAMS)
 		return refuse(r);
 	r->cur = &r->st[h->stream];
-	r->cur_idx = mw_reasm_claim(&r->cur->ra, h->seq, &why);
-	if (r->cur_idx < 0)
+	if (mw_reasm_claim(&r->cur->ra, &r->pool, h->seq, &r->chunk, &why))
 		return refuse(r);
+	FUZZ_CHECK(r->chunk->seq == h->seq &&
+		   r->chunk->state == MW_CHUNK_FILLING);
 	FUZZ_CHECK(h->seq < r->cur->ra.granted);
 	FUZZ_CHECK(!r->cur->ra.ended || h->seq < r->cur->ra.end);
 	return 0;
@@ -143,10 +152,11 @@ static int on_frame(void *opaque, const struct mw_frame_hdr *h)
 			return refuse(r);
 	}
 	if (r->cur) {
-		mw_reasm_mark(&r->cur->ra, (unsigned)r->cur_idx, MW_RS_READY);
+		mw_chunk_set_state(r->chunk, MW_CHUNK_READY);
+		r->chunk = NULL; /* handed on: the window holds it */
 		/* a writer that sometimes lags keeps slots READY out of order */
 		if (rnd_next(r) & 1)
-			writer_pop(r->cur);
+			writer_pop(r, r->cur);
 	}
 	return 0;
 }
@@ -208,6 +218,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < STREAMS; i++)
 		if (mw_reasm_init(&r.st[i].ra, nslots))
 			abort();
+	if (mw_chunk_pool_init(&r.pool, MW_CHUNK_RX, STREAMS * nslots, CHUNK, 0,
+			       false))
+		abort();
 	if (path == 1 || path == 2) {
 		if (mw_conn_init(&c, -1, "fuzz", NULL))
 			abort();
@@ -238,10 +251,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(mw_frame_rd_commit(rd, 0) == ret);
 	}
 	for (i = 0; i < STREAMS; i++) {
-		writer_pop(&r.st[i]);
+		writer_pop(&r, &r.st[i]);
 		FUZZ_CHECK(r.st[i].popped == r.st[i].ra.next);
 		mw_reasm_destroy(&r.st[i].ra);
 	}
+	mw_chunk_pool_destroy(&r.pool);
 	if (path == 1 || path == 2)
 		mw_conn_destroy(&c);
 	return 0;

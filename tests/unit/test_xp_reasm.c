@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * reasm/window: the receiver's per-stream reorder window. In-order and shuffled
- * arrival, credit, duplicates, END rules, and a seeded random model check
- * (honours MW_TEST_SEED) that nothing is ever released out of order.
+ * arrival, credit, duplicates, END rules, a failed chunk going back to the
+ * pool, and a seeded random model check (honours MW_TEST_SEED) that nothing
+ * is ever released out of order. Each window draws its chunks from a pool
+ * exactly as large as the window, as the receiver's budget guarantees: a
+ * claim past that would abort (MW_BUG_ON in mw_reasm_claim).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,81 +18,167 @@
 
 #include <cmocka.h>
 
+#include "chunk.h"
 #include "mw_err.h"
 #include "reasm.h"
 
-static void deliver(struct mw_reasm *r, uint64_t seq)
+static struct mw_chunk_pool pool;
+
+/* A window and a pool of the same size. */
+static void setup(struct mw_reasm *r, uint32_t nslots)
+{
+	assert_int_equal(mw_reasm_init(r, nslots), 0);
+	assert_int_equal(mw_chunk_pool_init(&pool, MW_CHUNK_RX, nslots, 4096, 0,
+					    false),
+			 0);
+}
+
+static void teardown(struct mw_reasm *r)
+{
+	mw_reasm_destroy(r);
+	mw_chunk_pool_destroy(&pool);
+}
+
+static int claim(struct mw_reasm *r, uint64_t seq, struct mw_chunk **c)
 {
 	const char *why = NULL;
-	int idx = mw_reasm_claim(r, seq, &why);
+	int ret = mw_reasm_claim(r, &pool, seq, c, &why);
 
-	assert_true(idx >= 0);
-	mw_reasm_mark(r, (unsigned)idx, MW_RS_DECODING);
-	mw_reasm_mark(r, (unsigned)idx, MW_RS_READY);
+	if (ret) {
+		assert_int_equal(ret, -MW_E_PROTO);
+		assert_non_null(why);
+		assert_null(*c);
+	} else {
+		assert_int_equal((*c)->state, MW_CHUNK_FILLING);
+		assert_int_equal((*c)->seq, seq);
+	}
+	return ret;
+}
+
+static void deliver(struct mw_reasm *r, uint64_t seq)
+{
+	struct mw_chunk *c;
+
+	assert_int_equal(claim(r, seq, &c), 0);
+	mw_chunk_set_state(c, MW_CHUNK_DECODING);
+	mw_chunk_set_state(c, MW_CHUNK_READY);
+}
+
+/* The writer's step: the head, WRITING, written. The head's seq, or -1
+ * when there is none. */
+static int64_t write_head(struct mw_reasm *r, uint64_t *limit, bool *grant)
+{
+	struct mw_chunk *c = mw_reasm_head(r);
+	int64_t seq;
+
+	if (!c)
+		return -1;
+	seq = (int64_t)c->seq;
+	mw_chunk_set_state(c, MW_CHUNK_WRITING);
+	*grant = mw_reasm_pop(r, &pool, &c, limit);
+	assert_null(c);
+	return seq;
+}
+
+static int64_t head_seq(const struct mw_reasm *r)
+{
+	struct mw_chunk *c = mw_reasm_head(r);
+
+	return c ? (int64_t)c->seq : -1;
 }
 
 static void in_order(void **state)
 {
 	struct mw_reasm r;
 	uint64_t limit = 0, i;
+	bool grant;
 
 	(void)state;
-	assert_int_equal(mw_reasm_init(&r, 4), 0);
-	assert_int_equal(mw_reasm_head(&r), -1);
+	setup(&r, 4);
+	assert_null(mw_reasm_head(&r));
 	for (i = 0; i < 100; i++) {
 		deliver(&r, i);
-		assert_int_equal(mw_reasm_head(&r), (int)(i % 4));
-		if (mw_reasm_pop(&r, &limit))
+		assert_ptr_equal(mw_reasm_head(&r), r.slot[i % 4]);
+		assert_int_equal(write_head(&r, &limit, &grant), (int64_t)i);
+		if (grant)
 			assert_true(limit == r.next + 4);
 		assert_int_equal(r.next, i + 1);
 	}
 	assert_int_equal(mw_reasm_end(&r, 100, &(const char *){ NULL }), 0);
 	assert_true(mw_reasm_done(&r));
-	mw_reasm_destroy(&r);
+	teardown(&r);
 }
 
 static void out_of_order_waits_for_head(void **state)
 {
 	struct mw_reasm r;
 	uint64_t limit;
+	bool grant;
 
 	(void)state;
-	assert_int_equal(mw_reasm_init(&r, 4), 0);
+	setup(&r, 4);
 	deliver(&r, 2);
 	deliver(&r, 1);
-	assert_int_equal(mw_reasm_head(&r), -1); /* 0 still missing */
+	assert_int_equal(head_seq(&r), -1); /* 0 still missing */
 	deliver(&r, 0);
-	assert_int_equal(mw_reasm_head(&r), 0);
-	mw_reasm_pop(&r, &limit);
-	assert_int_equal(mw_reasm_head(&r), 1);
-	mw_reasm_destroy(&r);
+	assert_int_equal(head_seq(&r), 0);
+	assert_int_equal(write_head(&r, &limit, &grant), 0);
+	assert_int_equal(head_seq(&r), 1);
+	teardown(&r);
 }
 
 static void rejects(void **state)
 {
 	struct mw_reasm r;
 	const char *why = NULL;
+	struct mw_chunk *c;
 	uint64_t limit;
+	bool grant;
 
 	(void)state;
-	assert_int_equal(mw_reasm_init(&r, 4), 0);
+	setup(&r, 4);
 	/* beyond the credit */
-	assert_int_equal(mw_reasm_claim(&r, 4, &why), -MW_E_PROTO);
-	assert_non_null(why);
-	assert_int_equal(mw_reasm_claim(&r, UINT64_MAX, &why), -MW_E_PROTO);
+	assert_int_equal(claim(&r, 4, &c), -MW_E_PROTO);
+	assert_int_equal(claim(&r, UINT64_MAX, &c), -MW_E_PROTO);
 	/* duplicate while filling, then after written */
 	deliver(&r, 0);
-	assert_int_equal(mw_reasm_claim(&r, 0, &why), -MW_E_PROTO);
-	mw_reasm_pop(&r, &limit);
-	assert_int_equal(mw_reasm_claim(&r, 0, &why), -MW_E_PROTO);
+	assert_int_equal(claim(&r, 0, &c), -MW_E_PROTO);
+	assert_int_equal(write_head(&r, &limit, &grant), 0);
+	assert_int_equal(claim(&r, 0, &c), -MW_E_PROTO);
 	/* END contradicting arrivals, END twice, chunk after END */
 	deliver(&r, 2);
 	assert_int_equal(mw_reasm_end(&r, 2, &why), -MW_E_PROTO);
 	assert_int_equal(mw_reasm_end(&r, 0, &why), -MW_E_PROTO);
 	assert_int_equal(mw_reasm_end(&r, 3, &why), 0);
 	assert_int_equal(mw_reasm_end(&r, 3, &why), -MW_E_PROTO);
-	assert_int_equal(mw_reasm_claim(&r, 3, &why), -MW_E_PROTO);
-	mw_reasm_destroy(&r);
+	assert_int_equal(claim(&r, 3, &c), -MW_E_PROTO);
+	teardown(&r);
+}
+
+/* A chunk whose decompression or verification failed goes back to the
+ * pool, and its slot is free again. */
+static void failed_chunk_returns(void **state)
+{
+	struct mw_chunk *c, *again;
+	struct mw_reasm r;
+
+	(void)state;
+	setup(&r, 2);
+	assert_int_equal(claim(&r, 0, &c), 0);
+	mw_chunk_set_state(c, MW_CHUNK_DECODING);
+	assert_int_equal(claim(&r, 1, &again), 0); /* the pool is empty now */
+	assert_true(mw_chunk_pool_empty(&pool));
+	mw_reasm_drop(&r, &pool, &c);
+	assert_null(c);
+	assert_null(r.slot[0]);
+	assert_false(mw_chunk_pool_empty(&pool));
+	mw_reasm_drop(&r, &pool, &again); /* a raw chunk, still FILLING */
+	assert_null(r.slot[1]);
+	assert_null(mw_reasm_head(&r));
+	deliver(&r, 0); /* and both come back for the next claims */
+	deliver(&r, 1);
+	assert_int_equal(head_seq(&r), 0);
+	teardown(&r);
 }
 
 static void credit_grows_by_half_window(void **state)
@@ -97,12 +186,14 @@ static void credit_grows_by_half_window(void **state)
 	struct mw_reasm r;
 	uint64_t limit = 0, i;
 	int grants = 0;
+	bool grant;
 
 	(void)state;
-	assert_int_equal(mw_reasm_init(&r, 8), 0);
+	setup(&r, 8);
 	for (i = 0; i < 64; i++) {
 		deliver(&r, i);
-		if (mw_reasm_pop(&r, &limit)) {
+		assert_int_equal(write_head(&r, &limit, &grant), (int64_t)i);
+		if (grant) {
 			grants++;
 			assert_true(limit - r.next == 8);
 		}
@@ -110,7 +201,7 @@ static void credit_grows_by_half_window(void **state)
 		assert_true(r.granted - r.next >= 4);
 	}
 	assert_true(grants >= 64 / 8);
-	mw_reasm_destroy(&r);
+	teardown(&r);
 }
 
 /* A sender that respects the credit, delivering in random order within it;
@@ -123,40 +214,37 @@ static void random_model(void **state)
 			(unsigned)time(NULL);
 	struct mw_reasm r;
 	uint64_t sent = 0, written = 0, limit, total = 20000;
-	uint64_t pending[64];
+	struct mw_chunk *pending[64];
 	unsigned npend = 0;
+	bool grant;
 
 	(void)state;
 	printf("reasm/random seed %u (MW_TEST_SEED)\n", seed);
 	srand(seed);
-	assert_int_equal(mw_reasm_init(&r, 16), 0);
+	setup(&r, 16);
 	while (written < total) {
 		int op = rand() % 3;
 
 		if (op == 0 && sent < r.granted && sent < total && npend < 64) {
-			const char *why;
-			int idx = mw_reasm_claim(&r, sent, &why);
-
-			assert_true(idx >= 0);
-			pending[npend++] = sent++;
+			assert_int_equal(claim(&r, sent, &pending[npend]), 0);
+			npend++;
+			sent++;
 		} else if (op == 1 && npend) {
 			unsigned k = (unsigned)rand() % npend;
-			uint64_t seq = pending[k];
+			struct mw_chunk *c = pending[k];
 
 			pending[k] = pending[--npend];
-			mw_reasm_mark(&r, (unsigned)(seq % r.nslots),
-				      MW_RS_READY);
+			mw_chunk_set_state(c, MW_CHUNK_READY);
 		} else {
-			int h = mw_reasm_head(&r);
+			int64_t h = write_head(&r, &limit, &grant);
 
 			if (h < 0)
 				continue;
-			assert_int_equal(r.seq[h], written);
-			mw_reasm_pop(&r, &limit);
+			assert_int_equal(h, (int64_t)written);
 			written++;
 		}
 	}
-	mw_reasm_destroy(&r);
+	teardown(&r);
 }
 
 int main(void)
@@ -165,6 +253,7 @@ int main(void)
 		cmocka_unit_test(in_order),
 		cmocka_unit_test(out_of_order_waits_for_head),
 		cmocka_unit_test(rejects),
+		cmocka_unit_test(failed_chunk_returns),
 		cmocka_unit_test(credit_grows_by_half_window),
 		cmocka_unit_test(random_model),
 	};

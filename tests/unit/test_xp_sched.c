@@ -77,9 +77,9 @@ static void fix_free(struct fix *f)
 }
 
 /* A reader's step: a free chunk, one byte, the next seq. QUEUED. */
-static struct tx_chunk *fill(struct fix *f, struct mw_sched_stream *q)
+static struct mw_chunk *fill(struct fix *f, struct mw_sched_stream *q)
 {
-	struct tx_chunk *c = NULL;
+	struct mw_chunk *c = NULL;
 
 	assert_int_equal(mw_sched_get_free(f->s, q, &c), 0);
 	assert_non_null(c);
@@ -91,7 +91,7 @@ static struct tx_chunk *fill(struct fix *f, struct mw_sched_stream *q)
 	return c;
 }
 
-static void park(struct fix *f, struct tx_chunk *c)
+static void park(struct fix *f, struct mw_chunk *c)
 {
 	mw_chunk_set_raw(c);
 	mw_sched_park(f->s, &c);
@@ -99,10 +99,10 @@ static void park(struct fix *f, struct tx_chunk *c)
 }
 
 /* Takes on channel 0 and returns the chunk (SENDING) or NULL. */
-static struct tx_chunk *take(struct fix *f)
+static struct mw_chunk *take(struct fix *f)
 {
 	struct mw_sched_stream *end = NULL;
-	struct tx_chunk *c = mw_sched_take(f->s, 0, -1, &end);
+	struct mw_chunk *c = mw_sched_take(f->s, 0, -1, &end);
 
 	assert_null(end);
 	if (c)
@@ -112,10 +112,10 @@ static struct tx_chunk *take(struct fix *f)
 
 static void take_expect(struct fix *f, struct mw_sched_stream *q, uint64_t seq)
 {
-	struct tx_chunk *c = take(f);
+	struct mw_chunk *c = take(f);
 
 	assert_non_null(c);
-	assert_ptr_equal(c->st, q);
+	assert_ptr_equal(c->st.tx, q);
 	assert_int_equal(c->seq, seq);
 	mw_sched_put(f->s, &c);
 	assert_null(c);
@@ -130,7 +130,7 @@ static bool efd_poked(int fd)
 
 static void strict_order(void **state)
 {
-	struct tx_chunk *c[3];
+	struct mw_chunk *c[3];
 	struct mw_sched_stream *q;
 	struct fix f;
 	unsigned i;
@@ -198,7 +198,7 @@ static void round_robin(void **state)
 struct getter {
 	struct fix *f;
 	struct mw_sched_stream *q;
-	struct tx_chunk *c;
+	struct mw_chunk *c;
 	int ret;
 	atomic_bool done;
 };
@@ -235,7 +235,7 @@ static void getter_start(struct getter *g, pthread_t *th, struct fix *f,
 static void no_credit_blocks_no_other(void **state)
 {
 	struct mw_sched_stream *a, *b;
-	struct tx_chunk *c[4];
+	struct mw_chunk *c[4];
 	struct getter g;
 	pthread_t th;
 	struct fix f;
@@ -259,7 +259,7 @@ static void no_credit_blocks_no_other(void **state)
 	mw_sched_credit(f.s, a, 1);
 	pthread_join(th, NULL);
 	assert_int_equal(g.ret, 0);
-	assert_ptr_equal(g.c->st, a);
+	assert_ptr_equal(g.c->st.tx, a);
 	mw_sched_put(f.s, &g.c);
 	for (i = 0; i < 4; i++)
 		park(&f, c[i]);
@@ -268,7 +268,7 @@ static void no_credit_blocks_no_other(void **state)
 
 static void exhaustion_blocks_until_put(void **state)
 {
-	struct tx_chunk *c[4];
+	struct mw_chunk *c[4];
 	struct mw_sched_stream *q;
 	struct getter g;
 	pthread_t th;
@@ -309,7 +309,7 @@ static void exhaustion_blocks_until_put(void **state)
 static void idle_channel_woken(void **state)
 {
 	struct mw_sched_stream *q, *end = NULL;
-	struct tx_chunk *c;
+	struct mw_chunk *c;
 	struct fix f;
 
 	(void)state;
@@ -337,7 +337,7 @@ static void idle_channel_woken(void **state)
 static void failed_chunk_returns(void **state)
 {
 	struct mw_sched_stream *q;
-	struct tx_chunk *c, *again;
+	struct mw_chunk *c, *again;
 	struct fix f;
 
 	(void)state;
@@ -379,7 +379,7 @@ static void gate_done(struct mw_comp_job *job)
 
 static void parked_done(struct mw_comp_job *job)
 {
-	struct tx_chunk *c = job->opaque;
+	struct mw_chunk *c = job->opaque;
 
 	if (job->ret) /* no cmocka asserts off the test's thread */
 		abort();
@@ -395,7 +395,7 @@ static void adaptive_claims_oldest(void **state)
 					.done = gate_done };
 	struct mw_comp_pool *pool;
 	struct mw_sched_stream *q;
-	struct tx_chunk *c;
+	struct mw_chunk *c;
 	struct fix f;
 	unsigned i;
 
