@@ -112,7 +112,7 @@ def copy_creds(env, src, name):
 
 def hello_frame(session, index, count, chunk=64 << 10):
     """A HELLO frame (docs/protocol.md), codec none."""
-    p = b'MIGWIRE\0' + struct.pack('>HHHBB', 1, index, count, 0, 0)
+    p = b'MIGWIRE\0' + struct.pack('>HHHBB', 2, index, count, 0, 0)
     p += session + struct.pack('>II', chunk, 32) + bytes(24)
     return struct.pack('>HBBHHIIIIQQ', 0x4d57, 1, 0, 0, 0, 0, 0, len(p), 0,
                        0, 0) + p

@@ -43,7 +43,7 @@ def frame(ftype, payload=b'', codec=0, flags=0, raw_len=0, seq=0, csum=0):
 
 
 def hello(index, count, session, codec=2, chunk=256 << 10, window=128,
-          version=1):
+          version=2):
     p = b'MIGWIRE\0' + struct.pack('>HHHBB', version, index, count, codec, 0)
     p += session + struct.pack('>II', chunk, window) + bytes(24)
     assert len(p) == HELLO_LEN
@@ -206,7 +206,7 @@ def garbage_then_real(env, tls):
         ('HTTP request', b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n'
          b'User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n'),
         ('DATA before HELLO', frame(FT_DATA, b'x' * 16, flags=1, raw_len=16)),
-        ('HELLO of version 2', hello(0, 1, os.urandom(16), version=2)),
+        ('HELLO of version 3', hello(0, 1, os.urandom(16), version=3)),
         ('HELLO with 0 channels', hello(0, 0, os.urandom(16))),
         ('half a header', frame(FT_HELLO)[:20]),
     ]

@@ -48,7 +48,7 @@ def frame(ftype, payload=b'', codec=0, flags=0, stream=0, raw_len=0,
 
 
 def hello(session, index=0, count=1, codec=0, chunk=CHUNK, window=32):
-    p = b'MIGWIRE\0' + struct.pack('>HHHBB', 1, index, count, codec, 0)
+    p = b'MIGWIRE\0' + struct.pack('>HHHBB', 2, index, count, codec, 0)
     p += session + struct.pack('>II', chunk, window) + bytes(24)
     return frame(FT_HELLO, p)
 
