@@ -64,6 +64,16 @@ class CmdRun(Run):
                 raise Fail('--json report: %r' % j)
         with open(os.path.join(self.logdir, 'migrate.log')) as f:
             every = [l.rstrip('\n') for l in f if l.strip()]
+        for want in self.expect:
+            if not any(want in l for l in every):
+                raise Fail('no line says %r' % want)
+        if self.a.expect != 'completed':
+            # --timeout-action cancel: exit 1, the VM stays on the source
+            # (the harness then checks that it runs on)
+            if rc != 1 or not lines or 'keeps running' not in lines[-1]:
+                raise Fail('want exit 1 and "keeps running" last, got exit '
+                           '%d: %r' % (rc, lines[-1:]))
+            return info
         if rc != 0:
             raise Fail('migwire migrate exited %d' % rc)
         if not lines or 'migrate: completed in' not in lines[-1]:
@@ -73,9 +83,6 @@ class CmdRun(Run):
             raise Fail('no progress line')
         if not any('dirty rate' in l for l in every):
             raise Fail('no dirty rate line')
-        for want in self.expect:
-            if not any(want in l for l in every):
-                raise Fail('no line says %r' % want)
         if info.get('status') != 'completed':
             raise Fail('exit 0 but QEMU reports %s' % info.get('status'))
         self.check_params(src)

@@ -326,7 +326,7 @@ class Migrate:
                 out.update(self.finish_bg("failed", timeout=5))
                 self.read_stats(out)
             raise Fail(raise_msg + (": " + info["error-desc"] if info.get("error-desc") else ""))
-        if expect == "failed":
+        if expect != "completed":  # failed or cancelled
             self.nbd_source_abort(src)
             out.update(self.check_source_survived(src))
             if self.bg:
