@@ -137,6 +137,14 @@ int mw_migrate_send_argv(struct mw_send_argv *sa, const struct migrate_opts *o,
  * quote inside becomes '\''). Returns 0 or -E2BIG.
  */
 int mw_migrate_exec_uri(char *out, size_t cap, const struct mw_send_argv *sa);
+/*
+ * After migrate_cancel of an exec: migration: QEMU waits (its main loop
+ * too) for the exec: command to exit, and a send whose stream was cut
+ * short still waits for the receiver. SIGTERMs the processes of binary
+ * self among qemu_pid's children and grandchildren (/bin/sh -c); returns
+ * how many.
+ */
+int mw_send_stop_exec(pid_t qemu_pid, const char *self);
 /* One more argument, copied; 0 or -E2BIG. */
 int mw_send_argv_add(struct mw_send_argv *sa, const char *a);
 /* The last cap - 1 bytes of the file at path, NUL-terminated: the bytes

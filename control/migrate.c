@@ -110,6 +110,7 @@ struct watch {
 	double cancel_t;		/* ... at this time */
 	const struct mw_send_stats *ss; /* send's stats file */
 	struct mw_send_bg *bg;		/* socket mode: the send we run */
+	const char *self;		/* this binary: exec: mode's send */
 	const struct migrate_opts *o;
 	double dirty_mib_s; /* the preflight's; -1 none */
 };
@@ -120,6 +121,20 @@ struct watch {
 /* socket mode: how long send may take after QEMU completed (the last
  * bytes cross the wire, the destination loads them and closes) */
 #define SEND_DONE_WAIT_S 60
+
+/*
+ * migrate_cancel, and the send QEMU runs is told to stop: QEMU's main loop
+ * waits for its exec: command to exit, and a send whose stream was cut
+ * short waits for the receiver (socket mode: send is ours, stopped when
+ * the result is in).
+ */
+static void cancel(struct mw_qmp *q, struct watch *w, double el)
+{
+	w->cancelled = !exec_cmd(q, "migrate_cancel", NULL);
+	w->cancel_t = el;
+	if (w->cancelled && !w->bg)
+		mw_send_stop_exec(q->peer_pid, w->self);
+}
 
 /* A VM that --timeout paused runs again: the migration did not take it. */
 static void resume_vm(struct mw_qmp *q, struct watch *w)
@@ -223,8 +238,7 @@ static void deadlines(struct mw_qmp *q, const struct migrate_opts *o,
 		MW_LOG(MW_LOG_WARN,
 		       "--timeout %" PRId64 " s: cancelling the migration",
 		       o->timeout);
-		w->cancelled = !exec_cmd(q, "migrate_cancel", NULL);
-		w->cancel_t = el;
+		cancel(q, w, el);
 		break;
 	default:
 		MW_LOG(MW_LOG_WARN,
@@ -316,9 +330,10 @@ static bool over(const char *st)
 
 static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 		 const struct mw_send_stats *ss, struct mw_send_bg *bg,
-		 double dirty_mib_s)
+		 const char *self, double dirty_mib_s)
 {
 	struct watch w = { .t0 = now_s(),
+			   .self = self,
 			   .ss = ss,
 			   .bg = bg,
 			   .o = o,
@@ -339,8 +354,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 			mw_migrate_interrupted = 0;
 			MW_LOG(MW_LOG_WARN, "interrupted: cancelling the "
 					    "migration");
-			w.cancelled = !exec_cmd(q, "migrate_cancel", NULL);
-			w.cancel_t = el;
+			cancel(q, &w, el);
 		}
 		if (mw_qmp_exec(q, "query-migrate", NULL, &m, &err)) {
 			MW_LOG(MW_LOG_ERR, "%s", err.msg);
@@ -450,7 +464,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if (exec_cmd(q, "migrate", args))
 		goto out;
-	ret = watch(q, &o, &ss, o.listen ? &bg : NULL, src.dirty_mib_s);
+	ret = watch(q, &o, &ss, o.listen ? &bg : NULL, self, src.dirty_mib_s);
 out:
 	mw_send_bg_cleanup(&bg);
 	mw_send_stats_cleanup(&ss);

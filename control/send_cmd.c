@@ -5,6 +5,7 @@
  * nap that the preflight and the watch share. Below both migrate.c and
  * preflight.c, so the two call one way. Main thread.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -124,4 +125,64 @@ const char *mw_send_last_line(char *text)
 	if (!strncmp(p, "migwire send: ", 14))
 		p += 14;
 	return p;
+}
+
+/* The parent of pid from /proc/PID/stat, or 0. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p, *end;
+	long ppid;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the name may hold spaces and ')' */
+	if (!p || strlen(p) < 5)
+		return 0;
+	ppid = strtol(p + 4, &end, 10); /* after ") S " */
+	return end > p + 4 && ppid > 0 ? (pid_t)ppid : 0;
+}
+
+int mw_send_stop_exec(pid_t qemu_pid, const char *self)
+{
+	char path[64], exe[4096];
+	struct dirent *de;
+	int stopped = 0;
+	DIR *d;
+
+	if (qemu_pid <= 0 || !(d = opendir("/proc")))
+		return 0;
+	/* the main thread alone reads /proc (readdir_r is deprecated) */
+	/* cppcheck-suppress readdirCalled */
+	while ((de = readdir(d))) {
+		char *end;
+		pid_t pid = (pid_t)strtol(de->d_name, &end, 10), up = pid;
+		ssize_t n;
+		int depth;
+
+		if (pid <= 0 || *end)
+			continue;
+		/* QEMU runs the URI through /bin/sh -c: a child or grandchild */
+		for (depth = 0; depth < 3 && up > 1 && up != qemu_pid; depth++)
+			up = parent_of(up);
+		if (up != qemu_pid || pid == qemu_pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+		n = readlink(path, exe, sizeof(exe) - 1);
+		if (n <= 0)
+			continue;
+		exe[n] = '\0';
+		if (!strcmp(exe, self) && !kill(pid, SIGTERM))
+			stopped++;
+	}
+	closedir(d);
+	return stopped;
 }

@@ -27,7 +27,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 sys.path.insert(0, os.path.join(SRC, 'tests', 'lib'))
@@ -46,65 +45,44 @@ def load_cli():
 
 
 class CmdRun(Run):
-    """A harness run whose migrate phase is `migwire migrate`."""
+    """A harness run whose migrate phase is `migwire migrate`
+    (mw-migrate --migrate-cmd), with the checks of its output."""
 
-    mw = None
-    pki = None  # tools/mw-mkcerts directory: x509 TLS both sides
-    extra = []
     expect = []
 
-    def qemu_argv(self, side, accel):
-        argv = super().qemu_argv(side, accel)
-        if side == 'src':
-            # QMP takes one client per monitor: a second one for migrate
-            argv += ['-qmp', 'unix:%s,server=on,wait=off' % self.op_sock()]
-        return argv
-
-    def op_sock(self):
-        return os.path.join(self.tmp, 'src-op.qmp')
-
     def migrate(self, src, dst, hooks):
-        tls = ['--tls-creds', self.pki] if self.pki else ['--no-tls']
-        cmd = [self.mw, 'migrate', '--qmp', self.op_sock(), '--to',
-               '127.0.0.1:%d' % self.port] + tls + ['--max-downtime',
-                                                    '300'] + [
-                   self.subst(x) for x in self.extra]
-        logf = os.path.join(self.logdir, 'migrate.log')
-        log('running: %s' % ' '.join(map(shlex.quote, cmd)))
-        self.cpu0 = {}
-        self.wall0 = time.time()
-        t = time.monotonic()
-        with open(logf, 'w') as f:
-            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stderr=f,
-                               stdout=subprocess.PIPE, timeout=300)
-        rc = r.returncode
-        with open(logf) as f:
-            lines = [l.rstrip('\n') for l in f if l.strip()]
-        for l in lines:
-            log('  | ' + l)
-        info = src.qmp.cmd('query-migrate')
-        info['wall_s'] = round(time.monotonic() - t, 2)
-        self.report['migrate_cmd'] = {'exit': rc, 'lines': lines[-6:]}
-        if '--json' in cmd:
+        info = super().migrate(src, dst, hooks)
+        rep = self.report['migrate_cmd']
+        lines, rc = rep['lines'], rep['exit']
+        if '--json' in self.a.migrate_cmd:
             try:
-                rep = json.loads(r.stdout)
+                j = json.loads(rep.pop('stdout'))
             except ValueError:
-                raise Fail('--json: not one JSON object: %r' % r.stdout)
-            self.report['migrate_cmd']['json'] = rep
-            if rep.get('status') != 'completed' or not rep.get('wire_bytes'):
-                raise Fail('--json report: %r' % rep)
+                raise Fail('--json: not one JSON object: %r' % rep)
+            rep['json'] = j
+            if j.get('status') != 'completed' or not j.get('wire_bytes'):
+                raise Fail('--json report: %r' % j)
+        with open(os.path.join(self.logdir, 'migrate.log')) as f:
+            every = [l.rstrip('\n') for l in f if l.strip()]
+        for want in self.expect:
+            if not any(want in l for l in every):
+                raise Fail('no line says %r' % want)
+        if self.a.expect != 'completed':
+            # --timeout-action cancel: exit 1, the VM stays on the source
+            # (the harness then checks that it runs on)
+            if rc != 1 or not lines or 'keeps running' not in lines[-1]:
+                raise Fail('want exit 1 and "keeps running" last, got exit '
+                           '%d: %r' % (rc, lines[-1:]))
+            return info
         if rc != 0:
-            raise Fail('migwire migrate exited %d; see %s' % (rc, logf))
+            raise Fail('migwire migrate exited %d' % rc)
         if not lines or 'migrate: completed in' not in lines[-1]:
             raise Fail('the last line is not the completed result: %r'
                        % (lines[-1:],))
-        if not any('% of RAM' in l for l in lines):
+        if not any('% of RAM' in l for l in every):
             raise Fail('no progress line')
-        if not any('dirty rate' in l for l in lines):
+        if not any('dirty rate' in l for l in every):
             raise Fail('no dirty rate line')
-        for want in self.expect:
-            if not any(want in l for l in lines):
-                raise Fail('no line says %r' % want)
         if info.get('status') != 'completed':
             raise Fail('exit 0 but QEMU reports %s' % info.get('status'))
         self.check_params(src)
@@ -115,9 +93,10 @@ class CmdRun(Run):
         (QEMU >= 8.2) avail-switchover-bandwidth = --max-bandwidth."""
         p = src.qmp.cmd('query-migrate-parameters')
         want = {'downtime-limit': 300, 'max-bandwidth': 64 << 30}
-        if ('--max-bandwidth' in self.extra
+        extra = shlex.split(self.a.migrate_cmd)
+        if ('--max-bandwidth' in extra
                 and 'avail-switchover-bandwidth' in p):
-            v = self.extra[self.extra.index('--max-bandwidth') + 1]
+            v = extra[extra.index('--max-bandwidth') + 1]
             want['avail-switchover-bandwidth'] = int(v[:-1]) << 20  # "NM"
         got = {k: p.get(k) for k in want}
         self.report['migrate_cmd']['params'] = got
@@ -141,15 +120,14 @@ def main():
     os.makedirs(logdir, exist_ok=True)
     tls = '--no-tls'
     if os.environ.get('MW_MIGRATE_TLS'):
-        CmdRun.pki = os.path.join(logdir, 'pki')
+        pki = os.path.join(logdir, 'pki')
         try:
-            subprocess.run([os.path.join(SRC, 'tools', 'mw-mkcerts'),
-                            CmdRun.pki], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run([os.path.join(SRC, 'tools', 'mw-mkcerts'), pki],
+                           check=True, stdout=subprocess.DEVNULL)
         except (OSError, subprocess.CalledProcessError) as e:
             log('FAIL: mw-mkcerts: %s' % e)
             return 1
-        tls = '--tls-creds ' + shlex.quote(CmdRun.pki)
+        tls = '--tls-creds ' + shlex.quote(pki)
     a = cli.parse_args(['--qemu', qemu, '--accel',
                         os.environ.get('MW_ACCEL', 'tcg'), '--log-dir',
                         logdir, '--recv-cmd',
@@ -163,8 +141,10 @@ def main():
         log('SKIP: tools/mkvm failed: %s' % e)
         return 77
     a.kernel, a.initrd = out[0], out[1]
-    CmdRun.mw = mw
-    CmdRun.extra = shlex.split(os.environ.get('MW_MIGRATE_ARGS', ''))
+    extra = shlex.split(os.environ.get('MW_MIGRATE_ARGS', ''))
+    a.migrate_cmd = ' '.join(map(shlex.quote, [
+        mw, 'migrate', '--qmp', '{op_qmp}', '--to', '127.0.0.1:{port}',
+        *shlex.split(tls), '--max-downtime', '300', *extra]))
     CmdRun.expect = [e for e in os.environ.get('MW_MIGRATE_EXPECT',
                                                '').split('|') if e]
     r = CmdRun(a)

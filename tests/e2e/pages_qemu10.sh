@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# (x) Busy guest on QEMU 10.0 that dirties pages the mixed way (half whole
+# (aa) Busy guest on QEMU 10.0 that dirties pages the mixed way (half whole
 # pages, half 16-256 bytes at a few places: mw.dirty=mixed) through migwire
 # with TLS, zstd, 2 channels and --pages auto on both sides: converges,
 # memory identical, the guest resumes, and send -v says re-sent pages went

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# (y) QEMU 7.2 through migwire with TLS, zstd, 2 channels and --pages auto
+# (ab) QEMU 7.2 through migwire with TLS, zstd, 2 channels and --pages auto
 # on both sides: the stream is page-encoded, memory identical, the guest
 # resumes. The guest is idle: 7.2 under TCG loses dirty pages of a busy
 # guest (DESIGN.md, "QEMU versions"), so references and deltas are not

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# (z) Socket mode (send --listen / recv --connect) with the return path, on
+# (ac) Socket mode (send --listen / recv --connect) with the return path, on
 # QEMU 10.0, TLS + zstd, 2 channels, --pages auto on both sides, a busy
 # guest changing a few bytes per dirtied page (mw.dirty=bytes): the main
 # connection is the one page-encoded stream, memory is identical, the guest

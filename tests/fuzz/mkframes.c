@@ -283,6 +283,43 @@ static void ncase_write(struct ncase *k, const char *dir, const char *name,
 	ncase_write_known(k, dir, name, exit_, why, NULL);
 }
 
+/*
+ * PROBE instead of HELLO: answered and closed without a session, so the
+ * receiver still waits for its sender and fails at --wait with one line,
+ * whatever follows the probe on its connection. (A refused probe, like a
+ * refused HELLO, adds a "rejected connection" line: integ/probe.py.)
+ */
+static void probe_cases(const char *dir)
+{
+	static const struct {
+		const char *name, *why;
+		uint16_t version;
+		int then_data; /* a DATA frame after it on the connection */
+	} pc[] = {
+		{ "probe_only", "a probe is not a session", MW_PROTO_VERSION,
+		  0 },
+		{ "probe_then_data", "DATA after the probe's answer",
+		  MW_PROTO_VERSION, 1 },
+	};
+	struct mw_frame_hdr h = { .type = MW_FT_PROBE,
+				  .wire_len = MW_PROBE_LEN };
+	uint8_t p[MW_PROBE_LEN];
+	struct ncase k;
+	size_t i;
+
+	for (i = 0; i < sizeof(pc) / sizeof(pc[0]); i++) {
+		struct mw_probe pr = { .version = pc[i].version };
+
+		memset(&k, 0, sizeof(k));
+		k.codec = MW_CODEC_NONE;
+		mw_probe_encode(p, &pr);
+		frame(&k, &h, p, sizeof(p));
+		if (pc[i].then_data)
+			data(&k, 0, 0, &OK);
+		ncase_write(&k, dir, pc[i].name, "fail", pc[i].why);
+	}
+}
+
 static void net_cases(const char *dir)
 {
 	struct ncase k;
@@ -308,6 +345,8 @@ static void net_cases(const char *dir)
 		snprintf(name, sizeof(name), "ok_%s", mw_codec_name(c));
 		ncase_write(&k, dir, name, "ok", "honest control stream");
 	}
+
+	probe_cases(dir);
 
 	ncase_begin(&k, MW_CODEC_ZSTD);
 	ok_data(&k, 0);

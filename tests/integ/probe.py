@@ -98,6 +98,22 @@ def run():
     if hdr[2] != 2:
         fail(f'the hand-made HELLO got frame type {hdr[2]}, not HELLO_OK')
     refused('busy', probe(env, bport, '--no-tls'), 'already serves')
+    # a PROBE of another version, or with reserved bytes set, is refused
+    # with an ERROR that says so (a version-1 probe: the version's name)
+    for payload, words in ((b'MIGWIRE\0' + struct.pack('>H', 1) + bytes(6),
+                            'protocol version 1 not supported'),
+                           (b'MIGWIRE\0' + struct.pack('>H', 2) + bytes(5)
+                            + b'\x07', 'malformed PROBE')):
+        c = socket.create_connection(('127.0.0.1', bport))
+        c.sendall(struct.pack('>HBBHHIIIIQQ', 0x4d57, 10, 0, 0, 0, 0, 0,
+                              len(payload), 0, 0, 0) + payload)
+        hdr = mwtest.recv_exact(c, 40)
+        text = mwtest.recv_exact(c, struct.unpack('>I', hdr[16:20])[0])
+        c.close()
+        log(f'    bad probe: frame {hdr[2]}: {text.decode()}')
+        if hdr[2] != 6 or words not in text.decode():
+            fail(f'bad probe: frame type {hdr[2]}, {text!r}; want ERROR '
+                 f'saying {words!r}')
     s.close()
     busy.signal(15)
     busy.wait()

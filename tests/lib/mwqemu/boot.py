@@ -49,6 +49,9 @@ class Boot:
         if a.qemu_tls:
             argv += ["-object", "tls-creds-x509,id=mwtls0,dir=%s,endpoint=%s"
                      % (a.qemu_tls, "server" if side == "dst" else "client")]
+        if side == "src" and a.migrate_cmd:
+            # QMP takes one client per monitor: a second one for the tool
+            argv += ["-qmp", "unix:%s,server=on,wait=off" % self.op_sock()]
         if side == "dst":
             argv += ["-S", "-incoming", "defer"]
         return netns_prefix(a.dst_netns if side == "dst" else a.src_netns) + argv

@@ -126,9 +126,46 @@ class Migrate:
                           "fn": lambda: holder["dst"].kill()})
         return hooks
 
+    def op_sock(self):
+        """The source's second QMP monitor, for --migrate-cmd ({op_qmp})."""
+        return os.path.join(self.tmp, "src-op.qmp")
+
+    def migrate_by_cmd(self, src, dst):
+        """--migrate-cmd: an operator's tool (migwire migrate) runs the
+        migration through the source's second QMP monitor; its stderr is
+        shown and kept in migrate.log. Returns the source's query-migrate
+        and leaves exit, last lines and stdout in report["migrate_cmd"]."""
+        cmd = self.subst(self.a.migrate_cmd).replace("{op_qmp}", self.op_sock())
+        logf = os.path.join(self.logdir, "migrate.log")
+        log("running: %s" % cmd)
+        self.cpu0 = {"src": proc_cpu(src.pid), "dst": proc_cpu(dst.pid)}
+        self.wall0 = time.time()
+        t = time.monotonic()
+        lines = []
+        with open(logf, "w") as f:
+            p = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+            for line in p.stderr:
+                f.write(line)
+                if line.strip():
+                    lines.append(line.rstrip("\n"))
+                    log("  | " + lines[-1])
+            out = p.stdout.read()
+            rc = p.wait()
+        info = src.qmp.cmd("query-migrate")
+        info["wall_s"] = round(time.monotonic() - t, 2)
+        self.report["migrate_cmd"] = {"exit": rc, "lines": lines[-6:],
+                                      "stdout": out}
+        if rc != 0 and self.a.expect == "completed":
+            raise Fail("the migrate command exited %d; see %s" % (rc, logf))
+        return info
+
     def migrate(self, src, dst, hooks):
         """Run one migration; return the source's final query-migrate."""
         a = self.a
+        if a.migrate_cmd:
+            return self.migrate_by_cmd(src, dst)
         if a.src_uri:
             args = {"uri": self.subst(a.src_uri)}
             if a.send_bg:
@@ -370,7 +407,7 @@ class Migrate:
                 out.update(self.finish_bg("failed", timeout=5))
                 self.read_stats(out)
             raise Fail(raise_msg + (": " + info["error-desc"] if info.get("error-desc") else ""))
-        if expect == "failed":
+        if expect != "completed":  # failed or cancelled
             self.nbd_source_abort(src)
             out.update(self.check_source_survived(src))
             if self.bg:
