@@ -16,15 +16,22 @@
  * before its HELLO is read; the session keeps the identity of the
  * connection that defined it, and a later channel of another identity is
  * refused even when authorized. At most MAX_PENDING connections may be
- * authenticating at once; more are closed at once. When all channels have
+ * unauthenticated at once, MAX_PER_ADDR of them from one address: a new
+ * connection evicts the worst of them instead of being refused
+ * (preauth.h), so whoever fills the table first cannot keep the sender
+ * out, and a quarter of RLIMIT_NOFILE stays for admitted channels. A peer
+ * that goes away or is evicted before its HELLO is a line at -v; refusals
+ * are WARN lines, a burst then one a second. When all channels have
  * joined, the listening socket closes. An admitted connection runs
  * r->chan_loop (recv_chan.c) on its thread; every connection thread stays on
  * r->live until its last touch of r, which is what teardown waits for.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,10 +41,9 @@
 #include "net.h"
 #include "recv_int.h"
 
-#define JOIN_SECS 10 /* an unauthenticated connection's time limit */
-/* --allow-from refusals: one line a second at most (the rest counted on
- * the next), so a flood from outside cannot flood the log */
-#define REFUSE_LOG_NS 1000000000ull
+/* an unauthenticated connection's time limit: an honest TLS handshake
+ * and HELLO take a few round trips */
+#define JOIN_SECS 5
 
 /* ---- session setup (first admitted HELLO) ---- */
 
@@ -172,6 +178,49 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 	pthread_cond_broadcast(&r->live_cv);
 }
 
+/*
+ * Waits for the peer's first byte, which moves it behind the idle ones in
+ * the eviction order (preauth.h), then runs the TLS handshake; once TLS
+ * has proved the peer's identity it no longer holds a place. Context:
+ * connection thread.
+ */
+static int chan_handshake(struct rx_chan *ch, unsigned long long dl)
+{
+	struct receiver *r = ch->r;
+	int ret = mw_net_wait(ch->io.conn.fd, POLLIN, dl);
+	char magic[2];
+
+	if (ret)
+		return mw_err_set(
+			&ch->io.conn.err, ret, "%s",
+			ret == -MW_E_TIMEOUT ?
+				"peer sent nothing before the timeout" :
+				mw_strerror(ret));
+	pthread_mutex_lock(&r->lock);
+	ch->pa.heard = true;
+	pthread_mutex_unlock(&r->lock);
+	/* a --no-tls sender's HELLO (magic "MW"): answer in plaintext, or it
+	 * sees only a hang-up and dials again until its --timeout */
+	if (ch->io.conn.tls &&
+	    recv(ch->io.conn.fd, magic, sizeof(magic), MSG_PEEK) == 2 &&
+	    !memcmp(magic, "MW", 2)) {
+		mw_tls_sess_free(ch->io.conn.tls);
+		ch->io.conn.tls = NULL;
+		return mw_err_set(&ch->io.conn.err, -MW_E_TLS,
+				  "peer is not speaking TLS: it runs --no-tls "
+				  "(its first bytes are a plaintext migwire "
+				  "frame); use the same TLS mode on both "
+				  "sides");
+	}
+	ret = mw_conn_handshake(&ch->io.conn, dl);
+	if (!ret && ch->io.conn.tls) {
+		pthread_mutex_lock(&r->lock);
+		mw_preauth_drop(&r->pre, &ch->pa);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return ret;
+}
+
 /* TLS + HELLO; on success the channel is registered in r->chans. */
 static int chan_join(struct rx_chan *ch)
 {
@@ -185,7 +234,7 @@ static int chan_join(struct rx_chan *ch)
 	const char *id;
 	int ret;
 
-	ret = mw_conn_handshake(&ch->io.conn, dl);
+	ret = chan_handshake(ch, dl);
 	if (ret)
 		return ret;
 	ret = mw_conn_read(&ch->io.conn, hdr, sizeof(hdr), dl);
@@ -210,12 +259,15 @@ static int chan_join(struct rx_chan *ch)
 				  "malformed HELLO");
 	id = ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) : "";
 	pthread_mutex_lock(&r->lock);
-	ret = admit_locked(r, &hello, id, &ch->io.conn.err);
+	ret = ch->pa.evicted ? -MW_E_CLOSED :
+			       admit_locked(r, &hello, id, &ch->io.conn.err);
 	if (!ret) {
 		ch->idx = hello.chan_index;
 		r->chans[ch->idx] = ch;
 		r->joined++;
-		r->npending--;
+		mw_preauth_drop(&r->pre, &ch->pa);
+		memcpy(r->pre.exempt, ch->pa.key, sizeof(r->pre.exempt));
+		r->pre.has_exempt = true;
 		ok.stream_window = r->credit;
 		if (r->joined == r->sess.chan_count)
 			mw_efd_poke(r->lst_efd);
@@ -244,6 +296,44 @@ static void note_reject_locked(struct receiver *r, const char *why)
 	r->last_reject[n] = '\0';
 }
 
+/*
+ * A connection that did not make it to admission. A peer that went away
+ * (closed, reset, silent until the deadline) or was evicted is a line at
+ * -v: scanners, floods and a sender that failed elsewhere look like that,
+ * and the sender says why itself. A refusal (TLS, identity, HELLO) is a
+ * WARN line, and the peer gets an ERROR frame. Both are held to a burst,
+ * then one a second, and counted for the --wait line.
+ */
+static void reject(struct rx_chan *ch, int ret)
+{
+	struct receiver *r = ch->r;
+	struct mw_conn *c = &ch->io.conn;
+	unsigned quiet = 0;
+	char more[64];
+	bool gone, say = false;
+	int lvl;
+
+	pthread_mutex_lock(&r->lock);
+	if (ch->pa.evicted)
+		mw_err_set(&c->err, -MW_E_CLOSED,
+			   "evicted while unauthenticated, to make room for "
+			   "newer connections");
+	gone = ch->pa.evicted || ret == -MW_E_CLOSED || ret == -MW_E_TIMEOUT ||
+	       ret == -ECONNRESET || ret == -EPIPE;
+	lvl = gone ? MW_LOG_INFO : MW_LOG_WARN;
+	note_reject_locked(r, c->err.msg); /* before the ERROR frame reuses
+					    * err */
+	if (lvl <= mw_log_level)
+		say = mw_logrl_take(&r->reject_rl, mw_now_ns(), &quiet);
+	pthread_mutex_unlock(&r->lock);
+	if (say)
+		MW_LOG(lvl, "%s connection from %s: %s%s",
+		       gone ? "lost" : "rejected", c->peer, c->err.msg,
+		       mw_logrl_more(quiet, more, sizeof(more)));
+	if (!gone)
+		mw_conn_send_error(c, c->err.msg);
+}
+
 static void *conn_main(void *arg)
 {
 	struct rx_chan *ch = arg;
@@ -255,17 +345,10 @@ static void *conn_main(void *arg)
 	ret = chan_join(ch);
 	if (ret) {
 		/* rejected: log it, tell the peer, and leave no trace */
-		MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
-		       ch->io.conn.peer, ch->io.conn.err.msg);
-		pthread_mutex_lock(&r->lock);
-		note_reject_locked(r, ch->io.conn.err.msg); /* before the ERROR
-							  * frame reuses err */
-		pthread_mutex_unlock(&r->lock);
-		if (ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
-			mw_conn_send_error(&ch->io.conn, ch->io.conn.err.msg);
+		reject(ch, ret);
 		mw_tls_thread_stop();
 		pthread_mutex_lock(&r->lock);
-		r->npending--;
+		mw_preauth_drop(&r->pre, &ch->pa);
 		live_remove_locked(r, ch);
 		mw_rx_chan_free(ch);
 		pthread_mutex_unlock(&r->lock);
@@ -299,9 +382,6 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
-/* A peer outside --allow-from: one line, unless the last one is less
- * than a second old (then it is counted for the next line). Listener
- * thread only. */
 /* --wait ran out before a session: say whether anyone tried, and why the
  * last one was turned away (operators read "no sender connected" as "the
  * source never started"). */
@@ -324,37 +404,56 @@ static void wait_expired(struct receiver *r)
 			    r->cfg->wait_s, n, n == 1 ? "" : "s", last);
 }
 
+/* A peer outside --allow-from: one line, unless the last one is less
+ * than a second old (then it is counted for the next line). Listener
+ * thread only. */
 static void refuse_log(struct receiver *r, const struct sockaddr_storage *ss)
 {
-	unsigned long long now = mw_now_ns();
-	char name[MW_PEER_MAX];
+	char name[MW_PEER_MAX], more[64];
+	unsigned quiet;
 
 	pthread_mutex_lock(&r->lock);
 	note_reject_locked(r, "address not in --allow-from");
 	pthread_mutex_unlock(&r->lock);
-	if (r->refused_log_ns && now - r->refused_log_ns < REFUSE_LOG_NS) {
-		r->refused_quiet++;
+	if (!mw_logrl_take(&r->refuse_rl, mw_now_ns(), &quiet))
 		return;
-	}
 	mw_net_addr_name(ss, name, sizeof(name));
-	if (r->refused_quiet)
-		MW_LOG(MW_LOG_WARN,
-		       "rejected connection from %s: address not in "
-		       "--allow-from (and %u more since the last such line)",
-		       name, r->refused_quiet);
-	else
-		MW_LOG(MW_LOG_WARN,
-		       "rejected connection from %s: address not in "
-		       "--allow-from",
-		       name);
-	r->refused_log_ns = now;
-	r->refused_quiet = 0;
+	MW_LOG(MW_LOG_WARN,
+	       "rejected connection from %s: address not in --allow-from%s",
+	       name, mw_logrl_more(quiet, more, sizeof(more)));
 }
 
-static void accept_one(struct receiver *r)
+/*
+ * accept() found no file descriptor (EMFILE, ENFILE) or memory: the
+ * connection stays in the backlog and poll() would report it again at
+ * once. Evicts the worst unauthenticated connection, whose thread frees
+ * its descriptors as it leaves, and returns how long the listener pauses:
+ * a moment then, longer when there was nothing to evict. Said once, at
+ * -v: under a flood this is routine. Listener thread.
+ */
+static int accept_starved(struct receiver *r, int err)
+{
+	bool evicted;
+
+	if (!r->emfile_said)
+		MW_LOG(MW_LOG_INFO,
+		       "accept: %s: evicting unauthenticated connections, "
+		       "and accepting more slowly while it lasts",
+		       strerror(err));
+	r->emfile_said = true;
+	pthread_mutex_lock(&r->lock);
+	evicted = mw_preauth_evict_worst(&r->pre);
+	pthread_mutex_unlock(&r->lock);
+	return evicted ? 10 : 100;
+}
+
+/* Accepts one connection and starts its thread. Returns 0, or how many
+ * ms the listener pauses (accept_starved). */
+static int accept_one(struct receiver *r)
 {
 	struct sockaddr_storage peer = { 0 };
 	socklen_t plen = sizeof(peer);
+	uint8_t key[MW_PREAUTH_KEY_LEN];
 	char name[MW_PEER_MAX];
 	struct rx_chan *ch;
 	pthread_attr_t attr;
@@ -365,29 +464,36 @@ static void accept_one(struct receiver *r)
 	fd = accept4(r->listen_fd, (struct sockaddr *)&peer, &plen,
 		     SOCK_CLOEXEC);
 	if (fd < 0)
-		return;
+		return errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				       errno == ENOMEM ?
+			       accept_starved(r, errno) :
+			       0;
+	/* descriptors come lowest first: fd is about how many are open.
+	 * Unauthenticated ones leave some to admitted channels (rings,
+	 * streams), or a flood makes the sender's channel fail its setup */
+	if (fd >= r->fd_limit - r->fd_spare) {
+		close(fd);
+		return accept_starved(r, EMFILE);
+	}
 	if (r->cfg->nr_allow &&
 	    !mw_cidr_match(r->cfg->allow, r->cfg->nr_allow, &peer)) {
 		close(fd);
 		refuse_log(r, &peer);
-		return;
+		return 0;
 	}
-	pthread_mutex_lock(&r->lock);
-	if (r->npending >= MAX_PENDING || r->nlive >= MAX_LIVE) {
-		pthread_mutex_unlock(&r->lock);
-		close(fd); /* a flood: the legitimate sender is not pending */
-		return;
-	}
-	pthread_mutex_unlock(&r->lock);
+	mw_preauth_key(&peer, key);
 	mw_net_tune(fd, r->cfg->timeout_s);
 	ch = calloc(1, sizeof(*ch));
 	mw_net_addr_name(&peer, name, sizeof(name));
 	if (!ch) {
 		close(fd);
-		return;
+		return 0;
 	}
 	ch->r = r;
 	ch->idx = -1;
+	memcpy(ch->pa.key, key, sizeof(ch->pa.key));
+	ch->pa.t_accept = mw_now_ns();
+	ch->pa.fd = fd;
 	ret = mw_chan_init(
 		&ch->io, 1,
 		r->tls ? mw_tls_seal_bound(MW_FRAME_HDR_LEN + MW_REVERSE_MAX) :
@@ -398,16 +504,26 @@ static void accept_one(struct receiver *r)
 		close(fd);
 		ch->io.conn.fd = -1;
 		mw_rx_chan_free(ch);
-		return;
+		/* no eventfd or buffer for it: the same starvation */
+		return ret == -EMFILE || ret == -ENFILE || ret == -ENOMEM ?
+			       accept_starved(r, -ret) :
+			       0;
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&r->lock);
-	r->npending++;
+	if (r->nlive == MAX_LIVE) {
+		/* evicted threads still leaving: the sender dials again */
+		pthread_mutex_unlock(&r->lock);
+		pthread_attr_destroy(&attr);
+		mw_rx_chan_free(ch);
+		return 0;
+	}
+	mw_preauth_add(&r->pre, &ch->pa);
 	r->live[r->nlive++] = ch;
 	ret = pthread_create(&th, &attr, conn_main, ch);
 	if (ret) {
-		r->npending--;
+		mw_preauth_drop(&r->pre, &ch->pa);
 		r->nlive--;
 		mw_rx_chan_free(ch);
 	} else {
@@ -415,6 +531,7 @@ static void accept_one(struct receiver *r)
 	}
 	pthread_mutex_unlock(&r->lock);
 	pthread_attr_destroy(&attr);
+	return 0;
 }
 
 static void *listener_main(void *arg)
@@ -455,8 +572,9 @@ static void *listener_main(void *arg)
 		ms = dl ? (int)((dl - now) / 1000000ull) + 1 : 1000;
 		if (ms > 1000)
 			ms = 1000;
-		if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN))
-			accept_one(r);
+		if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN) &&
+		    (ms = accept_one(r)))
+			poll(&p[1], 1, ms);
 	}
 	close(r->listen_fd);
 	r->listen_fd = -1;
@@ -465,8 +583,21 @@ static void *listener_main(void *arg)
 
 int mw_rx_listener_start(struct receiver *r)
 {
-	int ret = pthread_create(&r->listener, NULL, listener_main, r);
+	struct rlimit nofile;
+	int ret;
 
+	/* a quarter of RLIMIT_NOFILE, at most 64, stays for admitted
+	 * channels */
+	r->fd_limit = getrlimit(RLIMIT_NOFILE, &nofile) ||
+				      nofile.rlim_cur > INT_MAX ?
+			      INT_MAX :
+			      (int)nofile.rlim_cur;
+	r->fd_spare = r->fd_limit / 4 < 64 ? r->fd_limit / 4 : 64;
+	r->pre.cap = MAX_PENDING;
+	r->pre.per_addr = MAX_PER_ADDR;
+	r->refuse_rl.burst = 1;
+	r->reject_rl.burst = 8; /* a sender's channels refused together */
+	ret = pthread_create(&r->listener, NULL, listener_main, r);
 	r->listener_started = !ret;
 	return -ret;
 }

@@ -27,18 +27,23 @@
 #include "mw_err.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
+#include "preauth.h"
 #include "reasm.h"
 #include "ring.h"
 #include "session.h"
 
 #define MAX_PENDING 64 /* connections authenticating at once */
+/* of which one address may hold this many, unless it is the session's
+ * source (preauth.h) */
+#define MAX_PER_ADDR 16
 /* the least credit (and slots) a stream gets: one chunk being written while
  * the next arrives */
 #define MW_RX_MIN_CREDIT 2u
 /* socket mode: a new stream takes a quarter of the budget left, at most
  * the budget / MW_RX_STREAM_SHARE, at least MW_RX_MIN_CREDIT (sink.c) */
 #define MW_RX_STREAM_SHARE 16u
-#define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
+/* evicted connections stay on r->live until their thread has left */
+#define MAX_LIVE (MW_CHANNELS_MAX + 2 * MAX_PENDING)
 
 struct receiver;
 struct rx_stream;
@@ -102,7 +107,9 @@ struct rx_stream {
  * that thread starts and fixed after: r, io.efd, io.conn.fd (so the main
  * thread may poke io.efd and shut io.conn.fd down under r->lock while the
  * channel is on r->live). idx is written under r->lock at admission; th
- * under r->lock by accept_one. io.ctlq has its own lock (producers:
+ * under r->lock by accept_one. pa (its place among the unauthenticated,
+ * r->pre) is under r->lock, except pa.fd (= io.conn.fd). io.ctlq has its
+ * own lock (producers:
  * writers, reverse readers, completion). bytes_wire and open_ns are relaxed
  * statistics; cpu_final is published by the store of exited, which is made
  * under r->lock so snap_fill never asks a detached, exited thread for its
@@ -112,6 +119,7 @@ struct rx_chan {
 	struct receiver *r;
 	int idx; /* -1 until admitted */
 	pthread_t th;
+	struct mw_preauth_ent pa;
 	bool ack_sent;
 	/* frame being parsed (io.conn.rd parses them) */
 	struct rx_slot *slot; /* a DATA frame's, from its header on */
@@ -132,8 +140,9 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
 /*
  * Locking: set before any thread starts and fixed after: cfg, tls, io,
  * lst_efd, chan_loop, fail (its own lock). The listener owns listen_fd
- * while it runs (it closes it on exit), and refused_log_ns and
- * refused_quiet; listener and listener_started are the main thread's.
+ * while it runs (it closes it on exit), and refuse_rl, emfile_said,
+ * fd_spare and fd_limit; listener and listener_started are the main
+ * thread's.
  * Everything from `lock` down is under lock, with one relaxation:
  * have_session, sess, peer_id, credit, slots_total, wire_cap and pool are
  * written once, by the first admission, before any channel is admitted,
@@ -149,9 +158,12 @@ struct receiver {
 	pthread_t listener;
 	bool listener_started;
 	mw_rx_chan_fn *chan_loop; /* recv_chan.c's, called by admit.c */
-	/* the listener's own: --allow-from refusals logged and held back */
-	unsigned long long refused_log_ns;
-	unsigned refused_quiet;
+	/* the listener's own: --allow-from refusals logged and held back,
+	 * and whether it said it ran out of file descriptors */
+	struct mw_logrl refuse_rl;
+	bool emfile_said;
+	int fd_spare; /* accepts stop that far below RLIMIT_NOFILE */
+	int fd_limit;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* writers: slot ready, END, OPEN, connect */
@@ -168,7 +180,12 @@ struct receiver {
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
 	unsigned joined;
 	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
-	unsigned nlive, npending;
+	unsigned nlive;
+	/* the unauthenticated ones among them; pre.exempt: the session's
+	 * source address */
+	struct mw_preauth pre;
+	/* lines about rejected connections: a flood cannot flood the log */
+	struct mw_logrl reject_rl;
 	/* peers turned away before a session: the --wait expiry line says
 	 * how many and why the last one was */
 	unsigned nrejected;

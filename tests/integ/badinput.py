@@ -218,6 +218,8 @@ def garbage_then_real(env, tls):
                 frames, closed = read_reply(s, timeout=8)
             except (ConnectionResetError, BrokenPipeError):
                 frames, closed = [], True
+            except OSError:  # ENOTCONN: refused (reset) before our FIN
+                frames, closed = [], True
             txt = '; '.join(f'{mwtest_ft(t)} "{p.decode("utf-8", "replace")}"'
                             for t, p in frames) or 'nothing'
             log(f'    {what}: closed={closed}, answered {txt}')
