@@ -559,7 +559,10 @@ def send_waits_for_receiver(env):
     time.sleep(1.5)
     if send.poll() is not None:
         fail(f'send --wait 15 gave up at once: {send.stderr().strip()}')
-    recv, _ = env.recv(['--no-tls', '--no-return-path'], port=port)
+    # not waiting to see it listen: the waiting sender may be in and done
+    # (recv exit 0) before a poll of /proc would see the socket
+    recv, _ = env.recv(['--no-tls', '--no-return-path'], port=port,
+                       wait_up=False)
     mwtest.wait_pair('send started first', send, recv)
     with open(inp, 'rb') as a, open(recv.out, 'rb') as b:
         if a.read() != b.read():
