@@ -343,7 +343,7 @@ static void *conn_main(void *arg)
 
 	mw_thread_place("mw-rxhs", &r->cfg->cpus, 0);
 	ret = chan_join(ch);
-	if (ret) {
+	if (ret && ch->idx < 0) {
 		/* rejected: log it, tell the peer, and leave no trace */
 		reject(ch, ret);
 		mw_tls_thread_stop();
@@ -357,7 +357,11 @@ static void *conn_main(void *arg)
 	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
 	mw_thread_place(name, &r->cfg->cpus,
 			1 + r->cfg->threads + (unsigned)ch->idx);
-	ret = mw_chan_ring_init(&ch->io, r->io);
+	/* admitted, but HELLO_OK did not go out (the sender died): the
+	 * channel counts as joined, so its failure is the session's, or the
+	 * listener, satisfied, leaves recv waiting for nothing */
+	if (!ret)
+		ret = mw_chan_ring_init(&ch->io, r->io);
 	if (!ret)
 		ret = r->chan_loop(ch);
 	if (ret && ret != -MW_E_CANCEL)

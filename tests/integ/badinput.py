@@ -574,6 +574,27 @@ def send_waits_for_receiver(env):
 
 
 @case
+def admitted_then_reset(env):
+    # a sender killed right after its HELLO: recv admits the channel (the
+    # HELLO was read before the RST), then fails to send HELLO_OK. The
+    # channel counts as joined, so with one channel the listener is done:
+    # recv must fail the session with one line, not wait for nothing
+    # (it used to, forever, whatever its --wait and --timeout)
+    recv, port = env.recv(['--no-tls', '--wait', '30', '--timeout', '30'])
+    s = socket.create_connection(('127.0.0.1', port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.sendall(hello(0, 1, os.urandom(16)))
+    s.close()  # RST, right behind the HELLO
+    fl.Reaper(recv).wait(10, 'recv after an admitted channel was reset')
+    line = fl.clean_failure(recv)
+    log(f'    recv: {line}')
+    if 'channel 0' not in line:
+        fail(f'recv does not name the channel: {line}')
+    if os.path.getsize(recv.out):
+        fail('recv wrote bytes')
+
+
+@case
 def wait_expiry_counts_rejections(env):
     # recv keeps waiting after rejecting a peer (a corrected sender gets
     # in); when --wait runs out it says how many it turned away and why
