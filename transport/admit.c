@@ -178,12 +178,9 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 	pthread_cond_broadcast(&r->live_cv);
 }
 
-/*
- * Waits for the peer's first byte, which moves it behind the idle ones in
- * the eviction order (preauth.h), then runs the TLS handshake; once TLS
- * has proved the peer's identity it no longer holds a place. Context:
- * connection thread.
- */
+/* Waits for the peer's first byte (it then goes after the idle ones in
+ * the eviction order) and runs the TLS handshake; once TLS proved the
+ * peer's identity it holds no place. Connection thread. */
 static int chan_handshake(struct rx_chan *ch, unsigned long long dl)
 {
 	struct receiver *r = ch->r;
@@ -357,9 +354,8 @@ static void *conn_main(void *arg)
 	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
 	mw_thread_place(name, &r->cfg->cpus,
 			1 + r->cfg->threads + (unsigned)ch->idx);
-	/* admitted, but HELLO_OK did not go out (the sender died): the
-	 * channel counts as joined, so its failure is the session's, or the
-	 * listener, satisfied, leaves recv waiting for nothing */
+	/* admitted but HELLO_OK failed: it counts as joined, so its failure
+	 * is the session's (else recv would wait for nothing) */
 	if (!ret)
 		ret = mw_chan_ring_init(&ch->io, r->io);
 	if (!ret)
@@ -427,14 +423,10 @@ static void refuse_log(struct receiver *r, const struct sockaddr_storage *ss)
 	       name, mw_logrl_more(quiet, more, sizeof(more)));
 }
 
-/*
- * accept() found no file descriptor (EMFILE, ENFILE) or memory: the
- * connection stays in the backlog and poll() would report it again at
- * once. Evicts the worst unauthenticated connection, whose thread frees
- * its descriptors as it leaves, and returns how long the listener pauses:
- * a moment then, longer when there was nothing to evict. Said once, at
- * -v: under a flood this is routine. Listener thread.
- */
+/* No descriptor or memory for a connection, which poll() would report
+ * again at once: evicts the worst unauthenticated one (its thread frees
+ * its descriptors) and returns the listener's pause in ms. Said once, at
+ * -v: under a flood this is routine. Listener thread. */
 static int accept_starved(struct receiver *r, int err)
 {
 	bool evicted;
@@ -590,8 +582,7 @@ int mw_rx_listener_start(struct receiver *r)
 	struct rlimit nofile;
 	int ret;
 
-	/* a quarter of RLIMIT_NOFILE, at most 64, stays for admitted
-	 * channels */
+	/* a quarter of RLIMIT_NOFILE, at most 64, is for admitted channels */
 	r->fd_limit = getrlimit(RLIMIT_NOFILE, &nofile) ||
 				      nofile.rlim_cur > INT_MAX ?
 			      INT_MAX :
