@@ -389,7 +389,7 @@ static const struct opt_def opt_defs[] = {
 	  0 },
 	{ "timeout", 1, SIDE_BOTH, o_timeout, "SECS",
 	  "seconds allowed for setup: per channel the connect, TLS handshake "
-	  "and HELLO (recv: at most 10 s per connection), all channels to "
+	  "and HELLO (recv: at most 5 s per connection), all channels to "
 	  "join, and recv's --connect to QEMU; also the TCP user timeout "
 	  "(data unacknowledged that long ends a channel) and the heartbeat: "
 	  "a channel that hears nothing from its peer for SECS fails (an idle "

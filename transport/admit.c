@@ -17,8 +17,13 @@
  * the proof of the token (join.c) before it counts. The session keeps the identity of the
  * connection that defined it, and a later channel of another identity is
  * refused even when authorized. At most MAX_PENDING connections may be
- * authenticating at once; more are closed at once. When all channels have
- * joined, the listening socket closes. An admitted connection runs
+ * unauthenticated at once, MAX_PER_ADDR of them from one address: a new
+ * connection evicts the worst of them instead of being refused
+ * (preauth.h), so whoever fills the table first cannot keep the sender
+ * out, and a quarter of RLIMIT_NOFILE stays for admitted channels. A peer
+ * that goes away or is evicted before its HELLO is a line at -v; refusals
+ * are WARN lines, a burst then one a second. The listener that accepts
+ * and applies those limits is listener.c. An admitted connection runs
  * r->chan_loop (recv_chan.c) on its thread; every connection thread stays on
  * r->live until its last touch of r, which is what teardown waits for.
  */
@@ -36,10 +41,9 @@
 #include "net.h"
 #include "recv_int.h"
 
-#define JOIN_SECS 10 /* an unauthenticated connection's time limit */
-/* --allow-from refusals: one line a second at most (the rest counted on
- * the next), so a flood from outside cannot flood the log */
-#define REFUSE_LOG_NS 1000000000ull
+/* an unauthenticated connection's time limit: an honest TLS handshake
+ * and HELLO take a few round trips */
+#define JOIN_SECS 5
 
 /* ---- session setup (first admitted HELLO) ---- */
 
@@ -178,45 +182,44 @@ static void live_remove_locked(struct receiver *r, struct rx_chan *ch)
 	pthread_cond_broadcast(&r->live_cv);
 }
 
-/*
- * A PROBE (docs/protocol.md): a sender's preflight asks whether this
- * receiver would take its session. TLS and --tls-authz have admitted the
- * peer already; the answer says what this receiver accepts, and the
- * connection closes without touching the session (not its first HELLO,
- * not a channel, not its timers). Returns PROBED or a code with the reason
- * in the connection's err (sent as ERROR).
- */
-#define PROBED 1
-static int probe_answer(struct rx_chan *ch, unsigned long long dl)
+/* Waits for the peer's first byte (it then goes after the idle ones in
+ * the eviction order) and runs the TLS handshake; once TLS proved the
+ * peer's identity it holds no place. Connection thread. */
+static int chan_handshake(struct rx_chan *ch, unsigned long long dl)
 {
 	struct receiver *r = ch->r;
-	uint8_t payload[MW_PROBE_OK_LEN];
-	struct mw_probe pr;
-	struct mw_probe_ok ok = { .version = MW_PROTO_VERSION,
-				  .endpoints = (uint16_t)r->cfg->nr_eps,
-				  .channels_max = MW_CHANNELS_MAX,
-				  .chunk_max = MW_CHUNK_MAX,
-				  .window = r->cfg->window };
-	struct mw_frame_hdr h = { .type = MW_FT_PROBE_OK,
-				  .wire_len = MW_PROBE_OK_LEN };
-	int ret = mw_conn_read(&ch->io.conn, payload, MW_PROBE_LEN, dl);
+	int ret = mw_net_wait(ch->io.conn.fd, POLLIN, dl);
+	char magic[2];
 
 	if (ret)
-		return ret;
-	if (mw_probe_decode(payload, MW_PROBE_LEN, &pr))
-		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
-				  "malformed PROBE");
-	if (pr.version != MW_PROTO_VERSION)
-		return mw_err_set(&ch->io.conn.err, -MW_E_AUTH,
-				  "protocol version %u not supported (this "
-				  "receiver speaks %u)",
-				  pr.version, MW_PROTO_VERSION);
+		return mw_err_set(
+			&ch->io.conn.err, ret, "%s",
+			ret == -MW_E_TIMEOUT ?
+				"peer sent nothing before the timeout" :
+				mw_strerror(ret));
 	pthread_mutex_lock(&r->lock);
-	ok.flags = r->have_session ? MW_PROBE_BUSY : 0;
+	ch->pa.heard = true;
 	pthread_mutex_unlock(&r->lock);
-	mw_probe_ok_encode(payload, &ok);
-	ret = mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
-	return ret ? ret : PROBED;
+	/* a --no-tls sender's HELLO (magic "MW"): answer in plaintext, or it
+	 * sees only a hang-up and dials again until its --timeout */
+	if (ch->io.conn.tls &&
+	    recv(ch->io.conn.fd, magic, sizeof(magic), MSG_PEEK) == 2 &&
+	    !memcmp(magic, "MW", 2)) {
+		mw_tls_sess_free(ch->io.conn.tls);
+		ch->io.conn.tls = NULL;
+		return mw_err_set(&ch->io.conn.err, -MW_E_TLS,
+				  "peer is not speaking TLS: it runs --no-tls "
+				  "(its first bytes are a plaintext migwire "
+				  "frame); use the same TLS mode on both "
+				  "sides");
+	}
+	ret = mw_conn_handshake(&ch->io.conn, dl);
+	if (!ret && ch->io.conn.tls) {
+		pthread_mutex_lock(&r->lock);
+		mw_preauth_drop(&r->pre, &ch->pa);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return ret;
 }
 
 /* TLS + HELLO; on success the channel is registered in r->chans. */
@@ -232,7 +235,7 @@ static int chan_join(struct rx_chan *ch)
 	const char *id;
 	int ret;
 
-	ret = mw_conn_handshake(&ch->io.conn, dl);
+	ret = chan_handshake(ch, dl);
 	if (ret)
 		return ret;
 	ret = mw_conn_read(&ch->io.conn, hdr, sizeof(hdr), dl);
@@ -250,7 +253,7 @@ static int chan_join(struct rx_chan *ch)
 				  "protocol)");
 	}
 	if (h.type == MW_FT_PROBE)
-		return probe_answer(ch, dl);
+		return mw_rx_probe_answer(ch, dl);
 	ret = mw_conn_read(&ch->io.conn, payload, sizeof(payload), dl);
 	if (ret)
 		return ret;
@@ -263,12 +266,15 @@ static int chan_join(struct rx_chan *ch)
 		return ret;
 	id = ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) : "";
 	pthread_mutex_lock(&r->lock);
-	ret = admit_locked(r, &hello, id, &ch->io.conn.err);
+	ret = ch->pa.evicted ? -MW_E_CLOSED :
+			       admit_locked(r, &hello, id, &ch->io.conn.err);
 	if (!ret) {
 		ch->idx = hello.chan_index;
 		r->chans[ch->idx] = ch;
 		r->joined++;
-		r->npending--;
+		mw_preauth_drop(&r->pre, &ch->pa);
+		memcpy(r->pre.exempt, ch->pa.key, sizeof(r->pre.exempt));
+		r->pre.has_exempt = true;
 		ok.stream_window = r->credit;
 		if (r->joined == r->sess.chan_count)
 			mw_efd_poke(r->lst_efd);
@@ -287,8 +293,7 @@ static int chan_join(struct rx_chan *ch)
 	return mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
 }
 
-/* Counts a peer turned away before a session and keeps why (truncated). */
-static void note_reject_locked(struct receiver *r, const char *why)
+void mw_rx_note_reject_locked(struct receiver *r, const char *why)
 {
 	size_t n = strnlen(why, sizeof(r->last_reject) - 1);
 
@@ -297,7 +302,46 @@ static void note_reject_locked(struct receiver *r, const char *why)
 	r->last_reject[n] = '\0';
 }
 
-static void *conn_main(void *arg)
+/*
+ * A connection that did not make it to admission. A peer that went away
+ * (closed, reset, silent until the deadline) or was evicted is a line at
+ * -v: scanners, floods and a sender that failed elsewhere look like that,
+ * and the sender says why itself. A refusal (TLS, identity, HELLO) is a
+ * WARN line, and the peer gets an ERROR frame. Both are held to a burst,
+ * then one a second, and counted for the --wait line.
+ */
+static void reject(struct rx_chan *ch, int ret)
+{
+	struct receiver *r = ch->r;
+	struct mw_conn *c = &ch->io.conn;
+	unsigned quiet = 0;
+	char more[64];
+	bool gone, say = false;
+	int lvl;
+
+	pthread_mutex_lock(&r->lock);
+	if (ch->pa.evicted)
+		mw_err_set(&c->err, -MW_E_CLOSED,
+			   "evicted while unauthenticated, to make room for "
+			   "newer connections");
+	gone = ch->pa.evicted || ret == -MW_E_CLOSED || ret == -MW_E_TIMEOUT ||
+	       ret == -ECONNRESET || ret == -EPIPE;
+	lvl = gone ? MW_LOG_INFO : MW_LOG_WARN;
+	mw_rx_note_reject_locked(r,
+				 c->err.msg); /* before the ERROR frame reuses
+					    * err */
+	if (lvl <= mw_log_level)
+		say = mw_logrl_take(&r->reject_rl, mw_now_ns(), &quiet);
+	pthread_mutex_unlock(&r->lock);
+	if (say)
+		MW_LOG(lvl, "%s connection from %s: %s%s",
+		       gone ? "lost" : "rejected", c->peer, c->err.msg,
+		       mw_logrl_more(quiet, more, sizeof(more)));
+	if (!gone)
+		mw_conn_send_error(c, c->err.msg);
+}
+
+void *mw_rx_conn_main(void *arg)
 {
 	struct rx_chan *ch = arg;
 	struct receiver *r = ch->r;
@@ -306,26 +350,18 @@ static void *conn_main(void *arg)
 
 	mw_thread_place("mw-rxhs", &r->cfg->cpus, 0);
 	ret = chan_join(ch);
-	if (ret == PROBED)
+	if (ret == MW_RX_PROBED)
 		MW_LOG(MW_LOG_INFO, "answered a probe from %s, client '%s'",
 		       ch->io.conn.peer,
 		       ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) :
 					 "(no TLS)");
-	if (ret) {
+	if (ret && ch->idx < 0) {
 		/* rejected or probed: log it, tell the peer, leave no trace */
-		if (ret != PROBED) {
-			MW_LOG(MW_LOG_WARN, "rejected connection from %s: %s",
-			       ch->io.conn.peer, ch->io.conn.err.msg);
-			pthread_mutex_lock(&r->lock);
-			/* before the ERROR frame reuses err */
-			note_reject_locked(r, ch->io.conn.err.msg);
-			pthread_mutex_unlock(&r->lock);
-		}
-		if (ret < 0 && ret != -MW_E_CLOSED && ret != -MW_E_TIMEOUT)
-			mw_conn_send_error(&ch->io.conn, ch->io.conn.err.msg);
+		if (ret != MW_RX_PROBED)
+			reject(ch, ret);
 		mw_tls_thread_stop();
 		pthread_mutex_lock(&r->lock);
-		r->npending--;
+		mw_preauth_drop(&r->pre, &ch->pa);
 		live_remove_locked(r, ch);
 		mw_rx_chan_free(ch);
 		pthread_mutex_unlock(&r->lock);
@@ -334,7 +370,10 @@ static void *conn_main(void *arg)
 	snprintf(name, sizeof(name), "mw-rx%d", ch->idx);
 	mw_thread_place(name, &r->cfg->cpus,
 			1 + r->cfg->threads + (unsigned)ch->idx);
-	ret = mw_chan_ring_init(&ch->io, r->io);
+	/* admitted but HELLO_OK failed: it counts as joined, so its failure
+	 * is the session's (else recv would wait for nothing) */
+	if (!ret)
+		ret = mw_chan_ring_init(&ch->io, r->io);
 	if (!ret)
 		ret = r->chan_loop(ch);
 	if (ret && ret != -MW_E_CANCEL)
@@ -357,176 +396,4 @@ static void *conn_main(void *arg)
 	live_remove_locked(r, ch);
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
-}
-
-/* A peer outside --allow-from: one line, unless the last one is less
- * than a second old (then it is counted for the next line). Listener
- * thread only. */
-/* --wait ran out before a session: say whether anyone tried, and why the
- * last one was turned away (operators read "no sender connected" as "the
- * source never started"). */
-static void wait_expired(struct receiver *r)
-{
-	unsigned n;
-	char last[sizeof(r->last_reject)];
-
-	pthread_mutex_lock(&r->lock);
-	n = r->nrejected;
-	memcpy(last, r->last_reject, sizeof(last));
-	pthread_mutex_unlock(&r->lock);
-	if (!n)
-		mw_fail_set(&r->fail, -MW_E_TIMEOUT,
-			    "no sender connected within %u s", r->cfg->wait_s);
-	else
-		mw_fail_set(&r->fail, -MW_E_TIMEOUT,
-			    "no sender authenticated within %u s (%u "
-			    "connection%s rejected; last: %s)",
-			    r->cfg->wait_s, n, n == 1 ? "" : "s", last);
-}
-
-static void refuse_log(struct receiver *r, const struct sockaddr_storage *ss)
-{
-	unsigned long long now = mw_now_ns();
-	char name[MW_PEER_MAX];
-
-	pthread_mutex_lock(&r->lock);
-	note_reject_locked(r, "address not in --allow-from");
-	pthread_mutex_unlock(&r->lock);
-	if (r->refused_log_ns && now - r->refused_log_ns < REFUSE_LOG_NS) {
-		r->refused_quiet++;
-		return;
-	}
-	mw_net_addr_name(ss, name, sizeof(name));
-	if (r->refused_quiet)
-		MW_LOG(MW_LOG_WARN,
-		       "rejected connection from %s: address not in "
-		       "--allow-from (and %u more since the last such line)",
-		       name, r->refused_quiet);
-	else
-		MW_LOG(MW_LOG_WARN,
-		       "rejected connection from %s: address not in "
-		       "--allow-from",
-		       name);
-	r->refused_log_ns = now;
-	r->refused_quiet = 0;
-}
-
-static void accept_one(struct receiver *r)
-{
-	struct sockaddr_storage peer = { 0 };
-	socklen_t plen = sizeof(peer);
-	char name[MW_PEER_MAX];
-	struct rx_chan *ch;
-	pthread_attr_t attr;
-	pthread_t th;
-	int fd, ret;
-
-	/* the address from accept: getpeername() fails once a peer reset */
-	fd = accept4(r->listen_fd, (struct sockaddr *)&peer, &plen,
-		     SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (r->cfg->nr_allow &&
-	    !mw_cidr_match(r->cfg->allow, r->cfg->nr_allow, &peer)) {
-		close(fd);
-		refuse_log(r, &peer);
-		return;
-	}
-	pthread_mutex_lock(&r->lock);
-	if (r->npending >= MAX_PENDING || r->nlive >= MAX_LIVE) {
-		pthread_mutex_unlock(&r->lock);
-		close(fd); /* a flood: the legitimate sender is not pending */
-		return;
-	}
-	pthread_mutex_unlock(&r->lock);
-	mw_net_tune(fd, r->cfg->timeout_s);
-	ch = calloc(1, sizeof(*ch));
-	mw_net_addr_name(&peer, name, sizeof(name));
-	if (!ch) {
-		close(fd);
-		return;
-	}
-	ch->r = r;
-	ch->idx = -1;
-	ret = mw_chan_init(
-		&ch->io, 1,
-		r->tls ? mw_tls_seal_bound(MW_FRAME_HDR_LEN + MW_REVERSE_MAX) :
-			 0);
-	if (!ret)
-		ret = mw_conn_init(&ch->io.conn, fd, name, r->tls);
-	if (ret) {
-		close(fd);
-		ch->io.conn.fd = -1;
-		mw_rx_chan_free(ch);
-		return;
-	}
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_mutex_lock(&r->lock);
-	r->npending++;
-	r->live[r->nlive++] = ch;
-	ret = pthread_create(&th, &attr, conn_main, ch);
-	if (ret) {
-		r->npending--;
-		r->nlive--;
-		mw_rx_chan_free(ch);
-	} else {
-		ch->th = th;
-	}
-	pthread_mutex_unlock(&r->lock);
-	pthread_attr_destroy(&attr);
-}
-
-static void *listener_main(void *arg)
-{
-	struct receiver *r = arg;
-	const struct mw_xp_cfg *cfg = r->cfg;
-	unsigned long long wait_dl = mw_deadline_after(cfg->wait_s);
-
-	mw_thread_place("mw-listen", &cfg->cpus, 0);
-	for (;;) {
-		struct pollfd p[2] = { { .fd = r->listen_fd, .events = POLLIN },
-				       { .fd = r->lst_efd, .events = POLLIN } };
-		unsigned long long dl, now = mw_now_ns();
-		unsigned joined, count;
-		int ms;
-
-		pthread_mutex_lock(&r->lock);
-		joined = r->joined;
-		count = r->have_session ? r->sess.chan_count : 0;
-		dl = r->have_session ?
-			     r->first_join_ns +
-				     (unsigned long long)cfg->timeout_s *
-					     1000000000ull :
-			     wait_dl;
-		pthread_mutex_unlock(&r->lock);
-		if (mw_fail_is_set(&r->fail) || (count && joined == count))
-			break;
-		if (dl && now >= dl) {
-			if (count)
-				mw_fail_set(&r->fail, -MW_E_TIMEOUT,
-					    "only %u of %u channels joined "
-					    "within %u s",
-					    joined, count, cfg->timeout_s);
-			else
-				wait_expired(r);
-			break;
-		}
-		ms = dl ? (int)((dl - now) / 1000000ull) + 1 : 1000;
-		if (ms > 1000)
-			ms = 1000;
-		if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN))
-			accept_one(r);
-	}
-	close(r->listen_fd);
-	r->listen_fd = -1;
-	return NULL;
-}
-
-int mw_rx_listener_start(struct receiver *r)
-{
-	int ret = pthread_create(&r->listener, NULL, listener_main, r);
-
-	r->listener_started = !ret;
-	return -ret;
 }

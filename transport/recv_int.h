@@ -32,18 +32,23 @@
 #include "mw_err.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
+#include "preauth.h"
 #include "reasm.h"
 #include "ring.h"
 #include "session.h"
 
 #define MAX_PENDING 64 /* connections authenticating at once */
+/* of which one address may hold this many, unless it is the session's
+ * source (preauth.h) */
+#define MAX_PER_ADDR 16
 /* the least credit (and slots) a stream gets: one chunk being written while
  * the next arrives */
 #define MW_RX_MIN_CREDIT 2u
 /* socket mode: a new stream takes a quarter of the budget left, at most
  * the budget / MW_RX_STREAM_SHARE, at least MW_RX_MIN_CREDIT (sink.c) */
 #define MW_RX_STREAM_SHARE 16u
-#define MAX_LIVE (MW_CHANNELS_MAX + MAX_PENDING)
+/* evicted connections stay on r->live until their thread has left */
+#define MAX_LIVE (MW_CHANNELS_MAX + 2 * MAX_PENDING)
 
 struct receiver;
 struct rx_stream;
@@ -90,8 +95,9 @@ struct rx_stream {
  * thread may poke io.efd and shut io.conn.fd down under r->lock while the
  * channel is on r->live). idx is written under r->lock at admission; th
  * under r->lock by accept_one. chunk is borrowed from its stream's window
- * while its payload arrives (FILLING, the channel's). io.ctlq has its own
- * lock (producers:
+ * while its payload arrives (FILLING, the channel's). pa (its place among
+ * the unauthenticated, r->pre) is under r->lock, except pa.fd
+ * (= io.conn.fd). io.ctlq has its own lock (producers:
  * writers, reverse readers, completion). bytes_wire and open_ns are relaxed
  * statistics; cpu_final is published by the store of exited, which is made
  * under r->lock so snap_fill never asks a detached, exited thread for its
@@ -101,6 +107,7 @@ struct rx_chan {
 	struct receiver *r;
 	int idx; /* -1 until admitted */
 	pthread_t th;
+	struct mw_preauth_ent pa;
 	bool ack_sent;
 	/* frame being parsed (io.conn.rd parses them) */
 	struct mw_chunk *chunk; /* a DATA frame's, from its header on */
@@ -120,9 +127,10 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
 
 /*
  * Locking: set before any thread starts and fixed after: cfg, tls, io,
- * lst_efd, chan_loop, fail and pace (each its own lock). The listener owns listen_fd
- * while it runs (it closes it on exit), and refused_log_ns and
- * refused_quiet; listener and listener_started are the main thread's.
+ * lst_efd, chan_loop, fail and pace (each its own lock). The listener
+ * owns listen_fd while it runs (it closes it on exit), and refuse_rl,
+ * emfile_said, fd_spare and fd_limit; listener and listener_started are
+ * the main thread's.
  * Everything from `lock` down is under lock, with one relaxation:
  * have_session, sess, peer_id, credit, slots_total, wire_cap and pool are
  * written once, by the first admission, before any channel is admitted,
@@ -140,9 +148,12 @@ struct receiver {
 	pthread_t listener;
 	bool listener_started;
 	mw_rx_chan_fn *chan_loop; /* recv_chan.c's, called by admit.c */
-	/* the listener's own: --allow-from refusals logged and held back */
-	unsigned long long refused_log_ns;
-	unsigned refused_quiet;
+	/* the listener's own: --allow-from refusals logged and held back,
+	 * and whether it said it ran out of file descriptors */
+	struct mw_logrl refuse_rl;
+	bool emfile_said;
+	int fd_spare; /* accepts stop that far below RLIMIT_NOFILE */
+	int fd_limit;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* writers: chunk READY, END, OPEN, connect */
@@ -162,7 +173,12 @@ struct receiver {
 	struct rx_chan *chans[MW_CHANNELS_MAX]; /* admitted, by index */
 	unsigned joined;
 	struct rx_chan *live[MAX_LIVE]; /* every connection thread */
-	unsigned nlive, npending;
+	unsigned nlive;
+	/* the unauthenticated ones among them; pre.exempt: the session's
+	 * source address */
+	struct mw_preauth pre;
+	/* lines about rejected connections: a flood cannot flood the log */
+	struct mw_logrl reject_rl;
 	/* peers turned away before a session: the --wait expiry line says
 	 * how many and why the last one was */
 	unsigned nrejected;
@@ -187,11 +203,20 @@ struct receiver {
 	atomic_int pages_stream;
 };
 
-/* ---- admit.c ---- */
+/* ---- listener.c ---- */
 
 /* Starts the listener (mw-listen), which accepts connections and runs each
  * in its own thread: admission, then r->chan_loop. Returns 0 or -errno. */
 int mw_rx_listener_start(struct receiver *r);
+
+/* ---- admit.c ---- */
+
+/* A connection's thread (listener.c starts it): TLS, HELLO, admission,
+ * then r->chan_loop; or the refusal. */
+void *mw_rx_conn_main(void *arg);
+/* Counts a peer turned away before a session and keeps why (truncated),
+ * for the --wait line. r->lock held. */
+void mw_rx_note_reject_locked(struct receiver *r, const char *why);
 /* Frees a channel that is not running (never started, rejected, or after
  * teardown). */
 void mw_rx_chan_free(struct rx_chan *ch);
@@ -208,6 +233,16 @@ int mw_rx_pages_init(struct receiver *r, const struct mw_hello *h,
  * r->lock not held. */
 int mw_rx_chunk_out(struct rx_stream *st, const struct mw_chunk *c,
 		    const uint8_t **wp, size_t *wn);
+
+/* ---- probe_rx.c ---- */
+
+/* What mw_rx_probe_answer returns when it answered: not a channel, and no
+ * error to send. */
+#define MW_RX_PROBED 1
+/* Answers the PROBE whose header was read on ch's connection by deadline
+ * dl: PROBE_OK, then the caller closes (docs/protocol.md, "PROBE").
+ * MW_RX_PROBED, or a code with the reason in ch->io.conn.err. */
+int mw_rx_probe_answer(struct rx_chan *ch, unsigned long long dl);
 
 /* ---- recv_chan.c ---- */
 

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,10 @@
 #include "net.h"
 #include "send_int.h"
 
-static int chan_setup_once(struct tx_chan *ch)
+static int chan_setup_once(struct tx_chan *ch, unsigned long long dl)
 {
 	struct sender *s = ch->s;
 	const struct mw_xp_cfg *cfg = s->cfg;
-	unsigned long long dl = mw_deadline_after(cfg->timeout_s);
 	struct mw_hello hello = {
 		.version = MW_PROTO_VERSION,
 		.chan_index = (uint16_t)ch->idx,
@@ -106,75 +106,99 @@ static int chan_setup_once(struct tx_chan *ch)
 	return 0;
 }
 
+/* Sleeps ms, less when the session fails meanwhile (teardown pokes the
+ * channel's eventfd; nothing else does before the channels are up). */
+static void setup_pause(struct tx_chan *ch, unsigned ms)
+{
+	struct pollfd p = { .fd = ch->io.efd, .events = POLLIN };
+	unsigned long long end = mw_now_ns() + ms * 1000000ull, now;
+
+	while (!mw_fail_is_set(&ch->s->fail) && (now = mw_now_ns()) < end) {
+		int left = (int)((end - now) / 1000000ull) + 1;
+
+		if (poll(&p, 1, left) > 0 && !mw_fail_is_set(&ch->s->fail)) {
+			struct timespec ts = { left / 1000,
+					       (left % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL); /* readable, yet no failure */
+		}
+	}
+}
+
+/* Gone before answering our HELLO, without a word (no TLS alert, no
+ * ERROR): hung up, reset, or the write side found it closed. */
+static bool hung_up(int ret)
+{
+	return ret == -MW_E_CLOSED || ret == -ECONNRESET || ret == -EPIPE;
+}
+
 /*
- * A receiver that hangs up before sending a single byte may be shedding
- * load (it keeps a bounded number of unauthenticated connections, so a flood
- * of idle connections can push ours out): try again a few times. Anything
- * the receiver said (TLS alert, ERROR) is final.
+ * A receiver that hangs up during setup without a word is shedding
+ * unauthenticated connections (a flood holds its places and ours was
+ * evicted, or it had no thread to spare): dial again, after 0.1 s
+ * doubling to 1 s with some jitter so the channels spread out, until
+ * --timeout since the first dial. With --wait, a receiver not listening
+ * yet (refused) is dialled every 0.2 s until --wait runs out, so the two
+ * sides may start in either order; the --timeout then counts from the
+ * last of those dials. Anything the receiver said (TLS alert, ERROR) is
+ * final.
  */
 static int chan_setup(struct tx_chan *ch)
 {
 	struct sender *s = ch->s;
-	struct mw_err first = { 0 };
+	unsigned long long dl = mw_deadline_after(s->cfg->timeout_s);
 	unsigned long long wait_dl = mw_deadline_after(s->cfg->wait_s);
-	bool waiting = false;
-	int ret, tries = 0;
+	unsigned long long t0 = mw_now_ns();
+	unsigned hangups = 0, ms = 0;
+	int ret;
 
 	for (;;) {
-		ret = chan_setup_once(ch);
-		/*
-		 * --wait: a receiver that is not listening yet (refused) is
-		 * dialled again until the deadline, so the two sides may
-		 * start in either order
-		 */
-		if (ret == -ECONNREFUSED && wait_dl && mw_now_ns() < wait_dl &&
-		    !mw_fail_is_set(&s->fail) && !ch->io.conn.rx_total &&
-		    !first.code) {
-			struct timespec ts = { 0, 200000000L };
-
-			if (!waiting && ch->idx == 0)
+		ret = chan_setup_once(ch, dl);
+		if (!ret || mw_fail_is_set(&s->fail))
+			return ret;
+		if (ret == -ECONNREFUSED && !hangups && wait_dl &&
+		    mw_now_ns() < wait_dl) {
+			if (!ms && ch->idx == 0)
 				MW_LOG(MW_LOG_INFO,
 				       "receiver not listening yet; waiting up "
 				       "to %u s (--wait)",
 				       s->cfg->wait_s);
-			waiting = true;
-			atomic_store(&ch->sock, -1);
-			mw_conn_destroy(&ch->io.conn);
-			nanosleep(&ts, NULL);
-			continue;
+			ms = 200;
+		} else if (hung_up(ret)) {
+			if (!hangups++)
+				MW_LOG(MW_LOG_INFO,
+				       "channel %u: receiver hung up during "
+				       "setup (%s); dialling again until "
+				       "--timeout",
+				       ch->idx, ch->io.conn.err.msg);
+			ms = hangups < 4 ? 100u << (hangups - 1) : 1000;
+			ms += (unsigned)(mw_now_ns() / 1000 % (ms / 2 + 1));
+		} else {
+			break;
 		}
-		/*
-		 * A receiver that hung up on every try and is gone by the
-		 * last one (connection refused): why it hung up is the news
-		 */
-		if (ret && first.code && !ch->io.conn.rx_total &&
-		    (ret == -ECONNREFUSED || ret == -MW_E_TIMEOUT)) {
-			char why[sizeof(first.msg)];
-
-			snprintf(why, sizeof(why), "%s", ch->io.conn.err.msg);
-			return mw_err_set(&ch->io.conn.err, first.code,
-					  "%s; on retry %d: %s", first.msg,
-					  tries, why);
-		}
-		if (!ret || mw_fail_is_set(&s->fail) || ++tries > 3 ||
-		    (ret != -MW_E_CLOSED && ret != -ECONNRESET &&
-		     ret != -EPIPE) ||
-		    ch->io.conn.rx_total)
-			return ret;
-		if (!first.code)
-			first = ch->io.conn.err;
-		MW_LOG(MW_LOG_INFO,
-		       "channel %u: receiver hung up during setup; "
-		       "retrying",
-		       ch->idx);
+		if (hangups && dl && mw_now_ns() + ms * 1000000ull >= dl)
+			break;
 		atomic_store(&ch->sock, -1);
 		mw_conn_destroy(&ch->io.conn);
-		{
-			struct timespec ts = { 0, 300000000L * tries };
-
-			nanosleep(&ts, NULL);
-		}
+		setup_pause(ch, ms);
+		if (!hangups)
+			dl = mw_deadline_after(s->cfg->timeout_s);
 	}
+	/* why it hung up is the news, unless the receiver said more since */
+	if (hangups &&
+	    (hung_up(ret) || ret == -ECONNREFUSED || ret == -MW_E_TIMEOUT)) {
+		char last[sizeof(ch->io.conn.err.msg)];
+
+		snprintf(last, sizeof(last), "%s", ch->io.conn.err.msg);
+		return mw_err_set(&ch->io.conn.err, ret,
+				  "receiver hung up during setup %u time%s in "
+				  "%.1f s (flooded with connections, or it "
+				  "refuses this address: see its log); "
+				  "last: %s",
+				  hangups, hangups == 1 ? "" : "s",
+				  (double)(mw_now_ns() - t0) / 1e9, last);
+	}
+	return ret;
 }
 
 /*

@@ -220,6 +220,8 @@ def garbage_then_real(env, tls):
                 frames, closed = read_reply(s, timeout=8)
             except (ConnectionResetError, BrokenPipeError):
                 frames, closed = [], True
+            except OSError:  # ENOTCONN: refused (reset) before our FIN
+                frames, closed = [], True
             txt = '; '.join(f'{mwtest_ft(t)} "{p.decode("utf-8", "replace")}"'
                             for t, p in frames) or 'nothing'
             log(f'    {what}: closed={closed}, answered {txt}')
@@ -570,7 +572,10 @@ def send_waits_for_receiver(env):
     time.sleep(1.5)
     if send.poll() is not None:
         fail(f'send --wait 15 gave up at once: {send.stderr().strip()}')
-    recv, _ = env.recv(['--no-tls', '--no-return-path'], port=port)
+    # not waiting to see it listen: the waiting sender may be in and done
+    # (recv exit 0) before a poll of /proc would see the socket
+    recv, _ = env.recv(['--no-tls', '--no-return-path'], port=port,
+                       wait_up=False)
     mwtest.wait_pair('send started first', send, recv)
     with open(inp, 'rb') as a, open(recv.out, 'rb') as b:
         if a.read() != b.read():
@@ -579,6 +584,27 @@ def send_waits_for_receiver(env):
     rc, err = env.run_cli(['send', '--to', f'127.0.0.1:{port}', '--no-tls'])
     if rc != 1 or 'Connection refused' not in err:
         fail(f'send without --wait: exit {rc}: {err}')
+
+
+@case
+def admitted_then_reset(env):
+    # a sender killed right after its HELLO: recv admits the channel (the
+    # HELLO was read before the RST), then fails to send HELLO_OK. The
+    # channel counts as joined, so with one channel the listener is done:
+    # recv must fail the session with one line, not wait for nothing
+    # (it used to, forever, whatever its --wait and --timeout)
+    recv, port = env.recv(['--no-tls', '--wait', '30', '--timeout', '30'])
+    s = socket.create_connection(('127.0.0.1', port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.sendall(hello(0, 1, os.urandom(16)))
+    s.close()  # RST, right behind the HELLO
+    fl.Reaper(recv).wait(10, 'recv after an admitted channel was reset')
+    line = fl.clean_failure(recv)
+    log(f'    recv: {line}')
+    if 'channel 0' not in line:
+        fail(f'recv does not name the channel: {line}')
+    if os.path.getsize(recv.out):
+        fail('recv wrote bytes')
 
 
 @case
