@@ -251,7 +251,12 @@ static int receive(struct mw_chan *ch)
 	int ret;
 
 	if (!ch->rx_paused) {
+		unsigned long long t0 = mw_now_ns();
+
 		ret = mw_conn_rx_drain(&ch->conn, &closed);
+		/* the time this side spent on what arrived (a --cpu-budget
+		 * pause among it) is not the peer's silence */
+		ch->last_rx_ns += mw_now_ns() - t0;
 		count_rx(ch);
 		if (!ret && closed)
 			ret = ch->ops->on_closed(ch);

@@ -505,7 +505,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&r->lock);
 	while (!ret) {
 		struct mw_chunk *s; /* borrowed from the window: WRITING */
-		const uint8_t *wp;  /* what is written: raw, or rebuilt */
+		const uint8_t *wp = NULL; /* written: raw, or rebuilt */
 		size_t wn = 0;
 
 		while (!writer_can_go_locked(st))
@@ -544,7 +544,7 @@ static void *writer_main(void *arg)
 				ret = write_upto(st->fd, wp, wn, &done);
 			if ((ret == -EPIPE || ret == -ECONNRESET) &&
 			    kind == MW_SK_NBD &&
-			    mw_nbd_is_disc(s->raw + done, s->raw_len - done)) {
+			    mw_nbd_is_disc(wp + done, wn - done)) {
 				MW_LOG(MW_LOG_INFO,
 				       "stream %u: NBD server "
 				       "closed before the client's disconnect "

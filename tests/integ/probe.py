@@ -61,7 +61,7 @@ def run():
     if rc != 0 or 'ready' not in out or 'CN=localhost' not in out or err:
         fail(f'ready: exit {rc}, stdout {out!r}, stderr {err!r}')
     refused('wrong CA', probe(env, port, '--tls-creds', other), 'not signed')
-    refused('--no-tls', probe(env, port, '--no-tls'), 'closed')
+    refused('--no-tls', probe(env, port, '--no-tls'), 'not speaking TLS', 'same TLS mode')
     refused('endpoints', probe(env, port, *creds, '--listen',
                                'unix:' + env.path('q.sock')),
             '--connect', '--listen')
