@@ -52,6 +52,10 @@ int cli_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int cli_parse(struct opts *o, int side, int argc, char **argv);
 void cli_print_usage(FILE *f, int side);
+/* help.c: the fixed texts around the option list, the top-level help and
+ * the version line. */
+void cli_usage_intro(FILE *f, int side);
+void cli_usage_notes(FILE *f);
 void cli_print_main_help(FILE *f);
 void cli_print_version(void);
 /* config.c: --tls-authz, --tls-authz-file and --allow-from (option
