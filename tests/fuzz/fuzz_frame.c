@@ -77,7 +77,9 @@ static void hello(const uint8_t *p, size_t n)
 	FUZZ_CHECK(h.chan_index < h.chan_count);
 	FUZZ_CHECK(h.chunk_size >= MW_CHUNK_MIN &&
 		   h.chunk_size <= MW_CHUNK_MAX);
-	FUZZ_CHECK(h.window_chunks > 0 && h.flags == 0);
+	FUZZ_CHECK(h.window_chunks > 0 && !(h.flags & ~MW_HELLO_F_KNOWN));
+	/* the page cache size comes with its flag, and only with it */
+	FUZZ_CHECK(!(h.flags & MW_HELLO_F_PAGES) == !h.page_cache_slots);
 	mw_hello_encode(re, &h);
 	FUZZ_CHECK(!memcmp(re, p, sizeof(re)));
 }

@@ -338,8 +338,7 @@ int main(void)
 	    "dirty=%s\n",
 	    c.ws_mib, c.rate_mib, c.random ? "random" : "seq", npages,
 	    (unsigned long long)((t - t0) / 1000000),
-	    (const char *const[]){ "line", "page", "bytes",
-				   "mixed" }[c.dirty]);
+	    (const char *const[]){ "line", "page", "bytes", "mixed" }[c.dirty]);
 
 	per_ns = (double)c.rate_mib * (1024.0 * 1024.0 / PAGE) / 1e9;
 	next_hb = t + HEARTBEAT_NS;
