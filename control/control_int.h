@@ -182,6 +182,8 @@ struct mw_migrate_outcome {
 	double paused_s;    /* ... for this long */
 	bool cancelled;	    /* we cancelled (Ctrl-C, --timeout-action) */
 	double dirty_mib_s; /* the preflight's dirty rate; -1 none */
+	/* socket mode: QEMU completed but our send did not (its line) */
+	const char *send_error;
 };
 /*
  * Prints the result as one JSON line: m is QEMU's last query-migrate,

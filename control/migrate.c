@@ -250,6 +250,24 @@ static void deadlines(struct mw_qmp *q, const struct migrate_opts *o,
 	}
 }
 
+/* --json: the report, in every outcome (m, j: NULL when unknown). */
+static void json_report(const struct watch *w, struct json_object *m,
+			struct json_object *j, double el, const char *send_err)
+{
+	struct mw_migrate_outcome out = {
+		.wall_s = el,
+		.postcopy = w->postcopy,
+		.paused = w->paused,
+		.paused_s = w->paused ? el - w->pause_t : 0,
+		.cancelled = w->cancelled,
+		.dirty_mib_s = w->dirty_mib_s,
+		.send_error = send_err,
+	};
+
+	if (w->o->json)
+		mw_migrate_report_json(stdout, m, j, &out);
+}
+
 /* The end: the result line and the exit status. */
 static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 		  double el)
@@ -258,23 +276,23 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 	struct json_object *ram = mw_json_obj(m, "ram");
 	bool ok = !strcmp(st, "completed");
 	char how[96] = "", wire[96];
-	const char *why;
+	const char *why, *send_err = NULL;
 	struct json_object *j;
 	int rc;
 
 	/* socket mode: the destination has it all once send has its ACK */
 	if (w->bg) {
 		rc = mw_send_bg_wait(w->bg, ok ? SEND_DONE_WAIT_S : 5, !ok);
-		if (ok && rc)
+		if (ok && rc) {
+			send_err = rc < 0 ? "no ACK from the receiver yet" :
+					    w->bg->reason;
 			MW_LOG(MW_LOG_ERR,
 			       "QEMU completed, but migwire send %s: %s",
 			       rc < 0 ? "has not finished" : "failed",
-			       rc < 0 ? "no ACK from the receiver yet" :
-					w->bg->reason);
-		if (ok && rc)
-			return 1;
+			       send_err);
+		}
 	}
-	if (ok) {
+	if (ok && !send_err) {
 		wire_note(w->ss, true, wire, sizeof(wire));
 		/* QEMU's downtime starts when it stops the VM itself, not at
 		 * our pause: say how long the VM really stood still */
@@ -306,20 +324,9 @@ static int result(struct mw_qmp *q, struct json_object *m, struct watch *w,
 		       strcmp(why, "ok") ? "; migwire send: " : "",
 		       strcmp(why, "ok") ? why : "");
 	}
-	if (w->o->json) {
-		struct mw_migrate_outcome out = {
-			.wall_s = el,
-			.postcopy = w->postcopy,
-			.paused = w->paused,
-			.paused_s = w->paused ? el - w->pause_t : 0,
-			.cancelled = w->cancelled,
-			.dirty_mib_s = w->dirty_mib_s,
-		};
-
-		mw_migrate_report_json(stdout, m, j, &out);
-	}
+	json_report(w, m, j, el, send_err);
 	json_object_put(j);
-	return ok ? 0 : 1;
+	return ok && !send_err ? 0 : 1;
 }
 
 static bool over(const char *st)
@@ -358,6 +365,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 		}
 		if (mw_qmp_exec(q, "query-migrate", NULL, &m, &err)) {
 			MW_LOG(MW_LOG_ERR, "%s", err.msg);
+			json_report(&w, NULL, NULL, el, NULL);
 			return 1;
 		}
 		st = mw_json_str(m, "status", "none");
@@ -374,6 +382,7 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 			       "'%s': its exec: command has not exited yet; "
 			       "the source VM keeps running",
 			       st);
+			json_report(&w, m, NULL, el, NULL);
 			json_object_put(m);
 			return 1;
 		}

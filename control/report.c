@@ -68,6 +68,11 @@ void mw_migrate_report_json(FILE *f, struct json_object *m,
 			       final ? json_object_new_string(mw_json_str(
 					       send, "result", "")) :
 				       NULL);
+	/* the exit status is 1 then, though QEMU says "completed" */
+	json_object_object_add(r, "send_error",
+			       out->send_error ?
+				       json_object_new_string(out->send_error) :
+				       NULL);
 	fprintf(f, "%s\n",
 		json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN));
 	fflush(f);

@@ -16,6 +16,9 @@ destination QEMU needed:
               --probe) says so in one line, exit 1, no migration started
   no listen:  socket mode, send cannot listen at --listen unix:PATH: one
               line, exit 1, QEMU's migration state and settings unchanged
+  send fails: socket mode, QEMU completes, then the receiver (our own,
+              which never acknowledges) fails: exit 1, one line, and the
+              --json report (status completed, send_error)
   Ctrl-C:     the receiver answers the probe but never a HELLO (a
               listener of our own), SIGINT -> migrate_cancel, exit 1, the
               VM runs
@@ -23,6 +26,7 @@ destination QEMU needed:
               cancels and resumes it; --timeout-action cancel cancels
 Skips (77) without qemu-system-x86_64.
 """
+import json
 import os
 import shutil
 import signal
@@ -83,11 +87,8 @@ def wait_status(q, want, secs=20):
     fail(f'migration status {st}, want one of {want}')
 
 
-class Silent(threading.Thread):
-    """A plaintext receiver that answers the preflight's PROBE and then
-    never answers a HELLO: send waits in its handshake, QEMU's pipe fills
-    and the migration stays active (a real recv would take the idle
-    guest's few MiB into its buffers, and QEMU would complete)."""
+class Listener(threading.Thread):
+    """A receiver of our own on a loopback port (a subclass starts it)."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -95,6 +96,16 @@ class Silent(threading.Thread):
         self.lsock.bind(('127.0.0.1', 0))
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
+
+
+class Silent(Listener):
+    """A plaintext receiver that answers the preflight's PROBE and then
+    never answers a HELLO: send waits in its handshake, QEMU's pipe fills
+    and the migration stays active (a real recv would take the idle
+    guest's few MiB into its buffers, and QEMU would complete)."""
+
+    def __init__(self):
+        super().__init__()
         self.held = []
         self.start()
 
@@ -153,6 +164,101 @@ def interrupted(env, q, qemu_pid, sock, extra, before_sigint, sigint=True):
         fail('migwire migrate did not end within 30 s of SIGINT')
     silent.close()
     return rc, open(errf).read().strip()
+
+
+class Taker(Listener):
+    """A plaintext receiver for socket mode (one --connect endpoint) that
+    admits every channel (HELLO_OK with a credit no send window reaches),
+    takes every frame and acknowledges none; fail(msg) sends ERROR on
+    each channel, as a receiver whose destination went away does."""
+
+    def __init__(self):
+        super().__init__()
+        self.chans = []
+        self.lock = threading.Lock()
+        self.start()
+
+    @staticmethod
+    def frame(ftype, payload):
+        return struct.pack('>HBBHHIIIIQQ', 0x4d57, ftype, 0, 0, 0, 0, 0,
+                           len(payload), 0, 0, 0) + payload
+
+    def serve(self, c):
+        try:
+            first = mwtest.recv_exact(c, 40)
+            body = mwtest.recv_exact(c, struct.unpack('>I', first[16:20])[0])
+            if first[2] == 10:  # PROBE: 1 endpoint, 64 channels, 16 MiB
+                c.sendall(self.frame(11, struct.pack(
+                    '>HBBHHIQ', 2, 0, 0, 1, 64, 16 << 20, 1 << 30) +
+                    bytes(12)))
+                c.close()
+                return
+            # HELLO_OK: version, channel index, credit, session id echo
+            c.sendall(self.frame(2, struct.pack(
+                '>HHI', 2, struct.unpack('>H', body[10:12])[0], 1 << 20) +
+                body[16:32]))
+            with self.lock:
+                self.chans.append(c)
+            while c.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def fail(self, msg):
+        with self.lock:
+            for c in self.chans:
+                try:
+                    c.sendall(self.frame(6, msg.encode()))
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self.lsock.close()
+
+
+def completed_send_failed(env, q, sock):
+    """Socket mode, QEMU completes but send does not: a receiver that takes
+    the idle guest's few MiB and acknowledges nothing, then, once QEMU says
+    completed, fails. migrate: exit 1, the line, and --json's report with
+    QEMU's status and send's failure."""
+    taker = Taker()
+    out = env.path('sockfail.json')
+    errf = env.path('sockfail.err')
+    with open(out, 'w') as of, open(errf, 'w') as ef:
+        p = subprocess.Popen([env.mw, 'migrate', '--qmp', sock, '--to',
+                              f'127.0.0.1:{taker.port}', '--no-tls',
+                              '--dirty-rate-check', '0', '--json',
+                              '--window', '64M', '--listen',
+                              'unix:' + env.path('src.sock')],
+                             stdin=subprocess.DEVNULL, stdout=of, stderr=ef)
+    env.procs.append(p)
+    wait_status(q, ('completed',), secs=60)
+    taker.fail('the destination went away')
+    try:
+        rc = p.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        fail('socket mode: migrate did not end after send failed')
+    got = rc, open(errf).read().strip()
+    expect('completed, send failed', got, 1, 'QEMU completed',
+           'migwire send failed', 'the destination went away')
+    try:
+        rep = json.loads(open(out).read())
+    except ValueError:
+        fail(f'completed, send failed: no --json report: '
+             f'{open(out).read()!r}')
+    if rep.get('status') != 'completed' or \
+            'the destination went away' not in (rep.get('send_error') or ''):
+        fail(f'completed, send failed: report {rep!r}')
+    log(f'    --json: status {rep["status"]}, send_error '
+        f'{rep["send_error"]!r}')
 
 
 def run():
@@ -260,6 +366,10 @@ def run():
         fail(f'--timeout-action cancel: no line says so: {got[1]!r}')
     if q.cmd('query-status')['status'] != 'running':
         fail('the source VM is not running after --timeout-action cancel')
+    q.close()
+    terminate(qemu)
+    qemu, q, sock = start_qemu(env, 'sockfail')
+    completed_send_failed(env, q, sock)
     q.close()
     terminate(qemu)
     log('PASS')
