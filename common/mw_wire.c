@@ -251,15 +251,21 @@ void mw_probe_encode(uint8_t *p, const struct mw_probe *pr)
 	memset(p, 0, MW_PROBE_LEN);
 	memcpy(p, MW_HELLO_MAGIC, 8);
 	mw_put_be16(p + 8, pr->version);
+	p[10] = pr->flags;
 }
 
 int mw_probe_decode(const uint8_t *p, size_t n, struct mw_probe *out)
 {
 	int ret = magic_version(p, n, MW_PROBE_LEN, &out->version);
 
+	out->flags = 0;
 	if (ret)
 		return ret < 0 ? ret : 0;
-	return all_zero(p + 10, MW_PROBE_LEN - 10) ? 0 : -MW_E_PROTO;
+	out->flags = p[10];
+	return all_zero(p + 11, MW_PROBE_LEN - 11) &&
+			       !(out->flags & ~MW_PROBE_F_KNOWN) ?
+		       0 :
+		       -MW_E_PROTO;
 }
 
 void mw_probe_ok_encode(uint8_t *p, const struct mw_probe_ok *ok)

@@ -122,7 +122,12 @@ struct mw_close {
 /* PROBE: "would you take my session?" without starting one (preflight) */
 struct mw_probe {
 	uint16_t version;
+	uint8_t flags; /* MW_PROBE_F_* */
 };
+
+/* PROBE flags */
+#define MW_PROBE_F_TOKEN 0x01u /* the prober holds a join token */
+#define MW_PROBE_F_KNOWN (MW_PROBE_F_TOKEN)
 
 /* PROBE_OK flags */
 #define MW_PROBE_BUSY 0x01u /* a session has already started */

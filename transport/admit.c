@@ -261,7 +261,9 @@ static int chan_join(struct rx_chan *ch)
 		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "malformed HELLO");
 	/* every channel proves the join token before its HELLO counts */
-	ret = mw_join_verify(&ch->io.conn, r->cfg, &hello, payload, dl);
+	ret = mw_join_verify(&ch->io.conn, r->cfg, hello.version,
+			     hello.flags & MW_HELLO_F_TOKEN, payload,
+			     MW_HELLO_LEN, dl);
 	if (ret)
 		return ret;
 	id = ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) : "";

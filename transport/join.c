@@ -15,7 +15,9 @@
  * tags seen on the wire tell nothing about the token, as long as the token
  * cannot be guessed offline (at least 16 bytes, from a random source). The
  * receiver never computes a tag for anyone, so it is no oracle, and it
- * compares in constant time. What the token cannot do without TLS: stop
+ * compares in constant time. A PROBE proves the token the same way
+ * (its payload in place of the HELLO), or a stranger could learn whether a
+ * session runs and what the receiver takes. What the token cannot do without TLS: stop
  * an attacker on the path, who may take over the TCP connection after the
  * proof (only TLS binds the rest of the channel to it).
  */
@@ -25,17 +27,16 @@
 #include "mw_tls.h"
 
 int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
-		   const struct mw_hello *hello, const uint8_t *raw,
-		   unsigned long long deadline)
+		   uint16_t version, bool offered, const uint8_t *raw,
+		   size_t raw_len, unsigned long long deadline)
 {
 	uint8_t nonce[MW_JOIN_NONCE_LEN], want[MW_JOIN_TAG_LEN];
 	uint8_t got[MW_ERROR_MAX];
-	bool offered = hello->flags & MW_HELLO_F_TOKEN;
 	struct mw_frame_hdr h = { .type = MW_FT_CHALLENGE,
 				  .wire_len = MW_JOIN_NONCE_LEN };
 	int ret;
 
-	if (hello->version != MW_PROTO_VERSION)
+	if (version != MW_PROTO_VERSION)
 		return 0;
 	if (!cfg->join_token_len && !offered)
 		return 0;
@@ -59,7 +60,7 @@ int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 				  "%s frame instead of the join proof",
 				  mw_frame_type_name(h.type));
 	ret = mw_tls_join_tag(c->tls, cfg->join_token, cfg->join_token_len,
-			      nonce, sizeof(nonce), raw, MW_HELLO_LEN, want,
+			      nonce, sizeof(nonce), raw, raw_len, want,
 			      &c->err);
 	if (ret)
 		return ret;
@@ -71,7 +72,7 @@ int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 }
 
 int mw_join_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
-		   const uint8_t *nonce, const uint8_t *raw,
+		   const uint8_t *nonce, const uint8_t *raw, size_t raw_len,
 		   unsigned long long deadline)
 {
 	struct mw_frame_hdr h = { .type = MW_FT_JOIN,
@@ -84,7 +85,7 @@ int mw_join_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 				  "the receiver requires a join token "
 				  "(--join-token)");
 	ret = mw_tls_join_tag(c->tls, cfg->join_token, cfg->join_token_len,
-			      nonce, MW_JOIN_NONCE_LEN, raw, MW_HELLO_LEN, tag,
+			      nonce, MW_JOIN_NONCE_LEN, raw, raw_len, tag,
 			      &c->err);
 	if (!ret)
 		ret = mw_conn_send_frame(c, &h, tag, deadline);

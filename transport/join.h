@@ -9,6 +9,8 @@
 #ifndef MW_JOIN_H
 #define MW_JOIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conn.h"
@@ -16,22 +18,23 @@
 #include "mw_xport.h"
 
 /*
- * Receiver: checks that the sender of hello (raw: its MW_HELLO_LEN payload
- * bytes) holds cfg's join token, or that neither side has one. A HELLO of
- * another protocol version passes (admission refuses it by name).
+ * Receiver: checks that the sender of a HELLO or PROBE (raw: its payload
+ * bytes, raw_len of them; offered: its TOKEN flag) holds cfg's join token,
+ * or that neither side has one. A frame of another protocol version
+ * passes (admission refuses it by name).
  * Returns 0 or -MW_E_AUTH (or a connection error) with c->err set: the
  * line the receiver logs and the peer is sent.
  */
 int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
-		   const struct mw_hello *hello, const uint8_t *raw,
-		   unsigned long long deadline);
+		   uint16_t version, bool offered, const uint8_t *raw,
+		   size_t raw_len, unsigned long long deadline);
 /*
  * Sender: answers the CHALLENGE frame whose payload is nonce with a JOIN
- * frame for the HELLO raw (payload bytes as sent). Returns 0 or an error
- * with c->err set.
+ * frame for the HELLO or PROBE raw (raw_len payload bytes as sent).
+ * Returns 0 or an error with c->err set.
  */
 int mw_join_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
-		   const uint8_t *nonce, const uint8_t *raw,
+		   const uint8_t *nonce, const uint8_t *raw, size_t raw_len,
 		   unsigned long long deadline);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "join.h"
 #include "recv_int.h" /* MW_RX_MIN_CREDIT: what the receiver's budget needs */
 #include "session.h"
 
@@ -92,19 +93,30 @@ static int probe_check(const struct mw_xp_cfg *cfg,
 }
 
 /* PROBE out, PROBE_OK or ERROR back. */
-static int probe_ask(struct mw_conn *c, struct mw_probe_ok *ok,
-		     unsigned long long dl, struct mw_err *err)
+static int probe_ask(struct mw_conn *c, const struct mw_xp_cfg *cfg,
+		     struct mw_probe_ok *ok, unsigned long long dl,
+		     struct mw_err *err)
 {
 	uint8_t payload[MW_ERROR_MAX + 1];
-	struct mw_probe pr = { .version = MW_PROTO_VERSION };
+	uint8_t raw[MW_PROBE_LEN];
+	struct mw_probe pr = { .version = MW_PROTO_VERSION,
+			       .flags = cfg->join_token_len ? MW_PROBE_F_TOKEN :
+							      0 };
 	struct mw_frame_hdr h = { .type = MW_FT_PROBE,
 				  .wire_len = MW_PROBE_LEN };
 	int ret;
 
-	mw_probe_encode(payload, &pr);
-	ret = mw_conn_send_frame(c, &h, payload, dl);
+	mw_probe_encode(raw, &pr);
+	ret = mw_conn_send_frame(c, &h, raw, dl);
 	if (!ret)
 		ret = mw_conn_recv_frame(c, &h, payload, MW_ERROR_MAX, dl);
+	if (!ret && h.type == MW_FT_CHALLENGE) {
+		/* --join-token: the receiver answers only who proves it */
+		ret = mw_join_answer(c, cfg, payload, raw, MW_PROBE_LEN, dl);
+		if (!ret)
+			ret = mw_conn_recv_frame(c, &h, payload, MW_ERROR_MAX,
+						 dl);
+	}
 	if (ret == -MW_E_CLOSED)
 		return mw_err_set(err, ret,
 				  "the receiver closed the connection (TLS "
@@ -162,7 +174,7 @@ int mw_xp_probe(const struct mw_xp_cfg *cfg, struct mw_xp_probe_res *res,
 		goto out;
 	}
 	if (!ret)
-		ret = probe_ask(&c, &res->ok, dl, &e);
+		ret = probe_ask(&c, cfg, &res->ok, dl, &e);
 	if (!ret) {
 		snprintf(res->peer, sizeof(res->peer), "%s", c.peer);
 		snprintf(res->peer_id, sizeof(res->peer_id), "%s",

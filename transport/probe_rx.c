@@ -4,12 +4,14 @@
  * admit.c hands it a connection whose first frame is PROBE instead of
  * HELLO. Context: that connection's thread.
  */
+#include "join.h"
 #include "recv_int.h"
 
 /*
  * A PROBE (docs/protocol.md): a sender's preflight asks whether this
  * receiver would take its session. TLS and --tls-authz have admitted the
- * peer already; the answer says what this receiver accepts, and the
+ * peer already, and with --join-token it proves the token as a HELLO
+ * does; the answer says what this receiver accepts, and the
  * connection closes without touching the session (not its first HELLO,
  * not a channel, not its timers). Returns MW_RX_PROBED or a code with the reason
  * in the connection's err (sent as ERROR).
@@ -38,6 +40,13 @@ int mw_rx_probe_answer(struct rx_chan *ch, unsigned long long dl)
 				  "protocol version %u not supported (this "
 				  "receiver speaks %u)",
 				  pr.version, MW_PROTO_VERSION);
+	/* with --join-token, what this receiver is doing is not a
+	 * stranger's business: the same proof as a HELLO's, first */
+	ret = mw_join_verify(&ch->io.conn, r->cfg, pr.version,
+			     pr.flags & MW_PROBE_F_TOKEN, payload, MW_PROBE_LEN,
+			     dl);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&r->lock);
 	ok.flags = r->have_session ? MW_PROBE_BUSY : 0;
 	pthread_mutex_unlock(&r->lock);

@@ -72,7 +72,8 @@ static int chan_setup_once(struct tx_chan *ch, unsigned long long dl)
 	ret = mw_conn_recv_frame(&ch->io.conn, &h, payload, MW_ERROR_MAX, dl);
 	if (!ret && h.type == MW_FT_CHALLENGE) {
 		/* --join-token: prove it, then the answer to the HELLO */
-		ret = mw_join_answer(&ch->io.conn, cfg, payload, raw, dl);
+		ret = mw_join_answer(&ch->io.conn, cfg, payload, raw,
+				     MW_HELLO_LEN, dl);
 		if (!ret)
 			ret = mw_conn_recv_frame(&ch->io.conn, &h, payload,
 						 MW_ERROR_MAX, dl);

@@ -719,6 +719,9 @@ static void seeds_frame(const char *base)
 
 		mw_probe_encode(b, &pr);
 		seed(dir, "probe", b, MW_PROBE_LEN);
+		pr.flags = MW_PROBE_F_TOKEN;
+		mw_probe_encode(b, &pr);
+		seed(dir, "probe_token", b, MW_PROBE_LEN);
 		mw_probe_ok_encode(b, &ok);
 		seed(dir, "probe_ok", b, MW_PROBE_OK_LEN);
 	}

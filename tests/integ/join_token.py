@@ -12,7 +12,9 @@ the same recv. A plaintext python client speaks the exchange itself: its
 proof over the receiver's nonce is admitted; the second channel of that
 session without the token, with a wrong tag, or replaying the first
 channel's tag (another nonce) is refused; a version-1 HELLO gets a line
-naming both versions. recv --no-tls on a non-loopback address refuses to
+naming both versions. A probe (send --probe, and a raw PROBE) gets
+PROBE_OK only with the token's proof, else the same ERROR as a HELLO.
+recv --no-tls on a non-loopback address refuses to
 start without a token (one line), and starts with one; token files that
 are short or missing are usage errors, one readable by others is warned
 about.
@@ -34,6 +36,7 @@ from mwtest import MiB, fail, log
 
 HDR = 40
 FT_HELLO, FT_HELLO_OK, FT_ERROR, FT_CHALLENGE, FT_JOIN = 1, 2, 6, 12, 13
+FT_PROBE, FT_PROBE_OK = 10, 11
 F_TOKEN = 1
 LIMITS = ['--timeout', '10']
 
@@ -255,6 +258,58 @@ def run():
         mwtest.wait_pair('0.0.0.0 with a token', send, recv)
         fl.check_exact(recv.out, inp)
 
+    def probes():
+        """A PROBE proves the token as a HELLO does: a stranger learns
+        nothing (not BUSY, not the limits) without it."""
+        tok = token_of(ta)
+        recv, port = env.recv(['--no-tls', '--join-token', ta] + LIMITS +
+                              ['--wait', '30'])
+
+        def run_probe(*args):
+            r = subprocess.run([env.mw, 'send', '--to', f'127.0.0.1:{port}',
+                                '--no-tls', '--probe', *args],
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=30)
+            log(f'  send --probe {" ".join(args)}: exit {r.returncode}: '
+                f'{(r.stdout + r.stderr).strip()}')
+            return r
+        r = run_probe('--join-token', ta)
+        if r.returncode != 0 or 'ready' not in r.stdout:
+            fail(f'probe with the token: exit {r.returncode}: {r.stderr}')
+        for args, word in (((), 'no join token'),
+                           (('--join-token', tb), 'mismatch')):
+            r = run_probe(*args)
+            lines = r.stderr.strip().splitlines()
+            if r.returncode != 1 or len(lines) != 1 or word not in lines[0]:
+                fail(f'probe {args}: want exit 1 and "{word}", got exit '
+                     f'{r.returncode}: {r.stderr}')
+        # on the wire: PROBE without the flag gets only the ERROR a HELLO
+        # without it gets; with the flag, the CHALLENGE, then PROBE_OK
+        for flags, proof, want in ((0, None, FT_ERROR),
+                                   (F_TOKEN, lambda n, p: bytes(32),
+                                    FT_ERROR),
+                                   (F_TOKEN, lambda n, p: tag(tok, n, p),
+                                    FT_PROBE_OK)):
+            pr = b'MIGWIRE\0' + struct.pack('>HB', 2, flags) + bytes(5)
+            s = socket.create_connection(('127.0.0.1', port), timeout=8)
+            try:
+                s.sendall(frame(FT_PROBE, pr))
+                t, p = read_frame(s)
+                if proof and t == FT_CHALLENGE:
+                    s.sendall(frame(FT_JOIN, proof(p, pr)))
+                    t, p = read_frame(s)
+            finally:
+                s.close()
+            log(f'  raw PROBE flags {flags}: type {t} '
+                f'{p.decode("utf-8", "replace") if t == FT_ERROR else ""}')
+            if t != want:
+                fail(f'raw PROBE flags {flags}: type {t}, want {want}')
+        # refused probes neither fix nor consume the session
+        send = env.send(port, ['--no-tls', '--join-token', ta] + LIMITS,
+                        stdin_path=inp)
+        mwtest.wait_pair('after the probes', send, recv)
+        fl.check_exact(recv.out, inp)
+
     def token_files():
         short = token_file(env, 'token-short', b'0123456789\n')
         port = mwtest.free_port()
@@ -283,7 +338,8 @@ def run():
              ('sender_without', sender_without),
              ('receiver_without', receiver_without),
              ('every_channel', every_channel), ('old_version', old_version),
-             ('non_loopback', non_loopback), ('token_files', token_files)]
+             ('non_loopback', non_loopback), ('probes', probes),
+             ('token_files', token_files)]
     fl.run_named(env, cases)
 
 

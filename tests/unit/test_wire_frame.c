@@ -524,6 +524,16 @@ static void probe_roundtrip_and_version(void **state)
 	assert_int_equal(out.version, MW_PROTO_VERSION);
 	assert_int_equal(mw_probe_decode(raw, sizeof(raw) - 1, &out),
 			 -MW_E_PROTO);
+	assert_int_equal(out.flags, 0);
+	pr.flags = MW_PROBE_F_TOKEN;
+	mw_probe_encode(raw, &pr);
+	assert_int_equal(raw[10], MW_PROBE_F_TOKEN);
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), 0);
+	assert_int_equal(out.flags, MW_PROBE_F_TOKEN);
+	raw[10] = 0x80; /* an unknown flag */
+	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), -MW_E_PROTO);
+	pr.flags = 0;
+	mw_probe_encode(raw, &pr);
 	raw[15] = 1; /* reserved */
 	assert_int_equal(mw_probe_decode(raw, sizeof(raw), &out), -MW_E_PROTO);
 	/* another version decodes, so the receiver can name it */
