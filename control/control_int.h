@@ -184,6 +184,7 @@ struct mw_migrate_outcome {
 	double dirty_mib_s; /* the preflight's dirty rate; -1 none */
 	/* socket mode: QEMU completed but our send did not (its line) */
 	const char *send_error;
+	uint64_t switchover_bps; /* last measured switchover bandwidth; 0 */
 };
 /*
  * Prints the result as one JSON line: m is QEMU's last query-migrate,
@@ -219,6 +220,32 @@ int mw_send_bg_start(struct mw_send_bg *bg, const struct migrate_opts *o,
 int mw_send_bg_wait(struct mw_send_bg *bg, int secs, bool stop);
 /* Removes the log and its directory. */
 void mw_send_bg_cleanup(struct mw_send_bg *bg);
+
+/*
+ * avail-switchover-bandwidth from send's measured input rate
+ * (switchover.c). Locking: none; main thread.
+ */
+#define MW_SWITCHOVER_SAMPLES 8
+struct mw_switchover {
+	bool on;	  /* QEMU has the parameter, and took our last one */
+	bool measured;	  /* set_bps is from a measurement */
+	uint64_t set_bps; /* the value QEMU has from us, bytes/s; 0 none */
+	int n;		  /* samples held, oldest first */
+	double t[MW_SWITCHOVER_SAMPLES]; /* send's elapsed_s */
+	double b[MW_SWITCHOVER_SAMPLES]; /* its bytes_in then */
+};
+/* initial: what set_params gave QEMU (--max-bandwidth), or 0. */
+void mw_switchover_init(struct mw_switchover *sw, bool on, uint64_t initial);
+/*
+ * Takes one of send's stats lines (borrowed; NULL, a repeated or the
+ * final line add nothing) and returns the input rate, bytes/s, over the
+ * last few seconds when it differs by more than a tenth from set_bps;
+ * else 0.
+ */
+uint64_t mw_switchover_feed(struct mw_switchover *sw, struct json_object *line);
+/* The same, and sets a returned rate in QEMU (migrate-set-parameters). */
+void mw_switchover_tick(struct mw_switchover *sw, struct mw_qmp *q,
+			struct json_object *line);
 
 /* Set from the SIGINT/SIGTERM handler; read by the loops. */
 extern volatile sig_atomic_t mw_migrate_interrupted;

@@ -112,7 +112,8 @@ struct watch {
 	struct mw_send_bg *bg;		/* socket mode: the send we run */
 	const char *self;		/* this binary: exec: mode's send */
 	const struct migrate_opts *o;
-	double dirty_mib_s; /* the preflight's; -1 none */
+	double dirty_mib_s;	 /* the preflight's; -1 none */
+	struct mw_switchover sw; /* avail-switchover-bandwidth */
 };
 
 /* QEMU 7.2 stays "cancelling" until its exec: command exits, which a send
@@ -146,10 +147,6 @@ static void resume_vm(struct mw_qmp *q, struct watch *w)
 	}
 }
 
-/*
- * ", wire 41.9 MiB/s, ratio 3.05" from send's stats file, or "". final:
- * wait up to 3 s for send's last line and give its totals instead.
- */
 /* send's stats line; final: wait up to 3 s for its last one. */
 static struct json_object *send_line(const struct mw_send_stats *ss, bool final)
 {
@@ -167,14 +164,11 @@ static struct json_object *send_line(const struct mw_send_stats *ss, bool final)
 }
 
 /*
- * ", wire 41.9 MiB/s, ratio 3.05" from send's stats file, or "". final:
- * send's totals instead, from its last line.
+ * ", wire 41.9 MiB/s, ratio 3.05" from send's stats line j (borrowed), or
+ * "". final: send's totals instead, from its last line.
  */
-static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
-		      size_t cap)
+static void wire_line(struct json_object *j, bool final, char *buf, size_t cap)
 {
-	struct json_object *j = send_line(ss, final);
-
 	buf[0] = '\0';
 	if (!j)
 		return;
@@ -186,11 +180,19 @@ static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
 		snprintf(buf, cap, ", %.1f MiB on the wire (ratio %.2f)",
 			 mw_json_double(j, "bytes_wire", 0) / MIB,
 			 mw_json_double(j, "ratio", 0));
-	json_object_put(j);
 }
 
+/* The same from send's stats file; final: wait for its last line. */
+static void wire_note(const struct mw_send_stats *ss, bool final, char *buf,
+		      size_t cap)
+{
+	struct json_object *j = send_line(ss, final);
+
+	wire_line(j, final, buf, cap);
+	json_object_put(j);
+}
 static void progress(struct json_object *m, const char *st, double el, bool tty,
-		     const struct mw_send_stats *ss)
+		     struct json_object *j, const struct mw_switchover *sw)
 {
 	struct json_object *ram = mw_json_obj(m, "ram");
 	double total = (double)mw_json_int(ram, "total", 0);
@@ -199,19 +201,22 @@ static void progress(struct json_object *m, const char *st, double el, bool tty,
 	double page = (double)mw_json_int(ram, "page-size", 4096);
 	double dirty = (double)mw_json_int(ram, "dirty-pages-rate", 0) * page;
 	int64_t down = mw_json_int(m, "expected-downtime", -1);
-	char dt[32] = "-", wire[96];
+	char dt[32] = "-", wire[96], so[64] = "";
 
 	if (down >= 0)
 		snprintf(dt, sizeof(dt), "%" PRId64 " ms", down);
-	wire_note(ss, false, wire, sizeof(wire));
+	wire_line(j, false, wire, sizeof(wire));
+	if (sw->measured)
+		snprintf(so, sizeof(so), ", switchover %.1f MiB/s (measured)",
+			 (double)sw->set_bps / MIB);
 	mw_log_progress(tty, false,
 			"%s %.0fs: %.0f%% of RAM, %.1f MiB sent, %.1f MiB "
 			"left, pass %" PRId64 ", dirty %.1f MiB/s, "
-			"expected downtime %s%s",
+			"expected downtime %s%s%s",
 			st, el, total > 0 ? 100.0 * (total - rem) / total : 0.0,
 			xfer / MIB, rem / MIB,
 			mw_json_int(ram, "dirty-sync-count", 0), dirty / MIB,
-			dt, wire);
+			dt, wire, so);
 }
 
 /* --postcopy-after and --timeout, once status is "active". */
@@ -262,6 +267,7 @@ static void json_report(const struct watch *w, struct json_object *m,
 		.cancelled = w->cancelled,
 		.dirty_mib_s = w->dirty_mib_s,
 		.send_error = send_err,
+		.switchover_bps = w->sw.measured ? w->sw.set_bps : 0,
 	};
 
 	if (w->o->json)
@@ -337,18 +343,21 @@ static bool over(const char *st)
 
 static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 		 const struct mw_send_stats *ss, struct mw_send_bg *bg,
-		 const char *self, double dirty_mib_s)
+		 const char *self, const struct migrate_src *src)
 {
 	struct watch w = { .t0 = now_s(),
 			   .self = self,
 			   .ss = ss,
 			   .bg = bg,
 			   .o = o,
-			   .dirty_mib_s = dirty_mib_s };
+			   .dirty_mib_s = src->dirty_mib_s };
 	bool tty = isatty(STDERR_FILENO);
 	double next = 0;
 	int ret;
 
+	/* set_params gave QEMU --max-bandwidth, where it has the parameter */
+	mw_switchover_init(&w.sw, src->has_switchover_bw,
+			   src->has_switchover_bw ? o->max_bw : 0);
 	for (;;) {
 		struct json_object *m = NULL;
 		struct mw_err err = { 0 };
@@ -389,7 +398,14 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 		if (!strcmp(st, "active") && !w.cancelled)
 			deadlines(q, o, &w, el);
 		if (el >= next) {
-			progress(m, st, el, tty, ss);
+			struct json_object *j = send_line(ss, false);
+
+			/* precopy only: QEMU uses it for the switchover */
+			if (!strcmp(st, "active") && !w.cancelled &&
+			    !w.postcopy)
+				mw_switchover_tick(&w.sw, q, j);
+			progress(m, st, el, tty, j, &w.sw);
+			json_object_put(j);
 			next = el + 1.0;
 		}
 		json_object_put(m);
@@ -473,7 +489,7 @@ int mw_cmd_migrate(int argc, char **argv)
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if (exec_cmd(q, "migrate", args))
 		goto out;
-	ret = watch(q, &o, &ss, o.listen ? &bg : NULL, self, src.dirty_mib_s);
+	ret = watch(q, &o, &ss, o.listen ? &bg : NULL, self, &src);
 out:
 	mw_send_bg_cleanup(&bg);
 	mw_send_stats_cleanup(&ss);

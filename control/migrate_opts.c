@@ -52,8 +52,9 @@ static const struct mopt mopts[] = {
 	  "cap on the wire, applied by migwire send over all channels (100M is "
 	  "100 MiB/s, 1Gbit is 1 Gbit/s); QEMU's own cap is lifted so that it "
 	  "does not limit migwire, and on QEMU >= 8.2 avail-switchover-"
-	  "bandwidth is set to RATE so that QEMU's downtime estimate uses it "
-	  "(default: no cap)" },
+	  "bandwidth is set to RATE first, then kept at what send measures "
+	  "it takes from QEMU per second, so that QEMU's downtime estimate "
+	  "uses it (default: no cap)" },
 	{ "auto-converge", 0, O_AUTOCONV, "--auto-converge",
 	  "let QEMU throttle the vCPUs of a VM that dirties memory faster "
 	  "than it is sent" },

@@ -68,6 +68,11 @@ void mw_migrate_report_json(FILE *f, struct json_object *m,
 			       final ? json_object_new_string(mw_json_str(
 					       send, "result", "")) :
 				       NULL);
+	json_object_object_add(
+		r, "switchover_bandwidth_Bps",
+		out->switchover_bps ?
+			json_object_new_int64((int64_t)out->switchover_bps) :
+			NULL);
 	/* the exit status is 1 then, though QEMU says "completed" */
 	json_object_object_add(r, "send_error",
 			       out->send_error ?

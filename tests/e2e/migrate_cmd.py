@@ -11,7 +11,9 @@ the destination; only the migrate phase is replaced: instead of the
 harness's own QMP, `MIGWIRE migrate --qmp SRC --to 127.0.0.1:PORT --no-tls
 --max-downtime 300 ...` runs it against a second QMP monitor of the
 source. Its exit status must be 0, its last line "completed ...", its
-progress and dirty rate lines present, and QEMU must agree it completed.
+progress and dirty rate lines present, and QEMU must agree it completed;
+QEMU's parameters afterwards are what migrate set (with --json:
+avail-switchover-bandwidth is the measured value it reports).
 Exit 0 pass, 1 fail, 77 skip. Options after QEMU go to the harness
 (e.g. --rate 20 for a busy guest); MW_MIGRATE_ARGS adds migrate options;
 MW_MIGRATE_EXPECT lists, '|'-separated, texts its output must hold;
@@ -90,14 +92,30 @@ class CmdRun(Run):
 
     def check_params(self, src):
         """What migrate told QEMU: downtime-limit, its own cap lifted, and
-        (QEMU >= 8.2) avail-switchover-bandwidth = --max-bandwidth."""
+        (QEMU >= 8.2) avail-switchover-bandwidth: what send measured it
+        took from QEMU per second (--json's switchover_bandwidth_Bps), and
+        not the --max-bandwidth set first; without a measurement,
+        --max-bandwidth."""
         p = src.qmp.cmd('query-migrate-parameters')
         want = {'downtime-limit': 300, 'max-bandwidth': 64 << 30}
         extra = shlex.split(self.a.migrate_cmd)
-        if ('--max-bandwidth' in extra
-                and 'avail-switchover-bandwidth' in p):
+        first = None
+        if '--max-bandwidth' in extra:
             v = extra[extra.index('--max-bandwidth') + 1]
-            want['avail-switchover-bandwidth'] = int(v[:-1]) << 20  # "NM"
+            first = int(v[:-1]) << 20  # "NM"
+        measured = (self.report['migrate_cmd'].get('json') or {}).get(
+            'switchover_bandwidth_Bps')
+        if 'avail-switchover-bandwidth' in p:
+            if measured:
+                if measured == first:
+                    raise Fail('switchover bandwidth "measured" as the '
+                               '--max-bandwidth set first: %d' % first)
+                want['avail-switchover-bandwidth'] = measured
+            elif first:
+                want['avail-switchover-bandwidth'] = first
+        elif measured:
+            raise Fail('switchover bandwidth %d reported, but this QEMU '
+                       'has no such parameter' % measured)
         got = {k: p.get(k) for k in want}
         self.report['migrate_cmd']['params'] = got
         if got != want:

@@ -244,6 +244,130 @@ static void qmp_recorded(void **state)
 	mw_qmp_close(&q);
 }
 
+/* send's stats line at elapsed t with b bytes from QEMU so far */
+static struct json_object *stats_line(double t, double b, bool final)
+{
+	char s[256];
+
+	snprintf(s, sizeof(s),
+		 "{\"final\":%s,\"elapsed_s\":%.3f,\"bytes_in\":%.0f,"
+		 "\"rate_in_MiBps\":1.0}",
+		 final ? "true" : "false", t, b);
+	return json_tokener_parse(s);
+}
+
+/* feeds one line, returns what feed returned */
+static uint64_t feed(struct mw_switchover *sw, double t, double b)
+{
+	struct json_object *j = stats_line(t, b, false);
+	uint64_t r = mw_switchover_feed(sw, j);
+
+	json_object_put(j);
+	return r;
+}
+
+static void switchover_window(void **state)
+{
+	const double M = 1024.0 * 1024.0;
+	struct mw_switchover sw;
+	struct json_object *j;
+	int i;
+
+	(void)state;
+	/* QEMU without the parameter: nothing, ever */
+	mw_switchover_init(&sw, false, 0);
+	assert_int_equal(feed(&sw, 1, 0), 0);
+	assert_int_equal(feed(&sw, 2, 100 * M), 0);
+	/* one line is no rate; nor is a span under a second */
+	mw_switchover_init(&sw, true, 0);
+	assert_int_equal(feed(&sw, 1, 0), 0);
+	assert_int_equal(feed(&sw, 1.5, 50 * M), 0);
+	assert_int_equal(feed(&sw, 2, 100 * M), (uint64_t)(100 * M));
+	/* the same line again adds nothing */
+	assert_int_equal(feed(&sw, 2, 100 * M), 0);
+	sw.set_bps = (uint64_t)(100 * M);
+	/* within a tenth of what QEMU has: not set again */
+	assert_int_equal(feed(&sw, 3, 205 * M), 0);
+	/* the window moves: after a slow stretch the rate of the last five
+	 * seconds, not since the start */
+	for (i = 4; i <= 12; i++)
+		feed(&sw, i, 205 * M + (i - 3) * 10 * M);
+	assert_true(sw.n <= MW_SWITCHOVER_SAMPLES);
+	assert_true(sw.t[sw.n - 1] - sw.t[0] >= 5.0);
+	assert_true(sw.t[sw.n - 1] - sw.t[1] < 5.0);
+	assert_int_equal(feed(&sw, 13, 305 * M), (uint64_t)(10 * M));
+	/* a stalled stream (QEMU stopped) is no rate: 0 would give QEMU
+	 * back its own estimate */
+	mw_switchover_init(&sw, true, 0);
+	feed(&sw, 1, 7 * M);
+	assert_int_equal(feed(&sw, 3, 7 * M), 0);
+	/* the final line averages the run: ignored */
+	j = stats_line(9, 900 * M, true);
+	assert_int_equal(mw_switchover_feed(&sw, j), 0);
+	json_object_put(j);
+	/* --max-bandwidth set first: replaced once measured differs */
+	mw_switchover_init(&sw, true, (uint64_t)(50 * M));
+	feed(&sw, 1, 0);
+	assert_int_equal(feed(&sw, 2, 52 * M), 0);
+	assert_int_equal(feed(&sw, 3, 150 * M), (uint64_t)(75 * M));
+}
+
+/* QEMU's side while switchover bandwidth is tracked */
+static const char recorded_sw[] =
+	"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0, "
+	"\"major\": 10}, \"package\": \"\"}, \"capabilities\": []}}\r\n"
+	"{\"return\": {}, \"id\": 1}\r\n"
+	"{\"return\": {}, \"id\": 2}\r\n"
+	"{\"id\": 3, \"error\": {\"class\": \"GenericError\", \"desc\": "
+	"\"Parameter 'avail-switchover-bandwidth' is unexpected\"}}\r\n";
+
+static void switchover_recorded(void **state)
+{
+	const double M = 1024.0 * 1024.0;
+	struct mw_err err = { 0 };
+	static struct mw_qmp q;
+	struct mw_switchover sw;
+	struct json_object *j;
+	char sent[1024];
+	ssize_t n;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[1], recorded_sw, sizeof(recorded_sw) - 1),
+			 (ssize_t)sizeof(recorded_sw) - 1);
+	assert_int_equal(mw_qmp_open_fd(&q, sv[0], &err), 0);
+	mw_switchover_init(&sw, true, 0);
+	/* ticks: 1 s, 2 s (64 MiB/s: set), 3 s (within a tenth: not set) */
+	for (n = 1; n <= 3; n++) {
+		j = stats_line((double)n, (double)(n - 1) * 64 * M, false);
+		mw_switchover_tick(&sw, &q, j);
+		json_object_put(j);
+	}
+	assert_true(sw.measured);
+	assert_int_equal(sw.set_bps, (uint64_t)(64 * M));
+	/* 4 s: 256 MiB over the 3 s window; QEMU refuses: no more tries */
+	j = stats_line(4, 256 * M, false);
+	mw_switchover_tick(&sw, &q, j);
+	json_object_put(j);
+	assert_false(sw.on);
+	assert_int_equal(sw.set_bps, (uint64_t)(64 * M));
+	j = stats_line(5, 512 * M, false);
+	mw_switchover_tick(&sw, &q, j);
+	json_object_put(j);
+	n = read(sv[1], sent, sizeof(sent) - 1);
+	assert_true(n > 0);
+	sent[n] = '\0';
+	assert_string_equal(
+		sent, "{\"execute\":\"qmp_capabilities\",\"id\":1}\n"
+		      "{\"execute\":\"migrate-set-parameters\",\"arguments\":{"
+		      "\"avail-switchover-bandwidth\":67108864},\"id\":2}\n"
+		      "{\"execute\":\"migrate-set-parameters\",\"arguments\":{"
+		      "\"avail-switchover-bandwidth\":89478485},\"id\":3}\n");
+	close(sv[1]);
+	mw_qmp_close(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +378,8 @@ int main(void)
 		cmocka_unit_test(opts_timeout_action),
 		cmocka_unit_test(opts_usage_errors),
 		cmocka_unit_test(qmp_recorded),
+		cmocka_unit_test(switchover_window),
+		cmocka_unit_test(switchover_recorded),
 	};
 
 	return cmocka_run_group_tests_name("control/migrate", tests, NULL,
