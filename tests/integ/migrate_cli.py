@@ -19,6 +19,9 @@ destination QEMU needed:
   send fails: socket mode, QEMU completes, then the receiver (our own,
               which never acknowledges) fails: exit 1, one line, and the
               --json report (status completed, send_error)
+  token:      a receiver with --join-token: without it the preflight's
+              probe is refused (one line, nothing changed); with it the
+              migration completes
   Ctrl-C:     the receiver answers the probe but never a HELLO (a
               listener of our own), SIGINT -> migrate_cancel, exit 1, the
               VM runs
@@ -26,6 +29,7 @@ destination QEMU needed:
               cancels and resumes it; --timeout-action cancel cancels
 Skips (77) without qemu-system-x86_64.
 """
+import base64
 import json
 import os
 import shutil
@@ -261,6 +265,28 @@ def completed_send_failed(env, q, sock):
         f'{rep["send_error"]!r}')
 
 
+def join_token(env, q, sock):
+    """--join-token through migrate: its preflight's probe proves the
+    token (a receiver with one answers no probe without it), and the
+    migration with it completes into recv's output."""
+    tok = env.path('token')
+    with open(tok, 'wb') as f:
+        f.write(base64.b64encode(os.urandom(32)) + b'\n')
+    os.chmod(tok, 0o600)
+    recv, rport = env.recv(['--no-tls', '--join-token', tok])
+    before = q.cmd('query-migrate')
+    got = migrate(env, '--qmp', sock, '--to', f'127.0.0.1:{rport}',
+                  '--no-tls', '--dirty-rate-check', '0')
+    expect('no token', got, 1, 'no join token', 'nothing was changed')
+    if q.cmd('query-migrate') != before:
+        fail('no token: a migration was started')
+    got = migrate(env, '--qmp', sock, '--to', f'127.0.0.1:{rport}',
+                  '--no-tls', '--dirty-rate-check', '0', '--join-token', tok)
+    expect('with the token', got, 0, 'completed')
+    if recv.wait(30) != 0 or not os.path.getsize(recv.out):
+        fail(f'with the token: recv: {recv.stderr().strip()}')
+
+
 def run():
     env = mwtest.Env('migrate_cli')
     if not shutil.which('qemu-system-x86_64'):
@@ -370,6 +396,10 @@ def run():
     terminate(qemu)
     qemu, q, sock = start_qemu(env, 'sockfail')
     completed_send_failed(env, q, sock)
+    q.close()
+    terminate(qemu)
+    qemu, q, sock = start_qemu(env, 'token')
+    join_token(env, q, sock)
     q.close()
     terminate(qemu)
     log('PASS')
