@@ -55,6 +55,15 @@ int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 		ret = mw_conn_recv_frame(c, &h, got, sizeof(got), deadline);
 	if (ret)
 		return ret;
+	if (h.type == MW_FT_ERROR) {
+		char text[MW_PEER_TEXT_MAX + 1];
+
+		/* the sender gave up (its own line says why): say it too */
+		return mw_err_set(&c->err, -MW_E_PEER,
+				  "sender failed before the join proof: %s",
+				  mw_err_peer_text(text, sizeof(text), got,
+						   h.wire_len));
+	}
 	if (h.type != MW_FT_JOIN)
 		return mw_err_set(&c->err, -MW_E_PROTO,
 				  "%s frame instead of the join proof",

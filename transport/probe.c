@@ -127,12 +127,14 @@ static int probe_ask(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 		return ret;
 	}
 	if (h.type == MW_FT_ERROR) {
-		payload[h.wire_len] = '\0';
+		char text[MW_PEER_TEXT_MAX + 1];
+
+		/* the receiver's words, escaped: they reach a terminal */
+		mw_err_peer_text(text, sizeof(text), payload, h.wire_len);
 		/* a version-1 receiver knows no PROBE and says so this way */
 		return mw_err_set(err, -MW_E_PEER, "the receiver refused: %s%s",
-				  (char *)payload,
-				  strstr((char *)payload,
-					 "not a migwire HELLO") ?
+				  text,
+				  strstr(text, "not a migwire HELLO") ?
 					  " (a migwire older than protocol "
 					  "2? upgrade it)" :
 					  "");

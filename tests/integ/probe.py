@@ -13,6 +13,8 @@ One X.509 receiver with --tls-authz for the sender's certificate, probed:
   endpoints:   --listen unix:... against an exec: receiver -> exit 1
   window:      --chunk-size 16M against its 8 MiB --window -> exit 1
   missing:     nothing listening -> exit 1, 'refused'
+  escaped:     a fake receiver answers the PROBE with an ERROR holding
+               terminal escapes and a forged line -> one inert line
 Then the real session still works after all those probes (a probe neither
 fixes nor consumes the session, and is not counted as a rejected sender),
 and a probe during the session says 'already serves a session'.
@@ -21,6 +23,7 @@ import os
 import socket
 import struct
 import subprocess
+import threading
 
 import mwtest
 from mwtest import fail, log
@@ -117,7 +120,36 @@ def run():
     s.close()
     busy.signal(15)
     busy.wait()
+    escaped_error(env)
     log('PASS')
+
+
+def escaped_error(env):
+    """The receiver's ERROR text reaches the operator's terminal (and
+    migwire migrate's failure line): escaped, on one line."""
+    evil = b'no\x1b]0;pwned\x07\x1b[2J\r\nmigwire send: fake\x00!'
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(1)
+
+    def answer():
+        c, _ = ls.accept()
+        mwtest.recv_exact(c, 40 + 16)  # header + PROBE
+        c.sendall(struct.pack('>HBBHHIIIIQQ', 0x4d57, 6, 0, 0, 0, 0, 0,
+                              len(evil), 0, 0, 0) + evil)
+        c.close()
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    rc, out, err = probe(env, ls.getsockname()[1], '--no-tls')
+    t.join(10)
+    ls.close()
+    log(f'    escaped: exit {rc}: {err}')
+    if rc != 1 or len(err.splitlines()) != 1 or out:
+        fail(f'escaped: want exit 1 and one line, got exit {rc}: {err!r}')
+    if 'no\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x0amigwire send: fake' \
+            not in err or any(ord(ch) < 0x20 or ord(ch) > 0x7e for ch in err):
+        fail(f'escaped: the receiver text is not escaped: {err!r}')
 
 
 if __name__ == '__main__':
