@@ -233,6 +233,8 @@ struct mw_switchover {
 	int n;		  /* samples held, oldest first */
 	double t[MW_SWITCHOVER_SAMPLES]; /* send's elapsed_s */
 	double b[MW_SWITCHOVER_SAMPLES]; /* its bytes_in then */
+	double rate_bps; /* the last input rate measured; 0 none yet */
+	double span_s;	 /* ... over this many seconds */
 };
 /* initial: what set_params gave QEMU (--max-bandwidth), or 0. */
 void mw_switchover_init(struct mw_switchover *sw, bool on, uint64_t initial);
@@ -243,9 +245,19 @@ void mw_switchover_init(struct mw_switchover *sw, bool on, uint64_t initial);
  * else 0.
  */
 uint64_t mw_switchover_feed(struct mw_switchover *sw, struct json_object *line);
-/* The same, and sets a returned rate in QEMU (migrate-set-parameters). */
+/* The same, and sets a returned rate in QEMU (migrate-set-parameters).
+ * Without the parameter (QEMU < 8.2) it still measures rate_bps. */
 void mw_switchover_tick(struct mw_switchover *sw, struct mw_qmp *q,
 			struct json_object *line);
+
+/*
+ * Whether precopy converges with the dirty rate d (MiB/s) at the rate
+ * migwire carries, bw MiB/s of guest memory, measured (what) or given by
+ * --max-bandwidth: one line, with what to do when it will not
+ * (preflight.c).
+ */
+void mw_migrate_predict(const struct migrate_opts *o, double d, double bw,
+			const char *what);
 
 /* Set from the SIGINT/SIGTERM handler; read by the loops. */
 extern volatile sig_atomic_t mw_migrate_interrupted;

@@ -114,7 +114,11 @@ struct watch {
 	const struct migrate_opts *o;
 	double dirty_mib_s;	 /* the preflight's; -1 none */
 	struct mw_switchover sw; /* avail-switchover-bandwidth */
+	bool predicted;		 /* the measured prediction was said */
 };
+
+/* once migwire has carried the first pass for a few seconds */
+#define PREDICT_AFTER_S 2.0
 
 /* QEMU 7.2 stays "cancelling" until its exec: command exits, which a send
  * stuck in a handshake does only at its own --timeout: wait this long */
@@ -404,6 +408,16 @@ static int watch(struct mw_qmp *q, const struct migrate_opts *o,
 			if (!strcmp(st, "active") && !w.cancelled &&
 			    !w.postcopy)
 				mw_switchover_tick(&w.sw, q, j);
+			/* measured, not guessed: what send takes from QEMU
+			 * per second against the preflight's dirty rate */
+			if (!w.predicted && w.dirty_mib_s >= 0 &&
+			    w.sw.span_s >= PREDICT_AFTER_S) {
+				mw_migrate_predict(o, w.dirty_mib_s,
+						   w.sw.rate_bps / MIB,
+						   "what migwire carries "
+						   "(measured)");
+				w.predicted = true;
+			}
 			progress(m, st, el, tty, j, &w.sw);
 			json_object_put(j);
 			next = el + 1.0;

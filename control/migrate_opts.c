@@ -74,7 +74,8 @@ static const struct mopt mopts[] = {
 	  "VM runs on (default: postcopy with --postcopy, else pause)" },
 	{ "dirty-rate-check", 1, O_DIRTY, "--dirty-rate-check SECS",
 	  "measure the VM's dirty page rate for SECS before migrating "
-	  "(calc-dirty-rate) and say whether the migration can converge "
+	  "(calc-dirty-rate); after the first 2 s of the migration, say "
+	  "whether it converges at the rate migwire measures it carries "
 	  "(default 2; 0: skip)" },
 	{ "listen", 1, O_LISTEN, "--listen unix:PATH",
 	  "socket mode: run migwire send here, listening on PATH, and let "

@@ -249,40 +249,49 @@ static double dirty_rate(struct mw_qmp *q, uint32_t secs)
 /*
  * Precopy converges when QEMU sends faster than the VM dirties: each pass
  * then leaves less to send, until the rest fits --max-downtime. The link
- * figure is --max-bandwidth; without it the rate is all we can say, as
- * a guess at the link would make the prediction worse than none.
+ * figure is --max-bandwidth before the migration; without it migrate.c
+ * measures what migwire carries once the first pass has run a few seconds
+ * and calls this then: a guess at the link would make the prediction
+ * worse than none.
  */
+void mw_migrate_predict(const struct migrate_opts *o, double d, double bw,
+			const char *what)
+{
+	const char *fix =
+		o->postcopy || o->auto_converge ?
+			"" :
+			"; consider --auto-converge, --postcopy-after "
+			"SECS or a stronger --compress-level";
+
+	if (d >= bw)
+		MW_LOG(MW_LOG_WARN,
+		       "dirty rate %.0f MiB/s >= %s %.0f MiB/s: precopy will "
+		       "not converge%s",
+		       d, what, bw, fix);
+	else if (d >= bw / 2)
+		MW_LOG(MW_LOG_WARN,
+		       "dirty rate %.0f MiB/s, over half of %s %.0f MiB/s: "
+		       "precopy may take many passes%s",
+		       d, what, bw, fix);
+	else
+		MW_LOG(MW_LOG_WARN,
+		       "dirty rate %.0f MiB/s, well under %s %.0f MiB/s: "
+		       "precopy should converge",
+		       d, what, bw);
+}
+
 static void predict(const struct migrate_opts *o, double d)
 {
-	double bw = (double)o->max_bw / MIB;
-	const char *fix = o->postcopy || o->auto_converge ?
-				  "" :
-				  "; consider --auto-converge or "
-				  "--postcopy-after SECS";
-
 	if (!o->max_bw) {
 		MW_LOG(MW_LOG_WARN,
-		       "dirty rate %.0f MiB/s (predicting convergence needs "
-		       "a link figure: --max-bandwidth)",
+		       "dirty rate %.0f MiB/s (whether precopy converges "
+		       "follows once migwire has measured what it carries)",
 		       d);
 		return;
 	}
-	if (d >= bw)
-		MW_LOG(MW_LOG_WARN,
-		       "dirty rate %.0f MiB/s >= --max-bandwidth %.0f MiB/s: "
-		       "precopy will not converge unless compression carries "
-		       "more than the cap%s",
-		       d, bw, fix);
-	else if (d >= bw / 2)
-		MW_LOG(MW_LOG_WARN,
-		       "dirty rate %.0f MiB/s, over half of --max-bandwidth "
-		       "%.0f MiB/s: precopy may take many passes%s",
-		       d, bw, fix);
-	else
-		MW_LOG(MW_LOG_WARN,
-		       "dirty rate %.0f MiB/s, well under --max-bandwidth "
-		       "%.0f MiB/s: precopy should converge",
-		       d, bw);
+	/* a cap on wire bytes: compression carries more guest memory */
+	mw_migrate_predict(o, d, (double)o->max_bw / MIB,
+			   "--max-bandwidth (wire; compression adds to it)");
 }
 
 int mw_migrate_preflight(struct mw_qmp *q, const struct migrate_opts *o,

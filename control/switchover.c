@@ -43,8 +43,7 @@ uint64_t mw_switchover_feed(struct mw_switchover *sw, struct json_object *line)
 	double t, b, span, rate;
 
 	/* the final line averages the whole run: not a moving rate */
-	if (!sw->on || !line ||
-	    json_object_get_boolean(mw_json_obj(line, "final")))
+	if (!line || json_object_get_boolean(mw_json_obj(line, "final")))
 		return 0;
 	t = mw_json_double(line, "elapsed_s", -1);
 	b = mw_json_double(line, "bytes_in", -1);
@@ -67,6 +66,12 @@ uint64_t mw_switchover_feed(struct mw_switchover *sw, struct json_object *line)
 	/* nothing moved (QEMU between passes, or stopped): no rate, and
 	 * 0 would tell QEMU to go back to its own estimate */
 	if (rate < 1.0)
+		return 0;
+	/* measured whether or not QEMU takes it: the convergence
+	 * prediction (preflight.c) reads it too */
+	sw->rate_bps = rate;
+	sw->span_s = span;
+	if (!sw->on)
 		return 0;
 	if (sw->set_bps && rate <= (double)sw->set_bps * (1.0 + CHANGE) &&
 	    rate >= (double)sw->set_bps * (1.0 - CHANGE))
