@@ -216,6 +216,18 @@ int mw_conn_send_frame(struct mw_conn *c, const struct mw_frame_hdr *h,
 	n = mw_frame_wr_put(&w, h, payload);
 	if (n < 0)
 		return (int)n;
+	/* a plaintext header and payload in one write: a peer that answers
+	 * the header with ERROR and closes would otherwise reset the second
+	 * write before this side has read why (a --no-tls prober at a TLS
+	 * receiver) */
+	if (!c->tls && w.iov[1].iov_len &&
+	    w.iov[0].iov_len + w.iov[1].iov_len <= sizeof(sealed)) {
+		memcpy(sealed, w.iov[0].iov_base, w.iov[0].iov_len);
+		memcpy(sealed + w.iov[0].iov_len, w.iov[1].iov_base,
+		       w.iov[1].iov_len);
+		return send_all(c, sealed, w.iov[0].iov_len + w.iov[1].iov_len,
+				deadline);
+	}
 	for (i = 0; i < 2 && !ret; i++)
 		if (w.iov[i].iov_len)
 			ret = send_all(c, w.iov[i].iov_base, w.iov[i].iov_len,
