@@ -53,6 +53,13 @@ int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
 	out->csum = mw_get_be64(p + 32);
 	if (out->wire_len > max_payload)
 		return -MW_E_PROTO;
+	/* only DATA has flags of its own; END, OPEN and CLOSE may say that
+	 * a resumed channel sends them again */
+	if (out->type != MW_FT_DATA && out->flags &&
+	    (out->flags != MW_F_RESENT ||
+	     (out->type != MW_FT_END && out->type != MW_FT_OPEN &&
+	      out->type != MW_FT_CLOSE)))
+		return -MW_E_PROTO;
 	switch (out->type) {
 	case MW_FT_HELLO:
 		return out->wire_len == MW_HELLO_LEN ? 0 : -MW_E_PROTO;
@@ -67,7 +74,12 @@ int mw_frame_hdr_decode(const uint8_t *p, size_t n, uint32_t max_payload,
 	case MW_FT_OPEN:
 		return out->wire_len == MW_OPEN_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_WINDOW:
-		return out->wire_len == 0 ? 0 : -MW_E_PROTO;
+		return out->wire_len == MW_WINDOW_LEN ? 0 : -MW_E_PROTO;
+	case MW_FT_CONFIRM:
+		/* confirms reverse chunks: the stream word says so */
+		return out->wire_len == 0 && (out->stream & MW_STREAM_REVERSE) ?
+			       0 :
+			       -MW_E_PROTO;
 	case MW_FT_CLOSE:
 		return out->wire_len == MW_CLOSE_LEN ? 0 : -MW_E_PROTO;
 	case MW_FT_CHALLENGE:
@@ -160,6 +172,7 @@ void mw_hello_ok_encode(uint8_t *p, const struct mw_hello_ok *h)
 	mw_put_be16(p + 2, h->chan_index);
 	mw_put_be32(p + 4, h->stream_window);
 	memcpy(p + 8, h->session, MW_SESSION_ID_LEN);
+	memcpy(p + 24, h->secret, MW_RESUME_SECRET_LEN);
 }
 
 int mw_hello_ok_decode(const uint8_t *p, size_t n, struct mw_hello_ok *out)
@@ -172,6 +185,20 @@ int mw_hello_ok_decode(const uint8_t *p, size_t n, struct mw_hello_ok *out)
 	if (out->stream_window == 0)
 		return -MW_E_PROTO;
 	memcpy(out->session, p + 8, MW_SESSION_ID_LEN);
+	memcpy(out->secret, p + 24, MW_RESUME_SECRET_LEN);
+	return 0;
+}
+
+void mw_window_encode(uint8_t *p, uint64_t written)
+{
+	mw_put_be64(p, written);
+}
+
+int mw_window_decode(const uint8_t *p, size_t n, uint64_t *written)
+{
+	if (n < MW_WINDOW_LEN)
+		return -MW_E_PROTO;
+	*written = mw_get_be64(p);
 	return 0;
 }
 
@@ -305,6 +332,7 @@ const char *mw_frame_type_name(unsigned type)
 		[MW_FT_CLOSE] = "CLOSE",       [MW_FT_PROBE] = "PROBE",
 		[MW_FT_PROBE_OK] = "PROBE_OK", [MW_FT_CHALLENGE] = "CHALLENGE",
 		[MW_FT_JOIN] = "JOIN",	       [MW_FT_PING] = "PING",
+		[MW_FT_CONFIRM] = "CONFIRM",
 	};
 
 	return type < MW_FT_MAX && names[type] ? names[type] : "UNKNOWN";

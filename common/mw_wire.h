@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MW_PROTO_VERSION 2
+#define MW_PROTO_VERSION 3
 #define MW_FRAME_MAGIC 0x4d57u /* "MW" */
 #define MW_FRAME_HDR_LEN 40
 #define MW_HELLO_MAGIC "MIGWIRE" /* 7 chars + NUL = 8 bytes on the wire */
 #define MW_HELLO_LEN 64
-#define MW_HELLO_OK_LEN 24
+#define MW_HELLO_OK_LEN 56
 #define MW_END_LEN 16
 #define MW_ACK_LEN 16
 #define MW_OPEN_LEN 8
@@ -25,8 +25,10 @@
 #define MW_PROBE_OK_LEN 32
 #define MW_ERROR_MAX 1024
 #define MW_SESSION_ID_LEN 16
-#define MW_JOIN_NONCE_LEN 32 /* CHALLENGE payload */
-#define MW_JOIN_TAG_LEN 32   /* JOIN payload: HMAC-SHA256 */
+#define MW_JOIN_NONCE_LEN 32	/* CHALLENGE payload */
+#define MW_JOIN_TAG_LEN 32	/* JOIN payload: HMAC-SHA256 */
+#define MW_RESUME_SECRET_LEN 32 /* HELLO_OK: the session's resume key */
+#define MW_WINDOW_LEN 8		/* WINDOW payload: be64 written */
 
 /* Limits every receiver enforces before allocating anything. */
 #define MW_CHUNK_MIN 4096u
@@ -50,18 +52,25 @@ enum mw_frame_type {
 	MW_FT_CHALLENGE = 12, /* receiver -> sender: nonce for the join proof */
 	MW_FT_JOIN = 13,      /* sender -> receiver: the join proof */
 	MW_FT_PING = 14,      /* either way: heartbeat of an idle channel */
+	MW_FT_CONFIRM = 15,   /* sender -> receiver: reverse chunks accepted */
 	MW_FT_MAX
 };
 
 /* DATA flags */
 #define MW_F_RAW 0x0001u   /* payload is the raw bytes (did not shrink) */
 #define MW_F_PAGES 0x0002u /* raw bytes are a --pages op stream (mw_pages.h) */
-#define MW_F_KNOWN (MW_F_RAW | MW_F_PAGES)
+/* DATA, END, OPEN, CLOSE: sent again on a resumed channel, so it may have
+ * arrived before (docs/protocol.md, "Resume") */
+#define MW_F_RESENT 0x0004u
+#define MW_F_KNOWN (MW_F_RAW | MW_F_PAGES | MW_F_RESENT)
 
 /* HELLO flags */
 #define MW_HELLO_F_TOKEN 0x01u /* the sender holds a --join-token */
 #define MW_HELLO_F_PAGES 0x02u /* --pages: page_cache_slots is set */
-#define MW_HELLO_F_KNOWN (MW_HELLO_F_TOKEN | MW_HELLO_F_PAGES)
+/* this connection resumes channel chan_index of the live session */
+#define MW_HELLO_F_RESUME 0x04u
+#define MW_HELLO_F_KNOWN \
+	(MW_HELLO_F_TOKEN | MW_HELLO_F_PAGES | MW_HELLO_F_RESUME)
 
 /* stream word: bit 31 is the direction, bits 0-30 the stream id */
 #define MW_STREAM_REVERSE 0x80000000u
@@ -95,6 +104,9 @@ struct mw_hello_ok {
 	uint16_t chan_index;
 	uint32_t stream_window; /* chunks of credit each stream starts with */
 	uint8_t session[MW_SESSION_ID_LEN];
+	/* the key of every resume proof of the session: random, chosen by
+	 * the receiver when the session is fixed, the same on every channel */
+	uint8_t secret[MW_RESUME_SECRET_LEN];
 };
 
 /* Kinds of QEMU connection a stream carries (stats and logs only). */
@@ -174,6 +186,11 @@ void mw_end_encode(uint8_t *p, const struct mw_end *e);
 int mw_end_decode(const uint8_t *p, size_t n, struct mw_end *out);
 void mw_ack_encode(uint8_t *p, const struct mw_ack *a);
 int mw_ack_decode(const uint8_t *p, size_t n, struct mw_ack *out);
+
+/* WINDOW: every chunk of the stream below written is on the destination
+ * (the header's seq stays the credit limit). */
+void mw_window_encode(uint8_t *p, uint64_t written);
+int mw_window_decode(const uint8_t *p, size_t n, uint64_t *written);
 
 void mw_open_encode(uint8_t *p, const struct mw_open *o);
 int mw_open_decode(const uint8_t *p, size_t n, struct mw_open *out);

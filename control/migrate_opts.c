@@ -102,6 +102,7 @@ static const struct mopt mopts[] = {
 	{ "tls-psk-identity", 1, O_SEND, "--tls-psk-identity NAME", NULL },
 	{ "no-tls", 0, O_SEND, "--no-tls", NULL },
 	{ "join-token", 1, O_SEND, "--join-token FILE", NULL },
+	{ "reconnect-timeout", 1, O_SEND, "--reconnect-timeout SECS", NULL },
 	{ "cpus", 1, O_SEND, "--cpus LIST", NULL },
 	{ "cpu-budget", 1, O_SEND, "--cpu-budget CORES", NULL },
 	{ "io", 1, O_SEND, "--io ENGINE", NULL },

@@ -145,6 +145,19 @@ int mw_tls_join_tag(struct mw_tls_sess *s, const uint8_t *token,
 		    size_t token_len, const uint8_t *nonce, size_t nonce_len,
 		    const uint8_t *hello, size_t hello_len, uint8_t *tag,
 		    struct mw_err *err);
+/*
+ * The resume proof (docs/protocol.md, "Resume"): the same construction,
+ * domain "migwire resume v3", over a 32-byte nonce and the resuming HELLO,
+ * keyed with the session's 32-byte resume secret R, or with a join token
+ * (token_len > 0) with HMAC-SHA256(token, "migwire resume key v3\0" | R),
+ * so that R seen in clear (--no-tls) is not enough. Same context.
+ */
+int mw_tls_resume_tag(struct mw_tls_sess *s, const uint8_t *token,
+		      size_t token_len, const uint8_t *secret,
+		      const uint8_t *nonce, const uint8_t *hello,
+		      size_t hello_len, uint8_t *tag, struct mw_err *err);
+/* Wipes n bytes at p (secrets), in a way the compiler keeps. */
+void mw_tls_cleanse(void *p, size_t n);
 /* Compares two tags in constant time (CRYPTO_memcmp). */
 bool mw_tls_join_tag_equal(const uint8_t *a, const uint8_t *b);
 /* n bytes from OpenSSL's CSPRNG. Returns 0 or -MW_E_TLS. */

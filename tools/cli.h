@@ -25,6 +25,10 @@
 struct opts {
 	struct mw_xp_cfg cfg;
 	const char *to, *listen, *creds, *psk, *psk_id, *hostname;
+	/* send --to, repeatable, each a comma-separated list of HOST:PORT:
+	 * the paths (cli_finish splits them into cfg.paths) */
+	const char *to_args[MW_PATHS_MAX];
+	unsigned nr_to_args;
 	const char *input, *output, *cpus;
 	unsigned nr_listen, nr_connect;
 	const char *listen_eps[MW_ENDPOINTS_MAX + 1];

@@ -239,6 +239,62 @@ int cli_opt_page_cache(struct opts *o, const char *a)
 	return 0;
 }
 
+/*
+ * send --to: every HOST:PORT of every --to (comma-separated) is a path;
+ * paths[0] is also cfg.host/port, which the TLS host name check and the
+ * messages use. A path given twice is refused: it would only double a
+ * channel's home.
+ */
+static int parse_paths(struct opts *o)
+{
+	struct mw_xp_cfg *c = &o->cfg;
+	unsigned i, k;
+
+	c->nr_paths = 0;
+	for (i = 0; i < o->nr_to_args; i++) {
+		const char *p = o->to_args[i];
+
+		for (;;) {
+			const char *comma = strchr(p, ',');
+			size_t n = comma ? (size_t)(comma - p) : strlen(p);
+			char one[300];
+
+			if (c->nr_paths == MW_PATHS_MAX)
+				return cli_usage_err("--to: at most %u paths",
+						     MW_PATHS_MAX);
+			if (n >= sizeof(one))
+				return cli_usage_err("--to: '%.*s' is too long",
+						     40, p);
+			memcpy(one, p, n);
+			one[n] = 0;
+			if (mw_parse_hostport(one, c->paths[c->nr_paths].host,
+					      sizeof(c->paths[0].host),
+					      &c->paths[c->nr_paths].port))
+				return cli_usage_err("--to: '%s' is not "
+						     "HOST:PORT",
+						     one);
+			if (!c->paths[c->nr_paths].host[0])
+				return cli_usage_err("--to '%s' needs a host",
+						     one);
+			for (k = 0; k < c->nr_paths; k++)
+				if (!strcmp(c->paths[k].host,
+					    c->paths[c->nr_paths].host) &&
+				    c->paths[k].port ==
+					    c->paths[c->nr_paths].port)
+					return cli_usage_err("--to: '%s' is "
+							     "given twice",
+							     one);
+			c->nr_paths++;
+			if (!comma)
+				break;
+			p = comma + 1;
+		}
+	}
+	memcpy(c->host, c->paths[0].host, sizeof(c->host));
+	c->port = c->paths[0].port;
+	return 0;
+}
+
 int cli_finish(struct opts *o, int side)
 {
 	struct mw_xp_cfg *c = &o->cfg;
@@ -250,10 +306,13 @@ int cli_finish(struct opts *o, int side)
 		return cli_usage_err("%s is required",
 				     side == SIDE_SEND ? "--to HOST:PORT" :
 							 "--listen HOST:PORT");
-	if (mw_parse_hostport(addr, c->host, sizeof(c->host), &c->port))
+	if (side == SIDE_SEND) {
+		if (parse_paths(o))
+			return -MW_E_USAGE;
+	} else if (mw_parse_hostport(addr, c->host, sizeof(c->host),
+				     &c->port)) {
 		return cli_usage_err("'%s' is not HOST:PORT", addr);
-	if (side == SIDE_SEND && !c->host[0])
-		return cli_usage_err("--to '%s' needs a host", addr);
+	}
 	if (tls_ways == 0)
 		return cli_usage_err(
 			"choose --tls-creds DIR, --tls-psk FILE or, "
@@ -405,6 +464,8 @@ void cli_print_config(const struct opts *o, int side)
 
 	printf("side=%s\n", side == SIDE_SEND ? "send" : "recv");
 	printf("address=%s:%u\n", c->host, c->port);
+	for (i = 1; side == SIDE_SEND && i < c->nr_paths; i++)
+		printf("address=%s:%u\n", c->paths[i].host, c->paths[i].port);
 	printf("tls=%s\n", c->tls.mode == MW_TLS_X509 ? "x509" :
 			   c->tls.mode == MW_TLS_PSK  ? "psk" :
 							"off");
@@ -461,6 +522,10 @@ void cli_print_config(const struct opts *o, int side)
 		printf("output=%s\n", o->output ? o->output : "stdout");
 	printf("window=%llu\ntimeout=%u\n", (unsigned long long)c->window,
 	       c->timeout_s);
+	if (c->reconnect_s)
+		printf("reconnect-timeout=%u\n", c->reconnect_s);
+	else
+		printf("reconnect-timeout=0 (a lost channel fails at once)\n");
 	printf("io=%s\n", mw_io_name(c->io));
 	if (c->progress_s)
 		printf("progress=%u%s\n", c->progress_s,

@@ -19,25 +19,39 @@
 #include "mw_log.h"
 #include "mw_thread.h"
 
-/* send --probe: one line on stdout when the receiver would take the
- * session, else the error line */
+/* send --probe: for every --to path, one line on stdout when the
+ * receiver would take the session there, else the error line; 0 only
+ * when every path would */
 static int probe(const struct opts *o)
 {
-	struct mw_xp_probe_res res;
-	struct mw_err err = { 0 };
-	int ret = mw_xp_probe(&o->cfg, &res, &err);
+	static struct mw_xp_cfg pc; /* one path at a time; main thread */
+	unsigned i, n = o->cfg.nr_paths ? o->cfg.nr_paths : 1, bad = 0;
 
-	if (ret) {
-		mw_log_emit(MW_LOG_ERR, "%s",
-			    err.msg[0] ? err.msg : mw_strerror(ret));
-		return 1;
+	for (i = 0; i < n; i++) {
+		struct mw_xp_probe_res res;
+		struct mw_err err = { 0 };
+		int ret;
+
+		pc = o->cfg; /* the TLS host name stays the first path's */
+		if (o->cfg.nr_paths) {
+			memcpy(pc.host, o->cfg.paths[i].host, sizeof(pc.host));
+			pc.port = o->cfg.paths[i].port;
+		}
+		ret = mw_xp_probe(&pc, &res, &err);
+		if (ret) {
+			mw_log_emit(MW_LOG_ERR, "%s",
+				    err.msg[0] ? err.msg : mw_strerror(ret));
+			bad++;
+			continue;
+		}
+		printf("receiver %s%s%s%s: ready (protocol %u, %s, --window "
+		       "%llu)\n",
+		       res.peer, res.peer_id[0] ? " '" : "", res.peer_id,
+		       res.peer_id[0] ? "'" : "", (unsigned)res.ok.version,
+		       res.ok.endpoints ? "socket mode" : "exec: mode",
+		       (unsigned long long)res.ok.window);
 	}
-	printf("receiver %s%s%s%s: ready (protocol %u, %s, --window %llu)\n",
-	       res.peer, res.peer_id[0] ? " '" : "", res.peer_id,
-	       res.peer_id[0] ? "'" : "", (unsigned)res.ok.version,
-	       res.ok.endpoints ? "socket mode" : "exec: mode",
-	       (unsigned long long)res.ok.window);
-	return 0;
+	return bad ? 1 : 0;
 }
 
 static int run_side(int side, int argc, char **argv)

@@ -101,6 +101,16 @@ static int o_listen(struct opts *o, const char *a)
 	return 0;
 }
 
+static int o_to(struct opts *o, const char *a)
+{
+	if (o->nr_to_args == MW_PATHS_MAX)
+		return cli_usage_err("at most %u --to paths", MW_PATHS_MAX);
+	o->to_args[o->nr_to_args++] = a;
+	if (!o->to)
+		o->to = a;
+	return 0;
+}
+
 static int o_connect(struct opts *o, const char *a)
 {
 	if (o->nr_connect == MW_ENDPOINTS_MAX)
@@ -266,6 +276,12 @@ static int o_timeout(struct opts *o, const char *a)
 	return parse_u32_opt("timeout", a, 1, 86400, &o->cfg.timeout_s);
 }
 
+static int o_reconnect(struct opts *o, const char *a)
+{
+	return parse_u32_opt("reconnect-timeout", a, 0, 86400,
+			     &o->cfg.reconnect_s);
+}
+
 static int o_wait(struct opts *o, const char *a)
 {
 	return parse_u32_opt("wait", a, 0, 86400 * 7, &o->cfg.wait_s);
@@ -282,8 +298,13 @@ static int o_io(struct opts *o, const char *a)
 }
 
 static const struct opt_def opt_defs[] = {
-	{ "to", 1, SIDE_SEND, NULL, "HOST:PORT", "receiver address (required)",
-	  STR(to) },
+	{ "to", 1, SIDE_SEND, o_to, "HOST:PORT[,HOST:PORT...]",
+	  "receiver address (required); several, comma-separated or "
+	  "repeated (at most 8), are paths to the same receiver (its other "
+	  "addresses or routes): channel i dials path i % paths, and a "
+	  "channel whose path fails (at setup, or twice in a row when it "
+	  "redials) tries the others",
+	  0 },
 	{ "listen", 1, SIDE_RECV, o_listen, "HOST:PORT",
 	  "address to accept the sender's channels on (required)", 0 },
 	{ "listen", 1, SIDE_SEND, o_listen, "ADDR",
@@ -396,6 +417,10 @@ static const struct opt_def opt_defs[] = {
 	  "live peer sends a PING every second). It does not bound the "
 	  "migration (default 30)",
 	  0 },
+	{ "reconnect-timeout", 1, SIDE_BOTH, o_reconnect, "SECS",
+	  "seconds a lost channel may take to come back before the migration "
+	  "fails (the source VM keeps running); 0: fail at once (default 60)",
+	  0 },
 	{ "no-return-path", 0, SIDE_RECV, o_norp, NULL,
 	  "exec: mode: do not relay stdin back to the sender (by default "
 	  "it is relayed, as QEMU's return path, when stdin and stdout are "
@@ -489,6 +514,7 @@ int cli_parse(struct opts *o, int side, int argc, char **argv)
 	o->cfg.chunk_size = 256u << 10;
 	o->cfg.window = 8u << 20;
 	o->cfg.timeout_s = 30;
+	o->cfg.reconnect_s = 60;
 	o->cfg.in_fd = 0;
 	o->cfg.out_fd = 1;
 	for (i = 0; i < NOPTS; i++) {

@@ -26,9 +26,16 @@
  * and applies those limits is listener.c. An admitted connection runs
  * r->chan_loop (recv_chan.c) on its thread; every connection thread stays on
  * r->live until its last touch of r, which is what teardown waits for.
+ * Resume (docs/protocol.md): a channel whose loop ends with a loss the
+ * network explains leaves its index to the sender (chan_lost); a HELLO
+ * with RESUME proves the session's resume secret instead of the join token
+ * and takes the index over (chan_resume), cutting the old connection if
+ * this side has not noticed yet that it is dead.
  */
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,6 +44,7 @@
 #include "join.h"
 #include "mw_fd.h"
 #include "mw_log.h"
+#include "mw_tls.h"
 #include "mw_thread.h"
 #include "net.h"
 #include "recv_int.h"
@@ -96,7 +104,10 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 					  ~((1ull << 20) - 1),
 				  b, sizeof(b)),
 			size_name(cfg->window, c, sizeof(c)));
-	ret = mw_rx_pages_init(r, h, err);
+	/* the key of every resume proof: only admitted channels learn it */
+	ret = mw_tls_random(r->secret, sizeof(r->secret), err);
+	if (!ret)
+		ret = mw_rx_pages_init(r, h, err);
 	if (ret)
 		return ret;
 	r->slots_free = r->slots_total = slots;
@@ -124,17 +135,39 @@ static int session_init_locked(struct receiver *r, const struct mw_hello *h,
 	return 0;
 }
 
-/* Decides whether a HELLO from a peer of identity id (mw_tls_peer_id, ""
- * without TLS) joins the session. Returns 0 or a code with the reason in
- * *err (sent to the peer). Context: connection thread, lock held. */
-static int admit_locked(struct receiver *r, const struct mw_hello *h,
-			const char *id, struct mw_err *err)
+/* A HELLO of another version is refused by name (both versions). */
+static int version_check(const struct mw_hello *h, struct mw_err *err)
 {
 	if (h->version != MW_PROTO_VERSION)
 		return mw_err_set(err, -MW_E_AUTH,
 				  "protocol version %u not supported (this "
 				  "receiver speaks %u)",
 				  h->version, MW_PROTO_VERSION);
+	return 0;
+}
+
+/* Whether h's parameters (all but index and RESUME) differ from those of
+ * the session's first HELLO. Lock held, a session fixed. */
+static bool params_differ_locked(const struct receiver *r,
+				 const struct mw_hello *h)
+{
+	return h->chan_count != r->sess.chan_count ||
+	       h->codec != r->sess.codec ||
+	       h->chunk_size != r->sess.chunk_size ||
+	       (h->flags & ~MW_HELLO_F_RESUME) != r->sess.flags ||
+	       h->page_cache_slots != r->sess.page_cache_slots;
+}
+
+/* Decides whether a HELLO from a peer of identity id (mw_tls_peer_id, ""
+ * without TLS) joins the session. Returns 0 or a code with the reason in
+ * *err (sent to the peer). Context: connection thread, lock held. */
+static int admit_locked(struct receiver *r, const struct mw_hello *h,
+			const char *id, struct mw_err *err)
+{
+	int ret = version_check(h, err);
+
+	if (ret)
+		return ret;
 	if (h->codec >= MW_CODEC_MAX)
 		return mw_err_set(err, -MW_E_PROTO, "unknown codec %u",
 				  h->codec);
@@ -149,9 +182,8 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 	if (memcmp(h->session, r->sess.session, sizeof(h->session)))
 		return mw_err_set(err, -MW_E_AUTH,
 				  "channel belongs to another session");
-	if (h->chan_count != r->sess.chan_count || h->codec != r->sess.codec ||
-	    h->chunk_size != r->sess.chunk_size || h->flags != r->sess.flags ||
-	    h->page_cache_slots != r->sess.page_cache_slots)
+	/* a first HELLO's flags never have RESUME (chan_join) */
+	if (params_differ_locked(r, h))
 		return mw_err_set(
 			err, -MW_E_PROTO,
 			"channel parameters differ from the session's");
@@ -159,6 +191,152 @@ static int admit_locked(struct receiver *r, const struct mw_hello *h,
 		return mw_err_set(err, -MW_E_PROTO, "channel %u joined twice",
 				  h->chan_index);
 	return 0;
+}
+
+/* ---- resume (docs/protocol.md, "Resume") ---- */
+
+/* Whether a HELLO with MW_HELLO_F_RESUME may resume its channel of the
+ * live session: 0 or a code with the line for the peer in *err. Context:
+ * connection thread, lock held. */
+static int resume_check_locked(struct receiver *r, const struct mw_hello *h,
+			       const char *id, struct mw_err *err)
+{
+	/* chan_join sends only a HELLO of this version here */
+	if (!r->cfg->reconnect_s)
+		return mw_err_set(err, -MW_E_AUTH,
+				  "this receiver does not resume channels "
+				  "(--reconnect-timeout 0)");
+	if (!r->have_session || mw_fail_is_set(&r->fail) ||
+	    memcmp(h->session, r->sess.session, sizeof(h->session)))
+		return mw_err_set(err, -MW_E_AUTH,
+				  "no session to resume here (it ended, or "
+				  "never started on this receiver)");
+	if (strcmp(id, r->peer_id))
+		return mw_err_set(err, -MW_E_AUTH,
+				  "resume from client '%s', the session's "
+				  "source is '%s'",
+				  id, r->peer_id);
+	if (params_differ_locked(r, h) || !r->chans[h->chan_index])
+		return mw_err_set(
+			err, -MW_E_PROTO,
+			"channel parameters differ from the session's");
+	return 0;
+}
+
+/*
+ * Puts ch in place of the channel it resumes. One the receiver has not
+ * noticed is dead yet (a black hole: the sender saw the loss first) is
+ * cut, and its thread given MW_RX_EVICT_NS to mark it lost and leave.
+ * Then ch gets the index, every stream a WINDOW, the kept reverse frames
+ * a carrier and, once complete, ch the ACK. 0 with the time the index was
+ * down in *down_ns, or a code with the reason in *err. Lock held.
+ */
+static int resume_install_locked(struct receiver *r, struct rx_chan *ch,
+				 unsigned idx, unsigned long long *down_ns,
+				 struct mw_err *err)
+{
+	struct rx_chan *old = r->chans[idx];
+	unsigned long long now, dl = mw_now_ns() + MW_RX_EVICT_NS;
+
+	if (!old->lost) {
+		shutdown(old->io.conn.fd, SHUT_RDWR);
+		mw_efd_poke(old->io.efd);
+	}
+	while (!atomic_load(&old->exited) && !mw_fail_is_set(&r->fail) &&
+	       mw_now_ns() < dl) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&r->live_cv, &r->lock, &ts);
+		if (r->chans[idx] != old)
+			/* another resume of the index got there first: this
+			 * one is closed without a word, like a lost one */
+			return mw_err_set(err, -MW_E_CLOSED,
+					  "channel %u resumed by another "
+					  "connection meanwhile",
+					  idx);
+	}
+	/* no ERROR for this one (reject() sends none for a timeout): the
+	 * sender dials again rather than giving up on the session */
+	if (!atomic_load(&old->exited) && !mw_fail_is_set(&r->fail))
+		return mw_err_set(err, -MW_E_TIMEOUT,
+				  "channel %u: the connection it replaces did "
+				  "not end within %llu s",
+				  idx, MW_RX_EVICT_NS / 1000000000ull);
+	if (!atomic_load(&old->exited) || !old->lost)
+		return mw_err_set(err, -MW_E_AUTH,
+				  "channel %u ended without a loss to resume "
+				  "(the session failed, or completed and the "
+				  "sender closed)",
+				  idx);
+	now = mw_now_ns();
+	*down_ns = now - old->lost_ns;
+	r->bytes_prev[idx] +=
+		atomic_load_explicit(&old->bytes_wire, memory_order_relaxed);
+	mw_rx_chan_free(old);
+	ch->idx = (int)idx;
+	ch->established = ch->resumed = true;
+	r->chans[idx] = ch;
+	r->nlost--;
+	r->resumes++;
+	r->resumes_of[idx]++;
+	if (r->down_since) {
+		r->paused_ns += now - r->down_since;
+		r->down_since = 0;
+	}
+	mw_preauth_drop(&r->pre, &ch->pa);
+	mw_rx_reroute_locked(r);
+	if (r->complete) {
+		struct mw_frame_hdr h = { .type = MW_FT_ACK,
+					  .wire_len = MW_ACK_LEN };
+		struct mw_ack a = { .bytes = r->close.bytes,
+				    .chunks = r->close.chunks };
+		uint8_t p[MW_ACK_LEN];
+		struct mw_ctl *c;
+
+		mw_ack_encode(p, &a);
+		c = mw_ctl_new(&h, p);
+		if (c)
+			mw_ctlq_push(&ch->io.ctlq, c, 0);
+	}
+	pthread_cond_broadcast(&r->cv);
+	return 0;
+}
+
+/* A resuming HELLO (hello, its payload raw) from identity id: the checks,
+ * the proof, the install. 0 or a code with ch->io.conn.err set. */
+static int chan_resume(struct rx_chan *ch, const struct mw_hello *hello,
+		       const uint8_t *raw, const char *id,
+		       unsigned long long dl, unsigned long long *down_ns)
+{
+	struct receiver *r = ch->r;
+	uint8_t secret[MW_RESUME_SECRET_LEN];
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = resume_check_locked(r, hello, id, &ch->io.conn.err);
+	/* fixed once the session is (recv_int.h), copied for clarity */
+	memcpy(secret, r->secret, sizeof(secret));
+	pthread_mutex_unlock(&r->lock);
+	if (!ret)
+		ret = mw_resume_verify(&ch->io.conn, r->cfg, secret, raw, dl);
+	mw_tls_cleanse(secret, sizeof(secret));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&r->lock);
+	ret = ch->pa.evicted ?
+		      -MW_E_CLOSED :
+		      resume_check_locked(r, hello, id, &ch->io.conn.err);
+	if (!ret)
+		ret = resume_install_locked(r, ch, hello->chan_index, down_ns,
+					    &ch->io.conn.err);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 /* ---- connection threads ---- */
@@ -215,8 +393,20 @@ static int chan_handshake(struct rx_chan *ch, unsigned long long dl)
 	}
 	ret = mw_conn_handshake(&ch->io.conn, dl);
 	if (!ret && ch->io.conn.tls) {
+		const char *id = mw_tls_peer_id(ch->io.conn.tls);
+
+		/* once a session exists, another authorized identity has
+		 * nothing to do here: refused now, not after its HELLO, or a
+		 * few such peers could hold every place on r->live for
+		 * JOIN_SECS at a time and keep the sender's resumes out */
 		pthread_mutex_lock(&r->lock);
-		mw_preauth_drop(&r->pre, &ch->pa);
+		if (r->have_session && strcmp(id, r->peer_id))
+			ret = mw_err_set(&ch->io.conn.err, -MW_E_AUTH,
+					 "client '%s' is not the session's "
+					 "source ('%s')",
+					 id, r->peer_id);
+		else
+			mw_preauth_drop(&r->pre, &ch->pa);
 		pthread_mutex_unlock(&r->lock);
 	}
 	return ret;
@@ -260,6 +450,20 @@ static int chan_join(struct rx_chan *ch)
 	if (mw_hello_decode(payload, sizeof(payload), &hello))
 		return mw_err_set(&ch->io.conn.err, -MW_E_PROTO,
 				  "malformed HELLO");
+	if (hello.version == MW_PROTO_VERSION &&
+	    (hello.flags & MW_HELLO_F_RESUME)) {
+		/* the resume proof stands for the join token's: the secret
+		 * went only to channels that gave that */
+		unsigned long long down = 0;
+
+		id = ch->io.conn.tls ? mw_tls_peer_id(ch->io.conn.tls) : "";
+		ret = chan_resume(ch, &hello, payload, id, dl, &down);
+		if (ret)
+			return ret;
+		MW_LOG(MW_LOG_WARN, "channel %u resumed from %s after %.1f s",
+		       hello.chan_index, ch->io.conn.peer, (double)down / 1e9);
+		goto hello_ok;
+	}
 	/* every channel proves the join token before its HELLO counts */
 	ret = mw_join_verify(&ch->io.conn, r->cfg, hello.version,
 			     hello.flags & MW_HELLO_F_TOKEN, payload,
@@ -277,9 +481,6 @@ static int chan_join(struct rx_chan *ch)
 		mw_preauth_drop(&r->pre, &ch->pa);
 		memcpy(r->pre.exempt, ch->pa.key, sizeof(r->pre.exempt));
 		r->pre.has_exempt = true;
-		ok.stream_window = r->credit;
-		if (r->joined == r->sess.chan_count)
-			mw_efd_poke(r->lst_efd);
 		pthread_cond_broadcast(&r->cv);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -287,12 +488,19 @@ static int chan_join(struct rx_chan *ch)
 		return ret;
 	MW_LOG(MW_LOG_INFO, "channel %u admitted from %s, client '%s'",
 	       hello.chan_index, ch->io.conn.peer, id[0] ? id : "(no TLS)");
+hello_ok:
+	/* fixed once the session is (recv_int.h) */
+	ok.stream_window = r->credit;
+	memcpy(ok.secret, r->secret, sizeof(ok.secret));
 	ok.chan_index = hello.chan_index;
 	memcpy(ok.session, hello.session, sizeof(ok.session));
 	mw_hello_ok_encode(payload, &ok);
 	h = (struct mw_frame_hdr){ .type = MW_FT_HELLO_OK,
 				   .wire_len = MW_HELLO_OK_LEN };
-	return mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
+	ret = mw_conn_send_frame(&ch->io.conn, &h, payload, dl);
+	mw_tls_cleanse(payload, sizeof(payload));
+	mw_tls_cleanse(ok.secret, sizeof(ok.secret));
+	return ret;
 }
 
 void mw_rx_note_reject_locked(struct receiver *r, const char *why)
@@ -343,6 +551,72 @@ static void reject(struct rx_chan *ch, int ret)
 		mw_conn_send_error(c, c->err.msg);
 }
 
+/*
+ * The loop of an established channel ended with ret: when that is a loss
+ * the sender may resume (session.h) and resume is on, marks the channel
+ * lost, frees what it held (its ring first: a plaintext receive may land
+ * in its chunk until then) and says so. The thread then leaves; the index
+ * keeps the channel until a resume replaces it (resume_install_locked)
+ * or --reconnect-timeout fails the session (recv.c). Returns true when the
+ * end is not the session's failure: lost, or gone once the sender is
+ * known to have its ACK (then without a word). Channel thread.
+ */
+static bool chan_lost(struct rx_chan *ch, int ret)
+{
+	struct receiver *r = ch->r;
+	unsigned long long now;
+	struct mw_ctl *c;
+	bool done, quiet;
+
+	if (!ch->established || !r->cfg->reconnect_s ||
+	    !mw_err_resumable(ret) || mw_fail_is_set(&r->fail))
+		return false;
+	/* an op the kernel may still complete (io_uring cancels
+	 * asynchronously) could land in the chunk after it went back to
+	 * the pool: then the loss is final, and teardown frees the chunk
+	 * after the ring, as for any failure */
+	if (mw_chan_quiesce(&ch->io, mw_now_ns() + 2000000000ull))
+		return false;
+	now = mw_now_ns();
+	pthread_mutex_lock(&r->lock);
+	if (ch->chunk) {
+		/* the sender sends it again, whole */
+		mw_reasm_drop(&ch->chunk->st.rx->ra, &r->chunks, &ch->chunk);
+		ch->chunk = NULL;
+	}
+	/* what it had queued goes again on its successor: WINDOWs and the
+	 * ACK are made anew, reverse frames are kept by their stream */
+	while ((c = mw_ctlq_pop(&ch->io.ctlq)))
+		free(c);
+	/* the sender has the ACK (it closed a channel cleanly after one):
+	 * a connection that goes away now (unread frames make its close a
+	 * reset) is no loss. Complete otherwise: an ACK sent is not an ACK
+	 * received, so lost for a resume that wants its ACK (recv.c waits
+	 * for it), but without a word: the sender may just be closing */
+	done = r->complete && r->ack_eof;
+	quiet = r->complete;
+	if (!done) {
+		ch->lost = true;
+		ch->lost_ns = now;
+		r->nlost++;
+		r->lost_total++;
+		if (r->nlost >= r->joined && !r->down_since)
+			r->down_since = now;
+		mw_rx_reroute_locked(r);
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->lock);
+	if (!quiet)
+		MW_LOG(MW_LOG_WARN,
+		       "channel %d lost (%s); waiting up to %u s for the "
+		       "sender to resume it",
+		       ch->idx,
+		       ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
+						mw_strerror(ret),
+		       r->cfg->reconnect_s);
+	return true;
+}
+
 void *mw_rx_conn_main(void *arg)
 {
 	struct rx_chan *ch = arg;
@@ -376,16 +650,21 @@ void *mw_rx_conn_main(void *arg)
 	 * is the session's (else recv would wait for nothing) */
 	if (!ret)
 		ret = mw_chan_ring_init(&ch->io, r->io);
-	if (!ret)
+	if (!ret) {
+		/* from here on a loss is for the sender to resume */
+		ch->established = true;
 		ret = r->chan_loop(ch);
-	if (ret && ret != -MW_E_CANCEL)
+	}
+	if (ret && ret != -MW_E_CANCEL && chan_lost(ch, ret))
+		ret = -MW_E_CANCEL; /* not the session's failure */
+	else if (ret && ret != -MW_E_CANCEL)
 		mw_fail_set(&r->fail, ret, "channel %d (%s): %s", ch->idx,
 			    ch->io.conn.peer,
 			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
 						     mw_strerror(ret));
-	/* the sender learns why, unless it told us */
+	/* the sender learns why, unless it told us or the channel is lost */
 	if (mw_fail_is_set(&r->fail) && !ch->ack_sent && ret != -MW_E_PEER &&
-	    !ch->tx_ctl)
+	    !ch->tx_ctl && !ch->lost)
 		mw_conn_send_error(&ch->io.conn, r->fail.err.msg);
 	ch->cpu_final = mw_thread_cpu_seconds();
 	mw_ctlq_stop(&ch->io.ctlq);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -76,6 +77,7 @@ static void post_efd(struct mw_chan *ch)
 {
 	mw_ring_post_read(&ch->ring, ch->efd, &ch->efd_buf, sizeof(ch->efd_buf),
 			  UD_EFD);
+	ch->efd_posted = true;
 }
 
 static void post_recv(struct mw_chan *ch)
@@ -310,9 +312,10 @@ int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
 					  mw_strerror(ret));
 		while (mw_ring_peek(&ch->ring, &cqe)) {
 			mw_ring_advance(&ch->ring, 1);
-			if (cqe.ud == UD_EFD)
+			if (cqe.ud == UD_EFD) {
+				ch->efd_posted = false;
 				post_efd(ch);
-			else if (cqe.ud == UD_RECV)
+			} else if (cqe.ud == UD_RECV)
 				ret = recv_done(ch, cqe.res);
 			else
 				ret = slot_sent(ch,
@@ -343,4 +346,61 @@ int mw_chan_flush(struct mw_chan *ch, unsigned long long deadline)
 			return -1; /* the peer refused it: the stream is torn */
 	}
 	return 0;
+}
+
+int mw_chan_quiesce(struct mw_chan *ch, unsigned long long deadline)
+{
+	int ret = 0;
+
+	/* the peer is gone or lost to us: whatever is posted completes now */
+	if (ch->conn.fd >= 0)
+		shutdown(ch->conn.fd, SHUT_RDWR);
+	if (ch->efd_posted)
+		mw_efd_poke(ch->efd);
+	while (ch->ring_ok &&
+	       (ch->recv_posted || ch->sending || ch->efd_posted)) {
+		struct mw_ring_cqe cqe;
+
+		if (mw_now_ns() > deadline) {
+			ret = -1;
+			break;
+		}
+		if (mw_ring_wait(&ch->ring, 100000000ull) < 0)
+			continue;
+		while (mw_ring_peek(&ch->ring, &cqe)) {
+			mw_ring_advance(&ch->ring, 1);
+			if (cqe.ud == UD_EFD)
+				ch->efd_posted = false;
+			else if (cqe.ud == UD_RECV)
+				ch->recv_posted = false;
+			else
+				ch->sending = false; /* the head slot's */
+		}
+	}
+	/* an op still posted past the deadline: only the ring's end cancels
+	 * it. Else the ring stays, empty, for the next connection: a ring
+	 * unmapped here and mapped again by another thread at the same place
+	 * looks like a race to TSan, which does not see liburing's mmaps */
+	if (ret && ch->ring_ok) {
+		mw_ring_destroy(&ch->ring);
+		ch->ring_ok = false;
+	}
+	return ret;
+}
+
+int mw_chan_reset(struct mw_chan *ch, unsigned long long deadline)
+{
+	int ret = mw_chan_quiesce(ch, deadline);
+	unsigned i;
+
+	mw_conn_destroy(&ch->conn);
+	ch->inflight = ch->head = 0;
+	ch->sending = ch->recv_posted = ch->rx_eof = ch->rx_paused = false;
+	ch->efd_posted = false;
+	ch->send_err = 0;
+	ch->send_err_dl = 0;
+	ch->wait_ns = 0;
+	for (i = 0; i < MW_CHAN_SLOTS_MAX; i++)
+		ch->slot[i].busy = false;
+	return ret;
 }

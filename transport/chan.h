@@ -106,7 +106,8 @@ struct mw_chan {
 	unsigned head;	   /* oldest slot: the only one in the kernel */
 	bool sending;	   /* the head slot's send is posted */
 	bool recv_posted, rx_eof;
-	bool rx_paused; /* set by round: leave buffered bytes */
+	bool efd_posted; /* the eventfd read is in the ring */
+	bool rx_paused;	 /* set by round: leave buffered bytes */
 	/* a send the peer refused (EPIPE, ECONNRESET): its last frames
 	 * (an ERROR naming why it left) may still be in our receive
 	 * buffer, so the loop reads on until send_err_dl before it fails */
@@ -150,5 +151,26 @@ int mw_chan_loop(struct mw_chan *ch, const struct mw_chan_ops *ops,
  * boundary, -1 when not (the deadline passed or the send failed).
  */
 int mw_chan_flush(struct mw_chan *ch, unsigned long long deadline);
+
+/*
+ * The first half of mw_chan_reset(): shuts the socket down (it stays open)
+ * and reaps what is posted, so no buffer of the side's is the kernel's any
+ * more. The ring stays (empty, ring_ok) for the next connection, unless an
+ * op was still posted at the deadline: then it is destroyed, which cancels
+ * it (ring_ok false). 0, or -1 as mw_chan_reset().
+ */
+int mw_chan_quiesce(struct mw_chan *ch, unsigned long long deadline);
+/*
+ * After the loop ended (a lost connection, docs/protocol.md "Resume"):
+ * shuts the socket down, reaps the recv, send and eventfd read still
+ * posted (until deadline, mw_now_ns clock) so the kernel holds no buffer
+ * of the side's, destroys the connection, and resets the loop state for a
+ * new mw_conn_init() (+ mw_chan_ring_init() when !ring_ok) +
+ * mw_chan_loop(). efd, ctlq, the ring and the sealed buffers stay; the
+ * side takes back its slots' frames itself. Returns 0, or -1 when the
+ * deadline passed with an op still posted (then the ring is destroyed, to
+ * cancel it, and ring_ok is false).
+ */
+int mw_chan_reset(struct mw_chan *ch, unsigned long long deadline);
 
 #endif

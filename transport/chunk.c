@@ -25,8 +25,14 @@ static const unsigned allowed[2][MW_CHUNK_NSTATES] = {
 		/* SENDING: --adaptive claims it; FREE: compression failed */
 		[MW_CHUNK_QUEUED] = B(MW_CHUNK_READY) | B(MW_CHUNK_SENDING) |
 				    B(MW_CHUNK_FREE),
-		[MW_CHUNK_READY] = B(MW_CHUNK_SENDING),
-		[MW_CHUNK_SENDING] = B(MW_CHUNK_FREE),
+		/* FREE: confirmed while it waited to be sent again */
+		[MW_CHUNK_READY] = B(MW_CHUNK_SENDING) | B(MW_CHUNK_FREE),
+		/* SENT: kept until confirmed; READY: its channel was lost
+		 * (or it could not be sealed); FREE: confirmed meanwhile */
+		[MW_CHUNK_SENDING] = B(MW_CHUNK_SENT) | B(MW_CHUNK_READY) |
+				     B(MW_CHUNK_FREE),
+		/* FREE: confirmed; READY: its channel was lost */
+		[MW_CHUNK_SENT] = B(MW_CHUNK_FREE) | B(MW_CHUNK_READY),
 	},
 	[MW_CHUNK_RX] = {
 		[MW_CHUNK_FREE] = B(MW_CHUNK_FILLING),
@@ -53,7 +59,7 @@ const char *mw_chunk_state_name(enum mw_chunk_state st)
 {
 	static const char *const names[MW_CHUNK_NSTATES] = {
 		"FREE",	   "FILLING",  "QUEUED",  "READY",
-		"SENDING", "DECODING", "WRITING",
+		"SENDING", "DECODING", "WRITING", "SENT",
 	};
 
 	return (unsigned)st < MW_CHUNK_NSTATES ? names[st] : "?";
@@ -146,6 +152,8 @@ void mw_chunk_pool_put(struct mw_chunk_pool *p, struct mw_chunk **cp)
 	MW_ASSERT(c >= p->chunks && c < p->chunks + p->count);
 	mw_chunk_set_state(c, MW_CHUNK_FREE);
 	c->st.tx = NULL;
+	c->resend = false;
+	c->chan = 0;
 	c->next_free = p->free_list;
 	p->free_list = c;
 }

@@ -7,8 +7,13 @@
  *
  *   sender:   FREE -> FILLING (a reader) -> QUEUED (the compress pool)
  *             -> READY (parked in its stream's ring) -> SENDING (a channel)
- *             -> FREE. --adaptive: QUEUED -> SENDING. A failed compression:
- *             QUEUED -> FREE.
+ *             -> SENT (kept in the ring until the receiver confirms it
+ *             written) -> FREE. --adaptive: QUEUED -> SENDING. A failed
+ *             compression: QUEUED -> FREE. Resume (DESIGN.md 7): a lost
+ *             channel's chunks go SENT -> READY and SENDING -> READY (sent
+ *             again, MW_F_RESENT); a chunk confirmed while a channel holds
+ *             it goes SENDING -> FREE, and one confirmed while it waits to
+ *             be sent again READY -> FREE.
  *   receiver: FREE -> FILLING (the channel its DATA frame came in on)
  *             -> DECODING (the decompress pool) -> READY (verified, waits
  *             its turn in the reorder window) -> WRITING (the stream's
@@ -49,6 +54,7 @@ enum mw_chunk_state {
 	MW_CHUNK_SENDING,  /* tx: a channel frames and sends it */
 	MW_CHUNK_DECODING, /* rx: the decompress pool has the job */
 	MW_CHUNK_WRITING,  /* rx: its stream's writer writes it */
+	MW_CHUNK_SENT,	   /* tx: sent, kept until the receiver confirms it */
 	MW_CHUNK_NSTATES,
 };
 
@@ -56,13 +62,16 @@ struct mw_sched_stream;
 struct rx_stream;
 
 /*
- * Locking: state, seq, st and next_free change under the pool's lock (see
- * above). side is fixed when the pool first hands the chunk out; raw and
- * wire once allocated (mw_chunk_bufs_alloc). The other fields belong to the
- * owner that state names: raw/raw_len the filler while FILLING, job and
- * wire the compress pool while QUEUED or DECODING; pages the filler (tx:
- * the reader; rx: the channel, under the lock); a channel (SENDING) or
- * writer (WRITING) only reads.
+ * Locking: state, seq, st, chan, resend and next_free change under the pool's
+ * lock (see above); the channel that holds a chunk SENDING reads chan and
+ * resend without it: nobody writes them while it is SENDING (its take set chan;
+ * resend is set by mw_sched_unsend() and mw_sched_chan_lost() as the chunk goes
+ * back to READY, and cleared when it returns to the pool). side is fixed when
+ * the pool first hands the chunk out; raw and wire once allocated
+ * (mw_chunk_bufs_alloc). The other fields belong to the owner that state names:
+ * raw/raw_len the filler while FILLING, job and wire the compress pool while
+ * QUEUED or DECODING; pages the filler (tx: the reader; rx: the channel, under
+ * the lock); a channel (SENDING) or writer (WRITING) only reads.
  */
 struct mw_chunk {
 	uint64_t seq; /* in its stream */
@@ -76,6 +85,8 @@ struct mw_chunk {
 	uint8_t side;  /* enum mw_chunk_side */
 	uint8_t state; /* enum mw_chunk_state */
 	bool pages;    /* raw holds a --pages op stream (MW_F_PAGES) */
+	uint8_t chan;  /* tx: the channel that took it last */
+	bool resend;   /* tx: may have reached the receiver: MW_F_RESENT */
 	struct mw_comp_job job;
 	struct mw_chunk *next_free;
 };

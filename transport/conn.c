@@ -50,6 +50,7 @@ void mw_conn_destroy(struct mw_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->rx);
+	mw_frame_rd_release(&c->rd);
 	c->tls = NULL;
 	c->rx = NULL;
 	c->fd = -1;

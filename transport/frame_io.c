@@ -4,14 +4,19 @@
  * Context: the thread that owns the connection.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frame_io.h"
+
+uint8_t mw_frame_rd_skip[1];
 
 void mw_frame_rd_init(struct mw_frame_rd *rd, uint32_t max_payload,
 		      const struct mw_frame_rd_ops *ops, void *opaque,
 		      struct mw_err *err, const char *bad_hdr)
 {
+	/* forgets the scratch room: frame_io.h has callers release a reader
+	 * that skipped first (a received channel's is only started once) */
 	memset(rd, 0, sizeof(*rd));
 	rd->ops = ops;
 	rd->opaque = opaque;
@@ -27,13 +32,26 @@ uint8_t *mw_frame_rd_want(struct mw_frame_rd *rd, size_t *len)
 		return rd->hdr + rd->have;
 	}
 	*len = rd->h.wire_len - rd->have;
+	if (rd->skipping) {
+		/* a dropped payload cycles through the scratch room */
+		if (*len > MW_FRAME_RD_SKIP_ROOM)
+			*len = MW_FRAME_RD_SKIP_ROOM;
+		return rd->scratch;
+	}
 	return rd->dst + rd->have;
+}
+
+void mw_frame_rd_release(struct mw_frame_rd *rd)
+{
+	free(rd->scratch);
+	rd->scratch = NULL;
 }
 
 /* The frame is complete: back to a header, then tell the caller. */
 static int frame_done(struct mw_frame_rd *rd)
 {
 	rd->in_payload = false;
+	rd->skipping = false;
 	rd->have = 0;
 	return rd->ops->frame(rd->opaque, &rd->h);
 }
@@ -56,6 +74,14 @@ static int header_done(struct mw_frame_rd *rd)
 	if (!rd->dst) /* a callback bug; refuse rather than write at NULL */
 		return mw_err_set(rd->err, -EFAULT, "no room for a %s frame",
 				  mw_frame_type_name(rd->h.type));
+	if (rd->dst == mw_frame_rd_skip) {
+		if (!rd->scratch)
+			rd->scratch = malloc(MW_FRAME_RD_SKIP_ROOM);
+		if (!rd->scratch)
+			return mw_err_set(rd->err, -ENOMEM,
+					  "out of memory to skip a frame");
+		rd->skipping = true;
+	}
 	rd->in_payload = true;
 	return 0;
 }

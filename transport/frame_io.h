@@ -48,6 +48,14 @@ struct mw_frame_rd_ops {
 };
 
 /*
+ * What ops->header sets *dst to for a payload to read and drop (a chunk
+ * sent again that is already here): the reader takes it through its own
+ * scratch room, and ops->frame still sees the frame complete.
+ */
+extern uint8_t mw_frame_rd_skip[1];
+#define MW_FRAME_RD_SKIP_ROOM 4096
+
+/*
  * Locking: none; a reader belongs to the one thread that runs its
  * connection (the channel thread, or the setup thread before it).
  */
@@ -57,20 +65,27 @@ struct mw_frame_rd {
 	struct mw_err *err;  /* where a bad header is reported */
 	const char *bad_hdr; /* its text: each side words it for its peer */
 	uint32_t max_payload;
-	bool in_payload;		  /* header done, payload pending */
-	int failed;			  /* sticky error, 0 while healthy */
-	uint8_t hdr[MW_FRAME_HDR_LEN];	  /* the header as it came (sniffing) */
-	size_t have;			  /* header or payload bytes so far */
-	struct mw_frame_hdr h;		  /* valid while in_payload */
-	uint8_t *dst;			  /* payload destination */
+	bool in_payload;	       /* header done, payload pending */
+	int failed;		       /* sticky error, 0 while healthy */
+	uint8_t hdr[MW_FRAME_HDR_LEN]; /* the header as it came (sniffing) */
+	size_t have;		       /* header or payload bytes so far */
+	struct mw_frame_hdr h;	       /* valid while in_payload */
+	uint8_t *dst;		       /* payload destination */
+	bool skipping;		       /* dst is mw_frame_rd_skip */
+	uint8_t *scratch; /* skipped payloads land here (first use) */
 	unsigned long long payload_bytes; /* payload bytes ever committed */
 };
 
-/* Starts at a frame boundary. Payloads above max_payload are refused. */
+/* Starts at a frame boundary. Payloads above max_payload are refused.
+ * A reader that skipped a payload is released (mw_frame_rd_release: its
+ * scratch room) before it is started again or dropped. */
 void mw_frame_rd_init(struct mw_frame_rd *rd, uint32_t max_payload,
 		      const struct mw_frame_rd_ops *ops, void *opaque,
 		      struct mw_err *err, const char *bad_hdr);
-/* Where the next bytes go and how many at most (always > 0). */
+void mw_frame_rd_release(struct mw_frame_rd *rd);
+/* Where the next bytes go and how many at most (always > 0, never NULL:
+ * a skip's scratch room is allocated when its header is committed, which
+ * fails with -ENOMEM instead). */
 uint8_t *mw_frame_rd_want(struct mw_frame_rd *rd, size_t *len);
 /*
  * n bytes (at most the last want's len) were written at the last want's

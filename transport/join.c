@@ -26,14 +26,49 @@
 #include "join.h"
 #include "mw_tls.h"
 
+/*
+ * Sends CHALLENGE with a fresh nonce and reads the JOIN that answers it:
+ * the tag in got (MW_JOIN_TAG_LEN bytes). 0 or an error with c->err set;
+ * what stands before the proof names it in its lines.
+ */
+static int challenge(struct mw_conn *c, uint8_t *nonce, uint8_t *got,
+		     const char *what, unsigned long long deadline)
+{
+	struct mw_frame_hdr h = { .type = MW_FT_CHALLENGE,
+				  .wire_len = MW_JOIN_NONCE_LEN };
+	uint8_t in[MW_ERROR_MAX];
+	int ret;
+
+	ret = mw_tls_random(nonce, MW_JOIN_NONCE_LEN, &c->err);
+	if (!ret)
+		ret = mw_conn_send_frame(c, &h, nonce, deadline);
+	if (!ret)
+		ret = mw_conn_recv_frame(c, &h, in, sizeof(in), deadline);
+	if (ret)
+		return ret;
+	if (h.type == MW_FT_ERROR) {
+		char text[MW_PEER_TEXT_MAX + 1];
+
+		/* the sender gave up (its own line says why): say it too */
+		return mw_err_set(&c->err, -MW_E_PEER,
+				  "sender failed before the %s: %s", what,
+				  mw_err_peer_text(text, sizeof(text), in,
+						   h.wire_len));
+	}
+	if (h.type != MW_FT_JOIN)
+		return mw_err_set(&c->err, -MW_E_PROTO,
+				  "%s frame instead of the %s",
+				  mw_frame_type_name(h.type), what);
+	memcpy(got, in, MW_JOIN_TAG_LEN);
+	return 0;
+}
+
 int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 		   uint16_t version, bool offered, const uint8_t *raw,
 		   size_t raw_len, unsigned long long deadline)
 {
 	uint8_t nonce[MW_JOIN_NONCE_LEN], want[MW_JOIN_TAG_LEN];
-	uint8_t got[MW_ERROR_MAX];
-	struct mw_frame_hdr h = { .type = MW_FT_CHALLENGE,
-				  .wire_len = MW_JOIN_NONCE_LEN };
+	uint8_t got[MW_JOIN_TAG_LEN];
 	int ret;
 
 	if (version != MW_PROTO_VERSION)
@@ -48,26 +83,9 @@ int mw_join_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 		return mw_err_set(&c->err, -MW_E_AUTH,
 				  "no join token from the sender (this "
 				  "receiver requires --join-token)");
-	ret = mw_tls_random(nonce, sizeof(nonce), &c->err);
-	if (!ret)
-		ret = mw_conn_send_frame(c, &h, nonce, deadline);
-	if (!ret)
-		ret = mw_conn_recv_frame(c, &h, got, sizeof(got), deadline);
+	ret = challenge(c, nonce, got, "join proof", deadline);
 	if (ret)
 		return ret;
-	if (h.type == MW_FT_ERROR) {
-		char text[MW_PEER_TEXT_MAX + 1];
-
-		/* the sender gave up (its own line says why): say it too */
-		return mw_err_set(&c->err, -MW_E_PEER,
-				  "sender failed before the join proof: %s",
-				  mw_err_peer_text(text, sizeof(text), got,
-						   h.wire_len));
-	}
-	if (h.type != MW_FT_JOIN)
-		return mw_err_set(&c->err, -MW_E_PROTO,
-				  "%s frame instead of the join proof",
-				  mw_frame_type_name(h.type));
 	ret = mw_tls_join_tag(c->tls, cfg->join_token, cfg->join_token_len,
 			      nonce, sizeof(nonce), raw, raw_len, want,
 			      &c->err);
@@ -98,5 +116,59 @@ int mw_join_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 			      &c->err);
 	if (!ret)
 		ret = mw_conn_send_frame(c, &h, tag, deadline);
+	return ret;
+}
+
+/*
+ * Why the resume proof is sound: the same argument as the join token's
+ * above, with the session's resume secret R as the key. R is random, made
+ * by the receiver and sent only in HELLO_OK, that is only to connections
+ * that passed admission (TLS identity, join token): under TLS nobody else
+ * ever sees it. The nonce makes every proof fresh and the exporter binds
+ * it to this connection, so a recorded resume cannot be replayed, and a
+ * resume for a session this receiver no longer holds finds no R to check
+ * against. Without TLS R crosses in clear, so with a join token the key is
+ * derived from both (tls_join.c): a passive reader of the traffic who
+ * lacks the token cannot resume (cut a channel and take its place). An
+ * on-path attacker without TLS could hijack a live TCP connection anyway;
+ * without TLS and without a token (loopback only) R alone is the key.
+ */
+int mw_resume_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
+		     const uint8_t secret[MW_RESUME_SECRET_LEN],
+		     const uint8_t *hello_raw, unsigned long long dl)
+{
+	uint8_t nonce[MW_JOIN_NONCE_LEN], want[MW_JOIN_TAG_LEN];
+	uint8_t got[MW_JOIN_TAG_LEN];
+	int ret;
+
+	ret = challenge(c, nonce, got, "resume proof", dl);
+	if (!ret)
+		ret = mw_tls_resume_tag(c->tls, cfg->join_token,
+					cfg->join_token_len, secret, nonce,
+					hello_raw, MW_HELLO_LEN, want, &c->err);
+	if (ret)
+		return ret;
+	if (!mw_tls_join_tag_equal(got, want))
+		return mw_err_set(&c->err, -MW_E_AUTH,
+				  "resume proof mismatch (not the session's "
+				  "sender)");
+	return 0;
+}
+
+int mw_resume_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
+		     const uint8_t secret[MW_RESUME_SECRET_LEN],
+		     const uint8_t *nonce, const uint8_t *hello_raw,
+		     unsigned long long dl)
+{
+	struct mw_frame_hdr h = { .type = MW_FT_JOIN,
+				  .wire_len = MW_JOIN_TAG_LEN };
+	uint8_t tag[MW_JOIN_TAG_LEN];
+	int ret;
+
+	ret = mw_tls_resume_tag(c->tls, cfg->join_token, cfg->join_token_len,
+				secret, nonce, hello_raw, MW_HELLO_LEN, tag,
+				&c->err);
+	if (!ret)
+		ret = mw_conn_send_frame(c, &h, tag, dl);
 	return ret;
 }

@@ -37,4 +37,25 @@ int mw_join_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
 		   const uint8_t *nonce, const uint8_t *raw, size_t raw_len,
 		   unsigned long long deadline);
 
+/*
+ * Resume (docs/protocol.md, "Resume"): a HELLO with MW_HELLO_F_RESUME
+ * proves it comes from the session's sender with the resume secret of the
+ * session's HELLO_OK instead of the join token. Receiver: sends CHALLENGE
+ * (a fresh nonce), reads JOIN and checks it against HMAC(secret, ...) over
+ * hello_raw (the MW_HELLO_LEN payload bytes received). 0, or -MW_E_AUTH
+ * "resume proof mismatch (not the session's sender)" (or a connection
+ * error) with c->err set. Connection thread, during setup.
+ */
+int mw_resume_verify(struct mw_conn *c, const struct mw_xp_cfg *cfg,
+		     const uint8_t secret[MW_RESUME_SECRET_LEN],
+		     const uint8_t *hello_raw, unsigned long long dl);
+/* Sender: answers the CHALLENGE whose payload is nonce for the resuming
+ * HELLO hello_raw (MW_HELLO_LEN bytes as sent). 0 or an error, c->err.
+ * Both sides key the proof with cfg's join token too, when there is one
+ * (mw_tls_resume_tag). */
+int mw_resume_answer(struct mw_conn *c, const struct mw_xp_cfg *cfg,
+		     const uint8_t secret[MW_RESUME_SECRET_LEN],
+		     const uint8_t *nonce, const uint8_t *hello_raw,
+		     unsigned long long dl);
+
 #endif

@@ -4,9 +4,10 @@
  * before a connection costs anything (--allow-from, the descriptors kept
  * for admitted channels, the table of unauthenticated connections in
  * preauth.h) and starts one thread per connection (admit.c's
- * mw_rx_conn_main). It stops when all channels have joined (closing the
- * listening socket), when the session failed, or when --wait or the join
- * timeout runs out.
+ * mw_rx_conn_main). It runs for the whole session, since lost channels
+ * resume and probes come through it after all channels joined; it stops
+ * at teardown (r->stop_listen), when the session failed, or when --wait
+ * or the join timeout runs out before every channel joined.
  */
 #include <errno.h>
 #include <limits.h>
@@ -182,6 +183,7 @@ static void *listener_main(void *arg)
 				       { .fd = r->lst_efd, .events = POLLIN } };
 		unsigned long long dl, now = mw_now_ns();
 		unsigned joined, count;
+		bool stop;
 		int ms;
 
 		pthread_mutex_lock(&r->lock);
@@ -192,8 +194,11 @@ static void *listener_main(void *arg)
 				     (unsigned long long)cfg->timeout_s *
 					     1000000000ull :
 			     wait_dl;
+		if (count && joined == count)
+			dl = 0; /* all joined: resumes may come until the end */
+		stop = r->stop_listen;
 		pthread_mutex_unlock(&r->lock);
-		if (mw_fail_is_set(&r->fail) || (count && joined == count))
+		if (mw_fail_is_set(&r->fail) || stop)
 			break;
 		if (dl && now >= dl) {
 			if (count)
@@ -208,8 +213,16 @@ static void *listener_main(void *arg)
 		ms = dl ? (int)((dl - now) / 1000000ull) + 1 : 1000;
 		if (ms > 1000)
 			ms = 1000;
-		if (poll(p, 2, ms) > 0 && (p[0].revents & POLLIN) &&
-		    (ms = accept_one(r)))
+		if (poll(p, 2, ms) <= 0)
+			continue;
+		if (p[1].revents & POLLIN) {
+			uint64_t v;
+
+			/* a wake-up: the top of the loop says what for */
+			if (read(r->lst_efd, &v, sizeof(v)) < 0)
+				v = 0;
+		}
+		if ((p[0].revents & POLLIN) && (ms = accept_one(r)))
 			poll(&p[1], 1, ms);
 	}
 	close(r->listen_fd);

@@ -24,6 +24,7 @@ struct mw_endpoint {
 };
 
 #define MW_ENDPOINTS_MAX 8
+#define MW_PATHS_MAX 8 /* send --to addresses */
 
 /* recv --allow-from: an IPv4 or IPv6 network. An IPv4 network also
  * matches IPv4-mapped IPv6 peers (::ffff:a.b.c.d) of a dual-stack
@@ -59,6 +60,10 @@ struct mw_xp_cfg {
 	uint64_t max_bw;       /* send: wire bytes per second; 0 = no cap */
 	double cpu_budget;     /* cores this side may use; 0 = no budget */
 	uint32_t timeout_s;    /* handshake, channel join and stall bound */
+	uint32_t reconnect_s;  /* --reconnect-timeout: seconds a channel lost
+				* after the session started may take to come
+				* back (resume, DESIGN.md invariant 7);
+				* 0: a lost channel fails the session */
 	uint32_t wait_s;     /* recv: wait for the first channel; 0 = forever */
 	uint32_t progress_s; /* --progress: seconds between lines; 0: none */
 	bool progress_tty;   /* rewrite one line in place (stderr is a tty) */
@@ -72,6 +77,13 @@ struct mw_xp_cfg {
 	int rev_fd;	/* exec mode: send: stdout, recv: stdin; -1: none */
 	char host[256]; /* send: --to host; recv: --listen host */
 	uint16_t port;
+	/* send: every --to HOST:PORT, paths[0] the same as host/port; channel
+	 * i's home path is i % nr_paths (0: host/port only) */
+	unsigned nr_paths;
+	struct {
+		char host[256];
+		uint16_t port;
+	} paths[MW_PATHS_MAX];
 	/* socket mode: send --listen / recv --connect, paired by position;
 	 * none: exec mode, one stream over in_fd/out_fd and rev_fd */
 	unsigned nr_eps;

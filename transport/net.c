@@ -70,28 +70,56 @@ void mw_net_tune(int fd, uint32_t timeout_s)
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
 
-int mw_net_wait(int fd, short ev, unsigned long long deadline)
+/* poll() for ev on fd until deadline, and with w for its eventfd: when
+ * that is readable it is drained, then w->stop() asked. 0, -MW_E_TIMEOUT,
+ * -MW_E_CANCEL (stop) or -errno. */
+static int wait_watch(int fd, short ev, unsigned long long deadline,
+		      const struct mw_net_watch *w)
 {
-	struct pollfd p = { .fd = fd, .events = ev };
-	int ms = -1, r;
+	struct pollfd p[2] = { { .fd = fd, .events = ev },
+			       { .fd = w ? w->efd : -1, .events = POLLIN } };
 
-	if (deadline) {
-		unsigned long long now = mw_now_ns();
+	for (;;) {
+		int ms = -1, r;
 
-		if (now >= deadline)
+		if (deadline) {
+			unsigned long long now = mw_now_ns();
+
+			if (now >= deadline)
+				return -MW_E_TIMEOUT;
+			ms = (int)((deadline - now) / 1000000ull) + 1;
+		}
+		r = poll(p, w ? 2 : 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
 			return -MW_E_TIMEOUT;
-		ms = (int)((deadline - now) / 1000000ull) + 1;
+		if (w && (p[1].revents & POLLIN)) {
+			uint64_t v;
+
+			/* drained before asking: a stop set after this
+			 * read pokes it again */
+			if (read(w->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				return -errno;
+			if (w->stop(w->arg))
+				return -MW_E_CANCEL;
+		}
+		if (p[0].revents)
+			return 0;
 	}
-	do
-		r = poll(&p, 1, ms);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	return r == 0 ? -MW_E_TIMEOUT : 0;
 }
 
-int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
-		   char *peer, size_t peer_cap, struct mw_err *err)
+int mw_net_wait(int fd, short ev, unsigned long long deadline)
+{
+	return wait_watch(fd, ev, deadline, NULL);
+}
+
+int mw_net_connect_watch(const char *host, uint16_t port,
+			 unsigned long long deadline, char *peer,
+			 size_t peer_cap, struct mw_err *err,
+			 const struct mw_net_watch *w)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	char portstr[8];
@@ -103,7 +131,7 @@ int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
 		return mw_err_set(err, -EHOSTUNREACH, "cannot resolve '%s': %s",
 				  host, gai_strerror(gai));
 	for (ai = res; ai; ai = ai->ai_next) {
-		socklen_t l = sizeof(ret);
+		socklen_t l;
 		int soerr = 0;
 
 		fd = socket(ai->ai_family,
@@ -113,9 +141,11 @@ int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
 			ret = -errno;
 			continue;
 		}
+		if (w)
+			w->publish(w->arg, fd);
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
 		    errno == EINPROGRESS) {
-			ret = mw_net_wait(fd, POLLOUT, deadline);
+			ret = wait_watch(fd, POLLOUT, deadline, w);
 			if (!ret) {
 				l = sizeof(soerr);
 				getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
@@ -127,10 +157,16 @@ int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
 		} else {
 			ret = -errno;
 		}
+		if (w)
+			w->publish(w->arg, -1);
 		close(fd);
 		fd = -1;
+		if (ret == -MW_E_CANCEL)
+			break;
 	}
 	freeaddrinfo(res);
+	if (ret == -MW_E_CANCEL)
+		return mw_err_set(err, ret, "stopped");
 	if (fd < 0)
 		return mw_err_set(err, ret, "connect to %s:%u: %s", host, port,
 				  mw_strerror(ret));
@@ -139,6 +175,13 @@ int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	mw_net_peer_name(fd, peer, peer_cap);
 	return fd;
+}
+
+int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
+		   char *peer, size_t peer_cap, struct mw_err *err)
+{
+	return mw_net_connect_watch(host, port, deadline, peer, peer_cap, err,
+				    NULL);
 }
 
 int mw_net_listen(const char *host, uint16_t port, struct mw_err *err)

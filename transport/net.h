@@ -15,6 +15,28 @@
 
 int mw_net_connect(const char *host, uint16_t port, unsigned long long deadline,
 		   char *peer, size_t peer_cap, struct mw_err *err);
+
+/*
+ * What a connect that teardown may have to end early watches (the sender's
+ * channels): publish(arg, fd) is told each socket right after it is made
+ * and publish(arg, -1) before it is closed, so another thread may shut it
+ * down meanwhile (the callback's lock makes that safe: no shutdown of a
+ * reused fd number). The wait for the connection also polls efd: when it
+ * is readable it is drained and stop(arg) asked; true ends the connect with
+ * -MW_E_CANCEL ("stopped").
+ */
+struct mw_net_watch {
+	int efd;
+	void (*publish)(void *arg, int fd);
+	bool (*stop)(void *arg);
+	void *arg;
+};
+
+/* mw_net_connect() under a watch (NULL: none). */
+int mw_net_connect_watch(const char *host, uint16_t port,
+			 unsigned long long deadline, char *peer,
+			 size_t peer_cap, struct mw_err *err,
+			 const struct mw_net_watch *w);
 int mw_net_listen(const char *host, uint16_t port, struct mw_err *err);
 /* Socket options every channel gets: nodelay, keepalive, user timeout,
  * larger buffers. */

@@ -117,3 +117,29 @@ int mw_reasm_end(struct mw_reasm *r, uint64_t chunks, const char **why)
 	r->end = chunks;
 	return 0;
 }
+
+uint64_t mw_reasm_grant(struct mw_reasm *r)
+{
+	if (!r->ended)
+		r->granted = r->next + r->nslots;
+	return r->granted;
+}
+
+enum mw_reasm_dup mw_reasm_dup(const struct mw_reasm *r, uint64_t seq,
+			       struct mw_chunk **c)
+{
+	struct mw_chunk *s;
+
+	*c = NULL;
+	if (seq < r->next)
+		return MW_REASM_HAVE;
+	if (seq >= r->granted)
+		return MW_REASM_NEW; /* the claim refuses it */
+	s = r->slot[seq % r->nslots];
+	if (!s || s->seq != seq)
+		return MW_REASM_NEW;
+	if (s->state != MW_CHUNK_FILLING)
+		return MW_REASM_HAVE;
+	*c = s;
+	return MW_REASM_FILLING;
+}

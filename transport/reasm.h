@@ -11,7 +11,9 @@
  *
  * The window holds the chunks (chunk.h) of its stream that arrived and are
  * not written yet; each one's state names who works on it: FILLING the
- * channel that claimed it, DECODING the decompress pool, READY nobody (it
+ * channel that claimed it while its payload arrives, DECODING whoever
+ * verifies it (the decompress pool, or for a raw chunk the channel, after
+ * its payload is whole), READY nobody (it
  * waits for its turn), WRITING the stream's writer. Those stages borrow the
  * chunk; it leaves the window only through mw_reasm_pop() (written) or
  * mw_reasm_drop() (failed), back to the pool.
@@ -69,6 +71,19 @@ void mw_reasm_drop(struct mw_reasm *r, struct mw_chunk_pool *p,
 /* END said the stream has `chunks` chunks. -MW_E_PROTO (with *why) if it
  * came twice or contradicts what was already claimed or written. */
 int mw_reasm_end(struct mw_reasm *r, uint64_t chunks, const char **why);
+/*
+ * The window the next WINDOW frame grants: next + nslots until END (all
+ * slots free below that), unchanged after it. Returns the new limit.
+ */
+uint64_t mw_reasm_grant(struct mw_reasm *r);
+/* What a frame sent again (MW_F_RESENT) for chunk seq meets: */
+enum mw_reasm_dup {
+	MW_REASM_NEW = 0, /* nothing: claim it */
+	MW_REASM_HAVE,	  /* written, or held past FILLING: drop the copy */
+	MW_REASM_FILLING, /* a channel is filling it (*c): that one is dead */
+};
+enum mw_reasm_dup mw_reasm_dup(const struct mw_reasm *r, uint64_t seq,
+			       struct mw_chunk **c);
 /* Every chunk up to END is written. */
 static inline bool mw_reasm_done(const struct mw_reasm *r)
 {

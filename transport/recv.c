@@ -35,6 +35,7 @@
 #include "mw_fd.h"
 #include "mw_log.h"
 #include "mw_thread.h"
+#include "mw_tls.h"
 #include "net.h"
 #include "mw_pages.h"
 #include "recv_int.h"
@@ -64,12 +65,14 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 	for (i = 0; i < n; i++) {
 		struct rx_chan *ch = r->chans[i];
 
-		chs[i].bytes = 0;
+		chs[i].bytes = r->bytes_prev[i]; /* connections it replaced */
 		chs[i].cpu = 0;
+		chs[i].reconnects = r->resumes_of[i];
+		chs[i].up = ch && !ch->lost && !atomic_load(&ch->exited);
 		if (!ch)
 			continue;
-		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
-						    memory_order_relaxed);
+		chs[i].bytes += atomic_load_explicit(&ch->bytes_wire,
+						     memory_order_relaxed);
 		if (!atomic_load(&ch->exited))
 			sn->chans_up++;
 		chs[i].cpu = atomic_load(&ch->exited) ?
@@ -82,6 +85,14 @@ static void snap_fill(struct receiver *r, struct mw_stats_snap *sn,
 						     memory_order_relaxed) /
 			1e9;
 	}
+	sn->lost = (unsigned)r->lost_total;
+	sn->reconnects = (unsigned)r->resumes;
+	sn->dup_chunks = r->dup_chunks;
+	sn->dup_bytes = r->dup_bytes;
+	sn->paused_s =
+		(double)(r->paused_ns +
+			 (r->down_since ? mw_now_ns() - r->down_since : 0)) /
+		1e9;
 	sn->first = mw_stats_since(atomic_load(&r->first_ns), t0);
 	sn->stage_cpu[0] -= sn->stage_cpu[1];
 	if (sn->stage_cpu[0] < 0)
@@ -112,7 +123,9 @@ static bool all_done(struct receiver *r)
 	bool done;
 
 	pthread_mutex_lock(&r->lock);
-	done = r->complete && r->nlive == 0;
+	/* a lost channel may still come for its ACK, unless the sender
+	 * showed it has one */
+	done = r->complete && r->nlive == 0 && (r->ack_eof || !r->nlost);
 	pthread_mutex_unlock(&r->lock);
 	return done;
 }
@@ -131,6 +144,48 @@ static bool only_return_path_open(struct receiver *r)
 	return yes;
 }
 
+/* --reconnect-timeout: a channel lost for that long fails the session,
+ * with one line. Main thread. */
+static void check_lost(struct receiver *r)
+{
+	unsigned long long now = mw_now_ns(),
+			   limit = (unsigned long long)r->cfg->reconnect_s *
+				   1000000000ull;
+	unsigned i;
+
+	pthread_mutex_lock(&r->lock);
+	/* done but for a lost channel's goodbye: the sender has its ACK */
+	for (i = 0;
+	     r->nlost && !(r->complete && r->ack_eof) && i < r->sess.chan_count;
+	     i++) {
+		struct rx_chan *ch = r->chans[i];
+
+		if (!ch || !ch->lost || now - ch->lost_ns < limit)
+			continue;
+		if (r->complete) {
+			/* the destination has it all; the source VM runs on
+			 * until its sender hears that (an operator's call) */
+			r->unconfirmed = true;
+			mw_fail_set(&r->fail, -MW_E_TIMEOUT,
+				    "the stream was delivered, but the "
+				    "sender's confirmation is unknown: channel "
+				    "%u lost after the ACK and not resumed "
+				    "within --reconnect-timeout %u s",
+				    i, r->cfg->reconnect_s);
+			break;
+		}
+		mw_fail_set(&r->fail, -MW_E_TIMEOUT,
+			    "channel %u lost (%s) %u s ago and not resumed "
+			    "(--reconnect-timeout)",
+			    i,
+			    ch->io.conn.err.msg[0] ? ch->io.conn.err.msg :
+						     "connection lost",
+			    r->cfg->reconnect_s);
+		break;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 			 struct mw_stats_chan *chs, struct mw_stats_stream *sts,
 			 double t0)
@@ -142,6 +197,7 @@ static void control_loop(struct receiver *r, int sfd, struct mw_stats *st,
 	while (!mw_fail_is_set(&r->fail) && !all_done(r)) {
 		bool tick = mw_fail_poll(&r->fail, sfd, &next);
 
+		check_lost(r);
 		if (tick && (st->f || r->cfg->progress_s)) {
 			struct mw_stats_snap sn;
 
@@ -191,6 +247,9 @@ static bool receiver_teardown(struct receiver *r)
 	bool clean = true, rev;
 	unsigned i;
 
+	pthread_mutex_lock(&r->lock);
+	r->stop_listen = true;
+	pthread_mutex_unlock(&r->lock);
 	mw_efd_poke(r->lst_efd);
 	pthread_mutex_lock(&r->lock);
 	pthread_cond_broadcast(&r->cv);
@@ -250,6 +309,7 @@ static void receiver_free(struct receiver *r)
 {
 	unsigned i;
 
+	mw_tls_cleanse(r->secret, sizeof(r->secret));
 	mw_comp_pool_free(r->pool);
 	mw_pages_dec_free(r->pages);
 	for (i = 0; i < MW_CHANNELS_MAX; i++)
@@ -340,7 +400,7 @@ int mw_xp_recv_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	ret = 0;
 	/* under the lock: a writer left behind may still finish */
 	pthread_mutex_lock(&r.lock);
-	complete = r.complete;
+	complete = r.complete && !r.unconfirmed;
 	out_open = !r.streams[0] || r.streams[0]->fd >= 0;
 	pthread_mutex_unlock(&r.lock);
 	if (!complete) {

@@ -16,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "chan.h"
+#include "mw_fd.h"
+#include "mw_log.h"
 #include "frame_io.h"
 #include "recv_int.h"
 
@@ -37,11 +40,80 @@ static int chan_err(struct rx_chan *ch, int code, const char *fmt, ...)
 /* ---- channel: incoming frames ---- */
 
 /*
+ * A RESENT frame for chunk seq of st found the chunk FILLING by channel
+ * `other`: that one is dead and has not noticed (the sender sent it again
+ * because it lost it). Cuts it and waits until its thread dropped the
+ * chunk (admit.c), bounded. 0, or a code. Lock held.
+ */
+static int evict_filler_locked(struct rx_chan *ch, struct rx_stream *st,
+			       struct mw_chunk *c)
+{
+	struct receiver *r = ch->r;
+	unsigned long long dl = mw_now_ns() + MW_RX_EVICT_NS;
+	struct rx_chan *other = NULL;
+	unsigned i, oidx;
+
+	for (i = 0; i < r->sess.chan_count && !other; i++)
+		if (r->chans[i] && r->chans[i]->chunk == c)
+			other = r->chans[i];
+	if (!other || other == ch)
+		return chan_err(ch, -MW_E_PROTO,
+				"stream %u chunk %" PRIu64 ": sent again while "
+				"it arrives",
+				st->id, c->seq);
+	MW_LOG(MW_LOG_INFO,
+	       "channel %d: stream %u chunk %" PRIu64 " sent again while "
+	       "channel %d still fills it: cutting channel %d",
+	       ch->idx, st->id, c->seq, other->idx, other->idx);
+	oidx = (unsigned)other->idx;
+	shutdown(other->io.conn.fd, SHUT_RDWR);
+	mw_efd_poke(other->io.efd);
+	/* a resume may replace (and free) the cut channel meanwhile: it
+	 * dropped the chunk before, so a channel not at its index is done */
+	while (r->chans[oidx] == other && other->chunk == c &&
+	       !mw_fail_is_set(&r->fail)) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 100000000 };
+
+		if (mw_now_ns() >= dl)
+			return chan_err(ch, -MW_E_TIMEOUT,
+					"stream %u chunk %" PRIu64 ": channel "
+					"%u did not let go of it",
+					st->id, c->seq, oidx);
+		/* the cut channel drops it under the lock (admit.c) */
+		pthread_mutex_unlock(&r->lock);
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&r->lock);
+	}
+	return mw_fail_is_set(&r->fail) ? -MW_E_CANCEL : 0;
+}
+
+/* What the window holds of chunk seq, for an error line: "written", a
+ * state name, or NULL (nothing). Lock held. */
+static const char *held_name(const struct rx_stream *st, uint64_t seq)
+{
+	const struct mw_chunk *c;
+
+	if (seq < st->ra.next)
+		return "written";
+	c = st->ra.slot[seq % st->ra.nslots];
+	return c && c->seq == seq ?
+		       mw_chunk_state_name((enum mw_chunk_state)c->state) :
+		       NULL;
+}
+
+/*
  * DATA header decoded: claim a chunk in the slot its credit reserved. The
  * channel borrows it (FILLING) until the payload is in (payload_done). A
- * channel that ends before that leaves it FILLING in the window: the
- * session has failed then, and the ring may still have a receive into its
- * buffer, so only the teardown frees it, after the ring.
+ * channel that ends before that leaves it FILLING in the window: when the
+ * session fails the ring may still have a receive into its buffer, so only
+ * the teardown frees it, after the ring; a lost channel drops it after
+ * its ring is gone (admit.c). A RESENT frame of a chunk already here is
+ * read into the reader's scratch room and dropped; once any RESENT frame
+ * arrived (r->resent_seen), so is a copy without the flag (a first copy
+ * still buffered on a connection the sender lost), also when the other
+ * copy is still FILLING on another channel (that one is not cut then).
+ * A RESENT copy of a chunk FILLING elsewhere cuts the filler
+ * (evict_filler_locked) and takes its place.
  */
 static int claim_chunk(struct rx_chan *ch, const struct mw_frame_hdr *h,
 		       uint8_t **dst)
@@ -58,19 +130,54 @@ static int claim_chunk(struct rx_chan *ch, const struct mw_frame_hdr *h,
 		pthread_mutex_unlock(&r->lock);
 		return ch->io.conn.err.code;
 	}
+	if (h->flags & MW_F_RESENT)
+		r->resent_seen = true;
+	while ((h->flags & MW_F_RESENT) || r->resent_seen) {
+		enum mw_reasm_dup d = mw_reasm_dup(&st->ra, h->seq, &c);
+
+		if (d == MW_REASM_NEW)
+			break;
+		/* a first copy after the one sent again (it was buffered
+		 * on a connection the sender lost): drop it, whatever
+		 * channel fills the other */
+		if (d == MW_REASM_HAVE ||
+		    (d == MW_REASM_FILLING && !(h->flags & MW_F_RESENT))) {
+			r->dup_chunks++;
+			r->dup_bytes += h->wire_len;
+			pthread_mutex_unlock(&r->lock);
+			ch->discarding = true;
+			*dst = mw_frame_rd_skip;
+			return 0;
+		}
+		ret = evict_filler_locked(ch, st, c);
+		if (ret) {
+			pthread_mutex_unlock(&r->lock);
+			return ret;
+		}
+	}
 	ret = mw_reasm_claim(&st->ra, &r->chunks, h->seq, &c, &why);
 	if (ret) {
+		/* a duplicate says what is here and how it came */
+		const char *held = held_name(st, h->seq);
+
 		pthread_mutex_unlock(&r->lock);
-		return chan_err(ch, ret, "stream %u chunk %" PRIu64 ": %s",
-				st->id, h->seq, why);
+		return chan_err(ch, ret,
+				"stream %u chunk %" PRIu64 ": %s%s%s%s", st->id,
+				h->seq, why, held ? " (here: " : "",
+				held ? held : "",
+				!held		       ? "" :
+				h->flags & MW_F_RESENT ? ", RESENT)" :
+							 ", not RESENT)");
 	}
 	c->st.rx = st;
 	c->raw_len = h->raw_len;
 	c->pages = h->flags & MW_F_PAGES;
+	ch->chunk = c;
 	pthread_mutex_unlock(&r->lock);
 	/* a chunk's first use: its buffers are the channel's to allocate */
 	if (mw_chunk_bufs_alloc(&r->chunks, c)) {
 		pthread_mutex_lock(&r->lock);
+		ch->chunk = NULL;
 		mw_reasm_drop(&st->ra, &r->chunks, &c);
 		pthread_mutex_unlock(&r->lock);
 		return chan_err(ch, -ENOMEM, "out of memory for stream %u",
@@ -84,7 +191,6 @@ static int claim_chunk(struct rx_chan *ch, const struct mw_frame_hdr *h,
 					       mw_now_ns());
 	}
 	*dst = (h->flags & MW_F_RAW) ? c->raw : c->wire;
-	ch->chunk = c;
 	return 0;
 }
 
@@ -96,6 +202,10 @@ static int frame_header(void *opaque, const struct mw_frame_hdr *h,
 	struct rx_chan *ch = opaque;
 	struct receiver *r = ch->r;
 
+	if (h->type == MW_FT_CONFIRM) {
+		*dst = ch->ctl; /* no payload: the header is the frame */
+		return 0;
+	}
 	if (h->stream & MW_STREAM_REVERSE)
 		return chan_err(ch, -MW_E_PROTO,
 				"reverse-direction %s frame "
@@ -124,6 +234,7 @@ static int frame_header(void *opaque, const struct mw_frame_hdr *h,
 	case MW_FT_OPEN:
 	case MW_FT_CLOSE:
 	case MW_FT_PING:
+	case MW_FT_CONFIRM:
 		*dst = ch->ctl;
 		return 0;
 	default:
@@ -140,7 +251,14 @@ static int payload_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 	struct receiver *r = ch->r;
 	int ret;
 
-	ch->chunk = NULL; /* whatever happens next, it is not ours */
+	/* whatever happens next, it is not ours; and no longer FILLING in
+	 * the same step, or a copy sent again meanwhile (its first channel
+	 * lost after this one went out whole) would find a FILLING chunk
+	 * no channel holds (claim_chunk): held, it is a duplicate */
+	pthread_mutex_lock(&r->lock);
+	ch->chunk = NULL;
+	mw_chunk_set_state(c, MW_CHUNK_DECODING);
+	pthread_mutex_unlock(&r->lock);
 	/* --cpu-budget: no lock is held here; while the channel waits it
 	 * reads no more, so TCP holds the sender back (cpu_pace.h) */
 	mw_cpu_pace_wait(&r->pace, &r->fail);
@@ -161,9 +279,6 @@ static int payload_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 		mw_rx_chunk_decoded(&c->job);
 		return 0;
 	}
-	pthread_mutex_lock(&r->lock);
-	mw_chunk_set_state(c, MW_CHUNK_DECODING);
-	pthread_mutex_unlock(&r->lock);
 	ret = mw_comp_pool_submit(r->pool, &c->job);
 	if (ret) {
 		/* refused (the pool stops): the chunk is still ours */
@@ -180,6 +295,7 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 {
 	struct receiver *r = ch->r;
 	struct rx_stream *st;
+	bool again;
 	int ret = 0;
 
 	if (h->type == MW_FT_ERROR) {
@@ -190,18 +306,30 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 						 h->wire_len));
 	}
 	pthread_mutex_lock(&r->lock);
-	if (h->type == MW_FT_CLOSE) {
+	/* a frame equal to one that arrived may be a copy (recv_int.h) */
+	if (h->flags & MW_F_RESENT)
+		r->resent_seen = true;
+	again = (h->flags & MW_F_RESENT) || r->resent_seen;
+	if (h->type == MW_FT_CONFIRM) {
+		ret = mw_rx_confirm_locked(r, h->stream & MW_STREAM_ID_MASK,
+					   h->seq, &ch->io.conn.err);
+	} else if (h->type == MW_FT_CLOSE) {
 		struct mw_close c;
 
 		/* a session carries at least one stream; a CLOSE naming none
 		 * must fail it, never mark it complete (bug 4) */
-		if (r->closed || mw_close_decode(ch->ctl, h->wire_len, &c))
+		if (again && r->closed &&
+		    !mw_close_decode(ch->ctl, h->wire_len, &c) &&
+		    c.streams == r->close.streams &&
+		    c.bytes == r->close.bytes && c.chunks == r->close.chunks)
+			ret = 0; /* the same CLOSE again: dropped */
+		else if (r->closed || mw_close_decode(ch->ctl, h->wire_len, &c))
 			ret = chan_err(ch, -MW_E_PROTO,
 				       "unexpected CLOSE frame");
 		else if (!c.streams)
 			ret = chan_err(ch, -MW_E_PROTO,
 				       "CLOSE names 0 streams");
-		if (!ret) {
+		if (!ret && !r->closed) {
 			r->close = c;
 			r->closed = true;
 			mw_rx_check_complete_locked(r);
@@ -215,6 +343,9 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 		else if (!(st = mw_rx_stream_get_locked(r, h->stream,
 							&ch->io.conn.err)))
 			ret = ch->io.conn.err.code;
+		else if (again && st->opened &&
+			 (!r->cfg->nr_eps || st->ep == o.endpoint))
+			st = NULL; /* the same OPEN again: dropped */
 		else if (st->opened && r->cfg->nr_eps)
 			ret = chan_err(ch, -MW_E_PROTO,
 				       "stream %u opened twice", st->id);
@@ -232,6 +363,9 @@ static int ctrl_done(struct rx_chan *ch, const struct mw_frame_hdr *h)
 		else if (!(st = mw_rx_stream_get_locked(r, h->stream,
 							&ch->io.conn.err)))
 			ret = ch->io.conn.err.code;
+		else if (again && st->ra.ended && st->ra.end == e.chunks &&
+			 st->end_bytes == e.bytes)
+			; /* the same END again: dropped */
 		else if (mw_reasm_end(&st->ra, e.chunks, &why))
 			ret = chan_err(ch, -MW_E_PROTO, "stream %u: %s", st->id,
 				       why);
@@ -250,6 +384,10 @@ static int frame_done(void *opaque, const struct mw_frame_hdr *h)
 
 	if (h->type == MW_FT_PING)
 		return 0; /* its arrival was the point (chan.c) */
+	if (ch->discarding) {
+		ch->discarding = false; /* a duplicate, read and dropped */
+		return 0;
+	}
 	return h->type == MW_FT_DATA ? payload_done(ch, h) : ctrl_done(ch, h);
 }
 
@@ -258,20 +396,38 @@ static const struct mw_frame_rd_ops frame_ops = {
 	.frame = frame_done,
 };
 
-/* The loop goes on until the session fails, or the sender closed after
- * the ACK (or did not within two seconds). */
+/*
+ * The loop goes on until the session fails, or the sender closed after
+ * the ACK: it closes only once it has one, so that clean EOF tells the
+ * session it is done (r->ack_eof). A sender that did not close within two
+ * seconds: done if another channel saw that, else the channel counts as
+ * lost (admit.c), for a resume that comes for its ACK.
+ */
 static int round_check(struct mw_chan *io)
 {
 	struct rx_chan *ch = io->opaque;
+	struct receiver *r = ch->r;
+	bool acked;
 
-	if (mw_fail_is_set(&ch->r->fail))
+	if (mw_fail_is_set(&r->fail))
 		return -MW_E_CANCEL;
-	if (ch->ack_sent && io->rx_eof)
+	if (ch->ack_sent && io->rx_eof) {
+		pthread_mutex_lock(&r->lock);
+		r->ack_eof = true;
+		pthread_mutex_unlock(&r->lock);
 		return MW_CHAN_STOP;
+	}
 	if (ch->ack_sent && !ch->ack_dl)
 		ch->ack_dl = mw_now_ns() + 2000000000ull;
-	if (ch->ack_dl && mw_now_ns() >= ch->ack_dl)
-		return MW_CHAN_STOP; /* the sender did not close after the ACK */
+	if (ch->ack_dl && mw_now_ns() >= ch->ack_dl) {
+		pthread_mutex_lock(&r->lock);
+		acked = r->ack_eof || !r->cfg->reconnect_s;
+		pthread_mutex_unlock(&r->lock);
+		if (acked)
+			return MW_CHAN_STOP;
+		return chan_err(ch, -MW_E_TIMEOUT,
+				"the sender did not close after the ACK");
+	}
 	io->wait_ns = ch->ack_dl ? 100000000ull : 0;
 	io->rx_paused = ch->ack_sent; /* nothing is expected after CLOSE */
 	return 0;

@@ -7,8 +7,11 @@
  *
  * Lock order: r->lock -> a channel's ctlq lock -> r->fail's lock. Under
  * r->lock the code pushes control frames (mw_ctlq_push with limit 0, which
- * never blocks) and latches failures; neither ctlq nor the failure latch
- * ever takes r->lock. The decompress pool calls mw_rx_chunk_decoded()
+ * never blocks: reverse frames too, whose back-pressure is the retention
+ * limit MW_RX_REV_KEEP) and latches failures; neither ctlq nor the failure
+ * latch ever takes r->lock. Resume admission and the eviction of a dead
+ * channel's chunk wait for another channel thread with r->lock released
+ * (cond wait / unlocked sleep), bounded by MW_RX_EVICT_NS. The decompress pool calls mw_rx_chunk_decoded()
  * without its own lock held, so the pool is outside this order. The chunk
  * pool (r->chunks, chunk.h) and every received chunk's state, seq and st
  * are under r->lock; a chunk's bytes belong to the stage its state names
@@ -47,6 +50,14 @@
 /* socket mode: a new stream takes a quarter of the budget left, at most
  * the budget / MW_RX_STREAM_SHARE, at least MW_RX_MIN_CREDIT (sink.c) */
 #define MW_RX_STREAM_SHARE 16u
+/* reverse frames of a stream kept until the sender CONFIRMs them: the
+ * reverse reader waits while this many are (docs/protocol.md, "Resume") */
+#define MW_RX_REV_KEEP 64u
+/* and at most this many of their payload bytes (and one frame more): the
+ * copies are memory outside --window */
+#define MW_RX_REV_KEEP_BYTES (1u << 20)
+/* how long an admission or a claim waits for a dead channel to leave */
+#define MW_RX_EVICT_NS 3000000000ull
 /* evicted connections stay on r->live until their thread has left */
 #define MAX_LIVE (MW_CHANNELS_MAX + 2 * MAX_PENDING)
 
@@ -67,6 +78,12 @@ struct rx_chan;
  * possibly while that writer is still busy. Writer thread only: nbd_gone;
  * writer_cpu, published by the store of writer_exited. Reverse reader only:
  * rev_seq, rev_bytes. bytes_fwd and bytes_rev are relaxed statistics.
+ * Under r->lock (resume): told_written (the written count the last WINDOW
+ * carried); the reverse retention rev_kept[seq % MW_RX_REV_KEEP] for seq
+ * in [rev_conf, rev_next) and its payload bytes rev_kept_bytes, rev_end (the reverse END, kept until CONFIRMed
+ * as one more frame), rev_sent (frames below it went out on some carrier
+ * at least once, so another copy is RESENT), rev_end_sent, and rev_carrier
+ * (the channel index carrying them, -1: none yet).
  */
 struct rx_stream {
 	struct receiver *r;
@@ -87,6 +104,13 @@ struct rx_stream {
 	uint64_t rev_seq, rev_bytes;
 	atomic_ullong bytes_fwd, bytes_rev;
 	bool nbd_gone; /* the NBD server closed before the client's DISC */
+	uint64_t told_written;
+	struct mw_ctl *rev_kept[MW_RX_REV_KEEP];
+	uint64_t rev_conf, rev_next, rev_sent;
+	size_t rev_kept_bytes; /* payload bytes in rev_kept */
+	struct mw_ctl *rev_end;
+	bool rev_end_sent, rev_end_conf;
+	int rev_carrier;
 };
 
 /*
@@ -95,13 +119,19 @@ struct rx_stream {
  * thread may poke io.efd and shut io.conn.fd down under r->lock while the
  * channel is on r->live). idx is written under r->lock at admission; th
  * under r->lock by accept_one. chunk is borrowed from its stream's window
- * while its payload arrives (FILLING, the channel's). pa (its place among
+ * while its payload arrives (FILLING, the channel's; the pointer is
+ * written under r->lock, so a channel that finds the chunk of a RESENT
+ * frame FILLING can tell whose it is). pa (its place among
  * the unauthenticated, r->pre) is under r->lock, except pa.fd
  * (= io.conn.fd). io.ctlq has its own lock (producers:
  * writers, reverse readers, completion). bytes_wire and open_ns are relaxed
  * statistics; cpu_final is published by the store of exited, which is made
  * under r->lock so snap_fill never asks a detached, exited thread for its
- * clock.
+ * clock. lost and lost_ns (resume: the loop ended with a resumable error
+ * at that time, the thread left; its index waits for the sender) are
+ * under r->lock. The channel thread's own: established (its loop ran, or
+ * it is a resumed channel: a failure may be a loss), resumed, and
+ * discarding (the payload being read is a duplicate, dropped).
  */
 struct rx_chan {
 	struct receiver *r;
@@ -120,6 +150,8 @@ struct rx_chan {
 	atomic_ullong open_ns; /* thread CPU spent decrypting (stats) */
 	atomic_bool exited;
 	double cpu_final;
+	bool established, lost, resumed, discarding;
+	unsigned long long lost_ns;
 };
 
 /* Runs an admitted channel until it ends; 0 or a code with io.conn.err set. */
@@ -132,7 +164,7 @@ typedef int mw_rx_chan_fn(struct rx_chan *ch);
  * emfile_said, fd_spare and fd_limit; listener and listener_started are
  * the main thread's.
  * Everything from `lock` down is under lock, with one relaxation:
- * have_session, sess, peer_id, credit, slots_total, wire_cap and pool are
+ * have_session, sess, secret, peer_id, credit, slots_total, wire_cap and pool are
  * written once, by the first admission, before any channel is admitted,
  * so admitted channels and the threads they start read them without the
  * lock. chunks is set up by the first stream's creation (sink.c); its
@@ -161,6 +193,8 @@ struct receiver {
 	struct mw_comp_pool *pool;
 	bool have_session;
 	struct mw_hello sess;
+	/* the resume secret of every HELLO_OK (random, with the session) */
+	uint8_t secret[MW_RESUME_SECRET_LEN];
 	char peer_id[512];    /* the TLS identity that defined the session */
 	uint32_t credit;      /* every stream's first credit (HELLO_OK) */
 	uint64_t slots_free;  /* the --window budget not given to a stream */
@@ -201,6 +235,27 @@ struct receiver {
 	 * claims (-1: none yet) */
 	struct mw_pages_dec *pages;
 	atomic_int pages_stream;
+	/* resume (docs/protocol.md): channels lost now, the time with none
+	 * up (down_since: 0 while one is), and the figures the stats print:
+	 * losses, resumes, duplicate chunks (and their payload bytes) read
+	 * and dropped, the wire bytes of replaced connections per index.
+	 * ack_eof: a channel saw the sender close cleanly after its ACK went
+	 * out, so the sender has one (it closes only then): the session is
+	 * done, whatever channel is lost; an ACK handed to the kernel alone
+	 * proves nothing. unconfirmed: complete, but every channel was lost
+	 * without that and none resumed in time (recv exits non-zero).
+	 * stop_listen: teardown stops the listener. */
+	unsigned nlost;
+	bool ack_eof, unconfirmed;
+	unsigned long long down_since, paused_ns;
+	uint64_t lost_total, resumes, dup_chunks, dup_bytes;
+	uint64_t bytes_prev[MW_CHANNELS_MAX];
+	unsigned resumes_of[MW_CHANNELS_MAX];
+	/* a frame with MW_F_RESENT arrived: from then on the first copy of
+	 * a chunk, still buffered on a connection the sender lost, may come
+	 * after the copy sent again, and is dropped like it (recv_chan.c) */
+	bool resent_seen;
+	bool stop_listen;
 };
 
 /* ---- listener.c ---- */
@@ -270,5 +325,19 @@ void mw_rx_chunk_decoded(struct mw_comp_job *job);
 /* Once CLOSE has arrived and every stream is written and closed: checks the
  * totals and queues ACK on every channel. Context: lock held. */
 void mw_rx_check_complete_locked(struct receiver *r);
+/* The channel up that carries stream id's WINDOWs: its home (id % N) if
+ * up, else the next one up; NULL when none is. Lock held. */
+struct rx_chan *mw_rx_carrier_locked(struct receiver *r, unsigned id);
+/* Queues a WINDOW for st on its carrier: the credit (next + slots) and the
+ * written count. Lock held. */
+void mw_rx_window_locked(struct rx_stream *st);
+/* A channel was lost or resumed: every stream's WINDOW on its carrier,
+ * and its kept reverse frames (RESENT) on a new carrier when its old one
+ * is not up. Lock held. */
+void mw_rx_reroute_locked(struct receiver *r);
+/* CONFIRM seq for reverse stream id: frees the kept frames below seq.
+ * 0 or -MW_E_PROTO with *err. Lock held. */
+int mw_rx_confirm_locked(struct receiver *r, uint32_t id, uint64_t seq,
+			 struct mw_err *err);
 
 #endif

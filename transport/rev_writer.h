@@ -27,7 +27,9 @@ struct mw_rev_writer;
  * A write that makes no progress for stall_ns fails the session (latched
  * in fail, naming the stream); *done is set once the END was written and
  * the write side closed. Returns 0 or -errno.
- * Context: the channel that owns the stream's reverse direction.
+ * Context: a channel thread, under the sender's rev_lock (any channel may
+ * carry a stream's reverse frames: the receiver moves them to another
+ * channel while theirs is down), which serialises start, push and end.
  */
 int mw_rev_writer_start(struct mw_rev_writer **out, unsigned id, int fd,
 			bool is_sock, unsigned long long stall_ns,

@@ -21,9 +21,17 @@
  *
  * Each channel keeps up to two frames: one in the kernel, the next sealed
  * meanwhile. Control frames (OPEN, CLOSE) go on channel 0 before bulk data.
- * Reverse-direction frames of a stream all arrive on one channel (stream id
- * modulo channels), in order, and that channel thread writes them to the
- * stream's local socket (or stdout).
+ * Reverse-direction frames of a stream arrive in order on one channel
+ * (stream id modulo channels) while it is up, on another while it is lost;
+ * whichever channel gets one hands it to the stream's writer, which writes
+ * it to the stream's local socket (or stdout), and confirms it (CONFIRM).
+ *
+ * Resume (DESIGN.md 7): a chunk is kept until the receiver confirms it
+ * written; a channel lost after the session started redials and resumes
+ * (send_chan.c) while the others go on, and the chunks it had not seen
+ * confirmed go out again. With no channel up the pool fills with kept
+ * chunks and the readers stop: QEMU's writes block, the migration pauses
+ * until a channel is back or --reconnect-timeout gives up.
  *
  * The session ends when every stream has ended both ways (and in socket
  * mode a main migration stream has been carried): CLOSE with the totals
@@ -51,6 +59,7 @@
 
 #include "mw_fd.h"
 #include "mw_log.h"
+#include "mw_tls.h"
 #include "send_int.h"
 #include "stats.h"
 
@@ -65,7 +74,8 @@ static int chan_alloc(struct sender *s, struct tx_chan *ch, unsigned i)
 
 	ch->s = s;
 	ch->idx = i;
-	atomic_init(&ch->sock, -1);
+	ch->kept_tail = &ch->kept;
+	ch->sock = -1;
 	if (s->tls)
 		sealed_cap = mw_tls_seal_bound(MW_FRAME_HDR_LEN +
 					       (s->out_cap > cfg->chunk_size ?
@@ -135,6 +145,8 @@ static void sender_free(struct sender *s)
 	free(s->chans);
 	if (s->tls)
 		mw_tls_ctx_free(s->tls);
+	/* the resume key proves the session's sender: not left in memory */
+	mw_tls_cleanse(s->secret, sizeof(s->secret));
 }
 
 static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
@@ -174,9 +186,12 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 	for (i = 0; i < s->cfg->nr_chans; i++) {
 		struct tx_chan *ch = &s->chans[i];
 
-		if (ch->started && !atomic_load(&ch->exited))
-			sn->chans_up++;
-
+		chs[i].up = atomic_load(&ch->up);
+		chs[i].reconnects = atomic_load(&ch->reconnects);
+		chs[i].path =
+			atomic_load_explicit(&ch->path, memory_order_relaxed);
+		sn->chans_up += chs[i].up;
+		sn->reconnects += chs[i].reconnects;
 		chs[i].bytes = atomic_load_explicit(&ch->bytes_wire,
 						    memory_order_relaxed);
 		chs[i].cpu = !ch->started ? 0 :
@@ -190,6 +205,25 @@ static void snap_fill(struct sender *s, struct mw_stats_snap *sn,
 			1e9;
 		sn->stage_cpu[3] += chs[i].cpu;
 	}
+	if (s->sched)
+		mw_sched_resent(s->sched, &sn->resent_chunks,
+				&sn->resent_bytes);
+	sn->paused_s = (double)mw_tx_paused_ns(s) / 1e9;
+	sn->npaths = s->cfg->nr_paths ? s->cfg->nr_paths : 1;
+	for (i = 0; i < sn->npaths && i < MW_STATS_PATHS_MAX; i++) {
+		sn->path_addr[i] = s->path_addr[i];
+		sn->path_bytes[i] = atomic_load_explicit(&s->path_bytes[i],
+							 memory_order_relaxed);
+		sn->path_reconnects[i] = atomic_load_explicit(
+			&s->path_reconnects[i], memory_order_relaxed);
+	}
+	/* and what the live connections carried so far */
+	for (i = 0; i < s->cfg->nr_chans; i++)
+		if (chs[i].path < MW_STATS_PATHS_MAX)
+			sn->path_bytes[chs[i].path] +=
+				chs[i].bytes -
+				atomic_load_explicit(&s->chans[i].conn_base,
+						     memory_order_relaxed);
 	sn->stage_cpu[3] -= sn->stage_cpu[2];
 	if (sn->stage_cpu[3] < 0)
 		sn->stage_cpu[3] = 0;
@@ -307,6 +341,15 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	if (ret)
 		return ret;
 	pthread_mutex_init(&s.lock, NULL);
+	pthread_mutex_init(&s.rev_lock, NULL);
+	for (i = 0; i < (cfg->nr_paths ? cfg->nr_paths : 1); i++)
+		snprintf(s.path_addr[i], sizeof(s.path_addr[i]),
+			 strchr(cfg->nr_paths ? cfg->paths[i].host : cfg->host,
+				':') ?
+				 "[%s]:%u" :
+				 "%s:%u",
+			 cfg->nr_paths ? cfg->paths[i].host : cfg->host,
+			 cfg->nr_paths ? cfg->paths[i].port : cfg->port);
 	mw_rate_init(&s.rate, cfg->max_bw);
 	mw_cpu_pace_init(&s.pace, cfg->cpu_budget);
 	s.src.pace = &s.pace;
@@ -366,8 +409,9 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 	/* QEMU's data is read only once every channel is admitted */
 	wait_channels(&s, sfd);
 	if (!mw_fail_is_set(&s.fail)) {
-		MW_LOG(MW_LOG_INFO, "%u channels up to %s:%u (%s, %s, io %s)",
-		       s.nready, cfg->host, cfg->port,
+		MW_LOG(MW_LOG_INFO, "%u channels up to %s%s (%s, %s, io %s)",
+		       s.nready, s.path_addr[0],
+		       cfg->nr_paths > 1 ? " and more paths" : "",
 		       cfg->tls.mode == MW_TLS_X509 ? "TLS x509" :
 		       cfg->tls.mode == MW_TLS_PSK  ? "TLS PSK" :
 						      "no TLS",
@@ -387,15 +431,16 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 		mw_ctlq_stop(&s.chans[i].io.ctlq);
 		mw_efd_poke(s.chans[i].io.efd);
 	}
-	if (!atomic_load(&s.acked)) {
-		/* channels stuck in a blocking setup step see a dead socket */
-		for (i = 0; i < cfg->nr_chans; i++) {
-			int fd = atomic_load(&s.chans[i].sock);
-
-			if (fd >= 0)
-				shutdown(fd, SHUT_RD);
-		}
-	}
+	/* channels stuck in a blocking setup step (after the ACK: those
+	 * redialling) see a dead socket, a connect its eventfd; the channels
+	 * publish their sockets under the lock: never a reused fd. After the
+	 * ACK the channels up end on their own, on a frame boundary. */
+	pthread_mutex_lock(&s.lock);
+	for (i = 0; i < cfg->nr_chans; i++)
+		if (s.chans[i].sock >= 0 &&
+		    (!atomic_load(&s.acked) || !atomic_load(&s.chans[i].up)))
+			shutdown(s.chans[i].sock, SHUT_RD);
+	pthread_mutex_unlock(&s.lock);
 	for (i = 0; i < cfg->nr_chans; i++)
 		if (s.chans[i].started)
 			pthread_join(s.chans[i].th, NULL);
@@ -424,6 +469,7 @@ out:
 	free(chs);
 	sender_free(&s);
 	pthread_mutex_destroy(&s.lock);
+	pthread_mutex_destroy(&s.rev_lock);
 	mw_cpu_pace_destroy(&s.pace);
 	mw_fail_destroy(&s.fail);
 	close(sfd);

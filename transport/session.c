@@ -60,6 +60,24 @@ void mw_fail_wake(struct mw_fail *f)
 	mw_efd_poke(f->wake_fd);
 }
 
+bool mw_err_resumable(int code)
+{
+	switch (code) {
+	case -MW_E_CLOSED:  /* EOF, FIN without CLOSE, or TLS cut short */
+	case -MW_E_TIMEOUT: /* stalled, or the heartbeat's "peer silent" */
+	case -ECONNRESET:
+	case -EPIPE:
+	case -ETIMEDOUT: /* TCP user timeout, keepalive */
+	case -ECONNABORTED:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -ENETDOWN:
+		return true;
+	default:
+		return false;
+	}
+}
+
 int mw_signals_block(void)
 {
 	sigset_t set;

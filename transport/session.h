@@ -66,6 +66,16 @@ int mw_session_open_files(const struct mw_xp_cfg *cfg, FILE **lat,
  * returns a signalfd for them. */
 int mw_signals_block(void);
 
+/*
+ * Whether a channel that failed with code was lost to the network (reset,
+ * hang-up without CLOSE, a timeout, an unreachable path: the sender may
+ * resume it) rather than refused or broken for good (the peer's ERROR,
+ * authentication, protocol, corruption, local errors). The one place both
+ * sides ask (docs/protocol.md, "Lost and final"). --reconnect-timeout 0
+ * makes every loss final; callers check that themselves.
+ */
+bool mw_err_resumable(int code);
+
 /* A mw_now_ns() deadline s seconds from now; 0 (none) for s == 0. */
 static inline unsigned long long mw_deadline_after(uint32_t s)
 {

@@ -28,8 +28,18 @@
  * per endpoint (QEMU 7.2 takes the first connection as the main channel).
  *
  * Reverse bytes (return path, NBD replies) are read by the stream's reverse
- * reader (mw-rvN), sent raw in order on channel (stream id % channels), and
- * end with a reverse END when the destination closes its side.
+ * reader (mw-rvN), sent raw in order on one channel (stream id % channels
+ * while it is up, else the next one up), and end with a reverse END when
+ * the destination closes its side. Resume (docs/protocol.md): the stream
+ * keeps a copy of each reverse frame until the sender CONFIRMs it, at most
+ * MW_RX_REV_KEEP frames and about MW_RX_REV_KEEP_BYTES (the reader waits
+ * meanwhile: its back-pressure), and when
+ * the channel carrying them is lost the kept frames go again, in order and
+ * RESENT, on the next one up (rev_route_locked). WINDOW frames carry the
+ * written count too, and go out also whenever the writer runs dry with
+ * written chunks unreported, or a quarter of the sender's pool is written
+ * unreported, so a sender that keeps its chunks until they are written
+ * always learns it can free them, and in time to keep sending.
  *
  * The session completes when CLOSE (the sender's totals) has arrived and
  * every stream's forward direction is written and closed; then every
@@ -53,25 +63,181 @@
 #include "qemu_stream.h"
 #include "recv_int.h"
 
-#define REV_QUEUE 16 /* reverse frames queued per channel before blocking */
-
-/* Queues a frame on the channel that carries stream `id`'s control and
- * reverse traffic. limit > 0 blocks while that queue is that full, so the
- * push happens outside r->lock. */
-static int queue_for_stream(struct receiver *r, unsigned id, struct mw_ctl *c,
-			    unsigned limit)
+static bool chan_up_locked(const struct rx_chan *ch)
 {
-	struct rx_chan *ch;
+	return ch && !ch->lost;
+}
 
-	pthread_mutex_lock(&r->lock);
-	ch = r->chans[id % r->sess.chan_count];
-	pthread_mutex_unlock(&r->lock);
-	if (!ch) {
-		free(c);
-		return mw_fail_set(&r->fail, -MW_E_PROTO,
-				   "stream %u: its channel never joined", id);
+struct rx_chan *mw_rx_carrier_locked(struct receiver *r, unsigned id)
+{
+	unsigned n = r->sess.chan_count, i;
+
+	for (i = 0; i < n; i++) {
+		struct rx_chan *ch = r->chans[(id + i) % n];
+
+		if (chan_up_locked(ch))
+			return ch;
 	}
-	return mw_ctlq_push(&ch->io.ctlq, c, limit);
+	return NULL;
+}
+
+void mw_rx_window_locked(struct rx_stream *st)
+{
+	struct receiver *r = st->r;
+	struct mw_frame_hdr h = { .type = MW_FT_WINDOW,
+				  .stream = st->id,
+				  .wire_len = MW_WINDOW_LEN };
+	uint8_t written[MW_WINDOW_LEN];
+	struct rx_chan *ch = mw_rx_carrier_locked(r, st->id);
+	struct mw_ctl *c;
+
+	h.seq = mw_reasm_grant(&st->ra);
+	mw_window_encode(written, st->ra.next);
+	/* none up: the resume sends one (mw_rx_reroute_locked) */
+	if (!ch)
+		return;
+	c = mw_ctl_new(&h, written);
+	if (c && !mw_ctlq_push(&ch->io.ctlq, c, 0))
+		st->told_written = st->ra.next;
+}
+
+/* A copy of kept reverse frame k for the wire, RESENT when a copy of it
+ * may have arrived before. */
+static struct mw_ctl *rev_copy(const struct mw_ctl *k, bool resent)
+{
+	struct mw_ctl *c = mw_ctl_new(&k->h, k->payload);
+
+	if (c && resent)
+		c->h.flags |= MW_F_RESENT;
+	return c;
+}
+
+/*
+ * The channel that carries st's reverse frames: the one it had while that
+ * is up, else its carrier now (mw_rx_carrier_locked), on which every kept
+ * frame is queued again, ahead of anything newer. Returns it (NULL: none
+ * up; the kept frames wait for one) and whether it is new in *moved.
+ */
+static struct rx_chan *rev_route_locked(struct rx_stream *st, bool *moved)
+{
+	struct receiver *r = st->r;
+	struct rx_chan *ch = st->rev_carrier >= 0 ? r->chans[st->rev_carrier] :
+						    NULL;
+	uint64_t seq;
+
+	*moved = false;
+	if (chan_up_locked(ch))
+		return ch;
+	ch = mw_rx_carrier_locked(r, st->id);
+	st->rev_carrier = ch ? ch->idx : -1;
+	if (!ch)
+		return NULL;
+	*moved = true;
+	for (seq = st->rev_conf; seq < st->rev_next; seq++) {
+		struct mw_ctl *c = rev_copy(st->rev_kept[seq % MW_RX_REV_KEEP],
+					    seq < st->rev_sent);
+
+		/* out of memory: the session fails, nothing goes out of
+		 * order */
+		if (!c) {
+			mw_fail_set(&r->fail, -ENOMEM,
+				    "stream %u: out of memory for the reverse "
+				    "frames to send again",
+				    st->id);
+			return NULL;
+		}
+		/* a carrier whose loop just ended: lost next, and then
+		 * everything kept goes again (RESENT) on the one after */
+		if (mw_ctlq_push(&ch->io.ctlq, c, 0))
+			break;
+	}
+	st->rev_sent = st->rev_next;
+	if (st->rev_end && !st->rev_end_conf) {
+		struct mw_ctl *c = rev_copy(st->rev_end, st->rev_end_sent);
+
+		if (c && !mw_ctlq_push(&ch->io.ctlq, c, 0))
+			st->rev_end_sent = true;
+	}
+	return ch;
+}
+
+void mw_rx_reroute_locked(struct receiver *r)
+{
+	unsigned i;
+	bool moved;
+
+	for (i = 0; i < MW_STREAMS_MAX; i++) {
+		struct rx_stream *st = r->streams[i];
+
+		if (!st)
+			continue;
+		mw_rx_window_locked(st);
+		rev_route_locked(st, &moved);
+	}
+}
+
+int mw_rx_confirm_locked(struct receiver *r, uint32_t id, uint64_t seq,
+			 struct mw_err *err)
+{
+	struct rx_stream *st = id < MW_STREAMS_MAX ? r->streams[id] : NULL;
+	uint64_t upto;
+
+	/* the END counts as one frame more once it went out */
+	if (!st || seq > st->rev_next + (st->rev_end ? 1 : 0))
+		return mw_err_set(err, -MW_E_PROTO,
+				  "CONFIRM of reverse frames stream %u never "
+				  "sent",
+				  id);
+	upto = seq < st->rev_next ? seq : st->rev_next;
+	/* CONFIRMs may cross on two channels: an older one changes nothing */
+	for (; st->rev_conf < upto; st->rev_conf++) {
+		struct mw_ctl **k =
+			&st->rev_kept[st->rev_conf % MW_RX_REV_KEEP];
+
+		st->rev_kept_bytes -= (*k)->h.wire_len;
+		free(*k);
+		*k = NULL;
+	}
+	if (seq == st->rev_next + 1 && st->rev_end)
+		st->rev_end_conf = true;
+	pthread_cond_broadcast(&r->cv);
+	return 0;
+}
+
+/*
+ * Keeps reverse frame c of st (DATA with the next seq, or the END) until
+ * the sender CONFIRMs it, and queues it on the stream's carrier. Takes c.
+ * Returns 0 or a session failure. Context: reverse reader, lock held.
+ */
+static int rev_queue_locked(struct rx_stream *st, struct mw_ctl *c)
+{
+	struct receiver *r = st->r;
+	struct rx_chan *ch;
+	struct mw_ctl *keep = mw_ctl_new(&c->h, c->payload);
+	bool moved;
+
+	if (!keep) {
+		free(c);
+		return mw_fail_set(&r->fail, -ENOMEM, "out of memory");
+	}
+	if (c->h.type == MW_FT_END)
+		st->rev_end = keep;
+	else {
+		st->rev_kept[st->rev_next++ % MW_RX_REV_KEEP] = keep;
+		st->rev_kept_bytes += keep->h.wire_len;
+	}
+	ch = rev_route_locked(st, &moved);
+	/* a new carrier got every kept frame, this one among them */
+	if (!ch || moved) {
+		free(c);
+		return mw_fail_is_set(&r->fail) ? -MW_E_CANCEL : 0;
+	}
+	if (c->h.type == MW_FT_END)
+		st->rev_end_sent = true;
+	else
+		st->rev_sent = st->rev_next;
+	mw_ctlq_push(&ch->io.ctlq, c, 0);
+	return 0;
 }
 
 /* ---- completion ---- */
@@ -116,7 +282,8 @@ void mw_rx_check_complete_locked(struct receiver *r)
 	for (i = 0; i < r->sess.chan_count; i++) {
 		struct mw_ctl *c = mw_ctl_new(&h, p);
 
-		if (c && r->chans[i])
+		/* a lost channel gets its ACK when it resumes (admit.c) */
+		if (c && chan_up_locked(r->chans[i]))
 			mw_ctlq_push(&r->chans[i]->io.ctlq, c, 0);
 		else
 			free(c);
@@ -143,8 +310,13 @@ static void *writer_main(void *arg);
 void mw_rx_stream_free(struct receiver *r, struct rx_stream *st)
 {
 	(void)r;
+	unsigned i;
+
 	if (!st)
 		return;
+	for (i = 0; i < MW_RX_REV_KEEP; i++)
+		free(st->rev_kept[i]);
+	free(st->rev_end);
 	if (st->is_sock)
 		close(st->fd);
 	mw_reasm_destroy(&st->ra); /* its chunks are the pool's */
@@ -196,6 +368,7 @@ static struct rx_stream *stream_alloc(struct receiver *r, uint32_t nslots)
 		return NULL;
 	}
 	st->ra.granted = r->credit < nslots ? r->credit : nslots;
+	st->rev_carrier = -1;
 	return st;
 }
 
@@ -328,6 +501,14 @@ static void *rev_main(void *arg)
 		struct mw_ctl *c;
 		ssize_t n;
 
+		/* back-pressure: MW_RX_REV_KEEP frames or
+		 * MW_RX_REV_KEEP_BYTES unconfirmed */
+		pthread_mutex_lock(&r->lock);
+		while ((st->rev_next - st->rev_conf >= MW_RX_REV_KEEP ||
+			st->rev_kept_bytes >= MW_RX_REV_KEEP_BYTES) &&
+		       !mw_fail_is_set(&r->fail))
+			pthread_cond_wait(&r->cv, &r->lock);
+		pthread_mutex_unlock(&r->lock);
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (mw_fail_is_set(&r->fail))
@@ -370,7 +551,10 @@ static void *rev_main(void *arg)
 		st->rev_bytes += (uint64_t)n;
 		atomic_store_explicit(&st->bytes_rev, st->rev_bytes,
 				      memory_order_relaxed);
-		if (queue_for_stream(r, st->id, c, REV_QUEUE))
+		pthread_mutex_lock(&r->lock);
+		n = rev_queue_locked(st, c);
+		pthread_mutex_unlock(&r->lock);
+		if (n)
 			goto out;
 	}
 	{
@@ -385,8 +569,10 @@ static void *rev_main(void *arg)
 
 		mw_end_encode(p, &e);
 		c = mw_ctl_new(&h, p);
+		pthread_mutex_lock(&r->lock);
 		if (c)
-			queue_for_stream(r, st->id, c, 0);
+			rev_queue_locked(st, c);
+		pthread_mutex_unlock(&r->lock);
 	}
 out:
 	atomic_store(&st->rev_exited, true);
@@ -462,22 +648,21 @@ static bool writer_can_go_locked(struct rx_stream *st)
 	       mw_reasm_head(&st->ra);
 }
 
-/* Takes *ck (the head chunk, written) and NULLs it: back to the pool, and
- * more credit once half of it is used up. */
+/*
+ * Takes *ck (the head chunk, written) and NULLs it: back to the pool, and
+ * a WINDOW once half the credit is used up, or once a quarter of the
+ * sender's pool (its HELLO's window_chunks) is written unreported: a
+ * sender with a smaller pool than our credit keeps its chunks until we
+ * say they are written, and would otherwise stop and go (at least 1).
+ */
 static void pop_locked(struct rx_stream *st, struct mw_chunk **ck)
 {
-	struct receiver *r = st->r;
-	struct mw_frame_hdr h = { .type = MW_FT_WINDOW, .stream = st->id };
-	struct mw_ctl *c;
+	uint32_t quarter = st->r->sess.window_chunks / 4;
+	uint64_t limit;
 
-	if (!mw_reasm_pop(&st->ra, &r->chunks, ck, &h.seq))
-		return;
-	c = mw_ctl_new(&h, NULL);
-	if (c && r->chans[st->id % r->sess.chan_count])
-		mw_ctlq_push(&r->chans[st->id % r->sess.chan_count]->io.ctlq, c,
-			     0);
-	else
-		free(c);
+	if (mw_reasm_pop(&st->ra, &st->r->chunks, ck, &limit) ||
+	    st->ra.next - st->told_written >= (quarter ? quarter : 1))
+		mw_rx_window_locked(st);
 }
 
 static void *writer_main(void *arg)
@@ -508,8 +693,14 @@ static void *writer_main(void *arg)
 		const uint8_t *wp = NULL; /* written: raw, or rebuilt */
 		size_t wn = 0;
 
-		while (!writer_can_go_locked(st))
+		while (!writer_can_go_locked(st)) {
+			/* nothing to write next: tell the sender what is
+			 * written, or one whose pool is full of kept chunks
+			 * would wait for a half-credit WINDOW forever */
+			if (st->ra.next > st->told_written)
+				mw_rx_window_locked(st);
 			pthread_cond_wait(&r->cv, &r->lock);
+		}
 		if (mw_fail_is_set(&r->fail))
 			break;
 		if (mw_reasm_done(&st->ra)) {

@@ -27,15 +27,16 @@
  * one accepted socket per connection QEMU opens (main, multifd, preempt,
  * NBD), numbered in accept order.
  *
- * Locking: q is the scheduler's (its lock). src, id, ep, in_fd, is_sock
- * and drain_efd are fixed before the reader starts. kind is atomic: the
- * reader sniffs the forward bytes and a channel the reverse ones, and the
- * first to know wins (mw_source_sniff). reader is written by the thread
- * that starts the stream before reader_started (release), which the main
- * thread reads for stats; reader_cpu is written by the reader before
- * reader_exited (seq_cst). The
- * reverse fields (rev_*, out_fd) belong to channel id % nr_chans, which
- * sets rev_done last. bytes_fwd/bytes_rev are relaxed stats counters.
+ * Locking: q is the scheduler's (its lock). src, id, ep, in_fd, is_sock and
+ * drain_efd are fixed before the reader starts. kind is atomic: the reader
+ * sniffs the forward bytes and a channel the reverse ones, and the first to
+ * know wins (mw_source_sniff). reader is written by the thread that starts the
+ * stream before reader_started (release), which the main thread reads for
+ * stats; reader_cpu is written by the reader before reader_exited (seq_cst).
+ * The reverse fields (rev_seq, rev_bytes, rw, rev_ended; out_fd) are under the
+ * sender's rev_lock (send_int.h): any channel may carry them once a channel was
+ * lost. rev_done is set last, by the stream's reverse writer.
+ * bytes_fwd/bytes_rev are relaxed stats counters.
  */
 struct tx_stream {
 	struct mw_sched_stream q;
@@ -51,7 +52,7 @@ struct tx_stream {
 	atomic_bool reader_exited;
 	double reader_cpu;
 	struct mw_pages_enc *pages; /* the reader's, when it claimed it */
-	/* reverse, owned by channel id % nr_chans; rw (started on the first
+	/* reverse, under the sender's rev_lock; rw (started on the first
 	 * reverse frame, freed with the stream) owns out_fd from then on and
 	 * sets rev_done once the END is written */
 	uint64_t rev_seq, rev_bytes;
@@ -133,8 +134,8 @@ void mw_source_join_readers(struct mw_source *src);
 void mw_source_destroy(struct mw_source *src);
 
 /* Records the stream's kind from its first forward (or reverse) bytes
- * unless it is known already. Context: the reader, or the channel that
- * owns the stream's reverse direction. */
+ * unless it is known already. Context: the reader, or a channel with the
+ * sender's rev_lock held (reverse). */
 void mw_source_sniff(struct tx_stream *st, const uint8_t *p, size_t n,
 		     bool reverse);
 /* CPU seconds of all readers so far (for stats). */

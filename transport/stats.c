@@ -76,6 +76,51 @@ static void write_cpu(struct mw_stats *st, const struct mw_stats_snap *s,
 	st->last_cpu = s->cpu_process;
 }
 
+/* Resume figures (DESIGN.md 7): the sender's resends, the receiver's
+ * duplicates dropped, both sides' time with no channel up. */
+static void write_resume(struct mw_stats *st, const struct mw_stats_snap *s)
+{
+	if (!strcmp(s->side, "send"))
+		fprintf(st->f,
+			"\"reconnects\":%u,\"resent_chunks\":%llu,"
+			"\"resent_bytes\":%llu,",
+			s->reconnects, (unsigned long long)s->resent_chunks,
+			(unsigned long long)s->resent_bytes);
+	else
+		fprintf(st->f,
+			"\"lost\":%u,\"resumes\":%u,"
+			"\"dup_dropped_chunks\":%llu,"
+			"\"dup_dropped_bytes\":%llu,",
+			s->lost, s->reconnects,
+			(unsigned long long)s->dup_chunks,
+			(unsigned long long)s->dup_bytes);
+	fprintf(st->f, "\"paused_s\":%.3f,", s->paused_s);
+}
+
+/* send: per --to path, the channels up on it now, the wire bytes of
+ * every connection it carried and the resumes that landed on it. */
+static void write_paths(struct mw_stats *st, const struct mw_stats_snap *s)
+{
+	unsigned p, i;
+
+	if (!s->npaths)
+		return;
+	fprintf(st->f, "\"paths\":[");
+	for (p = 0; p < s->npaths && p < MW_STATS_PATHS_MAX; p++) {
+		unsigned up = 0;
+
+		for (i = 0; i < s->nchans; i++)
+			up += s->chans[i].path == p && s->chans[i].up;
+		fprintf(st->f,
+			"%s{\"id\":%u,\"addr\":\"%s\",\"channels_up\":%u,"
+			"\"bytes\":%llu,\"reconnects\":%u}",
+			p ? "," : "", p, s->path_addr[p] ? s->path_addr[p] : "",
+			up, (unsigned long long)s->path_bytes[p],
+			s->path_reconnects[p]);
+	}
+	fprintf(st->f, "],");
+}
+
 void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 {
 	double dt = s->elapsed - st->last_elapsed;
@@ -109,17 +154,25 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 	if (s->adaptive)
 		fprintf(st->f, "\"chunks_adaptive\":%llu,",
 			(unsigned long long)s->chunks_adaptive);
+	write_resume(st, s);
 	fprintf(st->f, "\"channels\":[");
 	for (i = 0; i < s->nchans && i < st->nchans; i++) {
 		fprintf(st->f,
 			"%s{\"id\":%u,\"bytes\":%llu,\"MiBps\":%.1f,"
-			"\"cpu_s\":%.3f}",
+			"\"cpu_s\":%.3f,\"up\":%s,\"reconnects\":%u",
 			i ? "," : "", i, (unsigned long long)s->chans[i].bytes,
 			rate(s->chans[i].bytes, st->last_chan[i], dt),
-			s->chans[i].cpu);
+			s->chans[i].cpu, s->chans[i].up ? "true" : "false",
+			s->chans[i].reconnects);
+		if (s->npaths)
+			fprintf(st->f, ",\"path\":%u", s->chans[i].path);
+		fprintf(st->f, "}");
 		st->last_chan[i] = s->chans[i].bytes;
 	}
-	fprintf(st->f, "],\"streams\":[");
+	fprintf(st->f, "],");
+	write_paths(st, s);
+	fprintf(st->f, "\"channels_up\":%u", s->chans_up);
+	fprintf(st->f, ",\"streams\":[");
 	for (i = 0; i < s->nstreams; i++)
 		fprintf(st->f,
 			"%s{\"id\":%u,\"kind\":\"%s\",\"fwd\":%llu,"
@@ -157,7 +210,7 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 	char ratio[32] = "no chunks";
 	unsigned i;
 
-	char budget[96] = "";
+	char budget[96] = "", resume[160] = "";
 
 	for (i = 0; i < MW_STATS_STAGES; i++)
 		cpu += s->stage_cpu[i];
@@ -168,6 +221,18 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 			 s->cpu_process,
 			 s->elapsed > 0 ? s->cpu_process / s->elapsed : 0,
 			 s->cpu_budget, s->paced_s);
+	if (s->reconnects || s->lost)
+		snprintf(resume, sizeof(resume),
+			 !strcmp(s->side, "send") ?
+				 ", %u reconnects, %llu chunks (%.1f MiB) "
+				 "resent, paused %.1f s" :
+				 ", %u resumes, %llu duplicate chunks "
+				 "(%.1f MiB) dropped, paused %.1f s",
+			 s->reconnects,
+			 (unsigned long long)s->resent_chunks +
+				 (unsigned long long)s->dup_chunks,
+			 (double)(s->resent_bytes + s->dup_bytes) / MIB,
+			 s->paused_s);
 	/* a session that carried no chunk has only frame overhead on the
 	 * wire: a ratio of that means nothing */
 	if (s->chunks && s->bytes_wire)
@@ -176,13 +241,13 @@ void mw_stats_summary(const struct mw_stats_snap *s)
 	mw_log_emit(MW_LOG_INFO,
 		    "%s %llu bytes in %.2f s (%.1f MiB/s, %.2f Gbit/s), %llu "
 		    "on the wire%s (%s), %llu chunks, %u channels (io %s), "
-		    "%.2f CPU s%s: %s",
+		    "%.2f CPU s%s%s: %s",
 		    strcmp(s->side, "send") ? "wrote" : "read",
 		    (unsigned long long)s->bytes_raw, busy, in, gbit(in),
 		    (unsigned long long)s->bytes_wire,
 		    s->wire_note ? s->wire_note : "", ratio,
 		    (unsigned long long)s->chunks, s->nchans,
-		    s->io ? s->io : "?", cpu, budget,
+		    s->io ? s->io : "?", cpu, budget, resume,
 		    s->result ? s->result : "ok");
 }
 

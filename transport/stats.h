@@ -11,9 +11,14 @@
 #define MW_STATS_STAGES 4
 
 struct mw_stats_chan {
-	uint64_t bytes; /* wire bytes on this channel so far */
-	double cpu;	/* CPU seconds of its thread */
+	uint64_t bytes;	     /* wire bytes on this channel so far */
+	double cpu;	     /* CPU seconds of its thread */
+	bool up;	     /* connected now */
+	unsigned reconnects; /* resumes of this channel */
+	unsigned path;	     /* send: index of its --to path */
 };
+
+#define MW_STATS_PATHS_MAX 8
 
 struct mw_stats_stream {
 	unsigned kind; /* enum mw_stream_kind */
@@ -46,6 +51,21 @@ struct mw_stats_snap {
 	double cpu_process; /* CPU seconds since the process started */
 	double cpu_budget;  /* --cpu-budget in cores; 0: none */
 	double paced_s;	    /* seconds intake waited for the budget */
+	/* resume (DESIGN.md 7). send: reconnects (resumes admitted),
+	 * resent chunks and their wire bytes; recv: channels lost, resumes
+	 * admitted, duplicate chunks dropped and their bytes; both: seconds
+	 * with no channel up */
+	unsigned reconnects, lost;
+	uint64_t resent_chunks, resent_bytes;
+	uint64_t dup_chunks, dup_bytes;
+	double paused_s;
+	/* send: the --to paths (0: not reported); chans[i].path indexes:
+	 * the wire bytes every connection on the path carried, and the
+	 * resumes that landed on it */
+	unsigned npaths;
+	const char *path_addr[MW_STATS_PATHS_MAX];
+	uint64_t path_bytes[MW_STATS_PATHS_MAX];
+	unsigned path_reconnects[MW_STATS_PATHS_MAX];
 };
 
 struct mw_stats {

@@ -14,12 +14,23 @@
  * the stream it waits for needs.
  *
  * A chunk with its seq sits in its stream's ring at seq % nchunks from
- * mw_sched_queue() until a channel takes it. Channels take chunks of a
- * stream strictly in sequence order and only below the stream's credit
- * (WINDOW frames from the receiver), picking streams round robin. So seqs
- * grow per stream on every channel, the receiver always has room for what
+ * mw_sched_queue() until the receiver confirms it written (WINDOW's written
+ * count), not only until a channel takes it: a channel may be lost with
+ * it unconfirmed, and then it is sent again (DESIGN.md 7). Channels take
+ * new chunks of a stream strictly in sequence order and only below the
+ * stream's credit (WINDOW frames from the receiver), picking streams round
+ * robin; chunks to send again go first, lowest seq first. So new seqs grow
+ * per stream on every channel, the receiver always has room for what
  * arrives, and one stream the destination does not read cannot block the
  * others.
+ *
+ * Kept chunks come from the same pool, so a reader's share counts them:
+ * a stream holds [confirmed, next_seq). A pool full of kept chunks stops
+ * the readers (the pause while no channel is up) but never the channels,
+ * which take without the pool; the receiver confirms whenever its writer
+ * has nothing left to write (docs/protocol.md, WINDOW), so kept chunks are
+ * freed without waiting for more to arrive: no deadlock even when this
+ * --window is smaller than the receiver's.
  *
  * Idle channels: a channel that found nothing pushes itself on the idle
  * stack and sleeps in its ring on its eventfd. Whatever makes a stream
@@ -44,22 +55,24 @@
 #include "tx_sched.h"
 
 /*
- * Locking: one mutex, lock, guards the fields after it (the chunk pool
- * among them), the state, seq and st of every chunk, and the queue fields
- * of every registered stream (tx_sched.h). The fields before it are fixed by mw_sched_new() and
- * mw_sched_adaptive() before any other thread uses the scheduler;
- * chunks_adaptive is a relaxed counter. Lock order: a caller's own lock
- * (send.c's s->lock) -> lock -> the compress pool's lock (the --adaptive
- * claim) -> a ctlq's; eventfd pokes are syscalls on fixed fds, made under
- * lock. Nothing here calls back into a caller.
+ * Locking: one mutex, lock, guards the fields after it (the chunk pool among
+ * them), the state, seq and st of every chunk, and the queue fields of every
+ * registered stream (tx_sched.h). The fields before it are fixed by
+ * mw_sched_new() and mw_sched_adaptive() before any other thread uses the
+ * scheduler; chunks_adaptive, chunks_resent and bytes_resent are relaxed
+ * counters. Lock order: a caller's own lock (send.c's s->lock) -> lock -> the
+ * compress pool's lock (the --adaptive claim) -> a ctlq's; eventfd pokes are
+ * syscalls on fixed fds, made under lock. Nothing here calls back into a
+ * caller.
  */
 struct mw_sched {
 	unsigned nchunks, nr_chans;
 	size_t chunk_size, out_cap;
 	int end_efd;
 	int *chan_efd;
-	struct mw_comp_pool *claim_pool; /* --adaptive, else NULL */
-	atomic_ullong chunks_adaptive;	 /* relaxed: stats only */
+	struct mw_comp_pool *claim_pool;	   /* --adaptive, else NULL */
+	atomic_ullong chunks_adaptive;		   /* relaxed: stats only */
+	atomic_ullong chunks_resent, bytes_resent; /* relaxed: stats only */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv;	   /* readers: a chunk freed, credit, a take */
@@ -185,9 +198,13 @@ unsigned mw_sched_nstreams(struct mw_sched *s)
 static struct mw_chunk *next_chunk_locked(struct mw_sched *s,
 					  struct mw_sched_stream *q)
 {
-	struct mw_chunk *c = q->ring[q->next_take % s->nchunks];
+	struct mw_chunk *c;
 
-	if (!c || q->next_take >= q->limit)
+	/* the slot of next_seq may hold a kept chunk of next_seq - nchunks */
+	if (q->next_take >= q->next_seq || q->next_take >= q->limit)
+		return NULL;
+	c = q->ring[q->next_take % s->nchunks];
+	if (!c)
 		return NULL;
 	MW_BUG_ON(c->seq != q->next_take || c->st.tx != q);
 	return c;
@@ -208,6 +225,21 @@ static bool next_claimable_locked(struct mw_sched *s, struct mw_sched_stream *q)
 	return s->claim_pool && c && c->state == MW_CHUNK_QUEUED;
 }
 
+/* The lowest chunk of q to send again, or NULL. */
+static struct mw_chunk *resend_chunk_locked(struct mw_sched *s,
+					    struct mw_sched_stream *q)
+{
+	uint64_t seq;
+
+	for (seq = q->confirmed; q->nresend && seq < q->next_take; seq++) {
+		struct mw_chunk *c = q->ring[seq % s->nchunks];
+
+		if (c && c->state == MW_CHUNK_READY)
+			return c;
+	}
+	return NULL;
+}
+
 static bool end_takeable_locked(struct mw_sched_stream *q)
 {
 	return q->input_done && !q->end_claimed &&
@@ -217,8 +249,8 @@ static bool end_takeable_locked(struct mw_sched_stream *q)
 static bool stream_takeable_locked(struct mw_sched *s,
 				   struct mw_sched_stream *q)
 {
-	return next_ready_locked(s, q) || next_claimable_locked(s, q) ||
-	       end_takeable_locked(q);
+	return q->nresend || next_ready_locked(s, q) ||
+	       next_claimable_locked(s, q) || end_takeable_locked(q);
 }
 
 static bool takeable_locked(struct mw_sched *s)
@@ -259,8 +291,10 @@ static bool reader_may_take_locked(struct mw_sched *s,
 
 	if (share < 1)
 		share = 1;
+	/* kept chunks count: a stream whose destination reads nothing must
+	 * not hold the chunks the others need, sent or not */
 	return !mw_chunk_pool_empty(&s->pool) && q->next_seq < q->limit &&
-	       q->next_seq - q->next_take < share;
+	       q->next_seq - q->confirmed < share;
 }
 
 int mw_sched_get_free(struct mw_sched *s, struct mw_sched_stream *q,
@@ -378,34 +412,47 @@ struct mw_chunk *mw_sched_take(struct mw_sched *s, unsigned chan, int sock,
 {
 	struct mw_sched_stream *q = NULL;
 	struct mw_chunk *c = NULL;
-	bool claimed = false;
+	bool claimed = false, resent = false;
 	unsigned i;
 
 	*end = NULL;
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < s->nstreams && !c && !*end; i++) {
 		q = s->streams[(s->rr + i) % s->nstreams];
-		if (next_ready_locked(s, q)) {
+		if ((c = resend_chunk_locked(s, q))) {
+			resent = true;
+		} else if (next_ready_locked(s, q)) {
 			c = next_chunk_locked(s, q);
 		} else if ((c = claim_locked(s, q, sock))) {
 			claimed = true;
 		} else if (end_takeable_locked(q)) {
 			q->end_claimed = true;
+			q->end_chan = (uint8_t)chan;
 			*end = q;
 		}
 		if (c || *end)
 			s->rr = (s->rr + i + 1) % s->nstreams;
 	}
-	if (c) {
-		q->ring[q->next_take % s->nchunks] = NULL;
+	if (c && resent) {
+		/* it stays in the ring until confirmed */
+		q->nresend--;
+		mw_chunk_set_state(c, MW_CHUNK_SENDING);
+		atomic_fetch_add_explicit(&s->chunks_resent, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->bytes_resent,
+					  c->job.raw ? c->raw_len :
+						       c->job.out_len,
+					  memory_order_relaxed);
+	} else if (c) {
 		q->next_take++;
 		mw_chunk_set_state(c, MW_CHUNK_SENDING);
-		pthread_cond_broadcast(&s->cv); /* a reader may go on */
 		if (q->wants_drain && q->next_take == q->next_seq) {
 			q->wants_drain = false;
 			mw_efd_poke(q->drain_efd);
 		}
 	}
+	if (c)
+		c->chan = (uint8_t)chan;
 	if (c || *end) {
 		if (takeable_locked(s))
 			wake_idle_locked(s);
@@ -432,15 +479,132 @@ void mw_sched_put(struct mw_sched *s, struct mw_chunk **cp)
 		return;
 	*cp = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (c->state == MW_CHUNK_QUEUED) {
+	if (c->state != MW_CHUNK_FILLING) {
 		struct mw_chunk **slot = &c->st.tx->ring[c->seq % s->nchunks];
 
-		MW_ASSERT(*slot == c);
+		MW_ASSERT(*slot == c || c->state != MW_CHUNK_QUEUED);
 		if (*slot == c)
 			*slot = NULL;
 	}
 	mw_chunk_pool_put(&s->pool, &c); /* asserts the state may go FREE */
 	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* c's seq is confirmed: it has left the ring, and goes FREE. */
+static bool confirmed_locked(struct mw_chunk *c)
+{
+	return c->seq < c->st.tx->confirmed;
+}
+
+void mw_sched_sent(struct mw_sched *s, struct mw_chunk **cp)
+{
+	struct mw_chunk *c = *cp;
+
+	*cp = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (confirmed_locked(c)) {
+		mw_chunk_pool_put(&s->pool, &c);
+		pthread_cond_broadcast(&s->cv);
+	} else {
+		mw_chunk_set_state(c, MW_CHUNK_SENT);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void mw_sched_unsend(struct mw_sched *s, struct mw_chunk **cp)
+{
+	struct mw_chunk *c = *cp;
+
+	if (!c)
+		return;
+	*cp = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (confirmed_locked(c)) {
+		mw_chunk_pool_put(&s->pool, &c);
+		pthread_cond_broadcast(&s->cv);
+	} else {
+		struct mw_sched_stream *q = c->st.tx;
+
+		/* a chunk claimed or taken new was counted in next_take;
+		 * every chunk below it is in the ring until confirmed */
+		MW_ASSERT(c->seq < q->next_take &&
+			  q->ring[c->seq % s->nchunks] == c);
+		mw_chunk_set_state(c, MW_CHUNK_READY);
+		c->resend = true;
+		q->nresend++;
+		wake_idle_locked(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int mw_sched_confirm(struct mw_sched *s, struct mw_sched_stream *q,
+		     uint64_t written)
+{
+	bool freed = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (written > q->next_take) {
+		pthread_mutex_unlock(&s->lock);
+		return -MW_E_PROTO;
+	}
+	for (; q->confirmed < written; q->confirmed++) {
+		struct mw_chunk **slot = &q->ring[q->confirmed % s->nchunks];
+		struct mw_chunk *c = *slot;
+
+		if (!c)
+			continue; /* a failed chunk's hole */
+		*slot = NULL;
+		if (c->state == MW_CHUNK_SENDING)
+			continue; /* its channel frees it (confirmed_locked) */
+		if (c->state == MW_CHUNK_READY)
+			q->nresend--; /* no need to send it again after all */
+		mw_chunk_pool_put(&s->pool, &c);
+		freed = true;
+	}
+	if (freed)
+		pthread_cond_broadcast(&s->cv); /* a reader may go on */
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void mw_sched_chan_lost(struct mw_sched *s, unsigned chan, uint64_t *chunks,
+			uint64_t *bytes)
+{
+	unsigned i, k;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->nstreams; i++) {
+		struct mw_sched_stream *q = s->streams[i];
+		uint64_t seq;
+
+		for (seq = q->confirmed; seq < q->next_take; seq++) {
+			struct mw_chunk *c = q->ring[seq % s->nchunks];
+
+			if (!c || c->state != MW_CHUNK_SENT || c->chan != chan)
+				continue;
+			mw_chunk_set_state(c, MW_CHUNK_READY);
+			c->resend = true;
+			q->nresend++;
+			*chunks += 1;
+			*bytes += c->job.raw ? c->raw_len : c->job.out_len;
+		}
+		if (q->end_claimed && q->end_chan == chan) {
+			q->end_claimed = false;
+			q->end_resent = true;
+		}
+	}
+	/* a poke to a lost channel would wake nobody */
+	for (k = 0; k < s->nidle; k++)
+		if (s->idle[k] == chan) {
+			memmove(&s->idle[k], &s->idle[k + 1],
+				(s->nidle - k - 1) * sizeof(*s->idle));
+			s->nidle--;
+			break;
+		}
+	s->chan_idle[chan] = false;
+	if (takeable_locked(s))
+		wake_idle_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -506,4 +670,10 @@ uint64_t mw_sched_chunks_taken(struct mw_sched *s)
 uint64_t mw_sched_chunks_adaptive(struct mw_sched *s)
 {
 	return atomic_load_explicit(&s->chunks_adaptive, memory_order_relaxed);
+}
+
+void mw_sched_resent(struct mw_sched *s, uint64_t *chunks, uint64_t *bytes)
+{
+	*chunks = atomic_load_explicit(&s->chunks_resent, memory_order_relaxed);
+	*bytes = atomic_load_explicit(&s->bytes_resent, memory_order_relaxed);
 }

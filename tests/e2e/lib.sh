@@ -47,7 +47,8 @@ e2e_pki() {
 }
 
 # e2e_transport [migwire send options...]: set RECV_CMD, SEND_CMD and
-# STATS_ARGS for the selected transport. Options after the first "--" go
+# STATS_ARGS for the selected transport; recv listens on $E2E_HOST
+# (default 127.0.0.1; lib-netns.sh sets the destination's address). Options after the first "--" go
 # to recv, the rest to send. TLS material comes from tools/mw-mkcerts.
 e2e_transport() {
 	local send_opts=() recv_opts=() side=send
@@ -68,8 +69,8 @@ e2e_transport() {
 			send_opts=("${send_opts[@]/@PKI@/$e2e_tmp/pki}")
 			recv_opts=("${recv_opts[@]/@PKI@/$e2e_tmp/pki}")
 		fi
-		RECV_CMD=$(e2e_wrap recv "$MIGWIRE recv --listen 127.0.0.1:{port} ${recv_opts[*]} --stats-file {logdir}/recv-stats.json")
-		SEND_CMD=$(e2e_wrap send "$MIGWIRE send --to 127.0.0.1:{port} ${send_opts[*]} --stats-file {logdir}/send-stats.json")
+		RECV_CMD=$(e2e_wrap recv "$MIGWIRE recv --listen ${E2E_HOST:-127.0.0.1}:{port} ${recv_opts[*]} --stats-file {logdir}/recv-stats.json")
+		SEND_CMD=$(e2e_wrap send "$MIGWIRE send --to ${E2E_HOST:-127.0.0.1}:{port} ${send_opts[*]} --stats-file {logdir}/send-stats.json")
 		STATS_ARGS=(--stats-file "{logdir}/send-stats.json" --recv-stats-file "{logdir}/recv-stats.json")
 		;;
 	*) fail "MW_E2E_TRANSPORT must be migwire or socat" ;;

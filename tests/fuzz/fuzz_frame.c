@@ -48,6 +48,22 @@ static void frame_hdr(const uint8_t *p, size_t n)
 	case MW_FT_PROBE_OK:
 		FUZZ_CHECK(h.wire_len == MW_PROBE_OK_LEN);
 		break;
+	case MW_FT_WINDOW:
+		FUZZ_CHECK(h.wire_len == MW_WINDOW_LEN);
+		break;
+	case MW_FT_CHALLENGE:
+		FUZZ_CHECK(h.wire_len == MW_JOIN_NONCE_LEN);
+		break;
+	case MW_FT_JOIN:
+		FUZZ_CHECK(h.wire_len == MW_JOIN_TAG_LEN);
+		break;
+	case MW_FT_PING:
+		FUZZ_CHECK(h.wire_len == 0);
+		break;
+	case MW_FT_CONFIRM:
+		/* recv_chan.c takes the stream word as a reverse stream */
+		FUZZ_CHECK(h.wire_len == 0 && (h.stream & MW_STREAM_REVERSE));
+		break;
 	case MW_FT_DATA:
 		/* what recv.c relies on before it picks a buffer */
 		FUZZ_CHECK(!(h.flags & ~MW_F_KNOWN));
@@ -58,9 +74,27 @@ static void frame_hdr(const uint8_t *p, size_t n)
 			FUZZ_CHECK(h.wire_len < h.raw_len);
 		break;
 	}
+	/* flags: DATA's own; END, OPEN, CLOSE only RESENT; others none */
+	if (h.type == MW_FT_END || h.type == MW_FT_OPEN ||
+	    h.type == MW_FT_CLOSE)
+		FUZZ_CHECK(!h.flags || h.flags == MW_F_RESENT);
+	else if (h.type != MW_FT_DATA)
+		FUZZ_CHECK(!h.flags);
 	mw_frame_hdr_encode(re, &h);
 	FUZZ_CHECK(!memcmp(re, p, sizeof(re)));
 	FUZZ_CHECK(mw_frame_type_name(h.type)[0] != 'U');
+}
+
+static void window(const uint8_t *p, size_t n)
+{
+	uint8_t re[MW_WINDOW_LEN];
+	uint64_t w;
+
+	if (mw_window_decode(p, n, &w))
+		return;
+	FUZZ_CHECK(n >= MW_WINDOW_LEN);
+	mw_window_encode(re, w);
+	FUZZ_CHECK(!memcmp(re, p, sizeof(re)));
 }
 
 static void hello(const uint8_t *p, size_t n)
@@ -162,5 +196,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ack(data, size);
 	probe(data, size);
 	probe_ok(data, size);
+	window(data, size);
 	return 0;
 }

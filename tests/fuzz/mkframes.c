@@ -695,6 +695,27 @@ static void seeds_frame(const char *base)
 		case MW_FT_PROBE_OK:
 			h.wire_len = MW_PROBE_OK_LEN;
 			break;
+		case MW_FT_OPEN:
+			h.wire_len = MW_OPEN_LEN;
+			break;
+		case MW_FT_CLOSE:
+			h.wire_len = MW_CLOSE_LEN;
+			break;
+		case MW_FT_WINDOW:
+			h.wire_len = MW_WINDOW_LEN;
+			h.stream = 2;
+			h.seq = 4096;
+			break;
+		case MW_FT_CHALLENGE:
+			h.wire_len = MW_JOIN_NONCE_LEN;
+			break;
+		case MW_FT_JOIN:
+			h.wire_len = MW_JOIN_TAG_LEN;
+			break;
+		case MW_FT_CONFIRM:
+			h.stream = MW_STREAM_REVERSE | 1;
+			h.seq = 65;
+			break;
 		case MW_FT_DATA:
 			h.codec = MW_CODEC_ZSTD;
 			h.raw_len = 262144;
@@ -734,6 +755,33 @@ static void seeds_frame(const char *base)
 
 		mw_frame_hdr_encode(b, &h);
 		seed(dir, "hdr_DATA_raw", b, MW_FRAME_HDR_LEN);
+		/* protocol 3: frames a resumed channel sends again */
+		h.flags |= MW_F_RESENT;
+		mw_frame_hdr_encode(b, &h);
+		seed(dir, "hdr_DATA_resent", b, MW_FRAME_HDR_LEN);
+		h = (struct mw_frame_hdr){ .type = MW_FT_END,
+					   .flags = MW_F_RESENT,
+					   .stream = 1,
+					   .wire_len = MW_END_LEN };
+		mw_frame_hdr_encode(b, &h);
+		seed(dir, "hdr_END_resent", b, MW_FRAME_HDR_LEN);
+		h = (struct mw_frame_hdr){ .type = MW_FT_OPEN,
+					   .flags = MW_F_RESENT,
+					   .stream = 1,
+					   .wire_len = MW_OPEN_LEN };
+		mw_frame_hdr_encode(b, &h);
+		seed(dir, "hdr_OPEN_resent", b, MW_FRAME_HDR_LEN);
+		h = (struct mw_frame_hdr){ .type = MW_FT_CLOSE,
+					   .flags = MW_F_RESENT,
+					   .wire_len = MW_CLOSE_LEN };
+		mw_frame_hdr_encode(b, &h);
+		seed(dir, "hdr_CLOSE_resent", b, MW_FRAME_HDR_LEN);
+		h = (struct mw_frame_hdr){ .type = MW_FT_PING,
+					   .flags = MW_F_RESENT };
+		mw_frame_hdr_encode(b, &h);
+		seed(dir, "hdr_PING_flags", b, MW_FRAME_HDR_LEN);
+		mw_window_encode(b, 12345);
+		seed(dir, "window", b, MW_WINDOW_LEN);
 	}
 	{
 		struct mw_hello h = { .version = 1,
@@ -749,11 +797,18 @@ static void seeds_frame(const char *base)
 		h.version = 2;
 		mw_hello_encode(b, &h);
 		seed(dir, "hello_v2", b, MW_HELLO_LEN);
+		h.version = MW_PROTO_VERSION;
+		h.flags = MW_HELLO_F_RESUME | MW_HELLO_F_TOKEN;
+		mw_hello_encode(b, &h);
+		seed(dir, "hello_resume", b, MW_HELLO_LEN);
 	}
 	{
-		struct mw_hello_ok h = { .version = 1, .chan_index = 3 };
+		struct mw_hello_ok h = { .version = MW_PROTO_VERSION,
+					 .chan_index = 3,
+					 .stream_window = 2 };
 
 		memcpy(h.session, "0123456789abcdef", 16);
+		memcpy(h.secret, "resume-secret-of-32-bytes-......", 32);
 		mw_hello_ok_encode(b, &h);
 		seed(dir, "hello_ok", b, MW_HELLO_OK_LEN);
 	}

@@ -19,20 +19,12 @@ And --adaptive with --compress none is a usage error (exit 2, one line).
 
     adaptive.py MIGWIRE DATAGEN MKCERTS
 """
-import json
 import os
 
 import mwtest
 from mwtest import MiB, fail, log
 
 SIZE = 32 * MiB
-
-
-def final_stats(path):
-    lines = [json.loads(x) for x in mwtest.lines_of(path) if x.strip()]
-    if not lines or not lines[-1].get('final'):
-        fail(f'{path}: no final stats line')
-    return lines[-1]
 
 
 def trip(env, inp, want, name, extra):
@@ -46,7 +38,7 @@ def trip(env, inp, want, name, extra):
     if mwtest.sha256_file(recv.out) != want:
         fail(f'{name}: output differs from input')
     os.unlink(recv.out)
-    st = final_stats(stats)
+    st = mwtest.final_stats(stats)
     log(f'{name:<26} chunks {st["chunks"]:>4}  raw by --adaptive '
         f'{st.get("chunks_adaptive", "-"):>4}  wire {st["bytes_wire"]:>9} B  '
         f'{st["elapsed_s"]:.2f} s')

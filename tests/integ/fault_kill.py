@@ -6,12 +6,16 @@ A rate-capped transfer (4 channels, TLS mode, codec and kill point drawn
 from a seeded RNG; MW_TEST_SEED replays a run) is interrupted by
   - kill -9 of `send`          -> recv exits 1 with one line;
   - kill -9 of `recv`          -> send exits 1 with one line;
+    (both with --reconnect-timeout 0: a peer that died is not waited for;
+    by default the survivor waits that long for its channels to be
+    resumed, fault_link's giveup case);
   - one channel's TCP connection dropped by a proxy in the middle
     (FIN both ways, RST both ways, or RST to the receiver while the
-    sender's end stays open and silent) -> both exit 1, one line each.
-Every iteration: recv's output is a strict prefix of the input (recv never
-exits 0), both sides end within a bound, and the survivors' peak RSS stays
-within --window + 64 MiB.
+    sender's end stays open and silent) -> the channel is resumed: both
+    exit 0, byte-exact, one lost and one resumed line each.
+Every iteration: after a kill recv's output is a strict prefix of the input
+(recv never exits 0), both sides end within a bound, and the survivors'
+peak RSS stays within --window + 64 MiB.
 
     fault_kill.py MIGWIRE DATAGEN MKCERTS [ITERATIONS]   (default 3 each)
 """
@@ -35,12 +39,12 @@ def modes(env, rng):
     return m, mwtest.tls_args(m, env), rng.choice(['zstd', 'zlib', 'none'])
 
 
-def start(env, inp, tls, codec, to_port=None):
-    recv, port = env.recv(tls + ['--wait', '5', '--timeout', '5'])
+def start(env, inp, tls, codec, to_port=None, extra=()):
+    recv, port = env.recv(tls + ['--wait', '5', '--timeout', '5', *extra])
     send = env.send(to_port(port) if to_port else port,
                     tls + ['--channels', '4', '--compress', codec,
-                           '--max-bandwidth', RATE, '--timeout', '5'],
-                    stdin_path=inp)
+                           '--max-bandwidth', RATE, '--timeout', '5',
+                           *extra], stdin_path=inp)
     return recv, send
 
 
@@ -53,7 +57,8 @@ def check_memory(rp, *procs):
 def kill_process(env, rng, data, inp, victim, it):
     mode, tls, codec = modes(env, rng)
     when = rng.uniform(0.0, DURATION * 0.8)
-    recv, send = start(env, inp, tls, codec)
+    recv, send = start(env, inp, tls, codec,
+                       extra=('--reconnect-timeout', '0'))
     target, peer = (send, recv) if victim == 'send' else (recv, send)
     rp = fl.Reaper(send, recv)
     t0 = time.monotonic()
@@ -101,10 +106,9 @@ def kill_channel(env, rng, data, inp, how, it):
         fl.show(recv)
         if not px.killed.is_set():
             fail(f'the proxy never reached {at} B on connection {idx}')
-        ls = fl.clean_failure(send), fl.clean_failure(recv)
-        n = fl.check_prefix(recv.out, data)
+        fl.check_resumed_run(send, recv, data, 1,
+                             f'channel {idx} {how} at {at} B')
         check_memory(rp, send, recv)
-        return n, ls
     finally:
         if px:
             px.close()
@@ -123,7 +127,8 @@ def run():
         for it in range(iters):
             kill_process(env, rng, data, inp, victim, it)
             env.cleanup_procs()
-    log('--- one channel killed (FIN / RST / RST towards the receiver)')
+    log('--- one channel killed (FIN / RST / RST towards the receiver): '
+        'resumed')
     for it, how in enumerate(['fin', 'rst', 'rst-recv'] *
                              max(1, iters // 3)):
         kill_channel(env, rng, data, inp, how, it)

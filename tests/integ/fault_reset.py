@@ -7,11 +7,16 @@ and resets one of them after a seeded random number of bytes (MW_TEST_SEED
 replays a run): during the TLS handshake / HELLO, early, in the middle and
 late in the stream; RST both ways, RST to the receiver only (the sender's
 end stays open and silent), and RST to the sender only. Each TLS mode.
-Both sides must exit 1 with one stderr line that names the cause (reset or
-closed, possibly as the peer's reason), within a bound, and recv's output
-must be a strict prefix of the input. A reset before the receiver answered
-the channel's HELLO is the exception: send dials that channel again and
-the transfer must complete byte-exact (or fail as above).
+Since protocol 3 a channel lost after its HELLO_OK is resumed: the
+transfer must complete byte-exact, exit 0 on both sides, each side saying
+one `channel N lost` and one `channel N resumed` line (fault_resume checks
+the counters). A reset before the receiver answered the channel's HELLO:
+send dials that channel again and the transfer must complete byte-exact,
+or both sides fail as below. With --reconnect-timeout 0 (one case per
+mode) a reset fails the session as before protocol 3: both sides exit 1
+with one stderr line that names the cause (reset or closed, possibly as
+the peer's reason), within a bound, and recv's output is a strict prefix
+of the input.
 
     fault_reset.py MIGWIRE DATAGEN MKCERTS
 """
@@ -30,8 +35,11 @@ POINTS = [('handshake', 1, 300), ('early', 64 << 10, 1 * MiB),
           ('middle', 3 * MiB, 5 * MiB), ('late', 6 * MiB, 8 * MiB)]
 
 
-def one(env, rng, data, inp, mode, how, where, lo, hi, any_conn=False):
+def one(env, rng, data, inp, mode, how, where, lo, hi, any_conn=False,
+        once=False):
     tls = mwtest.tls_args(mode, env)
+    if once:
+        tls = tls + ['--reconnect-timeout', '0']
     codec = rng.choice(['zstd', 'zlib', 'none'])
     # late: whichever connection gets there first (the channels' shares of
     # the stream differ)
@@ -86,6 +94,10 @@ def one(env, rng, data, inp, mode, how, where, lo, hi, any_conn=False):
                      f'exit {recv.rc} with {len(got)} bytes')
             log('  the sender retried the reset channel and completed')
             return
+        if where != 'handshake' and not once:
+            # lost after HELLO_OK: resumed
+            fl.check_resumed_run(send, recv, data, 1, f'{how} {where}')
+            return
         fl.check_prefix(recv.out, data)
         fl.clean_failure(send, any_of=WORDS)
         fl.clean_failure(recv, any_of=WORDS)
@@ -95,7 +107,7 @@ def one(env, rng, data, inp, mode, how, where, lo, hi, any_conn=False):
         px.close()
         env.cleanup_procs()
         if retry:
-            one(env, rng, data, inp, mode, how, where, lo, hi, True)
+            one(env, rng, data, inp, mode, how, where, lo, hi, True, once)
 
 
 def run():
@@ -106,12 +118,18 @@ def run():
         data = f.read()
     hows = ['rst', 'rst', 'rst-recv', 'rst-send']
     cases = []
+    n = 0
     for mode in ('x509', 'psk', 'none'):
         for where, lo, hi in POINTS:
-            how = hows[len(cases) % len(hows)]
+            how = hows[n % len(hows)]
+            n += 1
             cases.append((f'{mode} {how} {where}',
                           lambda a=(mode, how, where, lo, hi):
                           one(env, rng, data, inp, *a)))
+        # without resume: a reset fails the session
+        cases.append((f'{mode} rst middle, --reconnect-timeout 0',
+                      lambda a=(mode, 'rst', 'middle', 3 * MiB, 5 * MiB):
+                      one(env, rng, data, inp, *a, once=True)))
     fl.run_cases(env, cases)
     log('PASS')
 

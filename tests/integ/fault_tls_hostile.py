@@ -30,6 +30,7 @@ import time
 import faultlib as fl
 import mwtest
 from mwtest import fail, has_keywords, log
+from mwwire import PROTO  # noqa: E402 (tests/lib, on the path)
 
 HDR = 40
 (FT_HELLO, FT_HELLO_OK, FT_DATA, FT_END, FT_ACK, FT_ERROR, FT_OPEN,
@@ -49,7 +50,8 @@ def frame(ftype, payload=b'', codec=0, flags=0, stream=0, raw_len=0,
 
 
 def hello(session, index=0, count=1, codec=0, chunk=CHUNK, window=32):
-    p = b'MIGWIRE\0' + struct.pack('>HHHBB', 2, index, count, codec, 0)
+    p = b'MIGWIRE\0' + struct.pack('>HHHBB', PROTO, index, count, codec,
+                                         0)
     p += session + struct.pack('>II', chunk, window) + bytes(24)
     return frame(FT_HELLO, p)
 
@@ -116,7 +118,7 @@ CASES = {
     'window_from_sender': (lambda w: frame(FT_WINDOW, seq=1 << 30), ()),
     'ack_from_sender': (lambda w: frame(FT_ACK, struct.pack('>QQ', 0, 0)),
                         ()),
-    'hello_ok_from_sender': (lambda w: frame(FT_HELLO_OK, bytes(24)), ()),
+    'hello_ok_from_sender': (lambda w: frame(FT_HELLO_OK, bytes(56)), ()),
     'second_hello': (lambda w: hello(os.urandom(16)), ()),
     'unknown_type_66': (lambda w: frame(66, b'q' * 8), ()),
     'bad_magic': (lambda w: frame(FT_DATA, b'q' * 8, magic=0x4e57), ()),
@@ -142,13 +144,7 @@ CASES = {
 
 class Client:
     def __init__(self, env, port, pki):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_verify_locations(os.path.join(pki, 'ca-cert.pem'))
-        ctx.load_cert_chain(os.path.join(pki, 'client-cert.pem'),
-                            os.path.join(pki, 'client-key.pem'))
-        raw = socket.create_connection(('127.0.0.1', port), timeout=8)
-        self.s = ctx.wrap_socket(raw, server_hostname='127.0.0.1')
+        self.s = mwtest.tls_client(port, pki)
         self.buf = b''
 
     def send(self, b):

@@ -5,14 +5,18 @@
 - Proxy: a one-thread, non-blocking TCP relay on 127.0.0.1 that stands
   between `send` and `recv`; it numbers connections in accept order, counts
   the bytes of each, and can reset (RST) or close (FIN) one connection at a
-  byte offset, or turn away the Nth connection attempt.
+  byte offset, all of them at once, one every N bytes, or turn away the
+  Nth connection attempt; it can keep the first bytes of each connection.
 - Reaper: waits for several processes with one bound, sampling VmHWM,
   VmRSS and the fd count of each while they run.
 - Checks of the DESIGN invariants: clean failure (exit 1, one line) and
-  "the output is a prefix of the input"; run_cases() with XFAIL/XPASS.
+  "the output is a prefix of the input"; after lost channels were
+  resumed, the lost / resumed lines and a byte-exact run
+  (resumed_lines, check_resumed_run); run_cases() with XFAIL/XPASS.
 """
 import os
 import random
+import re
 import selectors
 import socket
 import struct
@@ -154,6 +158,36 @@ def check_prefix(out_path, data, strict=True):
     return len(out)
 
 
+LOST_LINE = re.compile(r'channel (\d+) lost \(')
+RESUMED_LINE = re.compile(r'channel (\d+) resumed')
+
+
+def resumed_lines(proc, n, what=''):
+    """proc's stderr is exactly n `channel N lost (CAUSE)` lines and n
+    `channel N resumed` lines, for the same channels, and nothing else
+    (what a side says at the default level about n lost channels)."""
+    ls = proc.err_lines()
+    lost = [m.group(1) for m in map(LOST_LINE.search, ls) if m]
+    back = [m.group(1) for m in map(RESUMED_LINE.search, ls) if m]
+    if len(lost) != n or sorted(lost) != sorted(back) or \
+            len(ls) != 2 * n:
+        fail(f'{what}: {proc.name} should print {n} lost and {n} resumed '
+             f'line(s) and nothing else, printed:\n    ' +
+             '\n    '.join(ls))
+
+
+def check_resumed_run(send, recv, data, n, what=''):
+    """After n channels were lost: both sides exit 0, recv wrote exactly
+    data, each side printed its lost and resumed lines (resumed_lines)."""
+    with open(recv.out, 'rb') as f:
+        got = f.read()
+    if send.rc != 0 or recv.rc != 0 or got != data:
+        fail(f'{what}: not resumed: send exit {send.rc}, recv exit '
+             f'{recv.rc}, {len(got)} B written of {len(data)}')
+    resumed_lines(send, n, what)
+    resumed_lines(recv, n, what)
+
+
 def check_exact(out_path, in_path):
     if mwtest.sha256_file(out_path) != mwtest.sha256_file(in_path):
         fail(f'output differs from input ({os.path.getsize(out_path)} vs '
@@ -245,6 +279,8 @@ class _Conn:
         self.down = 0  # receiver -> client
         self.dead = False
         self.how = None
+        self.rec_up = bytearray()
+        self.rec_down = bytearray()
 
     def other(self, s):
         return self.u if s is self.c else self.c
@@ -272,9 +308,21 @@ class Proxy:
     the receiver only; the sender's side stays open and silent: a black
     hole), 'rst-send' (the other way round), 'hole' (both sides stay
     open; what they send is read and dropped, nothing is forwarded: a path
-    that black-holes while both kernels still ACK)."""
+    that black-holes while both kernels still ACK).
+    kill_every(nbytes, how, min_up): each time the bytes forwarded towards
+    the receiver over all connections pass another nbytes, `how` the
+    connection that carried them (once it has forwarded min_up bytes
+    itself: a resume's handshake is left alone).
+    kill_all_at(nbytes, how): every live connection at once, when the
+    total forwarded towards the receiver reaches nbytes.
+    record: keep each connection's first RECORD bytes both ways
+    (rec_up / rec_down of conns[idx]), to read a plaintext exchange.
+    kills: the connections killed, in order (accept indexes); kill_t
+    and accept_t: when each kill and each accept happened."""
 
-    def __init__(self, target, refuse=(), blackhole=()):
+    RECORD = 8192
+
+    def __init__(self, target, refuse=(), blackhole=(), record=False):
         self.target = target
         self.refuse = set(refuse)
         self.blackhole = set(blackhole)
@@ -289,6 +337,14 @@ class Proxy:
         self.naccept = 0
         self.refused = []
         self.plans = {}  # idx -> (nbytes, how)
+        self.every = None  # (nbytes, how, min_up)
+        self.next_every = 0
+        self.all_at = None  # (nbytes, how)
+        self.total_up = 0
+        self.kills = []
+        self.kill_t = []  # monotonic time of each kill
+        self.accept_t = []  # monotonic time of each accept
+        self.record = record
         self.events = []  # (monotonic, text)
         self.killed = threading.Event()
         self.lock = threading.Lock()
@@ -302,11 +358,25 @@ class Proxy:
         with self.lock:
             self.plans[idx] = (nbytes, how)
 
+    def kill_every(self, nbytes, how='rst', min_up=256 << 10):
+        """nbytes None: no more."""
+        with self.lock:
+            self.every = (nbytes, how, min_up) if nbytes else None
+            self.next_every = self.total_up + (nbytes or 0)
+
+    def kill_all_at(self, nbytes, how='rst'):
+        with self.lock:
+            self.all_at = (nbytes, how)
+
     def bytes_up(self, idx):
         with self.lock:
             return self.conns[idx].up if idx in self.conns else 0
 
     def close(self):
+        """Stops relaying and closes every socket (nothing listens on
+        self.port afterwards); again: nothing."""
+        if self.stop:
+            return
         self.stop = True
         self.th.join(5)
         for k in list(self.sel.get_map().values()):
@@ -338,6 +408,7 @@ class Proxy:
                 return
             n = self.naccept
             self.naccept += 1
+            self.accept_t.append(time.monotonic())
             if n in self.refuse:
                 _rst(c)
                 self.refused.append(n)
@@ -374,6 +445,8 @@ class Proxy:
         with self.lock:
             # a plan for "the first connection" is used up
             self.plans.pop(None, None)
+            self.kills.append(cn.idx)
+            self.kill_t.append(time.monotonic())
         if how in ('fin', 'hole'):
             # 'fin', a clean close both ways: FIN, then read and discard
             # whatever still comes (closing with unread bytes would send
@@ -456,7 +529,7 @@ class Proxy:
                         pass
                     cn.wclosed[o] = True
             elif d:
-                plan = None
+                plan, everyone = None, None
                 with self.lock:
                     if s is cn.c:
                         plan = self.plans.get(cn.idx) or \
@@ -465,13 +538,41 @@ class Proxy:
                             d = d[:max(0, plan[0] - cn.up)]
                         else:
                             plan = None
+                        ev = self.every
+                        if not plan and ev and \
+                                self.total_up + len(d) >= self.next_every \
+                                and cn.up + len(d) >= ev[2]:
+                            cut = max(self.next_every - self.total_up,
+                                      ev[2] - cn.up, 0)
+                            d = d[:cut]
+                            plan = (None, ev[1])
+                            self.next_every = self.total_up + cut + ev[0]
+                        al = self.all_at
+                        if not plan and al and \
+                                self.total_up + len(d) >= al[0]:
+                            d = d[:max(0, al[0] - self.total_up)]
+                            everyone, self.all_at = al[1], None
                         cn.up += len(d)
+                        self.total_up += len(d)
+                        if self.record and len(cn.rec_up) < self.RECORD:
+                            cn.rec_up += d[:self.RECORD - len(cn.rec_up)]
                     else:
                         cn.down += len(d)
+                        if self.record and len(cn.rec_down) < self.RECORD:
+                            cn.rec_down += d[:self.RECORD -
+                                             len(cn.rec_down)]
                 cn.buf[o] += d
                 if plan:
                     self._flush(cn, o)
                     self._kill(cn, plan[1])
+                    return
+                if everyone:
+                    self._flush(cn, o)
+                    with self.lock:
+                        todo = [c for c in self.conns.values()
+                                if not c.dead]
+                    for c in todo:
+                        self._kill(c, everyone)
                     return
         if mask & selectors.EVENT_WRITE:
             self._flush(cn, s)

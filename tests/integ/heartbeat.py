@@ -16,6 +16,8 @@ anything, and fails when it has received nothing for --timeout seconds
   1 MiB stops forwarding both ways while both TCP connections stay up
   (the kernels ACK, so TCP's own timeout never fires). Both sides must
   end with exit 1 and one line; recv's output is a prefix of the input.
+  These three run with --reconnect-timeout 0: by default a silent
+  channel is lost and resumed instead (fault_resume's blackhole).
 - quiet_input: the source pauses for twice --timeout mid-stream; the
   heartbeat keeps the session alive and it completes byte-exact.
 - error_escaped: the python receiver answers HELLO with an ERROR holding
@@ -25,6 +27,7 @@ Each failing side must be done well within the 40 s the test waits.
 
     heartbeat.py MIGWIRE DATAGEN MKCERTS [CASE...]
 """
+import hashlib
 import os
 import socket
 import ssl
@@ -36,6 +39,7 @@ import time
 import faultlib as fl
 import mwtest
 from mwtest import MiB, fail, log
+from mwwire import PROTO, split_frames  # noqa: E402 (tests/lib)
 
 HDR = 40
 FT_HELLO, FT_HELLO_OK, FT_ERROR, FT_PING = 1, 2, 6, 14
@@ -49,25 +53,15 @@ def frame(ftype, payload=b''):
 
 
 def hello(session):
-    p = b'MIGWIRE\0' + struct.pack('>HHHBB', 2, 0, 1, 0, 0)
+    p = b'MIGWIRE\0' + struct.pack('>HHHBB', PROTO, 0, 1, 0, 0)
     return frame(FT_HELLO, p + session +
                  struct.pack('>II', 64 << 10, 32) + bytes(24))
 
 
 def hello_ok(index, session):
-    return frame(FT_HELLO_OK, struct.pack('>HHI', 2, index, 32) + session)
-
-
-def frames_of(buf):
-    """(types, rest) of the whole frames at the start of buf."""
-    out = []
-    while len(buf) >= HDR:
-        wl = struct.unpack('>I', buf[16:20])[0]
-        if len(buf) < HDR + wl:
-            break
-        out.append(buf[2])
-        buf = buf[HDR + wl:]
-    return out, buf
+    # the resume secret: one per session, as a receiver's
+    return frame(FT_HELLO_OK, struct.pack('>HHI', PROTO, index, 32) +
+                 session + hashlib.sha256(session).digest())
 
 
 def one_line_exit1(proc, words, what):
@@ -126,17 +120,15 @@ def run():
     env = mwtest.Env('heartbeat')
     pki = env.pki()
     t = ['--timeout', str(TIMEOUT)]
+    # a silent channel is "lost" and would wait to be resumed
+    # (fault_resume); these cases check the heartbeat that finds it
+    once = ['--reconnect-timeout', '0']
     inp = env.make_input('realistic', 24 * MiB, seed=11)
 
     def silent_sender():
-        recv, port = env.recv(['--tls-creds', pki, '--wait', '10'] + t)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.load_verify_locations(os.path.join(pki, 'ca-cert.pem'))
-        ctx.load_cert_chain(os.path.join(pki, 'client-cert.pem'),
-                            os.path.join(pki, 'client-key.pem'))
-        raw = socket.create_connection(('127.0.0.1', port), timeout=WAIT)
-        s = ctx.wrap_socket(raw, server_hostname='127.0.0.1')
+        recv, port = env.recv(['--tls-creds', pki, '--wait', '10'] + t +
+                              once)
+        s = mwtest.tls_client(port, pki, timeout=WAIT)
         types, buf = [], b''
         try:
             s.sendall(hello(os.urandom(16)))
@@ -148,8 +140,8 @@ def run():
                     break
                 if not d:
                     break
-                got, buf = frames_of(buf + d)
-                types += got
+                got, buf = split_frames(buf + d)
+                types += [t for t, _, _ in got]
         finally:
             s.close()
         line = one_line_exit1(recv, ('silent', f'{TIMEOUT} s'),
@@ -166,7 +158,7 @@ def run():
         fr = FakeReceiver(hello_ok)
         try:
             send = env.send(fr.port, ['--no-tls', '--channels', '2',
-                                      '--compress', 'none'] + t,
+                                      '--compress', 'none'] + t + once,
                             stdin_path=inp)
             one_line_exit1(send, ('silent', f'{TIMEOUT} s'),
                            'a silent receiver')
@@ -174,7 +166,7 @@ def run():
             fr.close()
 
     def blackhole():
-        recv, port = env.recv(['--no-tls', '--wait', '10'] + t)
+        recv, port = env.recv(['--no-tls', '--wait', '10'] + t + once)
         px = fl.Proxy(port)
         px.kill_at(None, 1 * MiB, 'hole')
         try:
@@ -183,7 +175,7 @@ def run():
                 ['sh', '-c', f'head -c 4194304 "{inp}"; sleep 30; '
                  f'cat "{inp}"'], stdout=subprocess.PIPE)
             send = env.send(px.port, ['--no-tls', '--channels', '1',
-                                      '--compress', 'none'] + t,
+                                      '--compress', 'none'] + t + once,
                             stdin=feed.stdout)
             feed.stdout.close()
             if not px.killed.wait(WAIT):

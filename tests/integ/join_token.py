@@ -11,9 +11,10 @@ the peer's address, writes nothing, and the real sender then gets through
 the same recv. A plaintext python client speaks the exchange itself: its
 proof over the receiver's nonce is admitted; the second channel of that
 session without the token, with a wrong tag, or replaying the first
-channel's tag (another nonce) is refused; a version-1 HELLO gets a line
-naming both versions. A probe (send --probe, and a raw PROBE) gets
-PROBE_OK only with the token's proof, else the same ERROR as a HELLO.
+channel's tag (another nonce) is refused; a HELLO of the previous
+version gets a line naming both versions. A probe (send --probe, and a
+raw PROBE) gets PROBE_OK only with the token's proof, else the same ERROR
+as a HELLO.
 recv --no-tls on a non-loopback address refuses to
 start without a token (one line), and starts with one; token files that
 are short or missing are usage errors, one readable by others is warned
@@ -33,6 +34,7 @@ import time
 import faultlib as fl
 import mwtest
 from mwtest import MiB, fail, log
+from mwwire import PROTO  # noqa: E402 (tests/lib, on the path)
 
 HDR = 40
 FT_HELLO, FT_HELLO_OK, FT_ERROR, FT_CHALLENGE, FT_JOIN = 1, 2, 6, 12, 13
@@ -60,7 +62,7 @@ def frame(ftype, payload=b''):
                        len(payload), 0, 0, 0) + payload
 
 
-def hello_payload(session, index, count, flags, version=2):
+def hello_payload(session, index, count, flags, version=PROTO):
     p = b'MIGWIRE\0' + struct.pack('>HHHBB', version, index, count, 0, flags)
     return p + session + struct.pack('>II', 64 << 10, 32) + bytes(24)
 
@@ -84,7 +86,7 @@ class Chan:
     """A plaintext channel: HELLO, then whatever the receiver asks."""
 
     def __init__(self, port, session, index, count=2, flags=F_TOKEN,
-                 version=2):
+                 version=PROTO):
         self.s = socket.create_connection(('127.0.0.1', port), timeout=8)
         self.hello = hello_payload(session, index, count, flags, version)
         self.s.sendall(frame(FT_HELLO, self.hello))
@@ -230,15 +232,17 @@ def run():
     def old_version():
         recv, port = env.recv(['--no-tls', '--join-token', ta] + LIMITS +
                               ['--wait', '30'])
-        c = Chan(port, os.urandom(16), 0, count=1, flags=0, version=1)
+        c = Chan(port, os.urandom(16), 0, count=1, flags=0,
+                 version=PROTO - 1)
         try:
             t, p = read_frame(c.s)
         finally:
             c.close()
         txt = p.decode('utf-8', 'replace')
-        log(f'  version-1 HELLO: type {t} "{txt}"')
-        if t != FT_ERROR or 'version 1' not in txt or 'speaks 2' not in txt:
-            fail(f'a version-1 HELLO got type {t} "{txt}"')
+        log(f'  version-{PROTO - 1} HELLO: type {t} "{txt}"')
+        if t != FT_ERROR or f'version {PROTO - 1}' not in txt or \
+                f'speaks {PROTO}' not in txt:
+            fail(f'a version-{PROTO - 1} HELLO got type {t} "{txt}"')
 
     def non_loopback():
         port = mwtest.free_port()
@@ -290,7 +294,7 @@ def run():
                                     FT_ERROR),
                                    (F_TOKEN, lambda n, p: tag(tok, n, p),
                                     FT_PROBE_OK)):
-            pr = b'MIGWIRE\0' + struct.pack('>HB', 2, flags) + bytes(5)
+            pr = b'MIGWIRE\0' + struct.pack('>HB', PROTO, flags) + bytes(5)
             s = socket.create_connection(('127.0.0.1', port), timeout=8)
             try:
                 s.sendall(frame(FT_PROBE, pr))

@@ -30,6 +30,7 @@ destination QEMU needed:
 Skips (77) without qemu-system-x86_64.
 """
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ import time
 
 import mwtest  # puts tests/lib on sys.path
 from mwtest import fail, log
+from mwwire import PROTO  # noqa: E402 (tests/lib, on the path)
 from mwproc import descendants, kill_pids, terminate
 from mwqemu.qmp import QMP
 
@@ -193,14 +195,14 @@ class Taker(Listener):
             body = mwtest.recv_exact(c, struct.unpack('>I', first[16:20])[0])
             if first[2] == 10:  # PROBE: 1 endpoint, 64 channels, 16 MiB
                 c.sendall(self.frame(11, struct.pack(
-                    '>HBBHHIQ', 2, 0, 0, 1, 64, 16 << 20, 1 << 30) +
+                    '>HBBHHIQ', PROTO, 0, 0, 1, 64, 16 << 20, 1 << 30) +
                     bytes(12)))
                 c.close()
                 return
             # HELLO_OK: version, channel index, credit, session id echo
             c.sendall(self.frame(2, struct.pack(
-                '>HHI', 2, struct.unpack('>H', body[10:12])[0], 1 << 20) +
-                body[16:32]))
+                '>HHI', PROTO, struct.unpack('>H', body[10:12])[0], 1 << 20) +
+                body[16:32] + hashlib.sha256(body[16:32]).digest()))
             with self.lock:
                 self.chans.append(c)
             while c.recv(1 << 16):

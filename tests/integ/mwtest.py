@@ -13,9 +13,13 @@ migwire failed.
 """
 import fcntl
 import hashlib
+import json
 import os
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import termios
 import threading
@@ -25,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from mwproc import (Env, Proc, TestFailure, fail, free_port,  # noqa: E402
                     is_listening, lines_of, log, read_text, tcp_conn_exists,
                     unix_listening)
+from mwwire import recv_exact  # noqa: E402
 
 __all__ = [
     # from mwproc
@@ -33,6 +38,7 @@ __all__ = [
     # the integration tests' own
     'MiB', 'Xfail', 'sha256_file', 'recv_exact', 'pipe_holding', 'unread',
     'Collect', 'wait_pair', 'tls_args', 'main', 'has_keywords', 'one_line',
+    'final_stats', 'tls_client', 'openssl', 'issue_client',
 ]
 
 MiB = 1 << 20
@@ -51,17 +57,6 @@ def sha256_file(path):
                 break
             h.update(b)
     return h.hexdigest()
-
-
-def recv_exact(s, n):
-    """n bytes from socket s, or fewer if it reaches EOF first."""
-    b = b''
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            break
-        b += c
-    return b
 
 
 def pipe_holding(data):
@@ -175,3 +170,54 @@ def one_line(proc):
              + '\n    '.join(ls))
     return ls[0]
 
+
+
+def final_stats(path):
+    """The last line of a --stats-file, which must be the final one."""
+    rows = [json.loads(x) for x in lines_of(path)]
+    if not rows or not rows[-1].get('final'):
+        fail(f'{path}: no final stats line')
+    return rows[-1]
+
+
+def tls_client(port, creds, server_hostname='127.0.0.1', timeout=8):
+    """A TLS 1.3 connection to 127.0.0.1:port presenting the client
+    certificate of creds (a directory in QEMU's layout, env.pki())."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_verify_locations(os.path.join(creds, 'ca-cert.pem'))
+    ctx.load_cert_chain(os.path.join(creds, 'client-cert.pem'),
+                        os.path.join(creds, 'client-key.pem'))
+    raw = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname=server_hostname)
+
+
+def openssl(*args, cwd=None):
+    r = subprocess.run(['openssl', *args], capture_output=True, text=True,
+                       cwd=cwd)
+    if r.returncode != 0:
+        fail(f'openssl {" ".join(args)}: {r.stderr.strip()}')
+    return r.stdout
+
+
+def issue_client(env, pki, name, subj):
+    """A creds directory whose client certificate (subject subj) is issued
+    by pki's CA; returns it."""
+    d = env.path(name)
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(os.path.join(pki, 'ca-cert.pem'), d)
+    ext = os.path.join(d, 'ext.cnf')
+    with open(ext, 'w') as f:
+        f.write('[c]\nbasicConstraints = critical, CA:FALSE\n'
+                'keyUsage = critical, digitalSignature, keyEncipherment\n'
+                'extendedKeyUsage = clientAuth\n')
+    key, csr = os.path.join(d, 'client-key.pem'), os.path.join(d, 'c.csr')
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt',
+            'ec_paramgen_curve:P-256', '-out', key)
+    openssl('req', '-new', '-key', key, '-subj', subj, '-out', csr)
+    openssl('x509', '-req', '-in', csr, '-days', '30', '-CA',
+            os.path.join(pki, 'ca-cert.pem'), '-CAkey',
+            os.path.join(pki, 'ca-key.pem'), '-set_serial',
+            '0x' + os.urandom(8).hex(), '-extfile', ext, '-extensions', 'c',
+            '-sha256', '-out', os.path.join(d, 'client-cert.pem'))
+    return d

@@ -27,6 +27,7 @@ import threading
 
 import mwtest
 from mwtest import fail, log
+from mwwire import PROTO  # noqa: E402 (tests/lib, on the path)
 
 
 def probe(env, port, *args):
@@ -93,7 +94,7 @@ def run():
     # a session runs there
     busy, bport = env.recv(['--no-tls'])
     s = socket.create_connection(('127.0.0.1', bport))
-    hello = (b'MIGWIRE\0' + struct.pack('>HHHBB', 2, 0, 2, 0, 0) +
+    hello = (b'MIGWIRE\0' + struct.pack('>HHHBB', PROTO, 0, 2, 0, 0) +
              os.urandom(16) + struct.pack('>II', 256 << 10, 16) + bytes(24))
     s.sendall(struct.pack('>HBBHHIIIIQQ', 0x4d57, 1, 0, 0, 0, 0, 0,
                           len(hello), 0, 0, 0) + hello)
@@ -105,7 +106,7 @@ def run():
     # with an ERROR that says so (a version-1 probe: the version's name)
     for payload, words in ((b'MIGWIRE\0' + struct.pack('>H', 1) + bytes(6),
                             'protocol version 1 not supported'),
-                           (b'MIGWIRE\0' + struct.pack('>H', 2) + bytes(5)
+                           (b'MIGWIRE\0' + struct.pack('>H', PROTO) + bytes(5)
                             + b'\x07', 'malformed PROBE')):
         c = socket.create_connection(('127.0.0.1', bport))
         c.sendall(struct.pack('>HBBHHIIIIQQ', 0x4d57, 10, 0, 0, 0, 0, 0,

@@ -133,6 +133,24 @@ static void opts_join_token(void **state)
 	assert_string_equal(sa.argv[6], "/etc/mw/token");
 }
 
+/* --reconnect-timeout (how long a lost channel may take to come back)
+ * reaches send as given */
+static void opts_reconnect_timeout(void **state)
+{
+	static const char *const a[] = { "--qmp",    "/q",
+					 "--to",     "h:1",
+					 "--no-tls", "--reconnect-timeout",
+					 "5",	     NULL };
+	struct migrate_opts o;
+	struct mw_send_argv sa;
+
+	(void)state;
+	assert_int_equal(parse(&o, a), -1);
+	assert_int_equal(mw_migrate_send_argv(&sa, &o, "/bin/mw", 0), 0);
+	assert_string_equal(sa.argv[5], "--reconnect-timeout");
+	assert_string_equal(sa.argv[6], "5");
+}
+
 /* Socket mode: --listen reaches send's command line, multifd stays ours. */
 static void opts_socket_mode(void **state)
 {
@@ -373,6 +391,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(opts_defaults),
 		cmocka_unit_test(opts_send_argv),
+		cmocka_unit_test(opts_reconnect_timeout),
 		cmocka_unit_test(opts_join_token),
 		cmocka_unit_test(opts_socket_mode),
 		cmocka_unit_test(opts_timeout_action),

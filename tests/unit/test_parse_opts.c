@@ -4,16 +4,22 @@
  * with binary suffixes and rates, bounded integers, CPU lists and
  * host:port endpoints. Each accepted spelling gives the exact value; each
  * rejected one gives the documented error and leaves the output untouched.
+ * Also send's --to paths through the command's own parser (tools/cli.h):
+ * comma lists, repeated --to, a path given twice and more than
+ * MW_PATHS_MAX refused.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "cli.h"
+#include "mw_err.h"
 #include "mw_parse.h"
 
 #define KIB (1ull << 10)
@@ -394,6 +400,138 @@ static void hostport_rejects(void **state)
 	assert_int_equal(p, 1);
 }
 
+/* ---- send --to paths (tools/opts.c, tools/config.c) ---- */
+
+static struct opts to_opts;
+
+/* migwire send with args after the fixed ones: cli_parse's result, or
+ * cli_finish's when parsing went through. */
+static int send_cmdline(const char *const *args)
+{
+	static const char *const fixed[] = { "send", "--no-tls",
+					     "--print-config", "--cpus", "0" };
+	/* getopt wants char *: writable copies */
+	static char buf[32][64];
+	char *argv[33];
+	int argc = 0, ret;
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++, argc++) {
+		snprintf(buf[argc], sizeof(buf[argc]), "%s", fixed[i]);
+		argv[argc] = buf[argc];
+	}
+	for (; *args; args++, argc++) {
+		assert_true(argc < 32 && strlen(*args) < sizeof(buf[0]));
+		snprintf(buf[argc], sizeof(buf[argc]), "%s", *args);
+		argv[argc] = buf[argc];
+	}
+	argv[argc] = NULL;
+	memset(&to_opts, 0, sizeof(to_opts));
+	ret = cli_parse(&to_opts, SIDE_SEND, argc, argv);
+	return ret ? ret : cli_finish(&to_opts, SIDE_SEND);
+}
+
+static void path_is(unsigned i, const char *host, uint16_t port)
+{
+	assert_string_equal(to_opts.cfg.paths[i].host, host);
+	assert_int_equal(to_opts.cfg.paths[i].port, port);
+}
+
+static void to_comma_list(void **state)
+{
+	static const char *const one[] = { "--to", "dst:4444", NULL };
+	static const char *const three[] = {
+		"--to", "10.0.0.2:4444,[fd00::2]:4445,dst.example:4446", NULL
+	};
+
+	(void)state;
+	assert_int_equal(send_cmdline(one), 0);
+	assert_int_equal(to_opts.cfg.nr_paths, 1);
+	path_is(0, "dst", 4444);
+	assert_int_equal(send_cmdline(three), 0);
+	assert_int_equal(to_opts.cfg.nr_paths, 3);
+	path_is(0, "10.0.0.2", 4444);
+	path_is(1, "fd00::2", 4445);
+	path_is(2, "dst.example", 4446);
+	/* paths[0] is the host and port every other user reads */
+	assert_string_equal(to_opts.cfg.host, "10.0.0.2");
+	assert_int_equal(to_opts.cfg.port, 4444);
+}
+
+static void to_repeated(void **state)
+{
+	static const char *const args[] = { "--to", "a:1", "--to", "b:2,c:3",
+					    "--to", "d:4", NULL };
+
+	(void)state;
+	assert_int_equal(send_cmdline(args), 0);
+	assert_int_equal(to_opts.cfg.nr_paths, 4);
+	path_is(0, "a", 1);
+	path_is(1, "b", 2);
+	path_is(2, "c", 3);
+	path_is(3, "d", 4);
+	assert_string_equal(to_opts.cfg.host, "a");
+	assert_int_equal(to_opts.cfg.port, 1);
+}
+
+static void to_duplicate_refused(void **state)
+{
+	static const char *const in_list[] = { "--to", "a:1,b:2,a:1", NULL };
+	static const char *const across[] = { "--to", "a:1,b:2", "--to", "b:2",
+					      NULL };
+	static const char *const other_port[] = { "--to", "a:1,a:2", NULL };
+
+	(void)state;
+	assert_int_equal(send_cmdline(in_list), -MW_E_USAGE);
+	assert_int_equal(send_cmdline(across), -MW_E_USAGE);
+	/* the same host on another port is another path */
+	assert_int_equal(send_cmdline(other_port), 0);
+	assert_int_equal(to_opts.cfg.nr_paths, 2);
+}
+
+static void to_at_most_8(void **state)
+{
+	static const char *const eight[] = {
+		"--to", "h1:1,h2:2,h3:3,h4:4,h5:5,h6:6,h7:7,h8:8", NULL
+	};
+	static const char *const nine[] = {
+		"--to", "h1:1,h2:2,h3:3,h4:4,h5:5,h6:6,h7:7,h8:8,h9:9", NULL
+	};
+	static const char *const nine_split[] = { "--to",
+						  "h1:1,h2:2,h3:3,h4:4,h5:5",
+						  "--to", "h6:6,h7:7,h8:8,h9:9",
+						  NULL };
+	static const char *const nine_args[] = { "--to", "h1:1", "--to", "h2:2",
+						 "--to", "h3:3", "--to", "h4:4",
+						 "--to", "h5:5", "--to", "h6:6",
+						 "--to", "h7:7", "--to", "h8:8",
+						 "--to", "h9:9", NULL };
+
+	(void)state;
+	assert_int_equal(MW_PATHS_MAX, 8);
+	assert_int_equal(send_cmdline(eight), 0);
+	assert_int_equal(to_opts.cfg.nr_paths, 8);
+	path_is(7, "h8", 8);
+	assert_int_equal(send_cmdline(nine), -MW_E_USAGE);
+	assert_int_equal(send_cmdline(nine_split), -MW_E_USAGE);
+	/* the ninth --to is refused while parsing (exit status 2) */
+	assert_int_equal(send_cmdline(nine_args), 2);
+}
+
+static void to_bad_entries(void **state)
+{
+	static const char *const empty[] = { "--to", "a:1,,b:2", NULL };
+	static const char *const trailing[] = { "--to", "a:1,", NULL };
+	static const char *const no_port[] = { "--to", "a:1,b", NULL };
+	static const char *const no_host[] = { "--to", "a:1,:2", NULL };
+
+	(void)state;
+	assert_int_equal(send_cmdline(empty), -MW_E_USAGE);
+	assert_int_equal(send_cmdline(trailing), -MW_E_USAGE);
+	assert_int_equal(send_cmdline(no_port), -MW_E_USAGE);
+	assert_int_equal(send_cmdline(no_host), -MW_E_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest size_tests[] = {
@@ -417,6 +555,13 @@ int main(void)
 		cmocka_unit_test(hostport_accepts),
 		cmocka_unit_test(hostport_rejects),
 	};
+	const struct CMUnitTest to_tests[] = {
+		cmocka_unit_test(to_comma_list),
+		cmocka_unit_test(to_repeated),
+		cmocka_unit_test(to_duplicate_refused),
+		cmocka_unit_test(to_at_most_8),
+		cmocka_unit_test(to_bad_entries),
+	};
 	int failed = 0;
 
 	failed += cmocka_run_group_tests_name("parse/size", size_tests, NULL,
@@ -427,5 +572,7 @@ int main(void)
 					      NULL);
 	failed += cmocka_run_group_tests_name("parse/hostport", hostport_tests,
 					      NULL, NULL);
+	failed += cmocka_run_group_tests_name("parse/send-to", to_tests, NULL,
+					      NULL);
 	return failed ? 1 : 0;
 }

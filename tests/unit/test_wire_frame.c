@@ -94,7 +94,7 @@ static const struct {
 	{ MW_FT_ACK, MW_ACK_LEN },
 #ifdef MW_OPEN_LEN
 	{ MW_FT_OPEN, MW_OPEN_LEN },
-	{ MW_FT_WINDOW, 0 },
+	{ MW_FT_WINDOW, MW_WINDOW_LEN },
 	{ MW_FT_CLOSE, MW_CLOSE_LEN },
 #endif
 	{ MW_FT_CHALLENGE, MW_JOIN_NONCE_LEN },
@@ -289,6 +289,86 @@ static void data_rejects_unknown_flags(void **state)
 		assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), -MW_E_PROTO);
 		h = data_hdr();
 	}
+}
+
+/* RESENT: on DATA beside the others, alone on END/OPEN/CLOSE, nowhere else */
+static void resent_flag_rules(void **state)
+{
+	static const struct {
+		uint8_t type;
+		uint32_t len;
+	} may[] = { { MW_FT_END, MW_END_LEN },
+		    { MW_FT_OPEN, MW_OPEN_LEN },
+		    { MW_FT_CLOSE, MW_CLOSE_LEN } };
+	struct mw_frame_hdr h = data_hdr(), out;
+	size_t i;
+
+	(void)state;
+	h.flags |= MW_F_RESENT;
+	assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), 0);
+	assert_int_equal(out.flags, h.flags);
+	for (i = 0; i < sizeof(may) / sizeof(may[0]); i++) {
+		memset(&h, 0, sizeof(h));
+		h.type = may[i].type;
+		h.wire_len = may[i].len;
+		h.flags = MW_F_RESENT;
+		assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), 0);
+		assert_int_equal(out.flags, MW_F_RESENT);
+		h.flags = MW_F_RESENT | MW_F_RAW;
+		assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), -MW_E_PROTO);
+		h.flags = MW_F_RAW;
+		assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), -MW_E_PROTO);
+	}
+	/* any flag on the other control frames */
+	for (i = 0; i < FIXED_N; i++) {
+		if (fixed_len[i].type == MW_FT_END ||
+		    fixed_len[i].type == MW_FT_OPEN ||
+		    fixed_len[i].type == MW_FT_CLOSE)
+			continue;
+		memset(&h, 0, sizeof(h));
+		h.type = fixed_len[i].type;
+		h.wire_len = fixed_len[i].len;
+		h.flags = MW_F_RESENT;
+		assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), -MW_E_PROTO);
+	}
+}
+
+/* CONFIRM: no payload, and only for a reverse stream */
+static void confirm_rules(void **state)
+{
+	struct mw_frame_hdr h = { .type = MW_FT_CONFIRM,
+				  .stream = MW_STREAM_REVERSE | 5,
+				  .seq = 12345 },
+			    out;
+
+	(void)state;
+	assert_string_equal(mw_frame_type_name(MW_FT_CONFIRM), "CONFIRM");
+	assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), 0);
+	assert_hdr_equal(&h, &out);
+	h.wire_len = 1;
+	assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), -MW_E_PROTO);
+	h.wire_len = 0;
+	h.stream = 5;
+	assert_int_equal(hdr_trip(&h, BIG_PAYLOAD, &out), -MW_E_PROTO);
+}
+
+static void window_payload(void **state)
+{
+	static const uint64_t t[] = { 0, 1, 0x0102030405060708ull, UINT64_MAX };
+	uint8_t raw[MW_WINDOW_LEN];
+	uint64_t w;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		mw_window_encode(raw, t[i]);
+		assert_true(mw_get_be64(raw) == t[i]);
+		w = ~t[i];
+		assert_int_equal(mw_window_decode(raw, sizeof(raw), &w), 0);
+		assert_true(w == t[i]);
+	}
+	assert_int_equal(mw_window_decode(raw, sizeof(raw) - 1, &w),
+			 -MW_E_PROTO);
 }
 
 static void data_rejects_zero_lengths(void **state)
@@ -604,6 +684,18 @@ static void hello_pages_roundtrip(void **state)
 	assert_int_equal(hello_trip(&h, &out), -MW_E_PROTO);
 }
 
+static void hello_resume_flag(void **state)
+{
+	struct mw_hello h = good_hello(), out;
+
+	(void)state;
+	h.flags = MW_HELLO_F_RESUME | MW_HELLO_F_TOKEN;
+	assert_int_equal(hello_trip(&h, &out), 0);
+	assert_int_equal(out.flags, h.flags);
+	h.flags = 0x08; /* the next bit is not known */
+	assert_int_equal(hello_trip(&h, &out), -MW_E_PROTO);
+}
+
 /* ---- HELLO_OK, END, ACK (and the stream frames) ---- */
 
 static void hello_ok_roundtrip(void **state)
@@ -629,6 +721,14 @@ static void hello_ok_roundtrip(void **state)
 	assert_int_equal(out.version, h.version);
 	assert_int_equal(out.chan_index, h.chan_index);
 	assert_memory_equal(out.session, h.session, MW_SESSION_ID_LEN);
+	assert_memory_equal(out.secret, h.secret, MW_RESUME_SECRET_LEN);
+	/* the resume secret follows the session id, all 32 bytes of it */
+	for (i = 0; i < MW_RESUME_SECRET_LEN; i++)
+		h.secret[i] = (uint8_t)(i * 7 + 1);
+	mw_hello_ok_encode(raw, &h);
+	assert_memory_equal(raw + 24, h.secret, MW_RESUME_SECRET_LEN);
+	assert_int_equal(mw_hello_ok_decode(raw, sizeof(raw), &out), 0);
+	assert_memory_equal(out.secret, h.secret, MW_RESUME_SECRET_LEN);
 #ifdef MW_OPEN_LEN
 	assert_int_equal(out.stream_window, 77);
 	h.stream_window = 0;
@@ -767,6 +867,9 @@ int main(void)
 		cmocka_unit_test(hdr_rejects_wire_len_over_max),
 		cmocka_unit_test(hdr_rejects_wrong_control_lengths),
 		cmocka_unit_test(data_rejects_unknown_flags),
+		cmocka_unit_test(resent_flag_rules),
+		cmocka_unit_test(confirm_rules),
+		cmocka_unit_test(window_payload),
 		cmocka_unit_test(data_rejects_zero_lengths),
 		cmocka_unit_test(data_rejects_raw_length_mismatch),
 		cmocka_unit_test(data_rejects_compressed_not_smaller),
@@ -777,6 +880,7 @@ int main(void)
 		cmocka_unit_test(hello_rejects_bad_chunk_and_window),
 		cmocka_unit_test(hello_rejects_reserved_nonzero),
 		cmocka_unit_test(hello_pages_roundtrip),
+		cmocka_unit_test(hello_resume_flag),
 		cmocka_unit_test(hello_ok_roundtrip),
 		cmocka_unit_test(probe_roundtrip_and_version),
 		cmocka_unit_test(probe_ok_roundtrip_and_limits),

@@ -93,11 +93,17 @@ static void buffers_lazy_or_preallocated(void **state)
 #define END MW_CHUNK_NSTATES
 static const struct {
 	enum mw_chunk_side side;
-	enum mw_chunk_state path[7];
+	enum mw_chunk_state path[8];
 } cycles[] = {
 	{ MW_CHUNK_TX,
 	  { MW_CHUNK_FREE, MW_CHUNK_FILLING, MW_CHUNK_QUEUED, MW_CHUNK_READY,
-	    MW_CHUNK_SENDING, MW_CHUNK_FREE, END } },
+	    MW_CHUNK_SENDING, MW_CHUNK_SENT, MW_CHUNK_FREE, END } },
+	/* resume: a lost channel's chunks are sent again */
+	{ MW_CHUNK_TX,
+	  { MW_CHUNK_SENT, MW_CHUNK_READY, MW_CHUNK_SENDING, MW_CHUNK_READY,
+	    MW_CHUNK_FREE, END } },
+	/* confirmed while a channel still held it */
+	{ MW_CHUNK_TX, { MW_CHUNK_SENDING, MW_CHUNK_FREE, END } },
 	{ MW_CHUNK_TX,
 	  { MW_CHUNK_QUEUED, MW_CHUNK_SENDING, END } }, /* adaptive */
 	{ MW_CHUNK_RX,
@@ -125,8 +131,12 @@ static const struct {
 	enum mw_chunk_side side;
 	enum mw_chunk_state from, to;
 } wrong[] = {
-	/* a parked chunk is a channel's to take, not anyone's to free */
-	{ MW_CHUNK_TX, MW_CHUNK_READY, MW_CHUNK_FREE },
+	/* a kept chunk is sent again only through READY (a channel takes
+	 * it), and only a sent one is kept */
+	{ MW_CHUNK_TX, MW_CHUNK_SENT, MW_CHUNK_SENDING },
+	{ MW_CHUNK_TX, MW_CHUNK_READY, MW_CHUNK_SENT },
+	{ MW_CHUNK_TX, MW_CHUNK_QUEUED, MW_CHUNK_SENT },
+	{ MW_CHUNK_RX, MW_CHUNK_WRITING, MW_CHUNK_SENT },
 	/* a verified chunk is freed by its writer only */
 	{ MW_CHUNK_RX, MW_CHUNK_READY, MW_CHUNK_FREE },
 	{ MW_CHUNK_RX, MW_CHUNK_DECODING, MW_CHUNK_WRITING },
@@ -147,6 +157,7 @@ static void wrong_turns(void **state)
 		assert_false(mw_chunk_state_ok(wrong[k].side, wrong[k].from,
 					       wrong[k].to));
 	assert_string_equal(mw_chunk_state_name(MW_CHUNK_WRITING), "WRITING");
+	assert_string_equal(mw_chunk_state_name(MW_CHUNK_SENT), "SENT");
 }
 
 /*

@@ -49,6 +49,7 @@ struct sink {
 	unsigned nhdr, nframes;
 	int stop_after; /* frame returns 1 after this many frames; 0: never */
 	bool refuse_data;
+	bool skip_data; /* DATA payloads are read and dropped */
 };
 
 static int sink_header(void *opaque, const struct mw_frame_hdr *h,
@@ -60,7 +61,8 @@ static int sink_header(void *opaque, const struct mw_frame_hdr *h,
 	if (s->refuse_data && h->type == MW_FT_DATA)
 		return -MW_E_PROTO;
 	s->h[s->nhdr] = *h;
-	*dst = s->pay[s->nhdr];
+	*dst = s->skip_data && h->type == MW_FT_DATA ? mw_frame_rd_skip :
+						       s->pay[s->nhdr];
 	s->nhdr++;
 	return 0;
 }
@@ -80,7 +82,7 @@ static const struct mw_frame_rd_ops sink_ops = {
 	.frame = sink_frame,
 };
 
-/* A stream of NFRAMES frames: raw DATA, WINDOW (no payload), ERROR, END. */
+/* A stream of NFRAMES frames: raw DATA, PING (no payload), ERROR, END. */
 struct stream {
 	struct mw_frame_hdr h[NFRAMES];
 	uint8_t pay[NFRAMES][MAXP];
@@ -98,7 +100,7 @@ static void stream_make(struct stream *st)
 		  .wire_len = 300,
 		  .seq = 9,
 		  .csum = 0x1122334455667788ull },
-		{ .type = MW_FT_WINDOW, .stream = 3, .seq = 77 },
+		{ .type = MW_FT_PING, .stream = 3, .seq = 77 },
 		{ .type = MW_FT_ERROR, .wire_len = 17 },
 		{ .type = MW_FT_END, .stream = 1, .wire_len = MW_END_LEN },
 	};
@@ -211,6 +213,60 @@ static void random_pieces(void **state)
 	}
 }
 
+/* A payload the header callback skips goes through the reader's scratch
+ * room, in pieces no larger than it, and the frames after it are whole. */
+static void skip_payload(void **state)
+{
+	enum { BIG = 3 * MW_FRAME_RD_SKIP_ROOM + 5 };
+	static uint8_t buf[2 * MW_FRAME_HDR_LEN + BIG + MW_END_LEN];
+	struct mw_frame_hdr d = { .type = MW_FT_DATA,
+				  .flags = MW_F_RAW | MW_F_RESENT,
+				  .raw_len = BIG,
+				  .wire_len = BIG,
+				  .seq = 4 },
+			    e = { .type = MW_FT_END, .wire_len = MW_END_LEN };
+	struct mw_frame_rd rd;
+	struct mw_err err = { 0 };
+	size_t len = 0, off = 0;
+	unsigned round;
+
+	(void)state;
+	mw_frame_hdr_encode(buf, &d);
+	len = MW_FRAME_HDR_LEN;
+	memset(buf + len, 0x77, BIG);
+	len += BIG;
+	mw_frame_hdr_encode(buf + len, &e);
+	len += MW_FRAME_HDR_LEN;
+	memset(buf + len, 0x42, MW_END_LEN);
+	len += MW_END_LEN;
+	for (round = 0; round < 20; round++) {
+		memset(&s, 0, sizeof(s));
+		s.skip_data = true;
+		mw_frame_rd_init(&rd, BIG, &sink_ops, &s, &err, "bad");
+		for (off = 0; off < len;) {
+			size_t want, n = 1 + rnd_next() % 9000;
+			uint8_t *dst = mw_frame_rd_want(&rd, &want);
+
+			assert_non_null(dst);
+			assert_true(want <= MW_FRAME_RD_SKIP_ROOM ||
+				    !rd.skipping);
+			if (n > want)
+				n = want;
+			memcpy(dst, buf + off, n);
+			off += n;
+			assert_int_equal(mw_frame_rd_commit(&rd, n), 0);
+		}
+		assert_int_equal(s.nframes, 2);
+		assert_int_equal(s.h[0].type, MW_FT_DATA);
+		assert_int_equal(s.pay[0][0], 0); /* nothing landed there */
+		assert_int_equal(s.h[1].type, MW_FT_END);
+		assert_int_equal(s.pay[1][0], 0x42);
+		assert_int_equal(s.pay[1][MW_END_LEN - 1], 0x42);
+		assert_true(rd.payload_bytes == BIG + MW_END_LEN);
+		mw_frame_rd_release(&rd);
+	}
+}
+
 /* The reader refuses hdr with its caller's text, before any callback. */
 static void refuse_hdr(uint8_t *hdr)
 {
@@ -246,7 +302,7 @@ static void rejects(void **state)
 				   .wire_len = MW_ERROR_MAX + 1 };
 	mw_frame_hdr_encode(hdr, &h);
 	refuse_hdr(hdr); /* ERROR over its own limit */
-	h = (struct mw_frame_hdr){ .type = MW_FT_WINDOW };
+	h = (struct mw_frame_hdr){ .type = MW_FT_PING };
 	mw_frame_hdr_encode(hdr, &h);
 	hdr[0] ^= 0xff;
 	refuse_hdr(hdr); /* bad magic */
@@ -290,6 +346,26 @@ static void overrun_refused(void **state)
 
 /* ---- writer ---- */
 
+/* Lost (the sender may resume) or final: the one predicate both sides use */
+static void resumable_errors(void **state)
+{
+	static const int lost[] = { -MW_E_CLOSED,  -MW_E_TIMEOUT, -ECONNRESET,
+				    -EPIPE,	   -ETIMEDOUT,	  -ECONNABORTED,
+				    -EHOSTUNREACH, -ENETUNREACH,  -ENETDOWN };
+	static const int final[] = {
+		0,	     -MW_E_PEER,    -MW_E_AUTH,	  -MW_E_TLS,
+		-MW_E_PROTO, -MW_E_CORRUPT, -MW_E_CANCEL, -ENOMEM,
+		-EBADF,	     -ECONNREFUSED
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(lost) / sizeof(lost[0]); i++)
+		assert_true(mw_err_resumable(lost[i]));
+	for (i = 0; i < sizeof(final) / sizeof(final[0]); i++)
+		assert_false(mw_err_resumable(final[i]));
+}
+
 static void writer_plain(void **state)
 {
 	static const uint8_t pay[5] = "hello";
@@ -308,7 +384,7 @@ static void writer_plain(void **state)
 	assert_int_equal(
 		mw_frame_hdr_decode(w.hdr, MW_FRAME_HDR_LEN, 64, &back), 0);
 	assert_int_equal(back.wire_len, 5);
-	h = (struct mw_frame_hdr){ .type = MW_FT_WINDOW, .seq = 5 };
+	h = (struct mw_frame_hdr){ .type = MW_FT_PING, .seq = 5 };
 	assert_int_equal(mw_frame_wr_put(&w, &h, NULL), MW_FRAME_HDR_LEN);
 	assert_int_equal(w.iov[1].iov_len, 0);
 }
@@ -457,7 +533,7 @@ static void conn_blocking(bool tls)
 	memset(buf, 'x', sizeof(buf));
 	pair_open(&p, tls);
 	assert_int_equal(mw_conn_send_frame(&p.snd, &h, text, dl), 0);
-	h = (struct mw_frame_hdr){ .type = MW_FT_WINDOW, .seq = 3 };
+	h = (struct mw_frame_hdr){ .type = MW_FT_PING, .seq = 3 };
 	assert_int_equal(mw_conn_send_frame(&p.snd, &h, NULL, dl), 0);
 	assert_int_equal(
 		mw_conn_recv_frame(&p.rcv, &got, buf, MW_ERROR_MAX, dl), 0);
@@ -465,7 +541,7 @@ static void conn_blocking(bool tls)
 	assert_memory_equal(buf, text, sizeof(text) - 1);
 	assert_int_equal(
 		mw_conn_recv_frame(&p.rcv, &got, buf, MW_ERROR_MAX, dl), 0);
-	assert_int_equal(got.type, MW_FT_WINDOW);
+	assert_int_equal(got.type, MW_FT_PING);
 	assert_true(got.seq == 3);
 	/* a header over the bound: the setup path's own words */
 	h = (struct mw_frame_hdr){ .type = MW_FT_ERROR, .wire_len = 100 };
@@ -531,6 +607,8 @@ int main(void)
 		cmocka_unit_test(random_pieces),
 		cmocka_unit_test(rejects),
 		cmocka_unit_test(callback_refuses_and_stops),
+		cmocka_unit_test(skip_payload),
+		cmocka_unit_test(resumable_errors),
 		cmocka_unit_test(overrun_refused),
 		cmocka_unit_test(writer_plain),
 		cmocka_unit_test(conn_plain_buffered),

@@ -206,6 +206,72 @@ static void credit_grows_by_half_window(void **state)
 
 /* A sender that respects the credit, delivering in random order within it;
  * the window must release 0, 1, 2, ... exactly. */
+/* What a chunk sent again meets: written, held past FILLING, FILLING (a
+ * dead channel's, to evict), or nothing (claim it); a FILLING chunk
+ * dropped by its dead channel leaves the slot to the copy. */
+static void resent_duplicates(void **state)
+{
+	struct mw_reasm r;
+	struct mw_chunk *c, *f, *got;
+	uint64_t limit;
+	bool grant;
+
+	(void)state;
+	setup(&r, 4);
+	deliver(&r, 0);
+	assert_int_equal(write_head(&r, &limit, &grant), 0);
+	assert_int_equal(mw_reasm_dup(&r, 0, &got), MW_REASM_HAVE);
+	assert_null(got);
+	deliver(&r, 2); /* READY, not the head */
+	assert_int_equal(mw_reasm_dup(&r, 2, &got), MW_REASM_HAVE);
+	assert_int_equal(claim(&r, 3, &c), 0);
+	mw_chunk_set_state(c, MW_CHUNK_DECODING);
+	assert_int_equal(mw_reasm_dup(&r, 3, &got), MW_REASM_HAVE);
+	assert_int_equal(claim(&r, 1, &f), 0); /* FILLING */
+	assert_int_equal(mw_reasm_dup(&r, 1, &got), MW_REASM_FILLING);
+	assert_ptr_equal(got, f);
+	/* its channel died: the chunk goes, the copy claims the slot */
+	mw_reasm_drop(&r, &pool, &f);
+	assert_int_equal(mw_reasm_dup(&r, 1, &got), MW_REASM_NEW);
+	assert_int_equal(claim(&r, 1, &f), 0);
+	/* beyond the credit: no duplicate, the claim refuses it */
+	assert_int_equal(mw_reasm_dup(&r, 5, &got), MW_REASM_NEW);
+	assert_int_not_equal(claim(&r, 5, &got), 0);
+	mw_chunk_set_state(f, MW_CHUNK_DECODING);
+	mw_chunk_set_state(f, MW_CHUNK_READY);
+	mw_chunk_set_state(c, MW_CHUNK_READY);
+	while (write_head(&r, &limit, &grant) >= 0)
+		;
+	assert_true(r.next == 4);
+	teardown(&r);
+}
+
+/* The eager WINDOW's grant: next + slots before END, unchanged after. */
+static void grant_follows_written(void **state)
+{
+	struct mw_reasm r;
+	uint64_t limit;
+	bool grant;
+	const char *why;
+
+	(void)state;
+	setup(&r, 8);
+	r.granted = 2; /* HELLO_OK's first credit */
+	assert_true(mw_reasm_grant(&r) == 8);
+	deliver(&r, 0);
+	assert_int_equal(write_head(&r, &limit, &grant), 0);
+	assert_true(mw_reasm_grant(&r) == 9);
+	assert_int_equal(mw_reasm_end(&r, 3, &why), 0);
+	assert_true(mw_reasm_grant(&r) == 9);
+	deliver(&r, 1);
+	deliver(&r, 2);
+	while (write_head(&r, &limit, &grant) >= 0)
+		;
+	assert_true(mw_reasm_done(&r));
+	assert_true(mw_reasm_grant(&r) == 9);
+	teardown(&r);
+}
+
 static void random_model(void **state)
 {
 	unsigned seed =
@@ -255,6 +321,8 @@ int main(void)
 		cmocka_unit_test(rejects),
 		cmocka_unit_test(failed_chunk_returns),
 		cmocka_unit_test(credit_grows_by_half_window),
+		cmocka_unit_test(resent_duplicates),
+		cmocka_unit_test(grant_follows_written),
 		cmocka_unit_test(random_model),
 	};
 

@@ -3,7 +3,8 @@
  * sched: the sender's scheduler (transport/tx_sched.c). Per-stream
  * sequence order, credit, round robin, the pool's back-pressure, the idle
  * channel wake-up, END, the --adaptive claim against a real compress pool,
- * and the return of a chunk whose compression failed.
+ * the return of a chunk whose compression failed, and resume: chunks kept
+ * until confirmed, a lost channel's chunks and END sent again first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -64,6 +65,13 @@ static struct mw_sched_stream *fix_stream(struct fix *f, uint64_t limit)
 	return q;
 }
 
+/* A scheduler of nchunks with one stream whose credit never binds. */
+static struct mw_sched_stream *fix_one(struct fix *f, unsigned nchunks)
+{
+	fix_new(f, nchunks);
+	return fix_stream(f, BIG);
+}
+
 static void fix_free(struct fix *f)
 {
 	unsigned i;
@@ -98,16 +106,36 @@ static void park(struct fix *f, struct mw_chunk *c)
 	assert_null(c); /* the scheduler's now */
 }
 
-/* Takes on channel 0 and returns the chunk (SENDING) or NULL. */
-static struct mw_chunk *take(struct fix *f)
+/* Takes on channel chan and returns the chunk (SENDING) or NULL. */
+static struct mw_chunk *take_on(struct fix *f, unsigned chan)
 {
 	struct mw_sched_stream *end = NULL;
-	struct mw_chunk *c = mw_sched_take(f->s, 0, -1, &end);
+	struct mw_chunk *c = mw_sched_take(f->s, chan, -1, &end);
 
 	assert_null(end);
-	if (c)
+	if (c) {
 		assert_int_equal(c->state, MW_CHUNK_SENDING);
+		assert_int_equal(c->chan, chan);
+	}
 	return c;
+}
+
+static struct mw_chunk *take(struct fix *f)
+{
+	return take_on(f, 0);
+}
+
+/* Sent in full, then confirmed written by the receiver: FREE. */
+static void sent_confirmed(struct fix *f, struct mw_chunk *c)
+{
+	struct mw_sched_stream *q = c->st.tx;
+	struct mw_chunk *keep = c;
+
+	mw_sched_sent(f->s, &c);
+	assert_null(c);
+	assert_int_equal(keep->state, MW_CHUNK_SENT);
+	assert_int_equal(mw_sched_confirm(f->s, q, keep->seq + 1), 0);
+	assert_int_equal(keep->state, MW_CHUNK_FREE);
 }
 
 static void take_expect(struct fix *f, struct mw_sched_stream *q, uint64_t seq)
@@ -117,8 +145,8 @@ static void take_expect(struct fix *f, struct mw_sched_stream *q, uint64_t seq)
 	assert_non_null(c);
 	assert_ptr_equal(c->st.tx, q);
 	assert_int_equal(c->seq, seq);
-	mw_sched_put(f->s, &c);
-	assert_null(c);
+	assert_false(c->resend);
+	sent_confirmed(f, c);
 }
 
 static bool efd_poked(int fd)
@@ -278,24 +306,27 @@ static void exhaustion_blocks_until_put(void **state)
 	(void)state;
 	fix_new(&f, 4);
 	q = fix_stream(&f, BIG);
-	for (i = 0; i < 4; i++) { /* all four on the wire */
+	for (i = 0; i < 3; i++) { /* its share, all sent, none confirmed */
 		park(&f, fill(&f, q));
 		c[i] = take(&f);
 		assert_non_null(c[i]);
+		mw_sched_sent(f.s, &c[i]);
 	}
+	/* a chunk is free, but the kept ones are the stream's until the
+	 * receiver confirms them */
 	getter_start(&g, &th, &f, q);
-	mw_sched_put(f.s, &c[2]);
+	assert_int_equal(mw_sched_confirm(f.s, q, 1), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(g.ret, 0);
 	assert_int_equal(g.c->state, MW_CHUNK_FILLING);
 	mw_sched_put(f.s, &g.c);
-	for (i = 0; i < 4; i++)
-		mw_sched_put(f.s, &c[i]); /* accepts the NULL of c[2] */
+	assert_int_equal(mw_sched_confirm(f.s, q, 3), 0);
 	/* and stop frees a blocked reader for good */
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 3; i++) {
 		park(&f, fill(&f, q));
 		c[i] = take(&f);
 	}
+	c[3] = NULL;
 	getter_start(&g, &th, &f, q);
 	mw_sched_stop(f.s);
 	pthread_join(th, NULL);
@@ -452,6 +483,151 @@ static void adaptive_claims_oldest(void **state)
 	fix_free(&f);
 }
 
+/* ---- resume ---- */
+
+static void kept_until_confirmed(void **state)
+{
+	struct mw_sched_stream *q;
+	struct mw_chunk *c[3], *k[3];
+	struct fix f;
+	unsigned i;
+
+	(void)state;
+	q = fix_one(&f, 8);
+	for (i = 0; i < 3; i++) {
+		park(&f, fill(&f, q));
+		k[i] = c[i] = take(&f);
+	}
+	mw_sched_sent(f.s, &c[0]);
+	mw_sched_sent(f.s, &c[1]);
+	assert_int_equal(k[0]->state, MW_CHUNK_SENT);
+	assert_ptr_equal(q->ring[0], k[0]); /* still in the ring */
+	/* beyond every chunk taken: the receiver lies */
+	assert_int_equal(mw_sched_confirm(f.s, q, 4), -MW_E_PROTO);
+	/* 0 and 2 confirmed while 2 is still on its channel */
+	assert_int_equal(mw_sched_confirm(f.s, q, 3), 0);
+	assert_int_equal(k[0]->state, MW_CHUNK_FREE);
+	assert_int_equal(k[1]->state, MW_CHUNK_FREE);
+	assert_int_equal(k[2]->state, MW_CHUNK_SENDING);
+	assert_null(q->ring[2]);
+	/* an older WINDOW from a slower channel changes nothing */
+	assert_int_equal(mw_sched_confirm(f.s, q, 1), 0);
+	assert_int_equal(q->confirmed, 3);
+	mw_sched_sent(f.s, &c[2]); /* its channel is done: FREE now */
+	assert_int_equal(k[2]->state, MW_CHUNK_FREE);
+	/* likewise a chunk confirmed while its frame could not go */
+	park(&f, fill(&f, q));
+	k[0] = c[0] = take(&f);
+	assert_int_equal(mw_sched_confirm(f.s, q, 4), 0);
+	mw_sched_unsend(f.s, &c[0]);
+	assert_null(c[0]);
+	assert_int_equal(k[0]->state, MW_CHUNK_FREE);
+	assert_null(take(&f));
+	fix_free(&f);
+}
+
+static void lost_channel_resends_first(void **state)
+{
+	struct mw_sched_stream *q, *end = NULL;
+	struct mw_chunk *c[4], *k[4];
+	uint64_t n = 0, bytes = 0, rc, rb;
+	struct fix f;
+	unsigned i;
+
+	(void)state;
+	q = fix_one(&f, 8);
+	for (i = 0; i < 3; i++)
+		park(&f, fill(&f, q));
+	k[0] = c[0] = take_on(&f, 0);
+	k[1] = c[1] = take_on(&f, 1);
+	k[2] = c[2] = take_on(&f, 0);
+	mw_sched_sent(f.s, &c[0]);
+	mw_sched_sent(f.s, &c[1]);
+	/* channel 0 is lost with 0 sent and 2 in a slot */
+	mw_sched_unsend(f.s, &c[2]);
+	assert_int_equal(k[2]->state, MW_CHUNK_READY);
+	mw_sched_chan_lost(f.s, 0, &n, &bytes);
+	assert_int_equal(n, 1); /* 0; 2 came back through unsend */
+	assert_int_equal(bytes, 1);
+	assert_int_equal(k[0]->state, MW_CHUNK_READY);
+	assert_int_equal(k[1]->state, MW_CHUNK_SENT); /* channel 1's */
+	park(&f, fill(&f, q));			      /* 3: new */
+	/* channel 1 sends 0 and 2 again, then 3 */
+	for (i = 0; i < 3; i++) {
+		c[i] = take_on(&f, 1);
+		assert_non_null(c[i]);
+		assert_int_equal(c[i]->seq, i ? i + 1 : 0);
+		assert_int_equal(c[i]->resend, i < 2);
+	}
+	mw_sched_resent(f.s, &rc, &rb);
+	assert_int_equal(rc, 2);
+	assert_int_equal(rb, 2);
+	/* 1 confirmed written before 0 could go again: no need for it */
+	for (i = 0; i < 3; i++)
+		mw_sched_sent(f.s, &c[i]);
+	assert_int_equal(mw_sched_confirm(f.s, q, 4), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(k[i]->state, MW_CHUNK_FREE);
+	/* a READY chunk to send again that gets confirmed is freed */
+	park(&f, fill(&f, q));
+	k[0] = c[0] = take_on(&f, 1);
+	mw_sched_sent(f.s, &c[0]);
+	n = 0;
+	mw_sched_chan_lost(f.s, 1, &n, &bytes);
+	assert_int_equal(n, 1);
+	assert_int_equal(mw_sched_confirm(f.s, q, 5), 0);
+	assert_int_equal(k[0]->state, MW_CHUNK_FREE);
+	assert_null(mw_sched_take(f.s, 0, -1, &end));
+	assert_null(end);
+	fix_free(&f);
+}
+
+static void lost_end_claimed_again(void **state)
+{
+	struct mw_sched_stream *q, *end = NULL;
+	uint64_t n = 0, bytes = 0;
+	struct fix f;
+
+	(void)state;
+	q = fix_one(&f, 4);
+	park(&f, fill(&f, q));
+	take_expect(&f, q, 0);
+	mw_sched_input_end(f.s, q, 1);
+	assert_null(mw_sched_take(f.s, 1, -1, &end));
+	assert_ptr_equal(end, q);
+	assert_false(q->end_resent);
+	/* channel 0's loss leaves channel 1's END alone */
+	mw_sched_chan_lost(f.s, 0, &n, &bytes);
+	assert_true(mw_sched_end_taken(f.s, q));
+	mw_sched_chan_lost(f.s, 1, &n, &bytes);
+	assert_int_equal(n, 0);
+	assert_false(mw_sched_end_taken(f.s, q));
+	assert_null(mw_sched_take(f.s, 0, -1, &end));
+	assert_ptr_equal(end, q);
+	assert_true(q->end_resent);
+	assert_true(mw_sched_end_taken(f.s, q));
+	fix_free(&f);
+}
+
+static void lost_channel_leaves_idle_stack(void **state)
+{
+	struct mw_sched_stream *q, *end = NULL;
+	uint64_t n = 0, bytes = 0;
+	struct fix f;
+
+	(void)state;
+	q = fix_one(&f, 4);
+	assert_null(mw_sched_take(f.s, 0, -1, &end));
+	assert_null(mw_sched_take(f.s, 1, -1, &end)); /* on top */
+	mw_sched_chan_lost(f.s, 1, &n, &bytes);
+	park(&f, fill(&f, q));
+	/* the work goes to the channel that is up */
+	assert_false(efd_poked(f.efd[1]));
+	assert_true(efd_poked(f.efd[0]));
+	take_expect(&f, q, 0);
+	fix_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +639,10 @@ int main(void)
 		cmocka_unit_test(idle_channel_woken),
 		cmocka_unit_test(failed_chunk_returns),
 		cmocka_unit_test(adaptive_claims_oldest),
+		cmocka_unit_test(kept_until_confirmed),
+		cmocka_unit_test(lost_channel_resends_first),
+		cmocka_unit_test(lost_end_claimed_again),
+		cmocka_unit_test(lost_channel_leaves_idle_stack),
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);
