@@ -21,6 +21,8 @@ struct mw_stats_stream {
 	uint64_t rev;  /* raw bytes destination -> source */
 };
 
+struct mw_pages_stats;
+
 struct mw_stats_snap {
 	const char *side;
 	const char *io; /* the channels' I/O engine: "uring" or "poll" */
@@ -46,6 +48,9 @@ struct mw_stats_snap {
 	double cpu_process; /* CPU seconds since the process started */
 	double cpu_budget;  /* --cpu-budget in cores; 0: none */
 	double paced_s;	    /* seconds intake waited for the budget */
+	/* send --pages, final line only (the reader has stopped): what the
+	 * page stage did; NULL: --pages off */
+	const struct mw_pages_stats *pages;
 };
 
 struct mw_stats {
