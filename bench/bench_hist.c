@@ -218,9 +218,15 @@ int main(int argc, char **argv)
 				goto usage;
 			r.workers = u;
 			break;
-		case 'l':
-			r.level = atoi(optarg);
+		case 'l': {
+			char *end;
+			long l = strtol(optarg, &end, 10);
+
+			if (*end || l < -7 || l > 19)
+				goto usage;
+			r.level = (int)l;
 			break;
+		}
 		case 'c':
 			if (mw_parse_size(optarg, &v) || v < 4096 ||
 			    v > (16u << 20))
