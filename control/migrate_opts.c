@@ -96,6 +96,8 @@ static const struct mopt mopts[] = {
 	{ "adaptive", 0, O_SEND, "--adaptive", NULL },
 	{ "chunk-size", 1, O_SEND, "--chunk-size SIZE", NULL },
 	{ "window", 1, O_SEND, "--window SIZE", NULL },
+	{ "pages", 1, O_SEND, "--pages auto|off", NULL },
+	{ "page-cache", 1, O_SEND, "--page-cache SIZE", NULL },
 	{ "tls-creds", 1, O_SEND, "--tls-creds DIR", NULL },
 	{ "tls-hostname", 1, O_SEND, "--tls-hostname NAME", NULL },
 	{ "tls-psk", 1, O_SEND, "--tls-psk FILE", NULL },

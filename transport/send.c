@@ -60,6 +60,7 @@
 #include "mw_fd.h"
 #include "mw_log.h"
 #include "mw_tls.h"
+#include "mw_pages.h"
 #include "send_int.h"
 #include "stats.h"
 
@@ -459,6 +460,8 @@ int mw_xp_send_run(const struct mw_xp_cfg *cfg, struct mw_err *err)
 						   s.fail.err.msg);
 	}
 	snap_fill(&s, &sn, chs, sts, t0);
+	/* the readers have stopped: their encoder's counters hold still */
+	sn.pages = s.src.pages ? mw_pages_enc_stats(s.src.pages) : NULL;
 	mw_stats_final(&st, &sn, cfg, ret ? err->msg : "ok");
 	mw_comp_pool_free(s.pool);
 out_stats:

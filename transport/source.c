@@ -209,9 +209,11 @@ static void pages_report(const struct tx_stream *st)
 	       "stream %u: --pages: %" PRIu64 " full pages, %" PRIu64
 	       " sent as references, %" PRIu64 " as deltas, %" PRIu64
 	       " literal, %" PRIu64 " split by a chunk edge; %" PRIu64
-	       " page-encoded chunks, %" PRIu64 " -> %" PRIu64 " bytes",
+	       " page-encoded chunks, %" PRIu64 " -> %" PRIu64
+	       " bytes (%" PRId64 " saved before the codec)",
 	       st->id, ps->pages, ps->refs, ps->deltas, ps->literal,
-	       ps->straddle, ps->chunks, ps->in_bytes, ps->out_bytes);
+	       ps->straddle, ps->chunks, ps->in_bytes, ps->out_bytes,
+	       (int64_t)ps->in_bytes - (int64_t)ps->out_bytes);
 }
 
 static void *reader_main(void *arg)

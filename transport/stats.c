@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "mw_log.h"
+#include "mw_pages.h"
 #include "mw_thread.h"
 #include "mw_wire.h"
 #include "mw_xport.h"
@@ -121,6 +122,22 @@ static void write_paths(struct mw_stats *st, const struct mw_stats_snap *s)
 	fprintf(st->f, "],");
 }
 
+/* send --pages: the page stage's counters; in_bytes - out_bytes is what
+ * it took off the stream before the codec. */
+static void write_pages(FILE *f, const struct mw_pages_stats *p)
+{
+	fprintf(f,
+		",\"pages\":{\"full\":%llu,\"ref\":%llu,\"delta\":%llu,"
+		"\"literal\":%llu,\"straddle\":%llu,\"chunks\":%llu,"
+		"\"in_bytes\":%llu,\"out_bytes\":%llu,\"saved_bytes\":%lld}",
+		(unsigned long long)p->pages, (unsigned long long)p->refs,
+		(unsigned long long)p->deltas, (unsigned long long)p->literal,
+		(unsigned long long)p->straddle, (unsigned long long)p->chunks,
+		(unsigned long long)p->in_bytes,
+		(unsigned long long)p->out_bytes,
+		(long long)p->in_bytes - (long long)p->out_bytes);
+}
+
 void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 {
 	double dt = s->elapsed - st->last_elapsed;
@@ -187,6 +204,8 @@ void mw_stats_write(struct mw_stats *st, const struct mw_stats_snap *s)
 			s->stage_cpu[i]);
 	fprintf(st->f, "}");
 	write_cpu(st, s, dt);
+	if (s->final && s->pages)
+		write_pages(st->f, s->pages);
 	if (s->final) {
 		fprintf(st->f, ",\"result\":\"");
 		for (const char *p = s->result ? s->result : ""; *p; p++)

@@ -26,6 +26,8 @@ struct mw_stats_stream {
 	uint64_t rev;  /* raw bytes destination -> source */
 };
 
+struct mw_pages_stats;
+
 struct mw_stats_snap {
 	const char *side;
 	const char *io; /* the channels' I/O engine: "uring" or "poll" */
@@ -66,6 +68,9 @@ struct mw_stats_snap {
 	const char *path_addr[MW_STATS_PATHS_MAX];
 	uint64_t path_bytes[MW_STATS_PATHS_MAX];
 	unsigned path_reconnects[MW_STATS_PATHS_MAX];
+	/* send --pages, final line only (the reader has stopped): what the
+	 * page stage did; NULL: --pages off */
+	const struct mw_pages_stats *pages;
 };
 
 struct mw_stats {

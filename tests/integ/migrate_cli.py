@@ -289,6 +289,59 @@ def join_token(env, q, sock):
         fail(f'with the token: recv: {recv.stderr().strip()}')
 
 
+def final_stats(path):
+    with open(path) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    if not lines or not lines[-1].get('final'):
+        fail(f'{path}: no final stats line')
+    return lines[-1]
+
+
+def pages(env):
+    """--pages and --page-cache reach send through migrate: send's final
+    stats line carries the page stage's counters (it saw the VM's RAM
+    pages) with them and none without; the receiver runs --pages auto,
+    which accepts either sender."""
+    qemu, q, sock = start_qemu(env, 'pages')
+    got = migrate(env, '--qmp', sock, '--to', '127.0.0.1:9', '--no-tls',
+                  '--pages', 'sometimes')
+    expect('bad --pages', got, 2, 'send refuses')
+    if '--pages' not in got[1]:
+        fail(f'--pages sometimes was not passed to send: {got[1]!r}')
+    for on in (True, False):
+        if on is False:  # the first migration stopped the VM
+            q.close()
+            terminate(qemu)
+            qemu, q, sock = start_qemu(env, 'nopages')
+        recv, rport = env.recv(['--no-tls', '--pages', 'auto',
+                                '--page-cache', '8M'])
+        stats = env.path(f'pages-{on}.json')
+        extra = ['--pages', 'auto', '--page-cache', '8M'] if on else []
+        got = migrate(env, '--qmp', sock, '--to', f'127.0.0.1:{rport}',
+                      '--no-tls', '--dirty-rate-check', '0',
+                      '--stats-file', stats, *extra)
+        expect(f'pages {on}', got, 0, 'completed')
+        if recv.wait(30) != 0 or not os.path.getsize(recv.out):
+            fail(f'pages {on}: recv: {recv.stderr().strip()}')
+        st = final_stats(stats)
+        pg = st.get('pages')
+        if not on:
+            if pg is not None:
+                fail(f'--pages off, yet the stats have pages: {pg}')
+            continue
+        if not pg or pg['full'] == 0 or pg['chunks'] == 0:
+            fail(f'--pages auto: no page-stage counters: {st}')
+        # a page of a chunk left as it is (the first) counts in full
+        # only; one split by a chunk edge in straddle only
+        if pg['ref'] + pg['delta'] + pg['literal'] > pg['full']:
+            fail(f'--pages auto: more kinds than pages: {pg}')
+        if pg['saved_bytes'] != pg['in_bytes'] - pg['out_bytes']:
+            fail(f'--pages auto: saved_bytes is not in - out: {pg}')
+        log(f'    pages: {pg}')
+    q.close()
+    terminate(qemu)
+
+
 def run():
     env = mwtest.Env('migrate_cli')
     if not shutil.which('qemu-system-x86_64'):
@@ -404,6 +457,7 @@ def run():
     join_token(env, q, sock)
     q.close()
     terminate(qemu)
+    pages(env)
     log('PASS')
 
 

@@ -17,6 +17,25 @@ class Nbd:
     def nbd_sock(self, side):
         return self.subst(self.a.nbd_dst_sock if side == "dst" else self.a.nbd_src_sock)
 
+    def nbd_addr(self, side):
+        """QMP SocketAddress of an NBD endpoint: a unix socket path, or
+        tcp:HOST:PORT (QEMU's own NBD over the network, no transport
+        between: with --qemu-tls both ends use TLS)."""
+        s = self.nbd_sock(side)
+        if s.startswith("tcp:"):
+            host, port = s[4:].rsplit(":", 1)
+            return {"type": "inet", "host": host, "port": port}
+        return {"type": "unix", "path": s}
+
+    def nbd_tls(self, side):
+        """tls-creds (and the client's tls-hostname) for a tcp: endpoint
+        with --qemu-tls; nothing for a unix one (the transport encrypts)."""
+        if not (self.a.qemu_tls and self.nbd_sock(side).startswith("tcp:")):
+            return {}
+        if side == "dst":
+            return {"tls-creds": "mwtls0"}
+        return {"tls-creds": "mwtls0", "tls-hostname": self.a.qemu_tls_hostname}
+
     def nbd_dest_start(self, dst):
         """Destination half of libvirt's copy-storage: NBD server on a unix
         socket, the (empty) disk exported writable."""
@@ -26,8 +45,9 @@ class Nbd:
                 node = b["inserted"]["node-name"]
         if not node:
             raise Fail("destination has no disk0 to export")
-        dst.qmp.cmd("nbd-server-start", addr={
-            "type": "unix", "data": {"path": self.nbd_sock("dst")}})
+        addr = self.nbd_addr("dst")
+        dst.qmp.cmd("nbd-server-start", addr={"type": addr.pop("type"), "data": addr},
+                    **self.nbd_tls("dst"))
         try:
             dst.qmp.cmd("block-export-add", type="nbd", id="mig-export",
                         **{"node-name": node, "name": "disk0", "writable": True})
@@ -37,14 +57,16 @@ class Nbd:
                 raise
             dst.qmp.cmd("nbd-server-add", device="disk0", name="disk0", writable=True)
             self.report["nbd_export_cmd"] = "nbd-server-add"
-        log("destination: NBD export disk0 (node %s) on %s" % (node, self.nbd_sock("dst")))
+        log("destination: NBD export disk0 (node %s) on %s%s" % (
+            node, self.nbd_sock("dst"), " with TLS" if self.nbd_tls("dst") else ""))
 
     def nbd_source_mirror(self, src):
         """Source half: nbd node to the transport's NBD endpoint, mirror
         sync=full, wait for READY."""
         t = time.monotonic()
         src.qmp.cmd("blockdev-add", driver="nbd", export="disk0", **{
-            "node-name": "mig-nbd", "server": {"type": "unix", "path": self.nbd_sock("src")}})
+            "node-name": "mig-nbd", "server": self.nbd_addr("src")},
+            **self.nbd_tls("src"))
         src.qmp.cmd("blockdev-mirror", device="disk0", target="mig-nbd", sync="full",
                     **{"job-id": "mig-mirror"})
         self.nbd_state = "mirroring"
